@@ -1,0 +1,38 @@
+/**
+ * Page-aligned buffers for O_DIRECT. Node cannot align its own Buffers, so the
+ * memory comes from posix_memalign through koffi; every buffer made here is
+ * remembered, so a device opened with O_DIRECT can tell whether it may hand a
+ * caller's buffer straight to the kernel or must bounce through one of its own.
+ */
+import { type Libc, libc } from '../sys/libc.js';
+
+export const PAGE_SIZE = 4096;
+
+const alignedMemory = new WeakSet<ArrayBufferLike>();
+
+export interface AlignedBuffer {
+  readonly buf: Uint8Array;
+  free(): void;
+}
+
+export function allocAligned(size: number, alignment = PAGE_SIZE, sys: Libc = libc()): AlignedBuffer {
+  if (!Number.isSafeInteger(size) || size <= 0) throw new RangeError(`aligned buffer size must be a positive integer, got ${size}`);
+  const rounded = Math.ceil(size / alignment) * alignment;
+  const { ptr, buf } = sys.allocAligned(alignment, rounded);
+  alignedMemory.add(buf.buffer);
+  let freed = false;
+  return {
+    buf: buf.subarray(0, size),
+    free() {
+      if (freed) return;
+      freed = true;
+      alignedMemory.delete(buf.buffer);
+      sys.freeAligned(ptr);
+    },
+  };
+}
+
+/** True when `buf` lies in memory from allocAligned and starts and ends on `alignment`. */
+export function isAligned(buf: Uint8Array, alignment = PAGE_SIZE): boolean {
+  return alignedMemory.has(buf.buffer) && buf.byteOffset % alignment === 0 && buf.byteLength % 512 === 0;
+}

@@ -1,0 +1,123 @@
+/**
+ * The one interface every data-holding layer implements.
+ *
+ * The data path is synchronous on purpose: a promise per I/O costs more than a
+ * page-cache read, so I/O runs as plain syscalls inside worker threads and the
+ * event loop is kept for orchestration. Device failures are returned as a
+ * status (0 or an errno, the way the kernel's bi_status works) instead of
+ * thrown, so a fault-heavy run does not pay for stack traces; misuse (a
+ * request out of range or misaligned) throws a BlockRequestError before any
+ * byte moves.
+ */
+
+export const SECTOR_SIZE = 512;
+export const SECTOR_SHIFT = 9;
+
+/** I/O status: OK or an errno value (positive, as in errno.h). */
+export type IoStatus = number;
+export const OK = 0;
+export const EIO = 5;
+export const EINVAL = 22;
+export const ENOSPC = 28;
+export const EROFS = 30;
+export const EOPNOTSUPP = 95;
+export const ENODATA = 61;
+
+const ERRNO_NAMES: Record<number, string> = {
+  0: 'OK',
+  [EIO]: 'EIO',
+  [EINVAL]: 'EINVAL',
+  [ENOSPC]: 'ENOSPC',
+  [EROFS]: 'EROFS',
+  [EOPNOTSUPP]: 'EOPNOTSUPP',
+  [ENODATA]: 'ENODATA',
+};
+
+export function errnoName(status: IoStatus): string {
+  return ERRNO_NAMES[status] ?? `errno ${status}`;
+}
+
+export type LogicalBlockSize = 512 | 4096;
+
+export interface WriteFlags {
+  /** Force unit access: the data is durable when the call returns. */
+  fua?: boolean;
+}
+
+export interface BlockDevice {
+  /** Human name: a path, or a layer description. */
+  readonly name: string;
+  /** Size in 512-byte sectors. */
+  readonly sectors: number;
+  readonly logicalBlockSize: LogicalBlockSize;
+  /** Read buf.length bytes starting at `sector`. */
+  read(sector: number, buf: Uint8Array): IoStatus;
+  /** Write buf.length bytes starting at `sector`. */
+  write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus;
+  /** Make every acknowledged write durable. */
+  flush(): IoStatus;
+  /** Discard (trim) `count` sectors starting at `sector`; reads of discarded space return zeroes. */
+  discard(sector: number, count: number): IoStatus;
+  close(): void;
+}
+
+export type BlockRequestProblem = 'out-of-range' | 'misaligned' | 'closed';
+
+/** A request that can never be valid for this device: thrown before anything is written. */
+export class BlockRequestError extends Error {
+  override readonly name = 'BlockRequestError';
+  constructor(
+    readonly problem: BlockRequestProblem,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Checks a request against a device's geometry. `count` is in sectors.
+ * Shared by every device so the messages are the same everywhere.
+ */
+export function checkRequest(dev: Pick<BlockDevice, 'name' | 'sectors' | 'logicalBlockSize'>, sector: number, count: number): void {
+  if (!Number.isSafeInteger(sector) || sector < 0 || !Number.isSafeInteger(count) || count < 0) {
+    throw new BlockRequestError('out-of-range', `${dev.name}: invalid request sector=${sector} count=${count}`);
+  }
+  if (sector + count > dev.sectors) {
+    throw new BlockRequestError(
+      'out-of-range',
+      `${dev.name}: request [${sector}, ${sector + count}) is beyond the device end (${dev.sectors} sectors)`,
+    );
+  }
+  const lbsSectors = dev.logicalBlockSize >>> SECTOR_SHIFT;
+  if (lbsSectors > 1 && (sector % lbsSectors !== 0 || count % lbsSectors !== 0)) {
+    throw new BlockRequestError(
+      'misaligned',
+      `${dev.name}: request at sector ${sector} of ${count} sectors is not aligned to the ${dev.logicalBlockSize}-byte logical block size`,
+    );
+  }
+}
+
+/** Byte length of a buffer as a sector count; throws when it is not a whole number of sectors. */
+export function bufferSectors(dev: Pick<BlockDevice, 'name'>, buf: Uint8Array): number {
+  if ((buf.length & (SECTOR_SIZE - 1)) !== 0) {
+    throw new BlockRequestError('misaligned', `${dev.name}: buffer of ${buf.length} bytes is not a whole number of 512-byte sectors`);
+  }
+  return buf.length >>> SECTOR_SHIFT;
+}
+
+export function checkIo(dev: Pick<BlockDevice, 'name' | 'sectors' | 'logicalBlockSize'>, sector: number, buf: Uint8Array): number {
+  const count = bufferSectors(dev, buf);
+  checkRequest(dev, sector, count);
+  return count;
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(v >= 100 ? 0 : 1)} ${units[i]}`;
+}

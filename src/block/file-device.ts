@@ -1,0 +1,237 @@
+import * as fs from 'node:fs';
+import { type BlockDevice, type IoStatus, type LogicalBlockSize, type WriteFlags, checkIo, checkRequest, EIO, OK, SECTOR_SHIFT, SECTOR_SIZE } from './device.js';
+import { type AlignedBuffer, allocAligned, isAligned } from './aligned.js';
+import { BLKDISCARD, BLKGETSIZE64, BLKSSZGET, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type Libc, libc, SysError } from '../sys/libc.js';
+
+export interface FileDeviceOptions {
+  readOnly?: boolean;
+  /** Open with O_DIRECT; unaligned caller buffers bounce through an aligned one. */
+  direct?: boolean;
+  /** Regular files only: the logical block size to present (default 512). */
+  logicalBlockSize?: LogicalBlockSize;
+  /** Regular files only: the size to present; the file must be at least this big. Default: the file's size. */
+  sectors?: number;
+  /** Injected libc (tests, or machines without it). */
+  sys?: Libc;
+}
+
+/** A user mistake in opening a device: reported as one line, never a stack trace. */
+export class DeviceOpenError extends Error {
+  override readonly name = 'DeviceOpenError';
+}
+
+/**
+ * A regular file or a block device (/dev/loopN, /dev/mapper/x), opened once and
+ * kept open. Block devices report their size (BLKGETSIZE64) and logical block
+ * size (BLKSSZGET) through ioctls.
+ */
+export class FileDevice implements BlockDevice {
+  readonly name: string;
+  readonly sectors: number;
+  readonly logicalBlockSize: LogicalBlockSize;
+  readonly isBlockDevice: boolean;
+  readonly direct: boolean;
+  readonly readOnly: boolean;
+  private fd: number;
+  private readonly sys: Libc | undefined;
+  private bounce: AlignedBuffer | undefined;
+
+  private constructor(path: string, fd: number, sectors: number, lbs: LogicalBlockSize, isBlock: boolean, opts: FileDeviceOptions, sys: Libc | undefined) {
+    this.name = path;
+    this.fd = fd;
+    this.sectors = sectors;
+    this.logicalBlockSize = lbs;
+    this.isBlockDevice = isBlock;
+    this.direct = opts.direct ?? false;
+    this.readOnly = opts.readOnly ?? false;
+    this.sys = sys;
+  }
+
+  static open(path: string, opts: FileDeviceOptions = {}): FileDevice {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(path);
+    } catch (err) {
+      throw new DeviceOpenError(`cannot open ${path}: ${describeFsError(err)}`);
+    }
+    const isBlock = st.isBlockDevice();
+    if (!isBlock && !st.isFile()) throw new DeviceOpenError(`cannot open ${path}: not a regular file or block device`);
+    let flags = opts.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
+    if (opts.direct) flags |= fs.constants.O_DIRECT;
+    let fd: number;
+    try {
+      fd = fs.openSync(path, flags);
+    } catch (err) {
+      throw new DeviceOpenError(`cannot open ${path}: ${describeFsError(err)}`);
+    }
+    try {
+      let sectors: number;
+      let lbs: LogicalBlockSize;
+      let sys: Libc | undefined;
+      if (isBlock) {
+        sys = opts.sys ?? libc();
+        const bytes = sys.ioctlGetU64(fd, BLKGETSIZE64);
+        const ssz = sys.ioctlGetInt(fd, BLKSSZGET);
+        if (ssz !== 512 && ssz !== 4096) throw new DeviceOpenError(`${path}: unsupported logical block size ${ssz}`);
+        lbs = ssz;
+        sectors = Math.floor(bytes / SECTOR_SIZE);
+        if (opts.sectors !== undefined && opts.sectors !== sectors) {
+          if (opts.sectors > sectors) throw new DeviceOpenError(`${path}: holds ${sectors} sectors, fewer than the ${opts.sectors} asked for`);
+          sectors = opts.sectors;
+        }
+      } else {
+        sys = opts.sys;
+        lbs = opts.logicalBlockSize ?? 512;
+        const fileSectors = Math.floor(st.size / SECTOR_SIZE);
+        sectors = opts.sectors ?? fileSectors;
+        if (sectors > fileSectors) {
+          throw new DeviceOpenError(`${path}: file holds ${fileSectors} sectors (${st.size} bytes), fewer than the ${sectors} asked for`);
+        }
+      }
+      const lbsSectors = lbs >>> SECTOR_SHIFT;
+      sectors -= sectors % lbsSectors;
+      if (sectors <= 0) throw new DeviceOpenError(`${path}: empty device (${st.size} bytes)`);
+      return new FileDevice(path, fd, sectors, lbs, isBlock, opts, sys);
+    } catch (err) {
+      fs.closeSync(fd);
+      if (err instanceof DeviceOpenError) throw err;
+      if (err instanceof SysError) throw new DeviceOpenError(`${path}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  /** Creates (or extends) a sparse regular file of `bytes` bytes. */
+  static createSparse(path: string, bytes: number): void {
+    const fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+    try {
+      if (fs.fstatSync(fd).size < bytes) fs.ftruncateSync(fd, bytes);
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  read(sector: number, buf: Uint8Array): IoStatus {
+    checkIo(this, sector, buf);
+    if (this.direct && !isAligned(buf)) return this.bounced(sector, buf, false);
+    return this.pread(buf, sector * SECTOR_SIZE);
+  }
+
+  write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
+    checkIo(this, sector, buf);
+    if (this.readOnly) return 30; // EROFS
+    const rc = this.direct && !isAligned(buf) ? this.bounced(sector, buf, true) : this.pwrite(buf, sector * SECTOR_SIZE);
+    if (rc === OK && flags?.fua) return this.flush();
+    return rc;
+  }
+
+  flush(): IoStatus {
+    try {
+      fs.fdatasyncSync(this.fd);
+      return OK;
+    } catch (err) {
+      return errnoOf(err);
+    }
+  }
+
+  discard(sector: number, count: number): IoStatus {
+    checkRequest(this, sector, count);
+    if (count === 0) return OK;
+    if (this.readOnly) return 30;
+    try {
+      const sys = this.sys ?? libc();
+      if (this.isBlockDevice) {
+        const range = new Uint8Array(16);
+        const dv = new DataView(range.buffer);
+        dv.setBigUint64(0, BigInt(sector * SECTOR_SIZE), true);
+        dv.setBigUint64(8, BigInt(count * SECTOR_SIZE), true);
+        sys.ioctlBuffer(this.fd, BLKDISCARD, range);
+      } else {
+        sys.fallocate(this.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, sector * SECTOR_SIZE, count * SECTOR_SIZE);
+      }
+      return OK;
+    } catch (err) {
+      if (err instanceof SysError) return err.errno;
+      return errnoOf(err);
+    }
+  }
+
+  close(): void {
+    if (this.fd < 0) return;
+    fs.closeSync(this.fd);
+    this.fd = -1;
+    this.bounce?.free();
+    this.bounce = undefined;
+  }
+
+  /** The open file descriptor (for native batch paths). */
+  get fileDescriptor(): number {
+    return this.fd;
+  }
+
+  private pread(buf: Uint8Array, position: number): IoStatus {
+    try {
+      let done = 0;
+      while (done < buf.length) {
+        const n = fs.readSync(this.fd, buf, done, buf.length - done, position + done);
+        if (n === 0) {
+          buf.fill(0, done); // a sparse tail past EOF of a regular file reads as zeroes
+          break;
+        }
+        done += n;
+      }
+      return OK;
+    } catch (err) {
+      return errnoOf(err);
+    }
+  }
+
+  private pwrite(buf: Uint8Array, position: number): IoStatus {
+    try {
+      let done = 0;
+      while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, position + done);
+      return OK;
+    } catch (err) {
+      return errnoOf(err);
+    }
+  }
+
+  private bounced(sector: number, buf: Uint8Array, isWrite: boolean): IoStatus {
+    if (!this.bounce || this.bounce.buf.length < buf.length) {
+      this.bounce?.free();
+      this.bounce = allocAligned(Math.max(buf.length, 1 << 20), 4096, this.sys ?? libc());
+    }
+    const b = this.bounce.buf.subarray(0, buf.length);
+    if (isWrite) {
+      b.set(buf);
+      return this.pwrite(b, sector * SECTOR_SIZE);
+    }
+    const rc = this.pread(b, sector * SECTOR_SIZE);
+    if (rc === OK) buf.set(b);
+    return rc;
+  }
+}
+
+function errnoOf(err: unknown): IoStatus {
+  const e = err as NodeJS.ErrnoException;
+  if (typeof e?.errno === 'number') return Math.abs(e.errno);
+  return EIO;
+}
+
+export function describeFsError(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  switch (e?.code) {
+    case 'ENOENT':
+      return 'no such file or directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'is a directory';
+    case 'EBUSY':
+      return 'device or resource busy';
+    case 'EINVAL':
+      return 'invalid argument (O_DIRECT not supported here?)';
+    default:
+      return e?.message ?? String(err);
+  }
+}

@@ -1,0 +1,20 @@
+/**
+ * Errors a user can cause (bad input, missing files, a kernel without
+ * device-mapper). The CLI prints their message on one line and exits with
+ * their code; anything else is a bug and keeps its stack trace.
+ */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  constructor(
+    message: string,
+    readonly exitCode = 2,
+  ) {
+    super(message);
+  }
+}
+
+/** Exit codes: 0 ok, 1 the run found problems (oracle findings, failed checks), 2 bad input, 3 environment (missing kernel feature, tool). */
+export const EXIT_OK = 0;
+export const EXIT_FINDINGS = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_ENVIRONMENT = 3;

@@ -1,0 +1,5 @@
+#!/usr/bin/env node
+import { buildProgram } from './program.js';
+import { runCli } from './run-cli.js';
+
+await runCli(buildProgram(), process.argv);

@@ -1,0 +1,15 @@
+import { Command } from 'commander';
+import { VERSION } from '../version.js';
+import { setLogLevel } from '../util/log.js';
+
+export function buildProgram(): Command {
+  const program = new Command('remapsim');
+  program
+    .description('A userspace model of a device-mapper bad-sector remapping target, and the tools to test and measure it')
+    .version(VERSION, '-V, --version')
+    .option('--log-level <level>', 'log verbosity: fatal, error, warn, info, debug, trace, silent', 'silent')
+    .hook('preAction', (cmd) => setLogLevel(cmd.opts().logLevel as string))
+    .showHelpAfterError('(run with --help for usage)')
+    .configureHelp({ showGlobalOptions: true });
+  return program;
+}

@@ -1,0 +1,134 @@
+/**
+ * The libc calls Node does not offer, through koffi. Loaded once, lazily, so a
+ * module that never needs them never touches FFI; everything that needs them
+ * takes a `Libc` (default: `libc()`), so the binding is handed in, not imported
+ * everywhere.
+ */
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+export interface Libc {
+  /** ioctl whose argument is a pointer to one u64 the kernel fills in. */
+  ioctlGetU64(fd: number, request: number): number;
+  /** ioctl whose argument is a pointer to one int the kernel fills in. */
+  ioctlGetInt(fd: number, request: number): number;
+  /** ioctl with a pointer to a buffer (in/out). */
+  ioctlBuffer(fd: number, request: number, buf: Uint8Array): number;
+  /** ioctl with an integer argument; returns the call's result. */
+  ioctlInt(fd: number, request: number, arg: number): number;
+  /** fallocate(2); throws SysError on failure. */
+  fallocate(fd: number, mode: number, offset: number, length: number): void;
+  /** posix_memalign + a view of that memory; free it with `freeAligned`. */
+  allocAligned(alignment: number, size: number): { ptr: unknown; buf: Uint8Array };
+  freeAligned(ptr: unknown): void;
+  /** sched_setaffinity(0, ...) for the calling thread; returns false when the kernel refuses. */
+  setAffinity(cpus: number[]): boolean;
+  /** sched_getcpu() */
+  getCpu(): number;
+}
+
+export class SysError extends Error {
+  override readonly name = 'SysError';
+  constructor(
+    readonly call: string,
+    readonly errno: number,
+  ) {
+    super(`${call} failed: ${errnoText(errno)}`);
+  }
+}
+
+const ERRNO_TEXT: Record<number, string> = {
+  1: 'EPERM (operation not permitted)',
+  2: 'ENOENT (no such file or directory)',
+  5: 'EIO (input/output error)',
+  6: 'ENXIO (no such device or address)',
+  9: 'EBADF (bad file descriptor)',
+  12: 'ENOMEM (out of memory)',
+  13: 'EACCES (permission denied)',
+  16: 'EBUSY (device or resource busy)',
+  17: 'EEXIST (file exists)',
+  19: 'ENODEV (no such device)',
+  22: 'EINVAL (invalid argument)',
+  25: 'ENOTTY (inappropriate ioctl for device)',
+  28: 'ENOSPC (no space left on device)',
+  95: 'EOPNOTSUPP (operation not supported)',
+};
+
+export function errnoText(errno: number): string {
+  return ERRNO_TEXT[errno] ?? `errno ${errno}`;
+}
+
+let cached: Libc | undefined;
+
+export function libc(): Libc {
+  cached ??= loadLibc();
+  return cached;
+}
+
+function loadLibc(): Libc {
+  const koffi = require('koffi') as typeof import('koffi');
+  const lib = koffi.load('libc.so.6');
+  const ioctlU64 = lib.func('ioctl', 'int', ['int', 'unsigned long', koffi.out(koffi.pointer('uint64_t'))]);
+  const ioctlI32 = lib.func('ioctl', 'int', ['int', 'unsigned long', koffi.out(koffi.pointer('int'))]);
+  const ioctlBuf = lib.func('ioctl', 'int', ['int', 'unsigned long', koffi.inout(koffi.pointer('uint8_t'))]);
+  const ioctlArg = lib.func('ioctl', 'int', ['int', 'unsigned long', 'unsigned long']);
+  const fallocate = lib.func('int fallocate(int fd, int mode, int64_t offset, int64_t len)');
+  const posixMemalign = lib.func('int posix_memalign(_Out_ void **p, size_t alignment, size_t size)');
+  const free = lib.func('void free(void *p)');
+  const schedSetaffinity = lib.func('int sched_setaffinity(int pid, size_t size, const uint8_t *mask)');
+  const schedGetcpu = lib.func('int sched_getcpu()');
+
+  const check = (call: string, rc: number): number => {
+    if (rc < 0) throw new SysError(call, koffi.errno());
+    return rc;
+  };
+
+  return {
+    ioctlGetU64(fd, request) {
+      const out = [0];
+      check(`ioctl(0x${request.toString(16)})`, ioctlU64(fd, request, out));
+      return Number(out[0]);
+    },
+    ioctlGetInt(fd, request) {
+      const out = [0];
+      check(`ioctl(0x${request.toString(16)})`, ioctlI32(fd, request, out));
+      return out[0];
+    },
+    ioctlBuffer(fd, request, buf) {
+      return check(`ioctl(0x${request.toString(16)})`, ioctlBuf(fd, request, buf));
+    },
+    ioctlInt(fd, request, arg) {
+      return check(`ioctl(0x${request.toString(16)})`, ioctlArg(fd, request, arg));
+    },
+    fallocate(fd, mode, offset, length) {
+      check('fallocate', fallocate(fd, mode, offset, length));
+    },
+    allocAligned(alignment, size) {
+      const out: unknown[] = [null];
+      const rc = posixMemalign(out, alignment, size);
+      if (rc !== 0) throw new SysError('posix_memalign', rc);
+      const ab = koffi.view(out[0], size) as ArrayBuffer;
+      return { ptr: out[0], buf: new Uint8Array(ab) };
+    },
+    freeAligned(ptr) {
+      free(ptr);
+    },
+    setAffinity(cpus) {
+      const mask = new Uint8Array(128);
+      for (const c of cpus) mask[c >>> 3] |= 1 << (c & 7);
+      return schedSetaffinity(0, mask.length, mask) === 0;
+    },
+    getCpu() {
+      return schedGetcpu();
+    },
+  };
+}
+
+/** Linux ioctl request numbers used by more than one module. */
+export const BLKGETSIZE64 = 0x80081272;
+export const BLKSSZGET = 0x1268;
+export const BLKDISCARD = 0x1277;
+export const BLKFLSBUF = 0x1261;
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;

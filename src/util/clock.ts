@@ -1,0 +1,46 @@
+/**
+ * Time for the data path. Fault layers and the scanner take a Clock so tests
+ * can drive time by hand; the real one sleeps by blocking the calling thread
+ * (Atomics.wait), which is what a slow device does to the thread that waits
+ * for it.
+ */
+export interface Clock {
+  /** Monotonic time in nanoseconds (a double: exact to 2^53 ns, about 104 days). */
+  nowNs(): number;
+  /** Block the calling thread for `ns` nanoseconds. */
+  sleepNs(ns: number): void;
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+const origin = process.hrtime.bigint();
+
+export const realClock: Clock = {
+  nowNs: () => Number(process.hrtime.bigint() - origin),
+  sleepNs(ns) {
+    if (ns <= 0) return;
+    if (ns < 50_000) {
+      // Atomics.wait cannot sleep less than about 50 µs; spin for short delays.
+      const until = realClock.nowNs() + ns;
+      while (realClock.nowNs() < until);
+      return;
+    }
+    Atomics.wait(sleeper, 0, 0, ns / 1e6);
+  },
+};
+
+/** A clock that only moves when told to: sleeping advances it. */
+export class ManualClock implements Clock {
+  constructor(private t = 0) {}
+  nowNs(): number {
+    return this.t;
+  }
+  sleepNs(ns: number): void {
+    if (ns > 0) this.t += ns;
+  }
+  advance(ns: number): void {
+    this.t += ns;
+  }
+  set(ns: number): void {
+    this.t = ns;
+  }
+}

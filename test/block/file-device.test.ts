@@ -1,0 +1,106 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileDevice, DeviceOpenError } from '../../src/block/file-device.js';
+import { allocAligned } from '../../src/block/aligned.js';
+import { OK } from '../../src/block/device.js';
+import { loopUnavailable, skipReason, tmpDir } from '../helpers/tmp.js';
+
+const tmp = tmpDir();
+afterAll(() => tmp.cleanup());
+
+function pattern(len: number, seed: number): Uint8Array {
+  const b = new Uint8Array(len);
+  for (let i = 0; i < len; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+describe('FileDevice on a regular file', () => {
+  const file = path.join(tmp.dir, 'a.img');
+  beforeAll(() => FileDevice.createSparse(file, 8 << 20));
+
+  it('writes, reads back, flushes and punches holes', () => {
+    const dev = FileDevice.open(file);
+    try {
+      expect(dev.sectors).toBe(16384);
+      expect(dev.isBlockDevice).toBe(false);
+      const data = pattern(65536, 3);
+      expect(dev.write(100, data, { fua: true })).toBe(OK);
+      const out = new Uint8Array(65536);
+      expect(dev.read(100, out)).toBe(OK);
+      expect(out).toEqual(data);
+      expect(dev.flush()).toBe(OK);
+      expect(dev.discard(104, 8)).toBe(OK);
+      dev.read(100, out);
+      expect(out.subarray(0, 2048)).toEqual(data.subarray(0, 2048));
+      expect(out.subarray(2048, 6144).every((b) => b === 0)).toBe(true);
+      expect(out.subarray(6144)).toEqual(data.subarray(6144));
+    } finally {
+      dev.close();
+    }
+  });
+
+  it('O_DIRECT works with aligned and with ordinary buffers', () => {
+    const dev = FileDevice.open(file, { direct: true, logicalBlockSize: 4096 });
+    const a = allocAligned(8192);
+    try {
+      a.buf.set(pattern(8192, 5));
+      expect(dev.write(16, a.buf)).toBe(OK);
+      const plain = new Uint8Array(8192);
+      expect(dev.read(16, plain)).toBe(OK); // bounced
+      expect(plain).toEqual(pattern(8192, 5));
+      a.buf.fill(0);
+      expect(dev.read(16, a.buf)).toBe(OK); // straight to the kernel
+      expect(a.buf).toEqual(pattern(8192, 5));
+    } finally {
+      a.free();
+      dev.close();
+    }
+  });
+
+  it('names the problem when it cannot open', () => {
+    expect(() => FileDevice.open(path.join(tmp.dir, 'missing.img'))).toThrow(/missing.img: no such file or directory/);
+    expect(() => FileDevice.open(tmp.dir)).toThrow(DeviceOpenError);
+    expect(() => FileDevice.open(file, { sectors: 1 << 20 })).toThrow(/fewer than the 1048576 asked for/);
+  });
+});
+
+describe.skipIf(skipReason(loopUnavailable(), 'loop-device tests'))('FileDevice on a loop device', () => {
+  let loop = '';
+  const backing = path.join(tmp.dir, 'loop.img');
+  beforeAll(() => {
+    FileDevice.createSparse(backing, 4 << 20);
+    loop = execFileSync('losetup', ['-f', '--show', '--sector-size', '4096', backing], { encoding: 'utf8' }).trim();
+  });
+  afterAll(() => {
+    if (loop) execFileSync('losetup', ['-d', loop]);
+  });
+
+  it('gets size and logical block size from the kernel', () => {
+    const dev = FileDevice.open(loop);
+    try {
+      expect(dev.isBlockDevice).toBe(true);
+      expect(dev.sectors).toBe(8192);
+      expect(dev.logicalBlockSize).toBe(4096);
+      const data = pattern(4096, 9);
+      expect(dev.write(8, data)).toBe(OK);
+      expect(dev.flush()).toBe(OK);
+      const out = new Uint8Array(4096);
+      expect(dev.read(8, out)).toBe(OK);
+      expect(out).toEqual(data);
+      expect(() => dev.read(4, out)).toThrow(/not aligned/);
+      expect(dev.discard(8, 8)).toBe(OK);
+      dev.read(8, out);
+      expect(out.every((b) => b === 0)).toBe(true);
+    } finally {
+      dev.close();
+    }
+    // what the device saw is what the backing file holds
+    const fd = fs.openSync(backing, 'r');
+    const raw = Buffer.alloc(4096);
+    fs.readSync(fd, raw, 0, 4096, 8 * 512);
+    fs.closeSync(fd);
+    expect(raw.every((b) => b === 0)).toBe(true);
+  });
+});
