@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
 import { setLogLevel } from '../util/log.js';
+import { registerCheckTable } from './commands/check-table.js';
 
 export function buildProgram(): Command {
   const program = new Command('remapsim');
@@ -10,6 +11,8 @@ export function buildProgram(): Command {
     .option('--log-level <level>', 'log verbosity: fatal, error, warn, info, debug, trace, silent', 'silent')
     .hook('preAction', (cmd) => setLogLevel(cmd.opts().logLevel as string))
     .showHelpAfterError('(run with --help for usage)')
-    .configureHelp({ showGlobalOptions: true });
+    .configureHelp({ showGlobalOptions: true })
+    .exitOverride(); // before the subcommands: they copy it when created
+  registerCheckTable(program);
   return program;
 }

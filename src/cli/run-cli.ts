@@ -13,7 +13,6 @@ function userFacing(err: unknown): { message: string; code: number } | undefined
 }
 
 export async function runCli(program: Command, argv: string[]): Promise<void> {
-  program.exitOverride();
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,0 +1,606 @@
+/**
+ * The `safe` policy: remapsim's own remapping target, built to lose nothing
+ * it acknowledged.
+ *
+ *   - The remap unit is the main device's logical block. Requests are split at
+ *     remap boundaries: each block goes where it lives.
+ *   - A write that fails on main is retried block by block; each failing block
+ *     gets a newly allocated spare block, the data goes there, the remap is
+ *     recorded (durably, through the journal) and only then is the write
+ *     acknowledged.
+ *   - A read that fails returns EIO and marks the failing blocks pending; the
+ *     next write to a pending block remaps it (the data is then new, so nothing
+ *     is lost that was not already unreadable).
+ *   - The metadata areas at both ends of the spare are never given to data.
+ *   - A full spare makes the write fail with ENOSPC, counted in the status.
+ *   - flush reaches both devices; FUA is honoured on whichever device a block
+ *     lands on.
+ *
+ * Table line: `0 <len> remap <main> <spare> [<#features> <features...>]`, with
+ * features `reserved_sectors <n>` (metadata area at each end of the spare,
+ * default SAFE_DEFAULT_RESERVED_SECTORS) and `no_discard_passdown`.
+ */
+import { type BlockDevice, type IoStatus, type LogicalBlockSize, type WriteFlags, EIO, ENOSPC, OK, SECTOR_SHIFT, checkIo, checkRequest } from '../block/device.js';
+import { type ControlTarget, MessageError, TableError } from '../control/target.js';
+import { kstrtoull } from '../util/kernel-parse.js';
+import { log } from '../util/log.js';
+import { RemapTable } from './remap-table.js';
+import type { TableLine } from '../control/table-line.js';
+
+export const SAFE_TARGET_NAME = 'remap';
+export const SAFE_STATUS_VERSION = 'v1';
+/** 1 MiB at each end of the spare by default. */
+export const SAFE_DEFAULT_RESERVED_SECTORS = 2048;
+
+/**
+ * Where remaps are made durable before a write is acknowledged. The
+ * in-memory journal keeps nothing across a restart; the metadata store
+ * (src/metadata) persists to the spare's reserved areas.
+ */
+export interface RemapJournal {
+  /** Records main block -> spare block (and the allocation cursor); durable when it returns OK. */
+  recordRemap(mainBlock: number, spareBlock: number, cursor: number): IoStatus;
+  recordUnremap(mainBlock: number): IoStatus;
+  /** Records that a spare block must never be used again. */
+  recordBadSpare(spareBlock: number, cursor: number): IoStatus;
+  flush(): IoStatus;
+}
+
+export const inMemoryJournal: RemapJournal = {
+  recordRemap: () => OK,
+  recordUnremap: () => OK,
+  recordBadSpare: () => OK,
+  flush: () => OK,
+};
+
+export interface SafeOptions {
+  main: BlockDevice;
+  spare: BlockDevice;
+  mainPath?: string;
+  sparePath?: string;
+  reservedSectors?: number;
+  discardPassdown?: boolean;
+  journal?: RemapJournal;
+  /** Remaps and cursor restored from metadata. */
+  restored?: { remaps: Iterable<[number, number]>; cursor: number; badSpare?: Iterable<number>; pending?: Iterable<number> };
+}
+
+interface SafeCounters {
+  reads: number;
+  writes: number;
+  flushes: number;
+  discards: number;
+  readErrors: number;
+  writeErrors: number;
+  remappedReads: number;
+  remappedWrites: number;
+  remapsMade: number;
+  pendingRemapped: number;
+  spareWriteErrors: number;
+  enospc: number;
+}
+
+const zeroCounters = (): SafeCounters => ({
+  reads: 0,
+  writes: 0,
+  flushes: 0,
+  discards: 0,
+  readErrors: 0,
+  writeErrors: 0,
+  remappedReads: 0,
+  remappedWrites: 0,
+  remapsMade: 0,
+  pendingRemapped: 0,
+  spareWriteErrors: 0,
+  enospc: 0,
+});
+
+export class SafeRemapTarget implements BlockDevice, ControlTarget {
+  readonly targetType = SAFE_TARGET_NAME;
+  readonly name: string;
+  readonly sectors: number;
+  readonly logicalBlockSize: LogicalBlockSize;
+  readonly main: BlockDevice;
+  readonly spare: BlockDevice;
+  readonly mainPath: string;
+  readonly sparePath: string;
+  /** Sectors per remap unit (logical block). */
+  readonly unit: number;
+  readonly reservedSectors: number;
+  /** First and one-past-last spare block available to data. */
+  readonly spareFirstBlock: number;
+  readonly spareEndBlock: number;
+  readonly discardPassdown: boolean;
+  private readonly remapTable: RemapTable;
+  private readonly journal: RemapJournal;
+  private cursor: number;
+  private readonly badSpare = new Set<number>();
+  private readonly pending = new Set<number>();
+  private counters = zeroCounters();
+  private readonly unitShift: number;
+
+  constructor(opts: SafeOptions) {
+    const { main, spare } = opts;
+    if (main.logicalBlockSize !== spare.logicalBlockSize) {
+      throw new TableError(`main and spare logical block sizes differ (${main.logicalBlockSize} vs ${spare.logicalBlockSize} bytes)`);
+    }
+    this.main = main;
+    this.spare = spare;
+    this.mainPath = opts.mainPath ?? main.name;
+    this.sparePath = opts.sparePath ?? spare.name;
+    this.name = `${SAFE_TARGET_NAME}(${this.mainPath},${this.sparePath})`;
+    this.sectors = main.sectors;
+    this.logicalBlockSize = main.logicalBlockSize;
+    this.unit = main.logicalBlockSize >>> SECTOR_SHIFT;
+    this.unitShift = Math.log2(this.unit);
+    const reserved = opts.reservedSectors ?? SAFE_DEFAULT_RESERVED_SECTORS;
+    if (!Number.isSafeInteger(reserved) || reserved < 0 || reserved % this.unit !== 0) {
+      throw new TableError(`reserved_sectors must be a whole number of ${this.logicalBlockSize}-byte blocks, got ${reserved}`);
+    }
+    this.reservedSectors = reserved;
+    const spareBlocks = Math.floor(spare.sectors / this.unit);
+    this.spareFirstBlock = reserved / this.unit;
+    this.spareEndBlock = spareBlocks - reserved / this.unit;
+    if (this.spareEndBlock <= this.spareFirstBlock) {
+      throw new TableError(`spare too small: ${spare.sectors} sectors leave no room for data after 2 x ${reserved} reserved sectors`, 28);
+    }
+    this.discardPassdown = opts.discardPassdown ?? true;
+    this.journal = opts.journal ?? inMemoryJournal;
+    this.remapTable = new RemapTable({ keySpace: Math.floor(main.sectors / this.unit) });
+    this.cursor = this.spareFirstBlock;
+    if (opts.restored) {
+      const keys: number[] = [];
+      const values: number[] = [];
+      for (const [k, v] of opts.restored.remaps) {
+        keys.push(k);
+        values.push(v);
+      }
+      this.remapTable.setMany(keys, values);
+      this.cursor = Math.max(this.spareFirstBlock, opts.restored.cursor);
+      for (const b of opts.restored.badSpare ?? []) this.badSpare.add(b);
+      for (const b of opts.restored.pending ?? []) this.pending.add(b);
+    }
+  }
+
+  static fromTable(line: TableLine, open: (path: string) => BlockDevice, extra: Pick<SafeOptions, 'journal' | 'restored'> = {}): SafeRemapTarget {
+    const args = line.args;
+    if (args.length < 2) throw new TableError(`remap: expected '<main> <spare> [<#features> <features...>]', got ${args.length} argument(s)`);
+    const [mainPath, sparePath, countText, ...features] = args;
+    let reservedSectors: number | undefined;
+    let discardPassdown = true;
+    if (countText !== undefined) {
+      const n = kstrtoull(countText);
+      if (n === undefined || Number(n) !== features.length) {
+        throw new TableError(`remap: feature count '${countText}' does not match the ${features.length} feature argument(s) that follow`);
+      }
+      for (let i = 0; i < features.length; i++) {
+        const f = features[i];
+        if (f === 'reserved_sectors') {
+          const v = features[i + 1] === undefined ? undefined : kstrtoull(features[i + 1]);
+          if (v === undefined || v > BigInt(Number.MAX_SAFE_INTEGER)) throw new TableError(`remap: reserved_sectors needs a number of sectors, got '${features[i + 1] ?? ''}'`);
+          reservedSectors = Number(v);
+          i++;
+        } else if (f === 'no_discard_passdown') {
+          discardPassdown = false;
+        } else {
+          throw new TableError(`remap: unknown feature '${f}' (known: reserved_sectors <n>, no_discard_passdown)`);
+        }
+      }
+    }
+    let main: BlockDevice;
+    try {
+      main = open(mainPath);
+    } catch (err) {
+      throw new TableError(`remap: cannot open main device: ${(err as Error).message}`, 2);
+    }
+    let spare: BlockDevice;
+    try {
+      spare = open(sparePath);
+    } catch (err) {
+      main.close();
+      throw new TableError(`remap: cannot open spare device: ${(err as Error).message}`, 2);
+    }
+    try {
+      return new SafeRemapTarget({ main, spare, mainPath, sparePath, reservedSectors, discardPassdown, ...extra });
+    } catch (err) {
+      main.close();
+      spare.close();
+      throw err;
+    }
+  }
+
+  // ---- data path ----
+
+  read(sector: number, buf: Uint8Array): IoStatus {
+    const count = checkIo(this, sector, buf);
+    this.counters.reads++;
+    const u = this.unitShift;
+    const b0 = sector >>> 0 === sector ? sector >> u : Math.floor(sector / this.unit);
+    const nb = count >> u;
+    if (!this.remapTable.anyInRange(b0, nb)) return this.readMain(sector, buf);
+    let status: IoStatus = OK;
+    this.forEachRun(b0, nb, (first, n, spareFirst) => {
+      const part = buf.subarray((first - b0) * this.logicalBlockSize, (first - b0 + n) * this.logicalBlockSize);
+      let rc: IoStatus;
+      if (spareFirst < 0) rc = this.readMain(first * this.unit, part);
+      else {
+        this.counters.remappedReads++;
+        rc = this.spare.read(spareFirst * this.unit, part);
+        if (rc !== OK) this.counters.readErrors++;
+      }
+      if (rc !== OK && status === OK) status = rc;
+    });
+    return status;
+  }
+
+  write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
+    const count = checkIo(this, sector, buf);
+    this.counters.writes++;
+    const u = this.unitShift;
+    const b0 = Math.floor(sector / this.unit);
+    const nb = count >> u;
+    if (this.pending.size === 0 && !this.remapTable.anyInRange(b0, nb)) {
+      const rc = this.main.write(sector, buf, flags);
+      if (rc === OK) return OK;
+      return this.afterMainWriteError(b0, nb, buf, flags);
+    }
+    let status: IoStatus = OK;
+    this.forEachRun(b0, nb, (first, n, spareFirst) => {
+      const part = buf.subarray((first - b0) * this.logicalBlockSize, (first - b0 + n) * this.logicalBlockSize);
+      let rc: IoStatus;
+      if (spareFirst >= 0) {
+        this.counters.remappedWrites++;
+        rc = this.spare.write(spareFirst * this.unit, part, flags);
+        if (rc !== OK) rc = this.moveRemappedRun(first, n, part, flags);
+      } else if (this.hasPending(first, n)) {
+        rc = this.writeBlocks(first, n, part, flags, first);
+      } else {
+        rc = this.main.write(first * this.unit, part, flags);
+        if (rc !== OK) rc = this.afterMainWriteError(first, n, part, flags);
+      }
+      if (rc !== OK && status === OK) status = rc;
+    });
+    return status;
+  }
+
+  flush(): IoStatus {
+    this.counters.flushes++;
+    const a = this.main.flush();
+    const b = this.spare.flush();
+    const c = this.journal.flush();
+    return a !== OK ? a : b !== OK ? b : c;
+  }
+
+  discard(sector: number, count: number): IoStatus {
+    checkRequest(this, sector, count);
+    this.counters.discards++;
+    if (!this.discardPassdown || count === 0) return OK;
+    const b0 = Math.floor(sector / this.unit);
+    const nb = count / this.unit;
+    let status: IoStatus = OK;
+    this.forEachRun(b0, nb, (first, n, spareFirst) => {
+      const rc = spareFirst < 0 ? this.main.discard(first * this.unit, n * this.unit) : this.spare.discard(spareFirst * this.unit, n * this.unit);
+      if (rc !== OK && status === OK) status = rc;
+    });
+    return status;
+  }
+
+  close(): void {
+    this.remapTable.close();
+    this.main.close();
+    this.spare.close();
+  }
+
+  /**
+   * Splits [b0, b0+nb) into runs that live in one place: on main (spareFirst
+   * = -1) or on consecutive spare blocks.
+   */
+  private forEachRun(b0: number, nb: number, fn: (first: number, n: number, spareFirst: number) => void): void {
+    let runStart = b0;
+    let runSpare = -1;
+    let runLen = 0;
+    const end = b0 + nb;
+    let next = b0;
+    const flushRun = (): void => {
+      if (runLen > 0) fn(runStart, runLen, runSpare);
+      runLen = 0;
+    };
+    this.remapTable.forEachInRange(b0, nb, (k, v) => {
+      if (k > next) {
+        // main blocks before this remap
+        if (runLen > 0 && runSpare < 0) runLen += k - next;
+        else {
+          flushRun();
+          runStart = next;
+          runSpare = -1;
+          runLen = k - next;
+        }
+      }
+      if (runLen > 0 && runSpare >= 0 && runSpare + runLen === v && runStart + runLen === k) runLen++;
+      else {
+        flushRun();
+        runStart = k;
+        runSpare = v;
+        runLen = 1;
+      }
+      next = k + 1;
+    });
+    if (next < end) {
+      if (runLen > 0 && runSpare < 0) runLen += end - next;
+      else {
+        flushRun();
+        runStart = next;
+        runSpare = -1;
+        runLen = end - next;
+      }
+    }
+    flushRun();
+  }
+
+  private hasPending(first: number, n: number): boolean {
+    if (this.pending.size === 0) return false;
+    for (let b = first; b < first + n; b++) if (this.pending.has(b)) return true;
+    return false;
+  }
+
+  private readMain(sector: number, buf: Uint8Array): IoStatus {
+    const rc = this.main.read(sector, buf);
+    if (rc === OK) return OK;
+    this.counters.readErrors++;
+    // find which blocks fail, so only those become pending
+    const bs = this.logicalBlockSize;
+    const first = Math.floor(sector / this.unit);
+    const n = buf.length / bs;
+    for (let i = 0; i < n; i++) {
+      const part = buf.subarray(i * bs, (i + 1) * bs);
+      if (n === 1 || this.main.read((first + i) * this.unit, part) !== OK) {
+        if (!this.pending.has(first + i)) log.warn(`read error on main block ${first + i}: marked pending, the next write remaps it`);
+        this.pending.add(first + i);
+      }
+    }
+    return rc;
+  }
+
+  /**
+   * A write of [first, first+n) failed on main. One block: it is the failing
+   * one, remap it. Several: write them one by one to find which fail.
+   */
+  private afterMainWriteError(first: number, n: number, buf: Uint8Array, flags: WriteFlags | undefined): IoStatus {
+    if (n > 1) return this.writeBlocks(first, n, buf, flags, first);
+    this.counters.writeErrors++;
+    return this.remapBlock(first, buf, flags);
+  }
+
+  /**
+   * Writes blocks one by one (after a failed multi-block write, or when some
+   * are pending): pending or failing blocks are remapped.
+   */
+  private writeBlocks(first: number, n: number, buf: Uint8Array, flags: WriteFlags | undefined, bufBlock0: number): IoStatus {
+    const bs = this.logicalBlockSize;
+    let status: IoStatus = OK;
+    for (let b = first; b < first + n; b++) {
+      const part = buf.subarray((b - bufBlock0) * bs, (b - bufBlock0 + 1) * bs);
+      let rc: IoStatus;
+      if (this.pending.has(b)) {
+        rc = this.remapBlock(b, part, flags);
+        if (rc === OK) this.counters.pendingRemapped++;
+      } else {
+        rc = this.main.write(b * this.unit, part, flags);
+        if (rc !== OK) {
+          this.counters.writeErrors++;
+          rc = this.remapBlock(b, part, flags);
+        }
+      }
+      if (rc !== OK && status === OK) status = rc;
+    }
+    return status;
+  }
+
+  /** A write to remapped blocks failed on the spare: move each block to a fresh spare block. */
+  private moveRemappedRun(first: number, n: number, buf: Uint8Array, flags: WriteFlags | undefined): IoStatus {
+    const bs = this.logicalBlockSize;
+    let status: IoStatus = OK;
+    for (let i = 0; i < n; i++) {
+      const part = buf.subarray(i * bs, (i + 1) * bs);
+      const old = this.remapTable.get(first + i);
+      let rc = this.spare.write(old * this.unit, part, flags);
+      if (rc !== OK) {
+        this.counters.spareWriteErrors++;
+        this.markBadSpare(old);
+        rc = this.remapBlock(first + i, part, flags);
+      }
+      if (rc !== OK && status === OK) status = rc;
+    }
+    return status;
+  }
+
+  /** Puts one block's data on a new spare block and records the remap before returning OK. */
+  private remapBlock(block: number, data: Uint8Array, flags: WriteFlags | undefined): IoStatus {
+    for (;;) {
+      const spareBlock = this.allocate();
+      if (spareBlock < 0) {
+        this.counters.enospc++;
+        log.error(`spare full: cannot remap main block ${block}`);
+        return ENOSPC;
+      }
+      const rc = this.spare.write(spareBlock * this.unit, data, flags);
+      if (rc !== OK) {
+        this.counters.spareWriteErrors++;
+        this.markBadSpare(spareBlock);
+        continue;
+      }
+      // data first, then the durable record, then the table: the write is acknowledged only after all three
+      const jr = this.journal.recordRemap(block, spareBlock, this.cursor);
+      if (jr !== OK) return jr;
+      this.remapTable.set(block, spareBlock);
+      this.pending.delete(block);
+      this.counters.remapsMade++;
+      log.info(`remapped main block ${block} -> spare block ${spareBlock}`);
+      return OK;
+    }
+  }
+
+  private allocate(): number {
+    while (this.cursor < this.spareEndBlock && this.badSpare.has(this.cursor)) this.cursor++;
+    if (this.cursor >= this.spareEndBlock) return -1;
+    return this.cursor++;
+  }
+
+  private markBadSpare(spareBlock: number): void {
+    this.badSpare.add(spareBlock);
+    this.journal.recordBadSpare(spareBlock, this.cursor);
+    log.warn(`spare block ${spareBlock} failed a write: never used again`);
+  }
+
+  // ---- control plane ----
+
+  tableArgs(): string {
+    const features: string[] = [];
+    if (this.reservedSectors !== SAFE_DEFAULT_RESERVED_SECTORS) features.push('reserved_sectors', String(this.reservedSectors));
+    if (!this.discardPassdown) features.push('no_discard_passdown');
+    return [this.mainPath, this.sparePath, ...(features.length > 0 ? [String(features.length), ...features] : [])].join(' ');
+  }
+
+  table(): string {
+    return `0 ${this.sectors} ${SAFE_TARGET_NAME} ${this.tableArgs()}`;
+  }
+
+  get spareBlocksTotal(): number {
+    return this.spareEndBlock - this.spareFirstBlock;
+  }
+
+  get spareBlocksUsed(): number {
+    return this.cursor - this.spareFirstBlock;
+  }
+
+  get remapCount(): number {
+    return this.remapTable.size;
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /** Status tokens: `v1 <main> <spare> <remaps> <pending> <spare used>/<spare total> <read errors> <write errors> <enospc> <state>`. */
+  statusTokens(): string[] {
+    const state = this.cursor >= this.spareEndBlock ? 'spare_full' : 'ok';
+    return [
+      SAFE_STATUS_VERSION,
+      this.mainPath,
+      this.sparePath,
+      String(this.remapTable.size),
+      String(this.pending.size),
+      `${this.spareBlocksUsed}/${this.spareBlocksTotal}`,
+      String(this.counters.readErrors),
+      String(this.counters.writeErrors),
+      String(this.counters.enospc),
+      state,
+    ];
+  }
+
+  status(): string {
+    return `0 ${this.sectors} ${SAFE_TARGET_NAME} ${this.statusTokens().join(' ')}`;
+  }
+
+  stats(): SafeCounters & { remaps: number; pending: number; spareUsed: number; spareTotal: number; badSpare: number } {
+    return { ...this.counters, remaps: this.remapTable.size, pending: this.pending.size, spareUsed: this.spareBlocksUsed, spareTotal: this.spareBlocksTotal, badSpare: this.badSpare.size };
+  }
+
+  message(args: string[]): string {
+    if (args.length === 0) throw new MessageError('remap: empty message');
+    const [cmd, ...rest] = args;
+    switch (cmd.toLowerCase()) {
+      case 'help':
+        return 'Commands: help, status, stats, clear_stats, remap <block>, unremap <block>, list [<first> <count>], pending';
+      case 'status': {
+        const s = this.stats();
+        return `remaps=${s.remaps} pending=${s.pending} spare_used=${s.spareUsed} spare_total=${s.spareTotal} read_errors=${s.readErrors} write_errors=${s.writeErrors} enospc=${s.enospc}`;
+      }
+      case 'stats':
+        return Object.entries(this.stats())
+          .map(([k, v]) => `${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}=${v}`)
+          .join(' ');
+      case 'clear_stats':
+        this.counters = zeroCounters();
+        return 'Statistics cleared';
+      case 'remap':
+        return this.messageRemap(rest);
+      case 'unremap':
+        return this.messageUnremap(rest);
+      case 'list':
+        return this.messageList(rest);
+      case 'pending':
+        return [...this.pending].sort((a, b) => a - b).join(' ');
+      default:
+        throw new MessageError(`remap: unknown message '${cmd}' (try 'help')`);
+    }
+  }
+
+  private parseBlock(cmd: string, args: string[], count = 1): number[] {
+    if (args.length !== count) throw new MessageError(`remap: '${cmd}' takes ${count} argument(s), got ${args.length}`);
+    const maxBlock = this.sectors / this.unit;
+    return args.map((a) => {
+      const v = kstrtoull(a);
+      if (v === undefined) throw new MessageError(`remap: ${cmd}: '${a}' is not a block number`);
+      if (v >= BigInt(maxBlock)) throw new MessageError(`remap: ${cmd}: block ${a} is beyond the device end (blocks 0..${maxBlock - 1})`);
+      return Number(v);
+    });
+  }
+
+  /** Moves a readable block to the spare (proactive remap): its data is copied first. */
+  private messageRemap(args: string[]): string {
+    const [block] = this.parseBlock('remap', args);
+    const existing = this.remapTable.get(block);
+    if (existing >= 0) throw new MessageError(`remap: block ${block} is already remapped to spare block ${existing}`, 17);
+    const data = new Uint8Array(this.logicalBlockSize);
+    if (this.main.read(block * this.unit, data) !== OK) {
+      this.pending.add(block);
+      throw new MessageError(`remap: block ${block} cannot be read, so its data cannot be moved; it is now pending and the next write remaps it`, EIO);
+    }
+    const rc = this.remapBlock(block, data, { fua: true });
+    if (rc !== OK) throw new MessageError(`remap: cannot remap block ${block}: ${rc === ENOSPC ? 'spare full' : `errno ${rc}`}`, rc);
+    return `block ${block} remapped to spare block ${this.remapTable.get(block)}`;
+  }
+
+  /** Moves a block back to main: its data is copied back first; the spare block is not reused. */
+  private messageUnremap(args: string[]): string {
+    const [block] = this.parseBlock('unremap', args);
+    const spareBlock = this.remapTable.get(block);
+    if (spareBlock < 0) throw new MessageError(`remap: block ${block} is not remapped`, 61);
+    const data = new Uint8Array(this.logicalBlockSize);
+    if (this.spare.read(spareBlock * this.unit, data) !== OK) throw new MessageError(`remap: cannot read spare block ${spareBlock}`, EIO);
+    if (this.main.write(block * this.unit, data, { fua: true }) !== OK) throw new MessageError(`remap: main block ${block} still fails writes; remap kept`, EIO);
+    const jr = this.journal.recordUnremap(block);
+    if (jr !== OK) throw new MessageError(`remap: cannot record the unremap of block ${block}`, jr);
+    this.remapTable.delete(block);
+    return `block ${block} moved back to main`;
+  }
+
+  private messageList(args: string[]): string {
+    let first = 0;
+    let count = this.sectors / this.unit;
+    if (args.length > 0) [first, count] = this.parseBlock('list', args, 2);
+    const lines: string[] = [];
+    const { keys, values } = this.remapTable.snapshot();
+    for (let i = 0; i < keys.length; i++) if (keys[i] >= first && keys[i] < first + count) lines.push(`${keys[i]} ${values[i]}`);
+    return lines.join('\n');
+  }
+
+  /** The spare block `block` is remapped to, or -1. */
+  lookup(block: number): number {
+    return this.remapTable.get(block);
+  }
+
+  /** All remaps, sorted by main block. */
+  remaps(): { keys: Float64Array; values: Float64Array } {
+    return this.remapTable.snapshot();
+  }
+
+  get allocationCursor(): number {
+    return this.cursor;
+  }
+
+  pendingBlocks(): number[] {
+    return [...this.pending].sort((a, b) => a - b);
+  }
+}

@@ -1,0 +1,190 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryDevice } from '../../src/block/memory-device.js';
+import { EIO, EOPNOTSUPP, OK } from '../../src/block/device.js';
+import { DustDevice } from '../../src/faults/dust.js';
+import { DmRemapV4Target } from '../../src/remap/v4-target.js';
+import { v4MinSpare } from '../../src/remap/min-spare.js';
+import { parseTableLine } from '../../src/control/table-line.js';
+import { ManualClock } from '../../src/util/clock.js';
+
+const MAIN = 204800;
+const SPARE = 245760;
+
+function fill(n: number, byte: number): Uint8Array {
+  return new Uint8Array(n).fill(byte);
+}
+
+function setup(mainSectors = MAIN, spareSectors = SPARE) {
+  const clock = new ManualClock(1e9);
+  const mainRaw = new MemoryDevice({ sectors: mainSectors, name: '/dev/mapper/lin' });
+  const dust = new DustDevice(mainRaw);
+  dust.enable();
+  const spare = new MemoryDevice({ sectors: spareSectors, name: '/dev/loop18' });
+  const t = new DmRemapV4Target({ main: dust, spare, mainPath: '/dev/mapper/lin', sparePath: '/dev/loop18', clock });
+  return { t, dust, mainRaw, spare, clock };
+}
+
+describe('dm-remap-v4 min_spare', () => {
+  it('follows the module formula in integer math', () => {
+    // meta = 4096/512+1 = 9; bad = 204800*2/100 = 4096; mapovh = 4096*64/512+1 = 513; base = 4618; +20% = 5541
+    expect(v4MinSpare(204800, 512)).toBe(5541);
+    // 4096-byte blocks: meta 2, mapovh 4096*64/4096+1 = 65, base 4163, +832 = 4995
+    expect(v4MinSpare(204800, 4096)).toBe(4995);
+    expect(v4MinSpare(1_000_000, 512, { spareOverheadPercent: 50 })).toBe(v4MinSpare(1_000_000, 512, { spareOverheadPercent: 20 }));
+    expect(v4MinSpare(204800, 512, { strictSpareSizing: true })).toBe(215040);
+  });
+});
+
+describe('dm-remap-v4 constructor checks', () => {
+  const open = (sizes: Record<string, number>, lbs: Record<string, 512 | 4096> = {}) => (p: string) => {
+    if (!(p in sizes)) throw new Error(`${p}: no such file or directory`);
+    return new MemoryDevice({ sectors: sizes[p], logicalBlockSize: lbs[p] ?? 512, name: p });
+  };
+  it('refuses a wrong argument count with the module text', () => {
+    expect(() => DmRemapV4Target.fromTable(parseTableLine('0 100 dm-remap-v4 /a'), open({}))).toThrow('Invalid argument count: dm-remap-v4 <main_device> <spare_device>');
+    expect(() => DmRemapV4Target.fromTable(parseTableLine('0 100 dm-remap-v4 /a /b /c'), open({}))).toThrow(/Invalid argument count/);
+  });
+  it('checks main, then spare, then compatibility', () => {
+    expect(() => DmRemapV4Target.fromTable(parseTableLine('0 1 dm-remap-v4 /m /s'), open({ '/s': 9000 }))).toThrow(/^Cannot open main device/);
+    expect(() => DmRemapV4Target.fromTable(parseTableLine('0 1 dm-remap-v4 /m /s'), open({ '/m': 9000 }))).toThrow(/^Cannot open spare device/);
+    const lbs = () => DmRemapV4Target.fromTable(parseTableLine('0 1 dm-remap-v4 /m /s'), open({ '/m': 9000, '/s': 9000 }, { '/s': 4096 }));
+    expect(lbs).toThrow('Device compatibility validation failed (Sector size mismatch: main=512, spare=4096 bytes)');
+    expect(() => DmRemapV4Target.fromTable(parseTableLine('0 1 dm-remap-v4 /m /s'), open({ '/m': 2047, '/s': 9000 }))).toThrow(
+      expect.objectContaining({ message: 'Device compatibility validation failed (Main device too small: 2047 < 2048 sectors)', errno: 28 }),
+    );
+    expect(() => DmRemapV4Target.fromTable(parseTableLine('0 1 dm-remap-v4 /m /s'), open({ '/m': MAIN, '/s': 5540 }))).toThrow(
+      expect.objectContaining({ message: 'Device compatibility validation failed (Spare device insufficient: 5540 < 5541 sectors)', errno: 28 }),
+    );
+    const t = DmRemapV4Target.fromTable(parseTableLine('0 1 dm-remap-v4 /m /s'), open({ '/m': MAIN, '/s': 5541 }));
+    expect(t.table()).toBe(`0 ${MAIN} dm-remap-v4 /m /s`); // the length given is ignored
+  });
+});
+
+describe('dm-remap-v4 I/O path and status', () => {
+  it('prints 28 status tokens whose counters move as the module moves them', () => {
+    const { t } = setup();
+    const buf = new Uint8Array(4096);
+    expect(t.read(0, buf)).toBe(OK); // sector 0: the zero-filled cache slot counts a hit
+    for (let i = 1; i < 42; i++) expect(t.read(i * 8, buf)).toBe(OK);
+    const tokens = t.statusTokens();
+    expect(tokens).toHaveLength(28);
+    const status = t.status().split(' ');
+    expect(status.slice(0, 3)).toEqual(['0', String(MAIN), 'dm-remap-v4']);
+    expect(tokens[0]).toBe('v4.0-phase1.4');
+    expect(tokens.slice(1, 9)).toEqual(['/dev/mapper/lin', '/dev/loop18', '42', '0', '0', '0', '0', '42']);
+    expect(tokens[12]).toBe('512');
+    expect(tokens[13]).toBe('40960'); // (spare - main) mod 2^32, as in the document's own example line
+    expect(tokens.slice(14, 28)).toEqual(['42', '42', '0', '0', '1', '41', '1', '0', '0', '100', '0', '2', 'operational', 'real']);
+    expect(Number(tokens[10])).toBe(Math.floor(Number(tokens[9]) / 42));
+  });
+
+  it('the spare token wraps like the module when the spare is smaller than main', () => {
+    const { t } = setup(MAIN, 40960);
+    expect(t.statusTokens()[13]).toBe(String(2 ** 32 + 40960 - MAIN));
+  });
+
+  it('passes a main error up, then remaps the first sector to spare sector 0 without copying data', () => {
+    const { t, dust, spare } = setup();
+    expect(t.write(1000, fill(4096, 0xaa))).toBe(OK);
+    dust.addBadBlock(1000, 1); // the next write to sector 1000 fails
+    expect(t.write(1000, fill(4096, 0xbb))).toBe(EIO);
+    expect(t.lookup(1000)).toBe(0);
+    spare.write(0, fill(4096, 0x11)); // what the spare holds there is what reads now get
+    const out = new Uint8Array(4096);
+    expect(t.read(1000, out)).toBe(OK);
+    expect(out[0]).toBe(0x11); // neither the acknowledged 0xaa nor the failed 0xbb
+    const s = t.statusTokens();
+    expect(s[5]).toBe('1'); // remapped_reads
+    expect(s[6]).toBe('0'); // errors: never incremented by the module
+    expect(s[7]).toBe('1'); // active_mappings
+    expect(t.message(['status'])).toBe('mappings=1 reads=1 writes=2 errors=1 health=100%');
+  });
+
+  it('routes the whole request by its first sector, never splitting', () => {
+    const { t, mainRaw, spare } = setup();
+    t.message(['test_remap', '100', '5000']);
+    expect(t.write(100, fill(8 * 512, 0x22))).toBe(OK); // starts at the remapped sector: all 8 sectors to the spare
+    const raw = new Uint8Array(8 * 512);
+    spare.read(5000, raw);
+    expect(raw.every((b) => b === 0x22)).toBe(true);
+    expect(t.write(96, fill(8 * 512, 0x33))).toBe(OK); // covers sector 100 but starts at 96: all to main
+    mainRaw.read(96, raw);
+    expect(raw.every((b) => b === 0x33)).toBe(true);
+    t.read(100, raw);
+    expect(raw[0]).toBe(0x22); // sector 100 reads from the spare: the 0x33 written through main is not seen
+  });
+
+  it('a read error remaps too, and the data that was there is gone', () => {
+    const { t, dust } = setup();
+    expect(t.write(2048, fill(512, 0x44))).toBe(OK);
+    dust.addBadBlock(2048);
+    const out = new Uint8Array(512);
+    expect(t.read(2048, out)).toBe(EIO);
+    expect(t.read(2048, out)).toBe(OK);
+    expect(out.every((b) => b === 0)).toBe(true); // spare sector 0, never written: zeroes, not 0x44
+  });
+
+  it('hands out spare_sectors/2 remaps, then logs and stops remapping', () => {
+    const { t, dust } = setup(4096, 5541);
+    const cap = Math.floor(5541 / 2);
+    expect(t.snapshot().spareCapacity).toBe(cap);
+    for (let s = 0; s < cap + 5; s++) dust.addBadBlock(s);
+    const out = new Uint8Array(512);
+    for (let s = 0; s < cap + 5; s++) expect(t.read(s, out)).toBe(EIO);
+    expect(t.snapshot().remaps).toBe(cap);
+    expect(t.lookup(cap - 1)).toBe(cap - 1);
+    expect(t.lookup(cap + 1)).toBe(-1);
+  });
+
+  it('never passes flushes down and refuses discards', () => {
+    const { t } = setup();
+    expect(t.flush()).toBe(OK);
+    expect(t.discard()).toBe(EOPNOTSUPP);
+  });
+
+  it('fails I/O beyond the device with EIO', () => {
+    const { t } = setup();
+    expect(t.read(MAIN, new Uint8Array(512))).toBe(EIO);
+    expect(t.read(MAIN - 1, new Uint8Array(1024))).toBe(EIO);
+  });
+});
+
+describe('dm-remap-v4 messages', () => {
+  it('answers each command with the module text', () => {
+    const { t } = setup();
+    expect(t.message(['help'])).toBe('Commands: help, status, stats, clear_stats, health, cache_stats, test_remap');
+    expect(t.message(['HELP'])).toBe(t.message(['help']));
+    expect(t.message(['health'])).toBe('health_score=100% scan_count=0 hotspot_sectors=0 consecutive_errors=0 trend=0');
+    expect(t.message(['cache_stats'])).toBe('cache_hits=0 cache_misses=0 hit_rate=0% fast_path=0 cache_size=256');
+    t.read(8, new Uint8Array(512));
+    expect(t.message(['stats'])).toMatch(/^total_ios=1 normal=1 remapped=0 errors=0 remapped_sectors=0 avg_latency_ns=\d+ max_latency_ns=\d+$/);
+    expect(t.message(['clear_stats'])).toBe('Statistics cleared');
+    expect(t.message(['stats'])).toBe('total_ios=0 normal=0 remapped=0 errors=0 remapped_sectors=0 avg_latency_ns=0 max_latency_ns=0');
+    expect(t.statusTokens()[8]).toBe('1'); // io_ops survives clear_stats
+    expect(t.message(['cache_stats'])).toBe('cache_hits=0 cache_misses=1 hit_rate=0% fast_path=0 cache_size=256');
+  });
+
+  it('test_remap parses like simple_strtoull and refuses an existing remap', () => {
+    const { t } = setup();
+    expect(() => t.message(['test_remap', '5'])).toThrow(expect.objectContaining({ message: 'Usage: test_remap <bad_sector> <spare_sector>', errno: 22 }));
+    expect(t.message(['test_remap', '0x10', '010'])).toBe('Created test remap: bad_sector=16 spare_sector=8 (metadata write requested)');
+    expect(t.lookup(16)).toBe(8);
+    expect(() => t.message(['test_remap', '16', '9'])).toThrow(expect.objectContaining({ message: 'Failed to add remap: -17', errno: 17 }));
+    expect(t.message(['test_remap', 'junk', '12abc'])).toBe('Created test remap: bad_sector=0 spare_sector=12 (metadata write requested)');
+    expect(() => t.message(['frobnicate'])).toThrow(expect.objectContaining({ message: "Unknown command 'frobnicate'. Try 'help'", errno: 22 }));
+  });
+
+  it('recomputes health every 300 s from errors, repeats and hotspots', () => {
+    const { t, dust, clock } = setup();
+    for (let s = 0; s < 12; s++) dust.addBadBlock(4000 + s * 8);
+    const out = new Uint8Array(512);
+    for (let s = 0; s < 12; s++) t.read(4000 + s * 8, out);
+    clock.advance(299e9);
+    // 12 errors in 12 I/Os: rate 10000 > 100 (-50); 12 hotspots > 10 (-10)
+    expect(t.message(['health'])).toBe('health_score=100% scan_count=0 hotspot_sectors=12 consecutive_errors=1 trend=0');
+    clock.advance(1e9); // the work runs every 300 s after construction
+    expect(t.message(['health'])).toBe('health_score=40% scan_count=0 hotspot_sectors=12 consecutive_errors=1 trend=0');
+    expect(t.statusTokens()[23]).toBe('40');
+    expect(t.statusTokens()[24]).toBe('12');
+  });
+});
