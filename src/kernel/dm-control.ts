@@ -65,7 +65,7 @@ const EINVAL = 22;
 const ENOTTY = 25;
 
 export const DM_CONTROL_PATH = '/dev/mapper/control';
-export const DM_NOT_AVAILABLE = 'device-mapper is not available in this kernel (no /dev/mapper/control)';
+export const DM_NOT_AVAILABLE = 'device-mapper is not available in this kernel';
 /** The misc major; device-mapper's control node is 10:236 (MAPPER_CTRL_MINOR). */
 const MISC_MAJOR = 10;
 
@@ -93,7 +93,7 @@ export class DmRequestError extends DmError {
 export class DmUnavailableError extends DmError {
   override readonly name = 'DmUnavailableError';
   constructor(errno: number) {
-    super(DM_NOT_AVAILABLE, errno);
+    super(`${DM_NOT_AVAILABLE} (${errno === ENOENT ? 'no /dev/mapper/control' : `/dev/mapper/control: ${errnoText(errno)}`})`, errno);
   }
 }
 
