@@ -3,6 +3,11 @@ import { VERSION } from '../version.js';
 import { setLogLevel } from '../util/log.js';
 import { registerCheckTable } from './commands/check-table.js';
 
+/** Each command module adds itself to the program; one line each. */
+const COMMANDS: Array<(program: Command) => void> = [
+  registerCheckTable,
+];
+
 export function buildProgram(): Command {
   const program = new Command('remapsim');
   program
@@ -13,6 +18,6 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureHelp({ showGlobalOptions: true })
     .exitOverride(); // before the subcommands: they copy it when created
-  registerCheckTable(program);
+  for (const register of COMMANDS) register(program);
   return program;
 }
