@@ -4,7 +4,7 @@
  * their code; anything else is a bug and keeps its stack trace.
  */
 export class UsageError extends Error {
-  override readonly name = 'UsageError';
+  override readonly name: string = 'UsageError';
   constructor(
     message: string,
     readonly exitCode = 2,

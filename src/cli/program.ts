@@ -2,10 +2,12 @@ import { Command } from 'commander';
 import { VERSION } from '../version.js';
 import { setLogLevel } from '../util/log.js';
 import { registerCheckTable } from './commands/check-table.js';
+import { registerRun } from './commands/run.js';
 
 /** Each command module adds itself to the program; one line each. */
 const COMMANDS: Array<(program: Command) => void> = [
   registerCheckTable,
+  registerRun,
 ];
 
 export function buildProgram(): Command {

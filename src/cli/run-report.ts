@@ -1,0 +1,67 @@
+/**
+ * The human report of a scenario run: fio's summary of the jobs, then what the
+ * remap target did, what the oracle found, and the verdict.
+ */
+import type { ScenarioResult } from '../scenario/run.js';
+import { formatSummary } from '../stats/summary.js';
+import type { FioResult } from '../stats/fio-json.js';
+import { READ_CLASSES, type ReadClass } from '../workload/oracle.js';
+
+const CLASS_LABEL: Record<ReadClass, string> = {
+  ok: 'ok',
+  stale: 'stale (an older acknowledged version)',
+  lost: 'lost (zeroes where acknowledged data was)',
+  corrupt: 'corrupt',
+  expectedError: 'expected errors (known-bad blocks)',
+  unexpectedError: 'unexpected errors',
+  unjudged: 'unjudged (after a failed write)',
+};
+
+/** fio's summary without our own blocks, which are printed in their own words below. */
+export function fioSummaryOnly(fio: FioResult): string {
+  const bare = { ...fio, jobs: fio.jobs.map((j) => ({ ...j, verify: undefined, remap: undefined })) } as FioResult;
+  return formatSummary(bare);
+}
+
+export function formatRunReport(r: ScenarioResult): string {
+  const out: string[] = [];
+  const sc = r.scenario;
+  out.push(`scenario '${sc.name}'${sc.description ? ` (${sc.description})` : ''}, policy ${r.policy}`);
+  out.push(fioSummaryOnly(r.fio).trimEnd());
+  const m = r.remap;
+  const spare = `spare ${m.spareUsed}/${m.spareCapacity} ${r.policy === 'safe' ? 'blocks' : 'remap slots'}`;
+  const pend = m.pending !== undefined ? `, ${m.pending} pending` : '';
+  const full = m.enospc ? `, ${m.enospc} writes failed: spare full` : '';
+  out.push(`remap: ${m.remaps} remaps, ${spare}${pend}${full}; main bad blocks ${m.initialBadBlocks} at start + ${m.grownBadBlocks} grown`);
+  out.push(`status: ${m.status}`);
+  if (r.verify) {
+    const v = r.verify;
+    out.push(`verify (${v.unitSize}-byte units, every written unit read back at the end):`);
+    for (const c of READ_CLASSES) {
+      if (v.reads[c] === 0 && c !== 'ok') continue;
+      const first = c !== 'ok' && v.first[c].length > 0 ? `   first sectors: ${v.first[c].slice(0, 8).join(' ')}${v.first[c].length > 8 ? ' ...' : ''}` : '';
+      out.push(`  ${String(v.reads[c]).padStart(10)}  ${CLASS_LABEL[c]}${first}`);
+    }
+    const reasons = Object.entries(v.corruptReasons);
+    if (reasons.length > 0) out.push(`  corrupt because: ${reasons.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    out.push(
+      r.findings === 0
+        ? 'verdict: no acknowledged data lost, stale or corrupt; no unexpected errors'
+        : `verdict: ${r.findings} units of acknowledged data lost, stale or corrupt, or unexpected errors`,
+    );
+  } else {
+    out.push('verdict: no job verified its data (set verify=crc32c to judge it)');
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** Two or more runs of one scenario under different policies, side by side. */
+export function formatComparison(results: readonly ScenarioResult[]): string {
+  const rows: Array<[string, ...string[]]> = [['', ...results.map((r) => r.policy)]];
+  for (const c of READ_CLASSES) rows.push([CLASS_LABEL[c].split(' (')[0], ...results.map((r) => String(r.verify?.reads[c] ?? '-'))]);
+  rows.push(['remaps made', ...results.map((r) => String(r.remap.remaps))]);
+  rows.push(['verdict', ...results.map((r) => (r.findings === 0 ? 'nothing lost' : `${r.findings} findings`))]);
+  const w0 = Math.max(...rows.map((r) => r[0].length));
+  const w = results.map((_, i) => Math.max(...rows.map((r) => r[i + 1].length)));
+  return `${rows.map((r) => [r[0].padEnd(w0), ...r.slice(1).map((c, i) => c.padStart(w[i]))].join('   ')).join('\n')}\n`;
+}

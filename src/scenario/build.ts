@@ -1,0 +1,168 @@
+/**
+ * Turns a validated scenario into devices: backing files (created sparse in a
+ * work directory, or existing files and devices), the fault layers over each
+ * (latency, then flakey, then a dust bad-block list on top, so the remap
+ * target sees the errors), the remap target, and the bad-sector growth.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { BlockDevice } from '../block/device.js';
+import { FileDevice } from '../block/file-device.js';
+import type { ControlTarget } from '../control/target.js';
+import { ddrescueBadRanges, loadIntoDust, parseDdrescueMapfile, parseSectorList } from '../faults/badlist.js';
+import { DustDevice } from '../faults/dust.js';
+import { FlakeyDevice } from '../faults/flakey.js';
+import { BadSectorGrowth } from '../faults/growth.js';
+import { LatencyDevice, parseLatencySpec } from '../faults/latency.js';
+import { SafeRemapTarget } from '../remap/safe-target.js';
+import { DmRemapV4Target } from '../remap/v4-target.js';
+import { type Clock, realClock } from '../util/clock.js';
+import { Random } from '../util/random.js';
+import { type DeviceSpec, type FaultLayersSpec, type Policy, type Scenario, ScenarioError } from './schema.js';
+
+export type Layer = BlockDevice & Partial<ControlTarget>;
+
+export interface BuiltScenario {
+  scenario: Scenario;
+  policy: Policy;
+  workdir: string;
+  /** The target the jobs run on. */
+  target: BlockDevice & ControlTarget;
+  /** Every layer by name: main.file, main.latency, main.flakey, main.dust, spare.*, target. */
+  layers: Map<string, Layer>;
+  mainDust?: DustDevice;
+  spareDust?: DustDevice;
+  /** Call with the run's clock reading: adds the bad sectors that are due. */
+  advanceFaults(nowNs: number): void;
+  /** Bad blocks added during the run so far. */
+  grownBadBlocks(): number;
+  /** True when [sector, sector+count) of the target holds a sector the main fault layers know to be bad. */
+  isKnownBad(sector: number, count: number): boolean;
+  close(): void;
+}
+
+export interface BuildOptions {
+  clock?: Clock;
+  /** Overrides scenario.target.policy. */
+  policy?: Policy;
+  /** Overrides scenario.workdir. */
+  workdir?: string;
+}
+
+export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): BuiltScenario {
+  const clock = opts.clock ?? realClock;
+  const policy = opts.policy ?? scenario.target.policy;
+  const given = opts.workdir ?? scenario.workdir;
+  const workdir = given ?? fs.mkdtempSync(path.join(os.tmpdir(), `remapsim-${scenario.name}-`));
+  const ownsWorkdir = given === undefined;
+  if (given !== undefined) fs.mkdirSync(given, { recursive: true });
+  const layers = new Map<string, Layer>();
+  const opened: BlockDevice[] = [];
+  const random = new Random(scenario.seed ^ 0x6a09e667);
+  const growths: BadSectorGrowth[] = [];
+  const closeAll = (): void => {
+    for (const d of opened.reverse()) {
+      try {
+        d.close();
+      } catch {
+        // closing is best effort
+      }
+    }
+    if (ownsWorkdir) fs.rmSync(workdir, { recursive: true, force: true });
+  };
+  try {
+    const stack = (role: 'main' | 'spare', spec: DeviceSpec, faults: FaultLayersSpec | undefined): { top: BlockDevice; dust?: DustDevice } => {
+      let dev: BlockDevice = openBacking(role, spec, workdir);
+      opened.push(dev);
+      layers.set(`${role}.file`, dev);
+      if (!faults) return { top: dev };
+      if (faults.latency) {
+        const l = faults.latency;
+        const parse = (t: string | undefined, f: string) => (t === undefined ? undefined : parseLatencySpec(t, `faults.${role}.latency.${f}`));
+        dev = new LatencyDevice(dev, { read: parse(l.read, 'read'), write: parse(l.write, 'write'), flush: parse(l.flush, 'flush'), discard: parse(l.discard, 'discard'), clock, random: random.fork() });
+        layers.set(`${role}.latency`, dev);
+      }
+      if (faults.flakey) {
+        const f = faults.flakey;
+        const args = [dev.name, '0', String(f.up), String(f.down), ...(f.features.length > 0 ? [String(f.features.length), ...f.features] : [])];
+        dev = FlakeyDevice.fromTable(dev, args, { clock, random: random.fork() });
+        layers.set(`${role}.flakey`, dev as Layer);
+      }
+      const dust = new DustDevice(dev, { blockSize: faults.dustBlockSize ?? dev.logicalBlockSize });
+      dust.enable();
+      layers.set(`${role}.dust`, dust);
+      const initial = initialBadSectors(role, faults, dust.sectors);
+      if (initial.length > 0) loadIntoDust(dust, initial, { wrFailCnt: faults.writeFailCount });
+      for (const g of faults.growth) {
+        growths.push(new BadSectorGrowth({ startNs: g.start, rate: g.rate, cluster: g.cluster, writeFailCount: g.writeFailCount, maxClusters: g.maxClusters, region: g.region }, dust, random.fork(), clock.nowNs()));
+      }
+      return { top: dust, dust };
+    };
+    const main = stack('main', scenario.devices.main, scenario.faults.main);
+    const spare = stack('spare', scenario.devices.spare, scenario.faults.spare);
+    const target =
+      policy === 'safe'
+        ? new SafeRemapTarget({ main: main.top, spare: spare.top, reservedSectors: scenario.target.reservedSectors, mainPath: 'main', sparePath: 'spare' })
+        : new DmRemapV4Target({ main: main.top, spare: spare.top, mainPath: 'main', sparePath: 'spare', clock });
+    layers.set('target', target);
+    const mainDust = main.dust;
+    let nextDue = Math.min(...growths.map((g) => g.nextDueNs));
+    return {
+      scenario,
+      policy,
+      workdir,
+      target,
+      layers,
+      mainDust,
+      spareDust: spare.dust,
+      advanceFaults(nowNs) {
+        if (nowNs < nextDue) return;
+        for (const g of growths) g.advance(nowNs);
+        nextDue = Math.min(...growths.map((g) => g.nextDueNs));
+      },
+      grownBadBlocks: () => growths.reduce((a, g) => a + g.added, 0),
+      isKnownBad(sector, count) {
+        if (!mainDust) return false;
+        const spb = mainDust.sectorsPerBlock;
+        for (let b = Math.floor(sector / spb), end = Math.ceil((sector + count) / spb); b < end; b++) if (mainDust.isBadBlock(b)) return true;
+        return false;
+      },
+      close() {
+        target.close(); // closes the layers below it
+        opened.length = 0;
+        if (ownsWorkdir) fs.rmSync(workdir, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    closeAll();
+    throw err;
+  }
+}
+
+function openBacking(role: string, spec: DeviceSpec, workdir: string): BlockDevice {
+  if (spec.path !== undefined) return FileDevice.open(spec.path, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize });
+  const file = path.join(workdir, `${role}.img`);
+  const bytes = spec.size!;
+  if (bytes % spec.logicalBlockSize !== 0) throw new ScenarioError(`devices.${role}.size: ${bytes} bytes is not a multiple of the ${spec.logicalBlockSize}-byte logical block size`);
+  FileDevice.createSparse(file, bytes);
+  return FileDevice.open(file, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize, sectors: bytes / 512 });
+}
+
+function initialBadSectors(role: string, faults: FaultLayersSpec, deviceSectors: number): Array<{ start: number; count: number }> {
+  const ranges = faults.badSectors.map((s) => ({ start: s, count: 1 }));
+  if (faults.badSectorsFile !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(faults.badSectorsFile, 'utf8');
+    } catch (err) {
+      throw new ScenarioError(`faults.${role}.badSectorsFile: cannot read ${faults.badSectorsFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    if (faults.badSectorsFormat === 'ddrescue') ranges.push(...ddrescueBadRanges(parseDdrescueMapfile(text)));
+    else ranges.push(...parseSectorList(text).map((s) => ({ start: s, count: 1 })));
+  }
+  for (const r of ranges) {
+    if (r.start + r.count > deviceSectors) throw new ScenarioError(`faults.${role}: bad sector ${r.start + r.count - 1} is beyond the device end (${deviceSectors} sectors)`);
+  }
+  return ranges;
+}

@@ -1,0 +1,23 @@
+import type { ScenarioInput } from './schema.js';
+
+/**
+ * What `remapsim run` (and `npm start`) does without a scenario: a sparse
+ * 256 MiB main and 32 MiB spare in a temporary directory; bad sectors appear
+ * during a 10 s mixed read/write job that verifies every read.
+ */
+export const DEFAULT_SCENARIO: ScenarioInput = {
+  name: 'default',
+  description: 'bad sectors appear under a verified 4 KiB random read/write job',
+  seed: 42,
+  duration: '10s',
+  devices: { main: { size: '256MiB' }, spare: { size: '32MiB' } },
+  faults: {
+    main: {
+      badSectors: [4096, 4097, 4098, 100000],
+      writeFailCount: 2,
+      growth: [{ start: '1s', rate: 4, cluster: 8, writeFailCount: 2 }],
+    },
+  },
+  target: { policy: 'safe' },
+  jobs: [{ name: 'mixed', rw: 'randrw', rwmixread: 50, bs: '4k', size: '64m', verify: 'crc32c', continue_on_error: 'all', time_based: 1 }],
+};

@@ -1,0 +1,111 @@
+/**
+ * Runs a scenario end to end: builds the devices and the target, runs the
+ * jobs while bad sectors appear, reads every written block back through the
+ * target once the jobs end, and reports fio-shaped results with the oracle's
+ * verdict and the target's remap counters.
+ */
+import type { FioResult } from '../stats/fio-json.js';
+import { SafeRemapTarget } from '../remap/safe-target.js';
+import { DmRemapV4Target } from '../remap/v4-target.js';
+import type { Clock } from '../util/clock.js';
+import { toFioResult } from '../workload/fio-report.js';
+import { jobFromRecord, minBlockSize, type JobSpec } from '../workload/job.js';
+import { Oracle, type OracleReport } from '../workload/oracle.js';
+import { type RunProgress, type RunResult, runJobs } from '../workload/runner.js';
+import { VerifyPattern } from '../workload/verify-pattern.js';
+import { type BuiltScenario, buildScenario } from './build.js';
+import type { Policy, Scenario } from './schema.js';
+
+export interface ScenarioRunOptions {
+  policy?: Policy;
+  /** Overrides the scenario's duration (ns). */
+  durationNs?: number;
+  workdir?: string;
+  clock?: Clock;
+  onProgress?: (p: RunProgress) => void;
+  /** Skip the read-back of every written block after the jobs. */
+  noFinalPass?: boolean;
+}
+
+export interface RemapSummary {
+  policy: Policy;
+  status: string;
+  remaps: number;
+  spareUsed: number;
+  spareCapacity: number;
+  pending?: number;
+  enospc?: number;
+  grownBadBlocks: number;
+  initialBadBlocks: number;
+  mainBadBlocksAtEnd: number;
+}
+
+export interface ScenarioResult {
+  scenario: Scenario;
+  policy: Policy;
+  run: RunResult;
+  fio: FioResult;
+  verify?: OracleReport;
+  remap: RemapSummary;
+  /** Units of acknowledged data lost, stale or corrupt, plus unexpected errors. */
+  findings: number;
+}
+
+/** The scenario's jobs; a time-based job without a runtime runs for the scenario's duration. */
+export function scenarioJobs(scenario: Scenario, durationNs = scenario.duration): JobSpec[] {
+  return scenario.jobs.map((record, i) => {
+    const timeBased = record.time_based !== undefined && record.time_based !== 0 && record.time_based !== false && record.time_based !== '0';
+    const withRuntime = timeBased && record.runtime === undefined ? { ...record, runtime: `${Math.max(1, Math.round(durationNs / 1e6))}ms` } : record;
+    return jobFromRecord(withRuntime, { source: { file: `jobs[${i}]` } });
+  });
+}
+
+function remapSummary(built: BuiltScenario, initialBad: number): RemapSummary {
+  const t = built.target;
+  const base = {
+    policy: built.policy,
+    status: t.status(),
+    grownBadBlocks: built.grownBadBlocks(),
+    initialBadBlocks: initialBad,
+    mainBadBlocksAtEnd: built.mainDust?.listBadBlocks().length ?? 0,
+  };
+  if (t instanceof SafeRemapTarget) {
+    const s = t.stats();
+    return { ...base, remaps: s.remaps, spareUsed: s.spareUsed, spareCapacity: s.spareTotal, pending: s.pending, enospc: s.enospc };
+  }
+  const v = (t as DmRemapV4Target).snapshot();
+  return { ...base, remaps: v.remaps, spareUsed: v.nextSpareSector, spareCapacity: v.spareCapacity };
+}
+
+export function runScenario(scenario: Scenario, opts: ScenarioRunOptions = {}): ScenarioResult {
+  const jobs = scenarioJobs(scenario, opts.durationNs ?? scenario.duration);
+  const built = buildScenario(scenario, { policy: opts.policy, workdir: opts.workdir, clock: opts.clock });
+  try {
+    const target = built.target;
+    const verifying = jobs.filter((j) => j.verify !== 'none');
+    let oracle: Oracle | undefined;
+    if (verifying.length > 0) {
+      const unitSize = Math.max(target.logicalBlockSize, Math.min(...verifying.map((j) => minBlockSize(j))));
+      const pattern = new VerifyPattern({ unitSize, runId: (scenario.seed * 2654435761) >>> 0, seed: scenario.seed, algorithm: verifying[0].verify === 'xxhash' ? 'xxhash' : 'crc32c' });
+      oracle = new Oracle({ pattern, units: Math.floor((target.sectors * 512) / unitSize), isKnownBad: (s, n) => built.isKnownBad(s, n) });
+    }
+    const initialBad = built.mainDust?.listBadBlocks().length ?? 0;
+    const run = runJobs({
+      device: target,
+      jobs,
+      clock: opts.clock,
+      defaultRuntimeNs: opts.durationNs ?? scenario.duration,
+      oracle,
+      seed: scenario.seed,
+      onTick: (now) => built.advanceFaults(now),
+      onProgress: opts.onProgress,
+    });
+    if (oracle && !opts.noFinalPass) oracle.finalPass(target);
+    const verify = oracle?.report();
+    const remap = remapSummary(built, initialBad);
+    const fio = toFioResult(run, { oracle: verify, remap, globalOptions: { scenario: scenario.name, policy: built.policy } });
+    return { scenario, policy: built.policy, run, fio, verify, remap, findings: verify?.findings ?? 0 };
+  } finally {
+    built.close();
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * Scenario files (JSON or YAML): the devices, the fault layers and how bad
+ * sectors grow during the run, the remap target and its policy, the jobs, and
+ * the duration. Validated eagerly; every message names the field path.
+ */
+import { z } from 'zod';
+import { UsageError } from '../cli/errors.js';
+import { parseTime } from '../workload/size.js';
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, b: 1,
+  k: 2 ** 10, kib: 2 ** 10, m: 2 ** 20, mib: 2 ** 20, g: 2 ** 30, gib: 2 ** 30, t: 2 ** 40, tib: 2 ** 40, p: 2 ** 50, pib: 2 ** 50,
+  kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, pb: 1e15,
+};
+
+/**
+ * Sizes in scenario files: binary for K/M/G/T and KiB/MiB/...; decimal for
+ * KB/MB/GB/TB. (Job options keep fio's own rules, where 'MiB' means 10^6 by
+ * default.)
+ */
+export function parseScenarioSize(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  const unit = m ? SIZE_UNITS[m[2].toLowerCase()] : undefined;
+  if (!m || unit === undefined) throw new RangeError(`${what}: '${text}' is not a size (examples: 4096, 64K, 256MiB, 1G, 500MB)`);
+  const bytes = Number(m[1]) * unit;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new RangeError(`${what}: '${text}' is not a whole positive number of bytes`);
+  return bytes;
+}
+
+function sizeField(what: string) {
+  return z.union([z.number(), z.string()]).transform((v, ctx) => {
+    if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v) || v <= 0) {
+        ctx.addIssue({ code: 'custom', message: `${what} must be a positive whole number of bytes or a size like '256MiB', got ${v}` });
+        return z.NEVER;
+      }
+      return v;
+    }
+    try {
+      return parseScenarioSize(v, what);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
+/** Seconds, as a number or a time like '10s', '500ms', '2m'. Result in nanoseconds. */
+function durationField(what: string) {
+  return z.union([z.number(), z.string()]).transform((v, ctx) => {
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v) || v < 0) {
+        ctx.addIssue({ code: 'custom', message: `${what} must be a non-negative number of seconds or a time like '10s', got ${v}` });
+        return z.NEVER;
+      }
+      return v * 1e9;
+    }
+    try {
+      return parseTime(v, what, 's') * 1e3; // microseconds -> ns
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
+const sector = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+const device = z
+  .object({
+    /** Size of a backing file the run creates (sparse, in the work directory). */
+    size: sizeField('size').optional(),
+    /** An existing file or block device to use instead (never deleted). */
+    path: z.string().min(1).optional(),
+    logicalBlockSize: z.union([z.literal(512), z.literal(4096)]).default(512),
+    /** Open with O_DIRECT (needs a filesystem or device that supports it). */
+    direct: z.boolean().default(false),
+  })
+  .strict()
+  .refine((d) => (d.size === undefined) !== (d.path === undefined), { message: 'give either size (a file the run creates) or path (an existing file or device), not both' });
+
+const growth = z
+  .object({
+    /** When new bad sectors start to appear (default at once). */
+    start: durationField('start').default(0),
+    /** Clusters of new bad sectors per second (a Poisson process). */
+    rate: z.number().positive().max(1e6),
+    /** Bad blocks per cluster: neighbours of one another, as field studies of drives report. */
+    cluster: z.number().int().min(1).max(4096).default(1),
+    /** Write failures each new bad block gives before a write heals it (dust's wr_fail_cnt). */
+    writeFailCount: z.number().int().min(0).max(255).default(3),
+    /** Stop after this many clusters (default: no limit). */
+    maxClusters: z.number().int().min(1).optional(),
+    /** Sector range new bad sectors fall in (default the whole device). */
+    region: z.object({ from: sector, to: sector }).strict().optional(),
+  })
+  .strict();
+
+const latency = z
+  .object({
+    read: z.string().optional(),
+    write: z.string().optional(),
+    flush: z.string().optional(),
+    discard: z.string().optional(),
+  })
+  .strict();
+
+const flakey = z
+  .object({
+    up: z.number().int().min(0),
+    down: z.number().int().min(0),
+    /** dm-flakey feature arguments, e.g. ["drop_writes"] or ["corrupt_bio_byte", "32", "r", "1", "0"]. */
+    features: z.array(z.string()).default([]),
+  })
+  .strict();
+
+const faultLayers = z
+  .object({
+    /** Sectors that are bad from the start (dm-dust list). */
+    badSectors: z.array(sector).default([]),
+    /** A file of bad sectors: one a line (# comments) or a GNU ddrescue mapfile. */
+    badSectorsFile: z.string().optional(),
+    badSectorsFormat: z.enum(['list', 'ddrescue']).default('list'),
+    /** Write failures of the initial bad sectors (dust's wr_fail_cnt). */
+    writeFailCount: z.number().int().min(0).max(255).default(3),
+    /** dust block size in bytes (default: the device's logical block size). */
+    dustBlockSize: z.number().int().min(512).optional(),
+    growth: z.array(growth).default([]),
+    flakey: flakey.optional(),
+    latency: latency.optional(),
+  })
+  .strict();
+
+export const POLICIES = ['safe', 'dm-remap-v4'] as const;
+export type Policy = (typeof POLICIES)[number];
+
+const target = z
+  .object({
+    policy: z.enum(POLICIES).default('safe'),
+    /** safe policy: sectors reserved for metadata at each end of the spare. */
+    reservedSectors: z.number().int().min(0).optional(),
+  })
+  .strict();
+
+/** A job: fio option names and values (rw, bs, iodepth, verify, ...). */
+const job = z.record(z.string(), z.union([z.string(), z.number(), z.boolean(), z.null()]));
+
+export const scenarioSchema = z
+  .object({
+    name: z.string().min(1).default('scenario'),
+    description: z.string().optional(),
+    /** Seeds the jobs, the fault growth and the verify data. */
+    seed: z.number().int().min(0).max(0xffffffff).default(1),
+    /** Run time of time-based jobs that do not set their own runtime. */
+    duration: durationField('duration').default(10e9),
+    /** Where backing files are created (default: a temporary directory, removed afterwards). */
+    workdir: z.string().optional(),
+    devices: z.object({ main: device, spare: device }).strict(),
+    faults: z.object({ main: faultLayers.optional(), spare: faultLayers.optional() }).strict().default({}),
+    target: target.default({ policy: 'safe' }),
+    jobs: z.array(job).min(1),
+  })
+  .strict();
+
+export type ScenarioInput = z.input<typeof scenarioSchema>;
+export type Scenario = z.output<typeof scenarioSchema>;
+export type DeviceSpec = Scenario['devices']['main'];
+export type FaultLayersSpec = NonNullable<Scenario['faults']['main']>;
+export type GrowthSpec = FaultLayersSpec['growth'][number];
+
+/** A scenario the user got wrong: one line per problem, each naming the field. */
+export class ScenarioError extends UsageError {
+  override readonly name: string = 'ScenarioError';
+}
+
+/** Validates a parsed scenario object; throws ScenarioError listing every problem with its field path. */
+export function validateScenario(input: unknown, source = 'scenario'): Scenario {
+  const r = scenarioSchema.safeParse(input);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => {
+    const where = i.path.length > 0 ? i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)';
+    return `${source}: ${where}: ${i.message}`;
+  });
+  throw new ScenarioError(lines.join('\n'));
+}

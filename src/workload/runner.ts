@@ -1,0 +1,316 @@
+/**
+ * Runs jobs against a BlockDevice: each job's clones (numjobs) issue I/O from
+ * their generators, round robin, with latency and bandwidth recorded, rate
+ * limits honoured, the oracle told about every write and judging every read,
+ * and fio's continue_on_error rules deciding when a job stops.
+ *
+ * This is the synchronous data path: one thread, one I/O in flight at a time
+ * (so iodepth has no effect here); the per-CPU engine runs the same jobs
+ * across worker threads with real queue depth.
+ */
+import { type BlockDevice, OK, SECTOR_SIZE } from '../block/device.js';
+import { LatencyHistogram } from '../stats/latency.js';
+import { IoSeries } from '../stats/series.js';
+import { type Clock, realClock } from '../util/clock.js';
+import { IoGenerator, type IoOp, newIoRequest, type IoRequest } from './generator.js';
+import type { JobSpec } from './job.js';
+import { WorkloadSpecError } from './errors.js';
+import { Oracle, type ReadClass } from './oracle.js';
+
+export interface DirStats {
+  ioBytes: number;
+  totalIos: number;
+  errors: number;
+  clat: LatencyHistogram;
+}
+
+export interface JobRunResult {
+  spec: JobSpec;
+  /** errno the job stopped with (0 = ran to its end). */
+  error: number;
+  /** Time the job ran, ramp time excluded (ns). */
+  runtimeNs: number;
+  read: DirStats;
+  write: DirStats;
+  trim: DirStats;
+  series: IoSeries;
+  /** How this job's reads were judged (when the oracle ran). */
+  verify?: Record<ReadClass, number>;
+}
+
+export interface RunProgress {
+  elapsedNs: number;
+  /** Total planned run time (ns), when every job is time-based; else undefined. */
+  totalNs?: number;
+  bytes: number;
+  ios: number;
+  errors: number;
+  /** Bytes and I/Os over the last interval. */
+  intervalBytes: number;
+  intervalIos: number;
+  intervalNs: number;
+}
+
+export interface RunJobsOptions {
+  device: BlockDevice;
+  jobs: readonly JobSpec[];
+  clock?: Clock;
+  /** Run time (ns) of time-based jobs that set none (fio would run until the size is done). */
+  defaultRuntimeNs?: number;
+  /** Judges reads and writes of verifying jobs; its unit size must divide every block size. */
+  oracle?: Oracle;
+  /** Called between I/Os with the current time: fault growth and the like. */
+  onTick?: (nowNs: number) => void;
+  onProgress?: (p: RunProgress) => void;
+  progressIntervalNs?: number;
+  /** Overrides each job's seed (a scenario's seed), mixed with the job index. */
+  seed?: number;
+}
+
+export interface RunResult {
+  startedAt: Date;
+  elapsedNs: number;
+  jobs: JobRunResult[];
+  /** Resources the process used during the run. */
+  cpu: { userMs: number; systemMs: number; ctx: number; majf: number; minf: number };
+}
+
+const OPS: Record<IoOp, 0 | 1 | 2> = { read: 0, write: 1, trim: 2 };
+
+interface Clone {
+  gen: IoGenerator;
+  req: IoRequest;
+  buf: Uint8Array;
+  done: boolean;
+}
+
+interface JobState {
+  spec: JobSpec;
+  index: number;
+  clones: Clone[];
+  dirs: [DirStats, DirStats, DirStats];
+  series: IoSeries;
+  startNs: number;
+  measureFromNs: number;
+  endNs: number;
+  error: number;
+  done: boolean;
+  verifies: boolean;
+  tally?: Record<ReadClass, number>;
+  /** Bytes and I/Os issued per direction, for rate limits. */
+  rateBytes: [number, number, number];
+  rateIos: [number, number, number];
+  finishedNs: number;
+}
+
+function newDir(): DirStats {
+  return { ioBytes: 0, totalIos: 0, errors: 0, clat: new LatencyHistogram() };
+}
+
+/** Whether continue_on_error lets a job go on after this kind of error. */
+function continues(spec: JobSpec, kind: 'read' | 'write' | 'trim' | 'verify'): boolean {
+  switch (spec.continueOnError) {
+    case 'all':
+      return true;
+    case 'io':
+      return kind !== 'verify';
+    case 'none':
+      return false;
+    case 'verify':
+      return kind === 'verify';
+    default:
+      return spec.continueOnError === kind;
+  }
+}
+
+const EILSEQ = 84; // fio's error for a verify failure
+
+export function runJobs(opts: RunJobsOptions): RunResult {
+  const clock = opts.clock ?? realClock;
+  const device = opts.device;
+  const deviceBytes = device.sectors * SECTOR_SIZE;
+  const startedAt = new Date();
+  const usage0 = process.resourceUsage();
+  const t0 = clock.nowNs();
+  const defaultRuntime = opts.defaultRuntimeNs ?? 0;
+  const oracle = opts.oracle;
+
+  const states: JobState[] = opts.jobs.map((spec, index) => {
+    const clones: Clone[] = [];
+    const maxBs = Math.max(...spec.directions.map((d) => spec.blockSizes[d].max));
+    for (let c = 0; c < spec.numjobs; c++) {
+      const seed = opts.seed === undefined ? undefined : (opts.seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
+      const gen = new IoGenerator(spec, { deviceBytes, clone: c, seed, alignBytes: device.logicalBlockSize });
+      const buf = new Uint8Array(maxBs);
+      for (let i = 0; i < buf.length; i++) buf[i] = (i * 131 + c * 7 + index) & 0xff; // fio-like: filled once
+      clones.push({ gen, req: newIoRequest(), buf, done: false });
+    }
+    const runtimeNs = spec.runtimeUs > 0 ? spec.runtimeUs * 1e3 : spec.timeBased ? defaultRuntime : 0;
+    const verifies = spec.verify !== 'none' && oracle !== undefined;
+    if (verifies) {
+      for (const d of spec.directions) {
+        const bs = spec.blockSizes[d];
+        if (bs.min % oracle.unitSize !== 0) {
+          throw new WorkloadSpecError({ source: spec.sources.bs ?? spec.source, option: 'bs', message: `verify needs block sizes that are multiples of ${oracle.unitSize} bytes, got ${bs.min}` });
+        }
+      }
+    }
+    return {
+      spec,
+      index,
+      clones,
+      dirs: [newDir(), newDir(), newDir()],
+      series: new IoSeries(t0 + spec.rampTimeUs * 1e3),
+      startNs: t0,
+      measureFromNs: t0 + spec.rampTimeUs * 1e3,
+      endNs: runtimeNs > 0 ? t0 + spec.rampTimeUs * 1e3 + runtimeNs : Infinity,
+      error: 0,
+      done: false,
+      verifies,
+      tally: verifies ? Oracle.emptyTally() : undefined,
+      rateBytes: [0, 0, 0],
+      rateIos: [0, 0, 0],
+      finishedNs: t0,
+    };
+  });
+
+  const allTimed = states.every((s) => s.endNs !== Infinity);
+  const totalNs = allTimed ? Math.max(...states.map((s) => s.endNs)) - t0 : undefined;
+  const progressEvery = opts.progressIntervalNs ?? 1e9;
+  let nextProgress = t0 + progressEvery;
+  let lastProgress = t0;
+  let totBytes = 0;
+  let totIos = 0;
+  let totErrors = 0;
+  let lastBytes = 0;
+  let lastIos = 0;
+  let active = states.length;
+
+  const finish = (s: JobState, now: number): void => {
+    if (s.done) return;
+    s.done = true;
+    s.finishedNs = now;
+    active--;
+  };
+
+  /** The earliest time a rate-limited job may issue direction d; 0 when it may now. */
+  const rateWait = (s: JobState, d: 0 | 1 | 2, len: number, now: number): number => {
+    const dir = (['read', 'write', 'trim'] as const)[d];
+    const bps = s.spec.rate[dir];
+    const iops = s.spec.rateIops[dir];
+    let at = 0;
+    if (bps > 0) at = Math.max(at, s.startNs + ((s.rateBytes[d] + len) / bps) * 1e9);
+    if (iops > 0) at = Math.max(at, s.startNs + ((s.rateIos[d] + 1) / iops) * 1e9);
+    return at > now ? at : 0;
+  };
+
+  let now = t0;
+  while (active > 0) {
+    let issued = 0;
+    let earliest = Infinity;
+    for (const s of states) {
+      if (s.done) continue;
+      if (now >= s.endNs) {
+        finish(s, now);
+        continue;
+      }
+      for (const c of s.clones) {
+        if (c.done || s.done) continue;
+        const req = c.req;
+        if (req.lengthBytes === 0 && !c.gen.next(req)) {
+          c.done = true;
+          if (s.clones.every((x) => x.done)) finish(s, now);
+          continue;
+        }
+        const d = OPS[req.op];
+        const wait = rateWait(s, d, req.lengthBytes, now);
+        if (wait > 0) {
+          earliest = Math.min(earliest, wait);
+          continue; // keep this request for when the rate allows it
+        }
+        issued++;
+        const len = req.lengthBytes;
+        const sector = req.offsetBytes / SECTOR_SIZE;
+        const buf = c.buf.subarray(0, len);
+        const unit0 = s.verifies ? req.offsetBytes / oracle!.unitSize : 0;
+        if (d === 1 && s.verifies) oracle!.prepareWrite(unit0, buf);
+        const ts = clock.nowNs();
+        const rc = d === 0 ? device.read(sector, buf) : d === 1 ? device.write(sector, buf) : device.discard(sector, len / SECTOR_SIZE);
+        now = clock.nowNs();
+        req.lengthBytes = 0;
+        s.rateBytes[d] += len;
+        s.rateIos[d]++;
+        const dir = s.dirs[d];
+        if (now >= s.measureFromNs) {
+          dir.clat.record(Math.max(1, Math.round(now - ts)));
+          dir.ioBytes += len;
+          dir.totalIos++;
+          s.series.add(d, len, now);
+        }
+        totBytes += len;
+        totIos++;
+        let verifyFailed = false;
+        if (s.verifies) {
+          if (d === 0) verifyFailed = oracle!.checkRead(unit0, buf, rc, s.tally) > 0 && rc === OK;
+          else if (d === 1) oracle!.completeWrite(unit0, len / oracle!.unitSize, rc);
+          else oracle!.completeTrim(unit0, len / oracle!.unitSize, rc);
+        }
+        if (rc !== OK) {
+          dir.errors++;
+          totErrors++;
+          if (!continues(s.spec, (['read', 'write', 'trim'] as const)[d])) {
+            s.error = rc;
+            finish(s, now);
+          }
+        } else if (verifyFailed && !continues(s.spec, 'verify')) {
+          s.error = EILSEQ;
+          finish(s, now);
+        }
+      }
+    }
+    if (opts.onTick) opts.onTick(now);
+    if (issued === 0 && active > 0 && earliest !== Infinity) {
+      clock.sleepNs(Math.min(earliest, ...states.filter((s) => !s.done).map((s) => s.endNs)) - now);
+    }
+    now = clock.nowNs();
+    if (opts.onProgress && now >= nextProgress) {
+      opts.onProgress({
+        elapsedNs: now - t0,
+        totalNs,
+        bytes: totBytes,
+        ios: totIos,
+        errors: totErrors,
+        intervalBytes: totBytes - lastBytes,
+        intervalIos: totIos - lastIos,
+        intervalNs: now - lastProgress,
+      });
+      lastBytes = totBytes;
+      lastIos = totIos;
+      lastProgress = now;
+      nextProgress = now + progressEvery;
+    }
+  }
+  const end = clock.nowNs();
+  const usage1 = process.resourceUsage();
+  return {
+    startedAt,
+    elapsedNs: end - t0,
+    cpu: {
+      userMs: (usage1.userCPUTime - usage0.userCPUTime) / 1e3,
+      systemMs: (usage1.systemCPUTime - usage0.systemCPUTime) / 1e3,
+      ctx: usage1.voluntaryContextSwitches - usage0.voluntaryContextSwitches + usage1.involuntaryContextSwitches - usage0.involuntaryContextSwitches,
+      majf: usage1.majorPageFault - usage0.majorPageFault,
+      minf: usage1.minorPageFault - usage0.minorPageFault,
+    },
+    jobs: states.map((s) => ({
+      spec: s.spec,
+      error: s.error,
+      runtimeNs: Math.max(0, Math.min(s.finishedNs, s.endNs) - s.measureFromNs),
+      read: s.dirs[0],
+      write: s.dirs[1],
+      trim: s.dirs[2],
+      series: s.series,
+      verify: s.tally,
+    })),
+  };
+}

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_SCENARIO } from '../../src/scenario/default.js';
+import { runScenario } from '../../src/scenario/run.js';
+import { type ScenarioInput, validateScenario } from '../../src/scenario/schema.js';
+
+const short = (over: Partial<ScenarioInput> = {}) => validateScenario({ ...DEFAULT_SCENARIO, duration: '1500ms', ...over });
+
+describe('running a scenario', () => {
+  it('the default scenario under the safe policy loses nothing', () => {
+    const r = runScenario(short());
+    expect(r.findings).toBe(0);
+    expect(r.verify!.reads.ok).toBeGreaterThan(1000);
+    expect(r.remap.remaps).toBeGreaterThan(0); // the initial bad sectors fail writes and get remapped
+    expect(r.remap.grownBadBlocks).toBeGreaterThan(0);
+    const job = r.fio.jobs[0] as unknown as Record<string, any>;
+    expect(job.read.io_bytes).toBeGreaterThan(0);
+    expect(job.read.clat_ns.percentile['99.000000']).toBeGreaterThan(0);
+    expect(job.verify.reads.ok).toBeGreaterThan(0);
+    expect(job.remap.policy).toBe('safe');
+  });
+
+  it('the same scenario under dm-remap-v4 reports the corrupt and lost units, by sector', () => {
+    const r = runScenario(short(), { policy: 'dm-remap-v4' });
+    expect(r.findings).toBeGreaterThan(0);
+    const v = r.verify!;
+    expect(v.reads.corrupt + v.reads.lost).toBeGreaterThan(0);
+    expect(v.first.corrupt.length + v.first.lost.length).toBeGreaterThan(0);
+  });
+
+  it('is reproducible from its seed', () => {
+    const a = runScenario(short({ jobs: [{ rw: 'randrw', bs: '4k', size: '8m', verify: 'crc32c', continue_on_error: 'all' }] }));
+    const b = runScenario(short({ jobs: [{ rw: 'randrw', bs: '4k', size: '8m', verify: 'crc32c', continue_on_error: 'all' }] }));
+    expect(a.run.jobs[0].read.totalIos).toBe(b.run.jobs[0].read.totalIos);
+    expect(a.remap.remaps).toBe(b.remap.remaps);
+    expect(a.verify!.reads).toEqual(b.verify!.reads);
+  });
+
+  it('catches a flakey layer that drops writes', () => {
+    const r = runScenario(
+      validateScenario({
+        name: 'drop',
+        duration: '2500ms',
+        devices: { main: { size: '16M' }, spare: { size: '4M' } },
+        faults: { main: { flakey: { up: 1, down: 1, features: ['drop_writes'] } } },
+        jobs: [{ rw: 'randrw', bs: '4k', verify: 'crc32c', continue_on_error: 'all', time_based: 1 }],
+      }),
+    );
+    expect(r.verify!.reads.stale + r.verify!.reads.lost).toBeGreaterThan(0);
+    expect(r.findings).toBeGreaterThan(0);
+  });
+});

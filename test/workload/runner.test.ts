@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { MemoryDevice } from '../../src/block/memory-device.js';
+import { DustDevice } from '../../src/faults/dust.js';
+import { jobFromRecord } from '../../src/workload/job.js';
+import { runJobs } from '../../src/workload/runner.js';
+
+const dev = () => new MemoryDevice({ sectors: 2 ** 15 }); // 16 MiB
+
+describe('runJobs', () => {
+  it('ends a size-based job after its size, sequentially covering the region once', () => {
+    const r = runJobs({ device: dev(), jobs: [jobFromRecord({ name: 's', rw: 'write', bs: '64k', size: '4m' })] });
+    expect(r.jobs[0].write.ioBytes).toBe(4 << 20);
+    expect(r.jobs[0].write.totalIos).toBe(64);
+    expect(r.jobs[0].error).toBe(0);
+  });
+
+  it('runs numjobs clones and several jobs in one run', () => {
+    const r = runJobs({
+      device: dev(),
+      jobs: [jobFromRecord({ name: 'a', rw: 'randread', bs: '4k', size: '1m', numjobs: 3 }), jobFromRecord({ name: 'b', rw: 'read', bs: '128k', size: '2m' })],
+    });
+    expect(r.jobs[0].read.totalIos).toBe(3 * 256);
+    expect(r.jobs[1].read.ioBytes).toBe(2 << 20);
+  });
+
+  it('holds rate_iops within 10%', () => {
+    const r = runJobs({ device: dev(), jobs: [jobFromRecord({ name: 'r', rw: 'randread', bs: '4k', rate_iops: 2000, runtime: '1s', time_based: 1 })] });
+    const iops = r.jobs[0].read.totalIos / (r.jobs[0].runtimeNs / 1e9);
+    expect(iops).toBeGreaterThan(1800);
+    expect(iops).toBeLessThan(2200);
+  });
+
+  it('stops a job at its first error unless continue_on_error says otherwise', () => {
+    const mk = () => {
+      const d = new DustDevice(dev());
+      d.enable();
+      d.addBadBlock(100, 0);
+      return d;
+    };
+    const stop = runJobs({ device: mk(), jobs: [jobFromRecord({ name: 'x', rw: 'read', bs: '4k', size: '1m' })] });
+    expect(stop.jobs[0].error).toBe(5);
+    expect(stop.jobs[0].read.errors).toBe(1);
+    expect(stop.jobs[0].read.totalIos).toBeLessThan(20);
+    const go = runJobs({ device: mk(), jobs: [jobFromRecord({ name: 'x', rw: 'read', bs: '4k', size: '1m', continue_on_error: 'read' })] });
+    expect(go.jobs[0].error).toBe(0);
+    expect(go.jobs[0].read.errors).toBe(1);
+    expect(go.jobs[0].read.totalIos).toBe(256);
+  });
+
+  it('does not count the ramp time', () => {
+    const r = runJobs({ device: dev(), jobs: [jobFromRecord({ name: 'r', rw: 'randread', bs: '4k', ramp_time: '300ms', runtime: '300ms', time_based: 1 })] });
+    expect(r.jobs[0].runtimeNs).toBeGreaterThan(290e6);
+    expect(r.jobs[0].runtimeNs).toBeLessThan(400e6);
+    expect(r.elapsedNs).toBeGreaterThan(590e6);
+  });
+});
