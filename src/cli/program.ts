@@ -3,11 +3,13 @@ import { VERSION } from '../version.js';
 import { setLogLevel } from '../util/log.js';
 import { registerCheckTable } from './commands/check-table.js';
 import { registerRun } from './commands/run.js';
+import { registerBench } from './commands/bench.js';
 
 /** Each command module adds itself to the program; one line each. */
 const COMMANDS: Array<(program: Command) => void> = [
   registerCheckTable,
   registerRun,
+  registerBench,
 ];
 
 export function buildProgram(): Command {

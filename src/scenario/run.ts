@@ -60,7 +60,7 @@ export function scenarioJobs(scenario: Scenario, durationNs = scenario.duration)
   });
 }
 
-function remapSummary(built: BuiltScenario, initialBad: number): RemapSummary {
+export function remapSummary(built: BuiltScenario, initialBad: number): RemapSummary {
   const t = built.target;
   const base = {
     policy: built.policy,

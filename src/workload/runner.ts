@@ -9,6 +9,7 @@
  * across worker threads with real queue depth.
  */
 import { type BlockDevice, OK, SECTOR_SIZE } from '../block/device.js';
+import { type AlignedBuffer, allocAligned } from '../block/aligned.js';
 import { LatencyHistogram } from '../stats/latency.js';
 import { IoSeries } from '../stats/series.js';
 import { type Clock, realClock } from '../util/clock.js';
@@ -65,6 +66,8 @@ export interface RunJobsOptions {
   progressIntervalNs?: number;
   /** Overrides each job's seed (a scenario's seed), mixed with the job index. */
   seed?: number;
+  /** Use page-aligned buffers (needed for O_DIRECT without a bounce copy). */
+  alignedBuffers?: boolean;
 }
 
 export interface RunResult {
@@ -134,6 +137,7 @@ export function runJobs(opts: RunJobsOptions): RunResult {
   const t0 = clock.nowNs();
   const defaultRuntime = opts.defaultRuntimeNs ?? 0;
   const oracle = opts.oracle;
+  const aligned: AlignedBuffer[] = [];
 
   const states: JobState[] = opts.jobs.map((spec, index) => {
     const clones: Clone[] = [];
@@ -141,7 +145,12 @@ export function runJobs(opts: RunJobsOptions): RunResult {
     for (let c = 0; c < spec.numjobs; c++) {
       const seed = opts.seed === undefined ? undefined : (opts.seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
       const gen = new IoGenerator(spec, { deviceBytes, clone: c, seed, alignBytes: device.logicalBlockSize });
-      const buf = new Uint8Array(maxBs);
+      let buf: Uint8Array;
+      if (opts.alignedBuffers) {
+        const a = allocAligned(maxBs);
+        aligned.push(a);
+        buf = a.buf;
+      } else buf = new Uint8Array(maxBs);
       for (let i = 0; i < buf.length; i++) buf[i] = (i * 131 + c * 7 + index) & 0xff; // fio-like: filled once
       clones.push({ gen, req: newIoRequest(), buf, done: false });
     }
@@ -291,6 +300,7 @@ export function runJobs(opts: RunJobsOptions): RunResult {
     }
   }
   const end = clock.nowNs();
+  for (const a of aligned) a.free();
   const usage1 = process.resourceUsage();
   return {
     startedAt,

@@ -1,0 +1,93 @@
+/**
+ * The same jobs through fio (psync) and through the model, on the same 1 GiB
+ * page-cached file, in one run. Targets (issue 3):
+ *   "seq-read-1m"      bs=1M sequential read, safe policy, no remaps   >= 0.9 x fio psync
+ *   "rand-read-4k-qd1" bs=4k random read, iodepth 1, 10,000 remaps     >= 0.7 x fio psync
+ * Usage: npm run bench:fio [-- --json] [-- --quick]
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FileDevice } from '../src/block/file-device.js';
+import { SafeRemapTarget } from '../src/remap/safe-target.js';
+import { Random } from '../src/util/random.js';
+import { jobFromRecord } from '../src/workload/job.js';
+import { runJobs } from '../src/workload/runner.js';
+import { benchArgs, emitJson } from './args.js';
+import { fioMissing, runFio } from './fio.js';
+
+const args = benchArgs();
+const missing = fioMissing();
+if (missing) {
+  console.log(`skipping bench:fio: ${missing}`);
+  if (args.json) emitJson({ skipped: missing, comparisons: [] });
+  process.exit(0);
+}
+
+const RUNTIME_S = args.quick ? 2 : 5;
+const MAIN_BYTES = 1 << 30;
+const SPARE_BYTES = 64 << 20;
+const REMAPS = 10_000;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapsim-bench-fio-'));
+const mainFile = path.join(dir, 'main.img');
+const spareFile = path.join(dir, 'spare.img');
+
+function fillAndWarm(file: string, bytes: number): void {
+  const fd = fs.openSync(file, 'w+');
+  const chunk = Buffer.alloc(1 << 20);
+  for (let i = 0; i < chunk.length; i++) chunk[i] = (i * 7) & 0xff;
+  for (let off = 0; off < bytes; off += chunk.length) fs.writeSync(fd, chunk, 0, chunk.length, off);
+  for (let off = 0; off < bytes; off += chunk.length) fs.readSync(fd, chunk, 0, chunk.length, off);
+  fs.closeSync(fd);
+}
+
+function model(remaps: number): SafeRemapTarget {
+  const main = FileDevice.open(mainFile);
+  const spare = FileDevice.open(spareFile);
+  const rnd = new Random(7);
+  const blocks = main.sectors;
+  const pairs: Array<[number, number]> = [];
+  const used = new Set<number>();
+  let next = 2048; // the first data block after the default reserved area
+  while (pairs.length < remaps) {
+    const b = rnd.int(blocks);
+    if (used.has(b)) continue;
+    used.add(b);
+    pairs.push([b, next++]);
+  }
+  return new SafeRemapTarget({ main, spare, restored: { remaps: pairs, cursor: next } });
+}
+
+function ours(record: Record<string, string | number>, remaps: number): { bw: number; iops: number } {
+  const target = model(remaps);
+  try {
+    const r = runJobs({ device: target, jobs: [jobFromRecord({ name: 'ours', ...record, runtime: RUNTIME_S, time_based: 1 })] });
+    const j = r.jobs[0];
+    const secs = j.runtimeNs / 1e9;
+    return { bw: j.read.ioBytes / secs, iops: j.read.totalIos / secs };
+  } finally {
+    target.close();
+  }
+}
+
+try {
+  fillAndWarm(mainFile, MAIN_BYTES);
+  fillAndWarm(spareFile, SPARE_BYTES);
+  const common = { filename: mainFile, ioengine: 'psync', runtime: RUNTIME_S, time_based: 1, name: 'fio' };
+  const seqFio = runFio({ ...common, rw: 'read', bs: '1M' });
+  const seqOurs = ours({ rw: 'read', bs: '1M' }, 0);
+  const randFio = runFio({ ...common, rw: 'randread', bs: '4k', norandommap: 1, randrepeat: 0 });
+  const randOurs = ours({ rw: 'randread', bs: '4k', norandommap: 1 }, REMAPS);
+  const MiB = 1 << 20;
+  const comparisons = [
+    { name: 'seq-read-1m', ours: seqOurs.bw / MiB, theirs: seqFio.bw / MiB, unit: 'MiB/s', ratio: seqOurs.bw / seqFio.bw },
+    { name: 'rand-read-4k-qd1', ours: randOurs.iops, theirs: randFio.iops, unit: 'IOPS', ratio: randOurs.iops / randFio.iops },
+  ].map((c) => ({ ...c, ours: Math.round(c.ours), theirs: Math.round(c.theirs), ratio: Math.round(c.ratio * 1000) / 1000 }));
+  if (!args.json) {
+    console.log(`same 1 GiB page-cached file, ${RUNTIME_S} s per run; model: safe policy (${REMAPS} remaps for the random job)`);
+    for (const c of comparisons) console.log(`${c.name.padEnd(18)} remapsim ${String(c.ours).padStart(8)} ${c.unit.padEnd(6)}  fio psync ${String(c.theirs).padStart(8)} ${c.unit.padEnd(6)}  ratio ${c.ratio}`);
+  }
+  if (args.json) emitJson({ comparisons, load: os.loadavg()[0] });
+} finally {
+  fs.rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,81 @@
+/**
+ * Where `remapsim bench` runs its jobs, from a --target spec:
+ *   file:PATH        a regular file (created sparse at the jobs' size when missing)
+ *   dev:PATH         a block device (/dev/loopN, /dev/mapper/NAME)
+ *   table:LINE       a model built from a table line ('0 409600 remap /a.img /b.img')
+ *   scenario:FILE    a scenario's model (its devices, faults and policy; not its jobs)
+ *   scenario:default the built-in scenario's model
+ *   PATH             a file or block device, whichever it is
+ */
+import * as fs from 'node:fs';
+import type { BlockDevice } from '../block/device.js';
+import { FileDevice } from '../block/file-device.js';
+import type { ControlTarget } from '../control/target.js';
+import { openTarget } from '../remap/open-target.js';
+import { UsageError } from '../cli/errors.js';
+import type { Clock } from '../util/clock.js';
+import { DEFAULT_SCENARIO } from './default.js';
+import { type BuiltScenario, buildScenario } from './build.js';
+import { loadScenario } from './load.js';
+import { type RemapSummary, remapSummary } from './run.js';
+import { type Policy, validateScenario } from './schema.js';
+
+export interface OpenedTarget {
+  device: BlockDevice & Partial<ControlTarget>;
+  description: string;
+  /** For a scenario's model: its fault growth and known-bad sectors. */
+  built?: BuiltScenario;
+  close(): void;
+  remapSummary?(): RemapSummary;
+}
+
+export interface TargetSpecOptions {
+  /** Open files and devices with O_DIRECT. */
+  direct?: boolean;
+  /** Size to create a missing file with (bytes); the file must exist when undefined. */
+  createBytes?: number;
+  policy?: Policy;
+  clock?: Clock;
+}
+
+export function openTargetSpec(spec: string, opts: TargetSpecOptions = {}): OpenedTarget {
+  const colon = spec.indexOf(':');
+  const kind = colon > 0 && !spec.startsWith('/') ? spec.slice(0, colon) : 'path';
+  const rest = kind === 'path' ? spec : spec.slice(colon + 1);
+  if (rest.length === 0) throw new UsageError(`--target: '${spec}' names nothing after '${kind}:'`);
+  switch (kind) {
+    case 'file':
+    case 'dev':
+    case 'path': {
+      if (!fs.existsSync(rest)) {
+        if (kind === 'dev') throw new UsageError(`--target: ${rest}: no such device`);
+        if (opts.createBytes === undefined) throw new UsageError(`--target: ${rest} does not exist; give the jobs a size (--size) to create it`);
+        FileDevice.createSparse(rest, opts.createBytes);
+      }
+      const st = fs.statSync(rest);
+      if (kind === 'dev' && !st.isBlockDevice()) throw new UsageError(`--target: ${rest} is not a block device (use file:${rest})`);
+      if (kind === 'file' && !st.isFile()) throw new UsageError(`--target: ${rest} is not a regular file (use dev:${rest})`);
+      if (st.isFile() && opts.createBytes !== undefined && st.size < opts.createBytes) FileDevice.createSparse(rest, opts.createBytes);
+      const device = FileDevice.open(rest, { direct: opts.direct });
+      return { device, description: `${device.isBlockDevice ? 'block device' : 'file'} ${rest}`, close: () => device.close() };
+    }
+    case 'table': {
+      const device = openTarget(rest, { clock: opts.clock });
+      return { device, description: `model: ${device.table()}`, close: () => device.close() };
+    }
+    case 'scenario': {
+      const scenario = rest === 'default' ? validateScenario(DEFAULT_SCENARIO, 'default scenario') : loadScenario(rest);
+      const built = buildScenario(scenario, { policy: opts.policy, clock: opts.clock });
+      const initialBad = built.mainDust?.listBadBlocks().length ?? 0;
+      return {
+        device: built.target,
+        description: `model of scenario '${scenario.name}', policy ${built.policy}`,
+        built,
+        close: () => built.close(),
+        remapSummary: () => remapSummary(built, initialBad),
+      };
+    }
+    default:
+      throw new UsageError(`--target: unknown kind '${kind}' in '${spec}' (file:PATH, dev:PATH, table:LINE, scenario:FILE, or a path)`);
+  }
+}
