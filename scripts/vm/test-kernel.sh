@@ -29,6 +29,8 @@ for f in "${js[@]}"; do
   # an incremental build does not re-emit outputs deleted behind its back
   [ -f "$f" ] || { rm -rf "$OUT"; node_modules/.bin/tsc -p scripts/vm/tsconfig.kernel-tests.json; break; }
 done
+# src/version.ts reads ../package.json relative to the compiled file
+ln -sf ../../package.json "$OUT/package.json"
 awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "test-kernel: compiled on the host in %.1f s\n", b - a }' >&2
 
 exec bash scripts/vm/run.sh --timeout "${REMAPSIM_KERNEL_TEST_TIMEOUT:-900}" -- \

@@ -4,12 +4,16 @@ import { setLogLevel } from '../util/log.js';
 import { registerCheckTable } from './commands/check-table.js';
 import { registerRun } from './commands/run.js';
 import { registerBench } from './commands/bench.js';
+import { registerDm } from './commands/dm.js';
+import { registerLoop } from './commands/loop.js';
 
 /** Each command module adds itself to the program; one line each. */
 const COMMANDS: Array<(program: Command) => void> = [
   registerCheckTable,
   registerRun,
   registerBench,
+  registerDm,
+  registerLoop,
 ];
 
 export function buildProgram(): Command {

@@ -637,7 +637,11 @@ export function encodeSetGeometry(req: DmRequest, g: { cylinders: number; heads:
   return encodeRequest(req, utf8(`${g.cylinders} ${g.heads} ${g.sectors} ${g.start}\0`));
 }
 
-/** `0 2048 linear 7:0 0`, the way dmsetup prints a table or status line (no trailing blank for empty parameters). */
+/**
+ * `0 2048 linear 7:0 0`: a table or status line. No trailing blank for empty
+ * parameters (`100 200 error`), where dmsetup prints one (`100 200 error `);
+ * src/cli/commands/dm.ts has the byte-exact dmsetup form.
+ */
 export function formatTargetLine(t: DmTargetSpec): string {
   return t.params === '' ? `${t.start} ${t.length} ${t.type}` : `${t.start} ${t.length} ${t.type} ${t.params}`;
 }

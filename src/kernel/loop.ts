@@ -161,6 +161,7 @@ function openBacking(file: string, opts: LoopAttachOptions): number {
     const e = errnoOf(err);
     if (opts.direct && e === EINVAL) return openBacking(file, { ...opts, direct: false }); // filesystem without O_DIRECT
     if (e === EROFS || (e === EACCES && !opts.readOnly)) throw new LoopError(`cannot open backing file ${file} for writing: ${errnoText(e)} (attach it read-only?)`, e);
+    if (e === 21) throw new LoopError(`backing file ${file} is a directory`, e); // EISDIR
     throw new LoopError(`cannot open backing file ${file}: ${errnoText(e ?? 0)}`, e);
   }
   const st = fs.fstatSync(fd);

@@ -1,12 +1,20 @@
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { EINVAL, EIO, OK, type BlockDevice } from '../../src/block/device.js';
 import { FileDevice } from '../../src/block/file-device.js';
 import { MemoryDevice } from '../../src/block/memory-device.js';
 import { DustDevice } from '../../src/faults/dust.js';
 import { KernelMessageError, KernelTableError, type FaultLogLevel } from '../../src/faults/errors.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { defineDustSpec, type DustGeometry, type DustHarness } from './dust-spec.js';
+import { defineDustSpec, type DustGeometry, type DustHarness, type SpecRunner } from './dust-spec.js';
+
+const vitestRunner: SpecRunner = {
+  describe,
+  it,
+  beforeEach,
+  afterEach,
+  assert: { equal: (a, e, m) => expect(a, m).toBe(e), deepEqual: (a, e, m) => expect(a, m).toEqual(e) },
+};
 
 function harnessFor(inner: BlockDevice, g: DustGeometry): DustHarness {
   const dust = DustDevice.fromTable(inner, [inner.name, '0', String(g.blockSize)]);
@@ -25,12 +33,13 @@ function harnessFor(inner: BlockDevice, g: DustGeometry): DustHarness {
   };
 }
 
-defineDustSpec('DustDevice over a MemoryDevice', (g) => harnessFor(new MemoryDevice({ sectors: (g.blocks * g.blockSize) / 512, name: 'mem0' }), g));
+defineDustSpec(vitestRunner, 'DustDevice over a MemoryDevice', (g) => harnessFor(new MemoryDevice({ sectors: (g.blocks * g.blockSize) / 512, name: 'mem0' }), g));
 
 const tmp = tmpDir('remapsim-dust-');
 afterAll(() => tmp.cleanup());
 let fileNo = 0;
 defineDustSpec(
+  vitestRunner,
   'DustDevice over a FileDevice',
   (g) => {
     const file = path.join(tmp.dir, `dust-${fileNo++}.img`);

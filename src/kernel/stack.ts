@@ -1,0 +1,472 @@
+/**
+ * The usual kernel test stack, built and torn down in one call each:
+ *
+ *   backing files -> loop devices -> bad-sector layer -> remap target
+ *
+ * - backing files: created sparse (or existing ones used as they are);
+ * - loop devices: one for main, one for spare, at the stack's logical block size;
+ * - bad-sector layer on main: dm-dust when the kernel has it (reads of a listed
+ *   block fail with EIO; a write to it goes through and takes it off the list,
+ *   as on a disk that reallocates on write), else dm-linear with dm-error
+ *   segments over the bad sectors (reads and writes there always fail);
+ * - the remap target (`dm-remap-v4 <bad layer> <spare loop>`) when the kernel
+ *   has that target type. When it does not, the stack ends at the bad-sector
+ *   layer and the state says so (`remap.present: false` with the reason); the
+ *   spare loop device is still attached, so the userspace model can run on
+ *   top of the kernel's bad-sector layer and the spare.
+ *
+ * The state is plain JSON (saveStackState / loadStackState), so another
+ * process can add bad sectors to a live stack or tear it down. Teardown only
+ * touches what the state names, checks that a loop device still holds the
+ * state's backing file before detaching it, and is idempotent.
+ *
+ * All calls are synchronous and need root and a kernel with device-mapper.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { SECTOR_SIZE } from '../block/device.js';
+import { v4MinSpare } from '../remap/min-spare.js';
+import { DmControl, DmError } from './dm-control.js';
+import { type DmTargetSpec, formatTargetLine } from './dm-ioctl-codec.js';
+import { attachLoop, detachLoop, loopDeviceInfo, LoopError } from './loop.js';
+
+const ENXIO = 6;
+
+/** A backing device: a new sparse file of `bytes`, or an existing file (or block device) used as it is. */
+export type StackBacking = { bytes: number } | { file: string };
+
+export interface StackSpec {
+  /** Prefix of the dm device names (`<name>-bad`, `<name>-remap`) and of created files: 1..64 of [A-Za-z0-9._-], starting with a letter or digit. */
+  name: string;
+  main: StackBacking;
+  /** The remap target's spare device. Default: a new file of 1/8 of main (at least 8 MiB). */
+  spare?: StackBacking;
+  /** Where new backing files go (default: os.tmpdir()). */
+  dir?: string;
+  /** Logical block size of the loop devices, and so of the whole stack (default 512). */
+  logicalBlockSize?: 512 | 4096;
+  /** Bad sectors of main, in 512-byte sectors. */
+  badSectors?: readonly number[];
+  /** 'auto' (default): dust when the kernel has it, else linear+error. */
+  badLayer?: 'auto' | 'dust' | 'linear-error';
+  /** dm-dust block size in bytes: a power of two >= the logical block size (default: the logical block size). */
+  dustBlockSize?: number;
+  /** Remap target type to put on top (default 'dm-remap-v4'); null for none. */
+  remapTarget?: string | null;
+  /** LO_FLAGS_DIRECT_IO on the loop devices (default false). */
+  directIo?: boolean;
+}
+
+export type StackRole = 'main' | 'spare';
+
+export interface StackState {
+  version: 1;
+  name: string;
+  createdAt: string;
+  logicalBlockSize: 512 | 4096;
+  files: Array<{ role: StackRole; path: string; bytes: number; created: boolean }>;
+  loops: Array<{ role: StackRole; device: string; number: number; major: number; minor: number; backingFile: string }>;
+  /** Bottom-up: the bad-sector layer first, the remap target (if any) last. */
+  devices: Array<{ role: 'bad' | 'remap'; name: string; path: string; major: number; minor: number; sectors: number; table: string[] }>;
+  badLayer: { kind: 'dust'; blockSize: number } | { kind: 'linear-error' };
+  /** Every bad sector given so far, sorted. With dust, a write may have taken some off the kernel's list since. */
+  badSectors: number[];
+  remap: { target: string | null; present: boolean; version?: string; reason?: string };
+  /** The device to run I/O on: the remap target when present, else the bad-sector layer. */
+  top: string;
+  /** Size of `top` in 512-byte sectors. */
+  sectors: number;
+  /** The spare loop device, for a userspace remap target on top of `top`. */
+  spareDevice: string;
+  notes: string[];
+}
+
+export interface TeardownReport {
+  removedDevices: string[];
+  detachedLoops: string[];
+  removedFiles: string[];
+  /** Things named in the state that were already gone (not an error). */
+  alreadyGone: string[];
+  /** Loop devices now attached to something else (left alone). */
+  skipped: string[];
+}
+
+/** A stack that could not be built, changed or fully torn down; the message says what and why. */
+export class StackError extends Error {
+  override readonly name = 'StackError';
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const MiB = 1 << 20;
+
+// ------------------------------------------------------------------ pure parts
+
+function checkBacking(b: StackBacking | undefined, field: string, lbs: number): void {
+  if (b === undefined) return;
+  if ('bytes' in b) {
+    if (!Number.isSafeInteger(b.bytes) || b.bytes < lbs || b.bytes % lbs !== 0) {
+      throw new StackError(`${field}.bytes must be a multiple of the ${lbs}-byte logical block size in ${lbs}..${Number.MAX_SAFE_INTEGER}, got ${b.bytes}`);
+    }
+  } else if (typeof b.file !== 'string' || b.file === '') {
+    throw new StackError(`${field}.file must be a path, got ${JSON.stringify(b.file)}`);
+  }
+}
+
+/** Checks a spec; throws StackError naming the field and the allowed values. */
+export function checkStackSpec(spec: StackSpec): void {
+  if (typeof spec.name !== 'string' || !NAME_RE.test(spec.name)) {
+    throw new StackError(`name must be 1..64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit, got ${JSON.stringify(spec.name)}`);
+  }
+  const lbs = spec.logicalBlockSize ?? 512;
+  if (lbs !== 512 && lbs !== 4096) throw new StackError(`logicalBlockSize must be 512 or 4096, got ${lbs}`);
+  if (!spec.main || typeof spec.main !== 'object') throw new StackError('main must be { bytes } or { file }');
+  checkBacking(spec.main, 'main', lbs);
+  checkBacking(spec.spare, 'spare', lbs);
+  const layer = spec.badLayer ?? 'auto';
+  if (!['auto', 'dust', 'linear-error'].includes(layer)) throw new StackError(`badLayer must be 'auto', 'dust' or 'linear-error', got ${JSON.stringify(layer)}`);
+  const dbs = spec.dustBlockSize ?? lbs;
+  if (!Number.isInteger(dbs) || dbs < lbs || dbs > 1 << 30 || (dbs & (dbs - 1)) !== 0) {
+    throw new StackError(`dustBlockSize must be a power of two from the logical block size (${lbs}) to 1073741824, got ${dbs}`);
+  }
+  for (const s of spec.badSectors ?? []) {
+    if (!Number.isSafeInteger(s) || s < 0) throw new StackError(`badSectors must hold sector numbers in 0..${Number.MAX_SAFE_INTEGER}, got ${s}`);
+  }
+  if (spec.remapTarget !== undefined && spec.remapTarget !== null && !/^[A-Za-z0-9_-]{1,15}$/.test(spec.remapTarget)) {
+    throw new StackError(`remapTarget must be a target type name of 1..15 characters, or null, got ${JSON.stringify(spec.remapTarget)}`);
+  }
+}
+
+/** Sorted, de-duplicated bad sectors, checked against the device size. */
+function normaliseSectors(sectors: readonly number[], deviceSectors: number): number[] {
+  for (const s of sectors) {
+    if (!Number.isSafeInteger(s) || s < 0 || s >= deviceSectors) throw new StackError(`bad sector ${s} is out of range 0..${deviceSectors - 1}`);
+  }
+  return [...new Set(sectors)].sort((a, b) => a - b);
+}
+
+/**
+ * The dm-linear + dm-error table over `device` (`sectors` long) that fails
+ * every logical block holding a bad sector. Boundaries are on logical block
+ * boundaries (the kernel refuses a table whose targets split a logical block).
+ */
+export function linearErrorTable(device: string, sectors: number, badSectors: readonly number[], logicalBlockSize: number): DmTargetSpec[] {
+  const spb = logicalBlockSize / SECTOR_SIZE;
+  const ranges: Array<[number, number]> = [];
+  for (const s of [...badSectors].sort((a, b) => a - b)) {
+    const first = s - (s % spb);
+    const last = ranges[ranges.length - 1];
+    if (last && first <= last[1]) last[1] = Math.max(last[1], first + spb);
+    else ranges.push([first, first + spb]);
+  }
+  const out: DmTargetSpec[] = [];
+  let at = 0;
+  for (const [a, b] of ranges) {
+    if (a > at) out.push({ start: at, length: a - at, type: 'linear', params: `${device} ${at}` });
+    out.push({ start: a, length: b - a, type: 'error', params: '' });
+    at = b;
+  }
+  if (at < sectors) out.push({ start: at, length: sectors - at, type: 'linear', params: `${device} ${at}` });
+  return out;
+}
+
+/** The dust blocks (numbered from the start of the underlying device, as dm-dust messages number them) that hold these sectors. */
+export function dustBlocksOf(sectors: readonly number[], dustBlockSize: number): number[] {
+  const spb = dustBlockSize / SECTOR_SIZE;
+  return [...new Set(sectors.map((s) => Math.floor(s / spb)))].sort((a, b) => a - b);
+}
+
+// ------------------------------------------------------------------ state files
+
+export function saveStackState(file: string, state: StackState): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  fs.writeFileSync(tmp, `${JSON.stringify(state, null, 2)}\n`);
+  fs.renameSync(tmp, file);
+}
+
+/** Reads a state file written by saveStackState; a file that is not one is refused with the field at fault. */
+export function loadStackState(file: string): StackState {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new StackError(`cannot read stack state ${file}: ${(err as Error).message}`);
+  }
+  const s = raw as Partial<StackState>;
+  const bad = (field: string): never => {
+    throw new StackError(`${file} is not a remapsim stack state: field '${field}' is missing or malformed`);
+  };
+  if (!s || typeof s !== 'object') bad('(root)');
+  if (s.version !== 1) bad('version');
+  if (typeof s.name !== 'string' || !NAME_RE.test(s.name)) bad('name');
+  if (!Array.isArray(s.files) || s.files.some((f) => typeof f?.path !== 'string' || typeof f.created !== 'boolean')) bad('files');
+  if (!Array.isArray(s.loops) || s.loops.some((l) => typeof l?.device !== 'string' || !Number.isInteger(l.number) || typeof l.backingFile !== 'string')) bad('loops');
+  if (!Array.isArray(s.devices) || s.devices.some((d) => typeof d?.name !== 'string')) bad('devices');
+  if (!s.badLayer || (s.badLayer.kind !== 'dust' && s.badLayer.kind !== 'linear-error')) bad('badLayer');
+  if (!Array.isArray(s.badSectors)) bad('badSectors');
+  if (s.logicalBlockSize !== 512 && s.logicalBlockSize !== 4096) bad('logicalBlockSize');
+  return s as StackState;
+}
+
+// ------------------------------------------------------------------ build
+
+function withControl<T>(control: DmControl | undefined, fn: (dm: DmControl) => T): T {
+  const dm = control ?? DmControl.open();
+  try {
+    return fn(dm);
+  } finally {
+    if (!control) dm.close();
+  }
+}
+
+function fileBytes(p: string): number {
+  const st = fs.statSync(p);
+  if (st.isFile()) return st.size;
+  throw new StackError(`${p} is not a regular file; give block devices to dm directly instead of a loop device`);
+}
+
+/**
+ * Builds the stack. On any failure, everything made so far is torn down
+ * again and the error is rethrown (as StackError where it is ours).
+ */
+export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } = {}): StackState {
+  checkStackSpec(spec);
+  const lbs = spec.logicalBlockSize ?? 512;
+  return withControl(opts.control, (dm) => {
+    const badName = `${spec.name}-bad`;
+    const remapName = `${spec.name}-remap`;
+    for (const n of [badName, remapName]) {
+      if (dm.exists(n)) throw new StackError(`stack '${spec.name}' looks up already: device-mapper device '${n}' exists (tear it down first)`);
+    }
+    const remapTarget = spec.remapTarget === undefined ? 'dm-remap-v4' : spec.remapTarget;
+    const hasDust = dm.targetVersion('dust') !== undefined;
+    const wanted = spec.badLayer ?? 'auto';
+    if (wanted === 'dust' && !hasDust) throw new StackError("badLayer 'dust' was asked for, but this kernel has no dm-dust target (CONFIG_DM_DUST)");
+    const kind: 'dust' | 'linear-error' = wanted === 'auto' ? (hasDust ? 'dust' : 'linear-error') : wanted;
+    const dustBlockSize = spec.dustBlockSize ?? lbs;
+
+    const state: StackState = {
+      version: 1,
+      name: spec.name,
+      createdAt: new Date().toISOString(),
+      logicalBlockSize: lbs,
+      files: [],
+      loops: [],
+      devices: [],
+      badLayer: kind === 'dust' ? { kind, blockSize: dustBlockSize } : { kind },
+      badSectors: [],
+      remap: { target: remapTarget, present: false },
+      top: '',
+      sectors: 0,
+      spareDevice: '',
+      notes: [],
+    };
+    try {
+      const dir = spec.dir ?? os.tmpdir();
+      const backing = (role: StackRole, b: StackBacking): string => {
+        if ('file' in b) {
+          const p = path.resolve(b.file);
+          state.files.push({ role, path: p, bytes: fileBytes(p), created: false });
+          return p;
+        }
+        const p = path.join(dir, `${spec.name}-${role}.img`);
+        if (fs.existsSync(p)) throw new StackError(`backing file ${p} already exists: remove it, or pass it as ${role}: { file } to use it`);
+        fs.writeFileSync(p, '', { flag: 'wx' });
+        state.files.push({ role, path: p, bytes: b.bytes, created: true });
+        fs.truncateSync(p, b.bytes);
+        return p;
+      };
+      const attach = (role: StackRole, file: string): { device: string; sectors: number } => {
+        const att = attachLoop(file, { blockSize: lbs, direct: spec.directIo });
+        const info = loopDeviceInfo(att.number);
+        if (!info) throw new StackError(`${att.device} vanished right after it was attached`);
+        state.loops.push({ role, device: att.device, number: att.number, major: info.major, minor: info.minor, backingFile: info.backingFile });
+        return { device: att.device, sectors: info.sectors - (info.sectors % (lbs / SECTOR_SIZE)) };
+      };
+
+      const mainFile = backing('main', spec.main);
+      const main = attach('main', mainFile);
+      if (main.sectors === 0) throw new StackError(`main backing ${mainFile} is smaller than one ${lbs}-byte block`);
+      const defaultSpare = Math.max(8 * MiB, Math.ceil((main.sectors * SECTOR_SIZE) / 8 / lbs) * lbs);
+      const spareFile = backing('spare', spec.spare ?? { bytes: defaultSpare });
+      const spare = attach('spare', spareFile);
+      state.spareDevice = spare.device;
+
+      const bad = normaliseSectors(spec.badSectors ?? [], main.sectors);
+      state.badSectors = bad;
+      const badTable =
+        kind === 'dust' ? [{ start: 0, length: main.sectors, type: 'dust', params: `${main.device} 0 ${dustBlockSize}` }] : linearErrorTable(main.device, main.sectors, bad, lbs);
+      const badInfo = createDevice(dm, badName, badTable, state, 'bad');
+      if (kind === 'dust') {
+        for (const b of dustBlocksOf(bad, dustBlockSize)) dm.message(badName, 0, `addbadblock ${b}`);
+        dm.message(badName, 0, 'enable');
+        state.notes.push(`bad-sector layer: dm-dust, ${dustBlockSize}-byte blocks; reads of a listed block fail with EIO, a write to it succeeds and takes it off the list`);
+      } else {
+        state.notes.push(
+          hasDust
+            ? 'bad-sector layer: dm-linear with dm-error segments (asked for); reads and writes of a bad logical block always fail with EIO'
+            : 'bad-sector layer: dm-linear with dm-error segments (this kernel has no dm-dust); reads and writes of a bad logical block always fail with EIO',
+        );
+      }
+      state.top = badInfo.path;
+      state.sectors = main.sectors;
+
+      if (remapTarget === null) {
+        state.remap = { target: null, present: false, reason: 'no remap target was asked for' };
+        state.notes.push('the stack ends at the bad-sector layer (no remap target asked for)');
+      } else {
+        const v = dm.targetVersion(remapTarget);
+        if (!v) {
+          state.remap = { target: remapTarget, present: false, reason: `target type '${remapTarget}' is not loaded in this kernel (and could not be loaded)` };
+          state.notes.push(`the stack ends at the bad-sector layer: the kernel has no '${remapTarget}' target; ${spare.device} is attached for a userspace remap target`);
+        } else {
+          if (remapTarget === 'dm-remap-v4') {
+            const min = v4MinSpare(main.sectors, lbs);
+            if (spare.sectors < min) throw new StackError(`spare is ${spare.sectors} sectors; dm-remap-v4 needs at least ${min} for a main device of ${main.sectors} sectors`);
+          }
+          const table = [{ start: 0, length: main.sectors, type: remapTarget, params: `${badInfo.path} ${spare.device}` }];
+          const top = createDevice(dm, remapName, table, state, 'remap');
+          state.remap = { target: remapTarget, present: true, version: v.version.join('.') };
+          state.top = top.path;
+          state.sectors = top.sectors;
+        }
+      }
+      return state;
+    } catch (err) {
+      try {
+        teardownKernelStack(state, { control: dm });
+      } catch (cleanupErr) {
+        const why = err instanceof Error ? err.message : String(err);
+        throw new StackError(`${why}; cleaning up after it also failed: ${(cleanupErr as Error).message}`);
+      }
+      throw err;
+    }
+  });
+}
+
+function createDevice(dm: DmControl, name: string, table: DmTargetSpec[], state: StackState, role: 'bad' | 'remap'): { path: string; sectors: number } {
+  const info = dm.create(name);
+  const p = `/dev/mapper/${name}`;
+  const sectors = table.reduce((a, t) => Math.max(a, t.start + t.length), 0);
+  state.devices.push({ role, name, path: p, major: info.major, minor: info.minor, sectors, table: table.map(formatTargetLine) });
+  dm.load(name, table);
+  dm.resume(name);
+  return { path: p, sectors };
+}
+
+// ------------------------------------------------------------------ live changes
+
+/**
+ * Adds bad sectors to a live stack and returns the new state (save it again
+ * if another process will use it). dm-dust gets `addbadblock` messages for
+ * the blocks not yet listed; the linear+error layer gets a new table
+ * (suspend, load, resume: I/O in flight waits, none fails).
+ */
+export function addBadSectors(state: StackState, sectors: readonly number[], opts: { control?: DmControl } = {}): StackState {
+  const dev = state.devices.find((d) => d.role === 'bad');
+  if (!dev) throw new StackError(`stack '${state.name}' has no bad-sector layer`);
+  const added = normaliseSectors(sectors, dev.sectors);
+  const all = normaliseSectors([...state.badSectors, ...added], dev.sectors);
+  return withControl(opts.control, (dm) => {
+    if (state.badLayer.kind === 'dust') {
+      for (const b of dustBlocksOf(added, state.badLayer.blockSize)) {
+        if (/^dust_query_block: block \d+ found in badblocklist$/.test(dm.message(dev.name, 0, `queryblock ${b}`))) continue;
+        dm.message(dev.name, 0, `addbadblock ${b}`);
+      }
+      return { ...state, badSectors: all };
+    }
+    const mainLoop = state.loops.find((l) => l.role === 'main');
+    if (!mainLoop) throw new StackError(`stack '${state.name}' has no main loop device`);
+    const table = linearErrorTable(mainLoop.device, dev.sectors, all, state.logicalBlockSize);
+    dm.load(dev.name, table);
+    dm.suspend(dev.name);
+    try {
+      dm.resume(dev.name);
+    } catch (err) {
+      // a device left suspended would hang every I/O on the stack: drop the new table and resume the old one
+      try {
+        dm.clear(dev.name);
+        dm.resume(dev.name);
+      } catch {
+        // report the first failure
+      }
+      throw err;
+    }
+    const devices = state.devices.map((d) => (d === dev ? { ...d, table: table.map(formatTargetLine) } : d));
+    return { ...state, devices, badSectors: all };
+  });
+}
+
+// ------------------------------------------------------------------ teardown
+
+function sameBacking(sysfs: string, ours: string): boolean {
+  return sysfs === ours || sysfs === `${ours} (deleted)`;
+}
+
+/**
+ * Removes the dm devices (top first), detaches the loop devices that still
+ * hold the state's backing files, and deletes the backing files the stack
+ * created (unless keepFiles). Anything already gone is fine. Throws a
+ * StackError listing what it could not remove, after trying everything.
+ */
+export function teardownKernelStack(state: StackState, opts: { control?: DmControl; keepFiles?: boolean } = {}): TeardownReport {
+  const report: TeardownReport = { removedDevices: [], detachedLoops: [], removedFiles: [], alreadyGone: [], skipped: [] };
+  const failures: string[] = [];
+  const dmDevices = [...state.devices].reverse();
+  if (dmDevices.length > 0) {
+    let dm: DmControl | undefined = opts.control;
+    try {
+      dm ??= DmControl.open();
+    } catch (err) {
+      failures.push(`cannot reach device-mapper to remove ${dmDevices.map((d) => d.name).join(', ')}: ${(err as Error).message}`);
+    }
+    if (dm) {
+      try {
+        for (const d of dmDevices) {
+          try {
+            dm.remove(d.name, { retries: 10, retryDelayMs: 100 });
+            report.removedDevices.push(d.name);
+          } catch (err) {
+            if (err instanceof DmError && err.errno === ENXIO) report.alreadyGone.push(d.name);
+            else failures.push(`${d.name}: ${(err as Error).message}`);
+          }
+        }
+      } finally {
+        if (!opts.control) dm.close();
+      }
+    }
+  }
+  for (const l of [...state.loops].reverse()) {
+    const info = loopDeviceInfo(l.number);
+    if (!info) {
+      report.alreadyGone.push(l.device);
+      continue;
+    }
+    if (!sameBacking(info.backingFile, l.backingFile)) {
+      report.skipped.push(`${l.device} (now backed by ${info.backingFile})`);
+      continue;
+    }
+    try {
+      const r = detachLoop(l.number);
+      if (r === 'deferred') failures.push(`${l.device} is still open somewhere: the kernel detaches it on last close`);
+      else report.detachedLoops.push(l.device);
+    } catch (err) {
+      if (err instanceof LoopError && err.errno === ENXIO) report.alreadyGone.push(l.device);
+      else failures.push(`${l.device}: ${(err as Error).message}`);
+    }
+  }
+  if (!opts.keepFiles) {
+    for (const f of state.files) {
+      if (!f.created) continue;
+      try {
+        fs.unlinkSync(f.path);
+        report.removedFiles.push(f.path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') report.alreadyGone.push(f.path);
+        else failures.push(`${f.path}: ${(err as Error).message}`);
+      }
+    }
+  }
+  if (failures.length > 0) throw new StackError(`stack '${state.name}' is not fully torn down: ${failures.join('; ')}`);
+  return report;
+}
