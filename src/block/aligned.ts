@@ -32,6 +32,20 @@ export function allocAligned(size: number, alignment = PAGE_SIZE, sys: Libc = li
   };
 }
 
+/**
+ * Registers memory that is page-aligned at its start but was allocated
+ * elsewhere (the engine's buffer pools), so O_DIRECT devices hand views of it
+ * straight to the kernel. Per thread: each thread marks its own views.
+ */
+export function markAligned(buffer: ArrayBufferLike): void {
+  alignedMemory.add(buffer);
+}
+
+/** Forgets memory registered with markAligned (before it is freed). */
+export function unmarkAligned(buffer: ArrayBufferLike): void {
+  alignedMemory.delete(buffer);
+}
+
 /** True when `buf` lies in memory from allocAligned and starts and ends on `alignment`. */
 export function isAligned(buf: Uint8Array, alignment = PAGE_SIZE): boolean {
   return alignedMemory.has(buf.buffer) && buf.byteOffset % alignment === 0 && buf.byteLength % 512 === 0;

@@ -4,6 +4,7 @@ import { BlockRequestError } from '../block/device.js';
 import { DeviceOpenError } from '../block/file-device.js';
 import { MessageError, TableError } from '../control/target.js';
 import { DmError, DmUnavailableError } from '../kernel/dm-control.js';
+import { EngineOptionError } from '../engine/numa.js';
 import { MetadataFormatError, MetadataValueError } from '../metadata/errors.js';
 import { SysError } from '../sys/libc.js';
 import { EXIT_ENVIRONMENT } from './errors.js';
@@ -13,6 +14,7 @@ function userFacing(err: unknown): { message: string; code: number } | undefined
   if (err instanceof UsageError) return { message: err.message, code: err.exitCode };
   if (err instanceof TableError || err instanceof MessageError) return { message: err.message, code: EXIT_USAGE };
   if (err instanceof DeviceOpenError || err instanceof BlockRequestError) return { message: err.message, code: EXIT_USAGE };
+  if (err instanceof EngineOptionError) return { message: err.message, code: EXIT_USAGE };
   if (err instanceof DmUnavailableError) return { message: err.message, code: EXIT_ENVIRONMENT };
   if (err instanceof DmError || err instanceof SysError) return { message: err.message, code: EXIT_ENVIRONMENT };
   if (err instanceof MetadataFormatError || err instanceof MetadataValueError) return { message: err.message, code: EXIT_USAGE };

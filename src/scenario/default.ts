@@ -15,7 +15,8 @@ export const DEFAULT_SCENARIO: ScenarioInput = {
     main: {
       badSectors: [4096, 4097, 4098, 100000],
       writeFailCount: 2,
-      growth: [{ start: '1s', rate: 4, cluster: 8, writeFailCount: 2 }],
+      // new bad sectors land where the job works (its first 64 MiB), as latent errors under live data
+      growth: [{ start: '1s', rate: 4, cluster: 8, writeFailCount: 2, region: { from: 0, to: 131072 } }],
     },
   },
   target: { policy: 'safe' },

@@ -12,7 +12,17 @@ export interface Clock {
 }
 
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
-const origin = process.hrtime.bigint();
+let origin = process.hrtime.bigint();
+
+/** The monotonic reading realClock counts from; hand it to worker threads so all threads share one time base. */
+export function clockOrigin(): bigint {
+  return origin;
+}
+
+/** In a worker thread: count from the main thread's origin (CLOCK_MONOTONIC is the same in every thread). */
+export function adoptClockOrigin(o: bigint): void {
+  origin = o;
+}
 
 export const realClock: Clock = {
   nowNs: () => Number(process.hrtime.bigint() - origin),

@@ -26,8 +26,19 @@ export type ReadClass = (typeof READ_CLASSES)[number];
 /** The classes that mean the device lost or damaged acknowledged data, or failed without cause. */
 export const FINDING_CLASSES: readonly ReadClass[] = ['stale', 'lost', 'corrupt', 'unexpectedError'];
 
+/** The oracle's per-unit state in shared memory, so worker threads judge against one truth. */
+export interface OracleShared {
+  state: SharedArrayBuffer;
+  issuedGen: SharedArrayBuffer;
+  ackedGen: SharedArrayBuffer;
+  /** 1 while a request covering the unit is in flight. */
+  busy: SharedArrayBuffer;
+}
+
 export interface OracleOptions {
   pattern: VerifyPattern;
+  /** Attach to another thread's oracle state instead of starting empty. */
+  shared?: OracleShared;
   /** Units in the region. */
   units: number;
   /** Device sector of unit 0. */
@@ -58,9 +69,11 @@ export class Oracle {
   readonly unitSize: number;
   readonly unitSectors: number;
   readonly baseSector: number;
+  readonly shared: OracleShared;
   private readonly state: Uint8Array;
   private readonly issuedGen: Uint32Array;
   private readonly ackedGen: Uint32Array;
+  private readonly busy: Uint8Array;
   private readonly isKnownBad: (sector: number, count: number) => boolean;
   private readonly keepFirst: number;
   private readonly counts = Object.fromEntries(READ_CLASSES.map((c) => [c, 0])) as Record<ReadClass, number>;
@@ -77,9 +90,17 @@ export class Oracle {
     this.unitSize = opts.pattern.unitSize;
     this.unitSectors = this.unitSize / SECTOR_SIZE;
     this.baseSector = opts.baseSector ?? 0;
-    this.state = new Uint8Array(opts.units);
-    this.issuedGen = new Uint32Array(opts.units);
-    this.ackedGen = new Uint32Array(opts.units);
+    this.shared = opts.shared ?? {
+      state: new SharedArrayBuffer(opts.units),
+      issuedGen: new SharedArrayBuffer(opts.units * 4),
+      ackedGen: new SharedArrayBuffer(opts.units * 4),
+      busy: new SharedArrayBuffer(opts.units),
+    };
+    this.state = new Uint8Array(this.shared.state);
+    this.issuedGen = new Uint32Array(this.shared.issuedGen);
+    this.ackedGen = new Uint32Array(this.shared.ackedGen);
+    this.busy = new Uint8Array(this.shared.busy);
+    if (this.state.length !== opts.units) throw new RangeError(`oracle: shared state holds ${this.state.length} units, not ${opts.units}`);
     this.isKnownBad = opts.isKnownBad ?? (() => false);
     this.keepFirst = opts.keepFirst ?? 20;
   }
@@ -93,7 +114,7 @@ export class Oracle {
     const n = this.unitsIn(unit0, buf);
     for (let i = 0; i < n; i++) {
       const u = unit0 + i;
-      const gen = ++this.issuedGen[u];
+      const gen = Atomics.add(this.issuedGen, u, 1) + 1;
       this.pattern.fill(buf.subarray(i * this.unitSize, (i + 1) * this.unitSize), u, gen);
     }
   }
@@ -170,6 +191,25 @@ export class Oracle {
     return n;
   }
 
+  /**
+   * Claims units [unit0, unit0+n) for one request, so that no two requests
+   * in flight (in any thread) touch the same unit; false (claiming nothing)
+   * when one is taken. The verdict of a read racing a write would mean nothing.
+   */
+  tryClaim(unit0: number, n: number): boolean {
+    for (let u = unit0; u < unit0 + n; u++) {
+      if (Atomics.compareExchange(this.busy, u, 0, 1) !== 0) {
+        for (let v = unit0; v < u; v++) Atomics.store(this.busy, v, 0);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  releaseClaim(unit0: number, n: number): void {
+    for (let u = unit0; u < unit0 + n; u++) Atomics.store(this.busy, u, 0);
+  }
+
   /** True when the unit holds acknowledged data. */
   isAcked(u: number): boolean {
     return this.state[u] === ACKED;
@@ -192,6 +232,18 @@ export class Oracle {
 
   static emptyTally(): Record<ReadClass, number> {
     return Object.fromEntries(READ_CLASSES.map((c) => [c, 0])) as Record<ReadClass, number>;
+  }
+
+  /** Adds another thread's counts (its report) into this oracle's. */
+  absorb(other: OracleReport): void {
+    for (const c of READ_CLASSES) {
+      this.counts[c] += other.reads[c];
+      for (const s of other.first[c]) if (this.first[c].length < this.keepFirst && !this.first[c].includes(s)) this.first[c].push(s);
+    }
+    for (const [k, v] of Object.entries(other.corruptReasons)) this.corruptReasons[k] = (this.corruptReasons[k] ?? 0) + v;
+    this.acknowledged += other.writes.acknowledged;
+    this.failed += other.writes.failed;
+    this.trims += other.trims;
   }
 
   report(): OracleReport {

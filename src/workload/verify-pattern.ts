@@ -38,6 +38,7 @@ export type UnitVerdict =
 export class VerifyPattern {
   readonly unitSize: number;
   readonly runId: number;
+  readonly seed: number;
   readonly algorithm: VerifyAlgorithm;
   private readonly pool: Uint8Array;
 
@@ -47,6 +48,7 @@ export class VerifyPattern {
     }
     this.unitSize = opts.unitSize;
     this.runId = opts.runId >>> 0;
+    this.seed = opts.seed;
     this.algorithm = opts.algorithm ?? 'crc32c';
     this.pool = new Uint8Array(POOL_BYTES);
     const words = new Uint32Array(this.pool.buffer);

@@ -18,7 +18,7 @@ describe('remapsim run', () => {
     expect(fio['fio version']).toMatch(/^remapsim-/);
     expect(fio.jobs[0].read.clat_ns.percentile).toHaveProperty('99.000000');
     expect(fio.jobs[0].verify.run.findings).toBe(0);
-    const v4 = runCli(['run', '--duration', '1500ms', '--policy', 'dm-remap-v4']);
+    const v4 = runCli(['run', new URL('../fixtures/v4-loses.yaml', import.meta.url).pathname, '--policy', 'dm-remap-v4']);
     expect(v4.code).toBe(1);
     expect(v4.stdout).toMatch(/(corrupt|lost).*first sectors: \d+/);
     expect(v4.stdout).toMatch(/verdict: \d+ units of acknowledged data lost/);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_SCENARIO } from '../../src/scenario/default.js';
+import { loadScenario } from '../../src/scenario/load.js';
 import { runScenario } from '../../src/scenario/run.js';
 import { type ScenarioInput, validateScenario } from '../../src/scenario/schema.js';
 
@@ -19,8 +20,12 @@ describe('running a scenario', () => {
     expect(job.remap.policy).toBe('safe');
   });
 
-  it('the same scenario under dm-remap-v4 reports the corrupt and lost units, by sector', () => {
-    const r = runScenario(short(), { policy: 'dm-remap-v4' });
+  it('under dm-remap-v4 a scenario loses data and the report says where; the safe policy loses none of it', () => {
+    const file = new URL('../fixtures/v4-loses.yaml', import.meta.url).pathname;
+    const safe = runScenario(loadScenario(file));
+    expect(safe.findings).toBe(0);
+    expect(safe.remap.remaps).toBeGreaterThan(0);
+    const r = runScenario(loadScenario(file), { policy: 'dm-remap-v4' });
     expect(r.findings).toBeGreaterThan(0);
     const v = r.verify!;
     expect(v.reads.corrupt + v.reads.lost).toBeGreaterThan(0);

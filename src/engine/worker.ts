@@ -1,0 +1,480 @@
+/**
+ * One per-CPU queue of the engine: a worker thread pinned to its CPU that
+ *   - runs the job clones assigned to it: keeps up to iodepth requests of each
+ *     in its own submission ring, with data in its NUMA node's buffer pool;
+ *   - executes requests synchronously: its own first, and when its ring is
+ *     empty, requests from a queue that has backed up (work stealing);
+ *   - pushes each completion to the ring of the queue that submitted it;
+ *   - reaps its own completions: latency, bandwidth, the oracle's verdict.
+ * Requests submitted by the main thread (the NBD server) flow through the
+ * same rings and complete to the main thread's ring.
+ */
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { OK, SECTOR_SIZE, type BlockDevice } from '../block/device.js';
+import { LatencyHistogram } from '../stats/latency.js';
+import { IoSeries } from '../stats/series.js';
+import { adoptClockOrigin, realClock } from '../util/clock.js';
+import { IoGenerator, newIoRequest, type IoRequest } from '../workload/generator.js';
+import type { JobSpec } from '../workload/job.js';
+import { Oracle, type OracleReport, type OracleShared, type ReadClass } from '../workload/oracle.js';
+import { VerifyPattern, type VerifyAlgorithm } from '../workload/verify-pattern.js';
+import { BufferPools, type BufferPoolsShared } from './buffer-pool.js';
+import { type EngineDeviceSpec, openEngineDevice } from './device-spec.js';
+import { pinThread } from './numa.js';
+import * as P from './protocol.js';
+import { Ring, type RingShared } from './ring.js';
+
+export interface WorkerInit {
+  queue: number;
+  queues: number;
+  cpu: number;
+  node: number;
+  pin: boolean;
+  control: SharedArrayBuffer;
+  progress: SharedArrayBuffer;
+  sqs: RingShared[];
+  cqs: RingShared[];
+  mainCq: RingShared;
+  pools: BufferPoolsShared;
+  device: EngineDeviceSpec;
+  clockOrigin: bigint;
+  port: MessagePort;
+}
+
+/** A job clone this queue runs. */
+export interface CloneAssignment {
+  job: number;
+  clone: number;
+}
+
+export interface OracleInit {
+  shared: OracleShared;
+  units: number;
+  unitSize: number;
+  runId: number;
+  seed: number;
+  algorithm: VerifyAlgorithm;
+}
+
+export interface RunMessage {
+  type: 'run';
+  runId: number;
+  jobs: JobSpec[];
+  clones: CloneAssignment[];
+  /** Per job: when it stops (ns on the shared clock; Infinity for size-based) and when measurement starts. */
+  endNs: number[];
+  measureFromNs: number[];
+  seeds: Array<number | undefined>;
+  deviceBytes: number;
+  oracle?: OracleInit;
+}
+
+export interface DirResult {
+  ioBytes: number;
+  totalIos: number;
+  errors: number;
+  clat: Uint8Array;
+}
+
+export interface JobPart {
+  job: number;
+  error: number;
+  finishedNs: number;
+  dirs: [DirResult, DirResult, DirResult];
+  series: ReturnType<IoSeries['toJSON']>;
+  verify?: Record<ReadClass, number>;
+}
+
+export interface RunDoneMessage {
+  type: 'run-done';
+  runId: number;
+  queue: number;
+  parts: JobPart[];
+  oracle?: OracleReport;
+}
+
+const EILSEQ = 84;
+
+interface JobLocal {
+  spec: JobSpec;
+  index: number;
+  endNs: number;
+  measureFromNs: number;
+  dirs: Array<{ ioBytes: number; totalIos: number; errors: number; clat: LatencyHistogram }>;
+  series: IoSeries;
+  error: number;
+  finishedNs: number;
+  tally?: Record<ReadClass, number>;
+  stopped: boolean;
+}
+
+interface CloneLocal {
+  job: JobLocal;
+  gen: IoGenerator;
+  req: IoRequest;
+  held: boolean; // req holds a request not yet submitted
+  inflight: number;
+  depth: number;
+  done: boolean;
+}
+
+const OPS = { read: P.OP_READ, write: P.OP_WRITE, trim: P.OP_TRIM } as const;
+
+function continues(spec: JobSpec, kind: 'read' | 'write' | 'trim' | 'verify'): boolean {
+  switch (spec.continueOnError) {
+    case 'all':
+      return true;
+    case 'io':
+      return kind !== 'verify';
+    case 'none':
+      return false;
+    case 'verify':
+      return kind === 'verify';
+    default:
+      return spec.continueOnError === kind;
+  }
+}
+
+class QueueWorker {
+  private readonly q: number;
+  private readonly control: Int32Array;
+  private readonly progress: Float64Array;
+  private readonly sqs: Ring[];
+  private readonly cqs: Ring[];
+  private readonly mainCq: Ring;
+  private readonly pools: BufferPools;
+  private readonly device: BlockDevice;
+  private readonly node: number;
+  private readonly port: MessagePort;
+  private readonly rq = new Float64Array(P.RQ_FIELDS);
+  private readonly cq = new Float64Array(P.CQ_FIELDS);
+  private readonly pBase: number;
+
+  // the running job set
+  private run: RunMessage | undefined;
+  private jobs: JobLocal[] = [];
+  private clones: CloneLocal[] = [];
+  private oracle: Oracle | undefined;
+  // in-flight table for this queue's own requests, indexed by tag
+  private tagClone: Array<CloneLocal | undefined> = [];
+  private tagOp = new Uint8Array(0);
+  private tagSector = new Float64Array(0);
+  private tagBytes = new Float64Array(0);
+  private tagSlot = new Int32Array(0);
+  private tagSubmit = new Float64Array(0);
+  private freeTags: number[] = [];
+  private inflight = 0;
+
+  constructor(init: WorkerInit) {
+    adoptClockOrigin(init.clockOrigin);
+    this.q = init.queue;
+    this.node = init.node;
+    this.port = init.port;
+    this.control = new Int32Array(init.control);
+    this.progress = new Float64Array(init.progress);
+    this.pBase = init.queue * P.QS_FIELDS;
+    this.sqs = init.sqs.map((s) => new Ring(s));
+    this.cqs = init.cqs.map((s) => new Ring(s));
+    this.mainCq = new Ring(init.mainCq);
+    this.pools = BufferPools.attach(init.pools);
+    this.device = openEngineDevice(init.device);
+    if (init.pin) pinThread(init.cpu);
+  }
+
+  loop(): void {
+    const control = this.control;
+    const myWake = P.wakeIndex(this.q);
+    let spins = 0;
+    for (;;) {
+      const state = Atomics.load(control, P.CT_STATE);
+      if (state === P.STATE_CLOSING) break;
+      if ((spins & 255) === 0 || this.run === undefined) this.takeMessages();
+      let did = false;
+      if (this.run) {
+        did = this.reap() || did;
+        did = this.refill() || did;
+      }
+      if (this.executeOne()) did = true;
+      if (this.run && this.runFinished()) this.finishRun();
+      if (did) {
+        spins++;
+        continue;
+      }
+      const seen = Atomics.load(control, myWake);
+      // nothing to do: sleep until someone pushes work or a completion for us (or briefly, to look for work to steal)
+      if (this.sqs[this.q].length === 0 && this.cqs[this.q].length === 0) Atomics.wait(control, myWake, seen, this.run ? 1 : 20);
+      spins = 0;
+    }
+    this.device.close();
+    this.pools.close();
+  }
+
+  private takeMessages(): void {
+    for (;;) {
+      const m = receiveMessageOnPort(this.port);
+      if (!m) return;
+      const msg = m.message as RunMessage | { type: 'close' };
+      if (msg.type === 'run') this.startRun(msg);
+    }
+  }
+
+  private startRun(msg: RunMessage): void {
+    this.run = msg;
+    this.jobs = msg.jobs.map((spec, index) => ({
+      spec,
+      index,
+      endNs: msg.endNs[index],
+      measureFromNs: msg.measureFromNs[index],
+      dirs: [0, 1, 2].map(() => ({ ioBytes: 0, totalIos: 0, errors: 0, clat: new LatencyHistogram() })),
+      series: new IoSeries(msg.measureFromNs[index]),
+      error: 0,
+      finishedNs: 0,
+      tally: msg.oracle && spec.verify !== 'none' ? Oracle.emptyTally() : undefined,
+      stopped: false,
+    }));
+    this.clones = msg.clones.map((a) => {
+      const job = this.jobs[a.job];
+      return {
+        job,
+        gen: new IoGenerator(job.spec, { deviceBytes: msg.deviceBytes, clone: a.clone, seed: msg.seeds[a.job], alignBytes: this.device.logicalBlockSize }),
+        req: newIoRequest(),
+        held: false,
+        inflight: 0,
+        depth: job.spec.iodepth,
+        done: false,
+      };
+    });
+    if (msg.oracle) {
+      const o = msg.oracle;
+      this.oracle = new Oracle({ pattern: new VerifyPattern({ unitSize: o.unitSize, runId: o.runId, seed: o.seed, algorithm: o.algorithm }), units: o.units, shared: o.shared });
+    } else this.oracle = undefined;
+    const tags = this.clones.reduce((a, c) => a + c.depth, 0);
+    this.tagClone = new Array(tags).fill(undefined);
+    this.tagOp = new Uint8Array(tags);
+    this.tagSector = new Float64Array(tags);
+    this.tagBytes = new Float64Array(tags);
+    this.tagSlot = new Int32Array(tags);
+    this.tagSubmit = new Float64Array(tags);
+    this.freeTags = Array.from({ length: tags }, (_, i) => tags - 1 - i);
+    this.inflight = 0;
+    if (this.clones.length === 0) this.finishRun();
+  }
+
+  /** Keeps each clone's depth of requests submitted. */
+  private refill(): boolean {
+    let any = false;
+    const now = realClock.nowNs();
+    for (const c of this.clones) {
+      const job = c.job;
+      if (c.done) continue;
+      if (job.stopped || now >= job.endNs) {
+        c.done = true;
+        continue;
+      }
+      while (c.inflight < c.depth) {
+        if (!c.held) {
+          if (!c.gen.next(c.req)) {
+            c.done = true;
+            break;
+          }
+          c.held = true;
+        }
+        if (!this.submit(c)) break;
+        c.held = false;
+        any = true;
+      }
+    }
+    return any;
+  }
+
+  private submit(c: CloneLocal): boolean {
+    const req = c.req;
+    const op = OPS[req.op];
+    const oracle = c.job.tally ? this.oracle : undefined;
+    let unit0 = 0;
+    let units = 0;
+    if (oracle) {
+      unit0 = req.offsetBytes / oracle.unitSize;
+      units = req.lengthBytes / oracle.unitSize;
+      if (!oracle.tryClaim(unit0, units)) return false; // another request in flight covers it: wait for it
+    }
+    const slot = this.pools.acquire(this.node);
+    if (slot < 0) {
+      if (oracle) oracle.releaseClaim(unit0, units);
+      return false;
+    }
+    const tag = this.freeTags.pop()!;
+    if (op === P.OP_WRITE && oracle) oracle.prepareWrite(unit0, this.pools.view(slot).subarray(0, req.lengthBytes));
+    const now = realClock.nowNs();
+    this.tagClone[tag] = c;
+    this.tagOp[tag] = op;
+    this.tagSector[tag] = req.offsetBytes / SECTOR_SIZE;
+    this.tagBytes[tag] = req.lengthBytes;
+    this.tagSlot[tag] = slot;
+    this.tagSubmit[tag] = now;
+    const rq = this.rq;
+    rq[P.RQ_TAG] = tag;
+    rq[P.RQ_OWNER] = this.q;
+    rq[P.RQ_OP] = op;
+    rq[P.RQ_FLAGS] = 0;
+    rq[P.RQ_SECTOR] = this.tagSector[tag];
+    rq[P.RQ_BYTES] = req.lengthBytes;
+    rq[P.RQ_SLOT] = slot;
+    rq[P.RQ_SUBMIT_NS] = now;
+    if (!this.sqs[this.q].push(rq)) {
+      this.tagClone[tag] = undefined;
+      this.freeTags.push(tag);
+      this.pools.release(slot);
+      if (oracle) oracle.releaseClaim(unit0, units);
+      return false;
+    }
+    c.inflight++;
+    this.inflight++;
+    // a backed-up queue: wake a neighbour to steal
+    if (this.sqs[this.q].length > 1 && this.sqs.length > 1) this.wake((this.q + 1) % this.sqs.length);
+    return true;
+  }
+
+  /** Runs one request: ours first, else one stolen from the queue that has the most waiting. */
+  private executeOne(): boolean {
+    const rq = this.rq;
+    let from = this.q;
+    if (!this.sqs[this.q].pop(rq)) {
+      let best = -1;
+      let bestLen = 0;
+      for (let i = 0; i < this.sqs.length; i++) {
+        if (i === this.q) continue;
+        const len = this.sqs[i].length;
+        if (len > bestLen) {
+          best = i;
+          bestLen = len;
+        }
+      }
+      if (best < 0 || !this.sqs[best].pop(rq)) return false;
+      from = best;
+    }
+    const op = rq[P.RQ_OP];
+    const sector = rq[P.RQ_SECTOR];
+    const bytes = rq[P.RQ_BYTES];
+    const buf = this.pools.view(rq[P.RQ_SLOT]).subarray(0, bytes);
+    let rc: number;
+    try {
+      if (op === P.OP_READ) rc = this.device.read(sector, buf);
+      else if (op === P.OP_WRITE) rc = this.device.write(sector, buf, (rq[P.RQ_FLAGS] & P.FLAG_FUA) !== 0 ? { fua: true } : undefined);
+      else if (op === P.OP_TRIM) rc = this.device.discard(sector, bytes / SECTOR_SIZE);
+      else rc = this.device.flush();
+    } catch {
+      rc = 22; // a request the device refuses outright (out of range): EINVAL
+    }
+    const cq = this.cq;
+    cq[P.CQ_TAG] = rq[P.RQ_TAG];
+    cq[P.CQ_STATUS] = rc;
+    cq[P.CQ_DONE_NS] = realClock.nowNs();
+    cq[P.CQ_EXECUTOR] = this.q;
+    const owner = rq[P.RQ_OWNER];
+    const ring = owner === P.MAIN_OWNER ? this.mainCq : this.cqs[owner];
+    while (!ring.push(cq)); // completion rings hold every request a submitter can have in flight
+    this.progress[this.pBase + P.QS_EXECUTED]++;
+    if (from !== this.q) this.progress[this.pBase + P.QS_STOLEN]++;
+    if (owner !== this.q) this.wake(owner);
+    return true;
+  }
+
+  private wake(queue: number): void {
+    const i = P.wakeIndex(queue);
+    Atomics.add(this.control, i, 1);
+    Atomics.notify(this.control, i, 1);
+  }
+
+  /** Accounts the completions of this queue's own requests. */
+  private reap(): boolean {
+    const ring = this.cqs[this.q];
+    const cq = this.cq;
+    let any = false;
+    while (ring.pop(cq)) {
+      any = true;
+      const tag = cq[P.CQ_TAG];
+      const rc = cq[P.CQ_STATUS];
+      const done = cq[P.CQ_DONE_NS];
+      const c = this.tagClone[tag]!;
+      const job = c.job;
+      const op = this.tagOp[tag];
+      const bytes = this.tagBytes[tag];
+      const slot = this.tagSlot[tag];
+      const d = job.dirs[op];
+      if (done >= job.measureFromNs) {
+        d.clat.record(Math.max(1, Math.round(done - this.tagSubmit[tag])));
+        d.ioBytes += bytes;
+        d.totalIos++;
+        job.series.add(op as 0 | 1 | 2, bytes, done);
+      }
+      const p = this.pBase;
+      this.progress[p + P.QS_BYTES] += bytes;
+      this.progress[p + P.QS_IOS]++;
+      let verifyFailed = false;
+      const oracle = job.tally ? this.oracle : undefined;
+      if (oracle) {
+        const unit0 = (this.tagSector[tag] * SECTOR_SIZE) / oracle.unitSize;
+        const units = bytes / oracle.unitSize;
+        if (op === P.OP_READ) verifyFailed = oracle.checkRead(unit0, this.pools.view(slot).subarray(0, bytes), rc, job.tally) > 0 && rc === OK;
+        else if (op === P.OP_WRITE) oracle.completeWrite(unit0, units, rc);
+        else oracle.completeTrim(unit0, units, rc);
+        oracle.releaseClaim(unit0, units);
+      }
+      this.pools.release(slot);
+      this.tagClone[tag] = undefined;
+      this.freeTags.push(tag);
+      c.inflight--;
+      this.inflight--;
+      if (rc !== OK) {
+        d.errors++;
+        this.progress[p + P.QS_ERRORS]++;
+        if (!job.stopped && !continues(job.spec, (['read', 'write', 'trim'] as const)[op])) this.stopJob(job, rc, done);
+      } else if (verifyFailed && !job.stopped && !continues(job.spec, 'verify')) this.stopJob(job, EILSEQ, done);
+    }
+    return any;
+  }
+
+  private stopJob(job: JobLocal, error: number, now: number): void {
+    job.error = error;
+    job.stopped = true;
+    job.finishedNs = now;
+  }
+
+  private runFinished(): boolean {
+    return this.inflight === 0 && this.clones.every((c) => c.done);
+  }
+
+  private finishRun(): void {
+    const run = this.run!;
+    const now = realClock.nowNs();
+    const parts: JobPart[] = [];
+    const local = new Set(this.clones.map((c) => c.job.index));
+    for (const job of this.jobs) {
+      if (!local.has(job.index)) continue;
+      parts.push({
+        job: job.index,
+        error: job.error,
+        finishedNs: job.stopped ? job.finishedNs : Math.min(now, job.endNs),
+        dirs: job.dirs.map((d) => ({ ioBytes: d.ioBytes, totalIos: d.totalIos, errors: d.errors, clat: d.clat.encode() })) as [DirResult, DirResult, DirResult],
+        series: job.series.toJSON(),
+        verify: job.tally,
+      });
+    }
+    const msg: RunDoneMessage = { type: 'run-done', runId: run.runId, queue: this.q, parts, oracle: this.oracle?.report() };
+    this.port.postMessage(msg);
+    this.run = undefined;
+    this.jobs = [];
+    this.clones = [];
+    this.oracle = undefined;
+  }
+}
+
+const init = workerData as WorkerInit;
+try {
+  const w = new QueueWorker(init);
+  parentPort!.postMessage({ type: 'ready', queue: init.queue });
+  w.loop();
+} catch (err) {
+  parentPort!.postMessage({ type: 'failed', queue: init.queue, message: (err as Error).message });
+}

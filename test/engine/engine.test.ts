@@ -1,0 +1,67 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { SharedMemoryDevice } from '../../src/block/shared-memory-device.js';
+import { Engine } from '../../src/engine/engine.js';
+import { jobFromRecord } from '../../src/workload/job.js';
+import { Oracle } from '../../src/workload/oracle.js';
+import { VerifyPattern } from '../../src/workload/verify-pattern.js';
+
+const engines: Engine[] = [];
+afterAll(async () => {
+  for (const e of engines) await e.close();
+});
+
+async function engine(queues: number, sectors = 1 << 15): Promise<{ e: Engine; dev: SharedMemoryDevice }> {
+  const dev = new SharedMemoryDevice({ sectors });
+  const e = await Engine.start({ device: { kind: 'shared-memory', shared: dev.shared }, queues, force: true, pin: false });
+  engines.push(e);
+  return { e, dev };
+}
+
+describe('the engine', () => {
+  it('runs a size-based job to completion: every block once, across queues', async () => {
+    const { e } = await engine(2);
+    const r = await e.runJobs([jobFromRecord({ name: 'w', rw: 'randwrite', bs: '4k', iodepth: 32, size: '8m' })]);
+    expect(r.jobs[0].write.totalIos).toBe(2048);
+    expect(r.jobs[0].write.ioBytes).toBe(8 << 20);
+    expect(r.jobs[0].error).toBe(0);
+    const st = e.stats();
+    expect(st.queues.reduce((a, q) => a + q.executed, 0)).toBe(2048);
+    expect(st.queues[1].stolen).toBeGreaterThan(0); // queue 1 had no clone of its own: it only stole
+  });
+
+  it('verifies data written and read through several queues', async () => {
+    const { e } = await engine(2);
+    const pattern = new VerifyPattern({ unitSize: 4096, runId: 5, seed: 5 });
+    const oracle = new Oracle({ pattern, units: (e.local.sectors * 512) / 4096 });
+    const r = await e.runJobs([jobFromRecord({ name: 'v', rw: 'randrw', bs: '4k', iodepth: 16, numjobs: 2, runtime: '500ms', time_based: 1, verify: 'crc32c' })], { oracle });
+    oracle.finalPass(e.local);
+    const rep = oracle.report();
+    expect(rep.findings).toBe(0);
+    expect(rep.reads.ok).toBeGreaterThan(100);
+    expect(r.jobs[0].verify!.ok).toBeGreaterThan(0);
+  });
+
+  it('serves requests from the main thread without blocking it', async () => {
+    const { e, dev } = await engine(2);
+    const data = new Uint8Array(8192).fill(0x5c);
+    expect(await e.submit('write', 64, data)).toBe(0);
+    const out = new Uint8Array(8192);
+    expect(await e.submit('read', 64, out)).toBe(0);
+    expect(out).toEqual(data);
+    const raw = new Uint8Array(8192);
+    dev.read(64, raw);
+    expect(raw).toEqual(data);
+    // many at once: all complete, in any order
+    const reads = await Promise.all(Array.from({ length: 200 }, (_, i) => e.submit('read', i * 8, new Uint8Array(4096))));
+    expect(reads.every((s) => s === 0)).toBe(true);
+    expect(await e.submit('read', dev.sectors, new Uint8Array(512))).toBe(22); // out of range: EINVAL, not a crash
+  });
+
+  it('refuses impossible settings in one line', async () => {
+    const dev = new SharedMemoryDevice({ sectors: 64 });
+    const spec = { kind: 'shared-memory' as const, shared: dev.shared };
+    await expect(Engine.start({ device: spec, queues: 0 })).rejects.toThrow('--queues: must be at least 1, got 0');
+    await expect(Engine.start({ device: spec, queues: 64 })).rejects.toThrow(/pass --force/);
+    await expect(Engine.start({ device: spec, numa: '2x0' })).rejects.toThrow(/--numa/);
+  });
+});
