@@ -6,6 +6,7 @@ import { registerRun } from './commands/run.js';
 import { registerBench } from './commands/bench.js';
 import { registerDm } from './commands/dm.js';
 import { registerLoop } from './commands/loop.js';
+import { registerMetadata } from './commands/metadata.js';
 
 /** Each command module adds itself to the program; one line each. */
 const COMMANDS: Array<(program: Command) => void> = [
@@ -14,6 +15,7 @@ const COMMANDS: Array<(program: Command) => void> = [
   registerBench,
   registerDm,
   registerLoop,
+  registerMetadata,
 ];
 
 export function buildProgram(): Command {

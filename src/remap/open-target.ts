@@ -16,6 +16,11 @@ import type { Random } from '../util/random.js';
 import { DmRemapV4Target } from './v4-target.js';
 import { SafeRemapTarget } from './safe-target.js';
 import type { MinSpareParams } from './min-spare.js';
+import { MetadataFormatError, MetadataValueError } from '../metadata/errors.js';
+import { type SafeStoreChoice, deviceIdentity, openSafeStore } from '../metadata/models.js';
+import { probeSpare } from '../metadata/probe.js';
+import { MetadataIoError } from '../metadata/safe-store.js';
+import { V4MetadataStore } from '../metadata/v4-store.js';
 
 export type ModelTarget = BlockDevice & ControlTarget;
 
@@ -27,6 +32,17 @@ export interface OpenTargetOptions extends MinSpareParams {
   readOnly?: boolean;
   clock?: Clock;
   random?: Random;
+  /**
+   * Metadata of the `remap` (safe) target. Default {}: the store on the spare
+   * is opened (recovered), or a blank spare is formatted; read-only opens
+   * use a store only when the spare already holds one. false: no
+   * persistence (the table lives in memory only).
+   */
+  safeMetadata?: SafeStoreChoice | false;
+  /** dm-remap-v4: load and write the module's metadata on the spare (default true, as the module does). */
+  v4Metadata?: boolean;
+  /** Wall-clock seconds for dm-remap-v4 metadata timestamps (default Date.now() / 1000). */
+  nowSeconds?: () => number;
 }
 
 /**
@@ -70,10 +86,19 @@ export function openTarget(lineText: string | TableLine, opts: OpenTargetOptions
 
 function build(line: TableLine, open: (path: string) => BlockDevice, opts: OpenTargetOptions): ModelTarget {
   switch (line.type) {
-    case 'dm-remap-v4':
-      return DmRemapV4Target.fromTable(line, open, { ...opts });
+    case 'dm-remap-v4': {
+      const t = DmRemapV4Target.fromTable(line, open, { ...opts });
+      if (opts.v4Metadata === false) return t;
+      try {
+        V4MetadataStore.open(t.spare, t.main.sectors, { readOnly: opts.readOnly, nowSeconds: opts.nowSeconds }).attach(t);
+      } catch (err) {
+        t.close();
+        throw err;
+      }
+      return t;
+    }
     case 'remap': {
-      const t = SafeRemapTarget.fromTable(line, open);
+      const t = SafeRemapTarget.fromTable(line, open, {}, safeSetup(opts));
       if (line.length > t.sectors) {
         t.close();
         throw new TableError(`remap: table length ${line.length} is beyond the main device (${t.sectors} sectors): the file is smaller than the declared length`, 22);
@@ -91,4 +116,28 @@ function build(line: TableLine, open: (path: string) => BlockDevice, opts: OpenT
     default:
       throw new TableError(`target type '${line.type}' is not modelled (model targets: ${MODEL_TARGET_TYPES.join(', ')})`, 22);
   }
+}
+
+/** Plugs the safe metadata store into a `remap` line (see OpenTargetOptions.safeMetadata). */
+function safeSetup(opts: OpenTargetOptions): Parameters<typeof SafeRemapTarget.fromTable>[3] {
+  const choice = opts.safeMetadata ?? {};
+  if (choice === false) return undefined;
+  return ({ main, spare, mainPath, reservedSectors }) => {
+    const readOnly = opts.readOnly ?? choice.readOnly ?? false;
+    if (readOnly && choice.create !== 'always') {
+      const kind = probeSpare(spare).kind;
+      if (kind !== 'safe' && kind !== 'safe-damaged') return {};
+    }
+    let store;
+    try {
+      ({ store } = openSafeStore(main, spare, { ...choice, readOnly, identity: choice.identity ?? deviceIdentity(mainPath) }));
+    } catch (err) {
+      if (err instanceof MetadataFormatError || err instanceof MetadataValueError || err instanceof MetadataIoError) throw new TableError(`remap: spare metadata: ${err.message}`, 22);
+      throw err;
+    }
+    if (reservedSectors !== undefined && reservedSectors !== store.reservedStartSectors) {
+      throw new TableError(`remap: reserved_sectors ${reservedSectors} does not match the metadata area of ${store.reservedStartSectors} sectors on the spare`, 22);
+    }
+    return store.targetOptions();
+  };
 }

@@ -59,11 +59,23 @@ export interface SafeOptions {
   mainPath?: string;
   sparePath?: string;
   reservedSectors?: number;
+  /** Sectors reserved at the end of the spare (default: reservedSectors). A metadata store whose end area differs sets it. */
+  reservedEndSectors?: number;
   discardPassdown?: boolean;
   journal?: RemapJournal;
   /** Remaps and cursor restored from metadata. */
   restored?: { remaps: Iterable<[number, number]>; cursor: number; badSpare?: Iterable<number>; pending?: Iterable<number> };
 }
+
+/** Supplies what a metadata store decides, once the devices of a table line are open. */
+export type SafeSetup = (devices: {
+  main: BlockDevice;
+  spare: BlockDevice;
+  mainPath: string;
+  sparePath: string;
+  /** reserved_sectors from the table line, when it was given. */
+  reservedSectors: number | undefined;
+}) => Pick<SafeOptions, 'journal' | 'restored' | 'reservedSectors' | 'reservedEndSectors'>;
 
 interface SafeCounters {
   reads: number;
@@ -107,6 +119,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
   /** Sectors per remap unit (logical block). */
   readonly unit: number;
   readonly reservedSectors: number;
+  readonly reservedEndSectors: number;
   /** First and one-past-last spare block available to data. */
   readonly spareFirstBlock: number;
   readonly spareEndBlock: number;
@@ -137,12 +150,18 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
     if (!Number.isSafeInteger(reserved) || reserved < 0 || reserved % this.unit !== 0) {
       throw new TableError(`reserved_sectors must be a whole number of ${this.logicalBlockSize}-byte blocks, got ${reserved}`);
     }
+    const reservedEnd = opts.reservedEndSectors ?? reserved;
+    if (!Number.isSafeInteger(reservedEnd) || reservedEnd < 0 || reservedEnd % this.unit !== 0) {
+      throw new TableError(`reserved end sectors must be a whole number of ${this.logicalBlockSize}-byte blocks, got ${reservedEnd}`);
+    }
     this.reservedSectors = reserved;
+    this.reservedEndSectors = reservedEnd;
     const spareBlocks = Math.floor(spare.sectors / this.unit);
     this.spareFirstBlock = reserved / this.unit;
-    this.spareEndBlock = spareBlocks - reserved / this.unit;
+    this.spareEndBlock = spareBlocks - reservedEnd / this.unit;
     if (this.spareEndBlock <= this.spareFirstBlock) {
-      throw new TableError(`spare too small: ${spare.sectors} sectors leave no room for data after 2 x ${reserved} reserved sectors`, 28);
+      const areas = reservedEnd === reserved ? `2 x ${reserved}` : `${reserved} + ${reservedEnd}`;
+      throw new TableError(`spare too small: ${spare.sectors} sectors leave no room for data after ${areas} reserved sectors`, 28);
     }
     this.discardPassdown = opts.discardPassdown ?? true;
     this.journal = opts.journal ?? inMemoryJournal;
@@ -162,7 +181,17 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
     }
   }
 
-  static fromTable(line: TableLine, open: (path: string) => BlockDevice, extra: Pick<SafeOptions, 'journal' | 'restored'> = {}): SafeRemapTarget {
+  /**
+   * `setup`, when given, runs once both devices are open and may supply the
+   * journal, restored state and reserved areas (a metadata store plugs in
+   * here); `reservedSectors` is what the line asked for, if anything.
+   */
+  static fromTable(
+    line: TableLine,
+    open: (path: string) => BlockDevice,
+    extra: Pick<SafeOptions, 'journal' | 'restored'> = {},
+    setup?: SafeSetup,
+  ): SafeRemapTarget {
     const args = line.args;
     if (args.length < 2) throw new TableError(`remap: expected '<main> <spare> [<#features> <features...>]', got ${args.length} argument(s)`);
     const [mainPath, sparePath, countText, ...features] = args;
@@ -201,7 +230,8 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
       throw new TableError(`remap: cannot open spare device: ${(err as Error).message}`, 2);
     }
     try {
-      return new SafeRemapTarget({ main, spare, mainPath, sparePath, reservedSectors, discardPassdown, ...extra });
+      const fromSetup = setup ? setup({ main, spare, mainPath, sparePath, reservedSectors }) : {};
+      return new SafeRemapTarget({ main, spare, mainPath, sparePath, reservedSectors, discardPassdown, ...extra, ...fromSetup });
     } catch (err) {
       main.close();
       spare.close();

@@ -15,8 +15,7 @@ import { DustDevice } from '../faults/dust.js';
 import { FlakeyDevice } from '../faults/flakey.js';
 import { BadSectorGrowth } from '../faults/growth.js';
 import { LatencyDevice, parseLatencySpec } from '../faults/latency.js';
-import { SafeRemapTarget } from '../remap/safe-target.js';
-import { DmRemapV4Target } from '../remap/v4-target.js';
+import { openSafeModel, openV4Model } from '../metadata/models.js';
 import { type Clock, realClock } from '../util/clock.js';
 import { Random } from '../util/random.js';
 import { type DeviceSpec, type FaultLayersSpec, type Policy, type Scenario, ScenarioError } from './schema.js';
@@ -101,10 +100,11 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
     };
     const main = stack('main', scenario.devices.main, scenario.faults.main);
     const spare = stack('spare', scenario.devices.spare, scenario.faults.spare);
-    const target =
-      policy === 'safe'
-        ? new SafeRemapTarget({ main: main.top, spare: spare.top, reservedSectors: scenario.target.reservedSectors, mainPath: 'main', sparePath: 'spare' })
-        : new DmRemapV4Target({ main: main.top, spare: spare.top, mainPath: 'main', sparePath: 'spare', clock });
+    // both policies keep their metadata on the spare, as the real targets do: the safe
+    // store formats a blank spare (and refuses one holding something else); the v4
+    // store reads and rewrites the module's five copies
+    const model = policy === 'safe' ? openSafeModel(main.top, spare.top, { mainPath: 'main', sparePath: 'spare' }) : openV4Model(main.top, spare.top, { mainPath: 'main', sparePath: 'spare', clock });
+    const target = model.target;
     layers.set('target', target);
     const mainDust = main.dust;
     let nextDue = Math.min(...growths.map((g) => g.nextDueNs));
@@ -129,6 +129,7 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
         return false;
       },
       close() {
+        if ('close' in model.store) model.store.close();
         target.close(); // closes the layers below it
         opened.length = 0;
         if (ownsWorkdir) fs.rmSync(workdir, { recursive: true, force: true });

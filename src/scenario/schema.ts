@@ -137,8 +137,6 @@ export type Policy = (typeof POLICIES)[number];
 const target = z
   .object({
     policy: z.enum(POLICIES).default('safe'),
-    /** safe policy: sectors reserved for metadata at each end of the spare. */
-    reservedSectors: z.number().int().min(0).optional(),
   })
   .strict();
 
