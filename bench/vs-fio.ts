@@ -73,7 +73,8 @@ function ours(record: Record<string, string | number>, remaps: number): { bw: nu
 try {
   fillAndWarm(mainFile, MAIN_BYTES);
   fillAndWarm(spareFile, SPARE_BYTES);
-  const common = { filename: mainFile, ioengine: 'psync', runtime: RUNTIME_S, time_based: 1, name: 'fio' };
+  // invalidate=0: fio would otherwise drop the file from the page cache before each job
+  const common = { filename: mainFile, ioengine: 'psync', runtime: RUNTIME_S, time_based: 1, name: 'fio', invalidate: 0 };
   const seqFio = runFio({ ...common, rw: 'read', bs: '1M' });
   const seqOurs = ours({ rw: 'read', bs: '1M' }, 0);
   const randFio = runFio({ ...common, rw: 'randread', bs: '4k', norandommap: 1, randrepeat: 0 });
