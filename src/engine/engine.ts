@@ -34,6 +34,10 @@ export interface EngineOptions {
   maxRequestBytes?: number;
   /** Buffer slots per NUMA node; default enough for 64 requests in flight per queue. */
   slotsPerNode?: number;
+  /** How workers move bytes of a plain file: 'auto' (io_uring when the native library is built), 'native' or 'js'. */
+  io?: 'auto' | 'native' | 'js';
+  /** Requests a worker keeps in flight through io_uring (default 32). */
+  ioDepth?: number;
 }
 
 export interface EngineRunOptions {
@@ -46,7 +50,7 @@ export interface EngineRunOptions {
 }
 
 export interface EngineStats {
-  queues: Array<QueueAssignment & { executed: number; stolen: number }>;
+  queues: Array<QueueAssignment & { executed: number; stolen: number; io: string }>;
   pools: BufferPoolStats;
   topology: string;
 }
@@ -90,7 +94,12 @@ export class Engine {
   private nextQueue = 0;
   private polling = false;
   private closed = false;
+  /** Runs and main-thread requests under way: while any are, the workers keep the process alive. */
+  private busy = 0;
   private readonly maxRequestBytes: number;
+  private readonly ioKind: 'auto' | 'native' | 'js';
+  private readonly ioDepth: number;
+  private readonly ioMechanisms: string[] = [];
 
   private constructor(opts: EngineOptions, topology: NumaTopology, assignment: QueueAssignment[]) {
     this.topology = topology;
@@ -99,6 +108,8 @@ export class Engine {
     this.local = openEngineDevice(opts.device);
     const n = assignment.length;
     this.maxRequestBytes = opts.maxRequestBytes ?? 1 << 20;
+    this.ioKind = opts.io ?? 'auto';
+    this.ioDepth = opts.ioDepth ?? 32;
     this.control = new Int32Array(new SharedArrayBuffer(P.controlInts(n) * 4));
     this.progress = new Float64Array(new SharedArrayBuffer(n * P.QS_FIELDS * 8));
     this.sqs = assignment.map(() => new Ring({ capacity: RING_CAPACITY, fields: P.RQ_FIELDS }));
@@ -148,6 +159,8 @@ export class Engine {
         device: this.device,
         clockOrigin: clockOrigin(),
         port: channel.port2,
+        io: this.ioKind,
+        ioDepth: this.ioDepth,
       };
       const w = startWorker(import.meta.url, './worker', { workerData: init, transferList: [channel.port2] });
       this.workers.push(w);
@@ -156,8 +169,11 @@ export class Engine {
       channel.port1.unref();
       ready.push(
         new Promise<void>((resolve, reject) => {
-          w.once('message', (m: { type: string; message?: string }) => {
-            if (m.type === 'ready') resolve();
+          w.once('message', (m: { type: string; message?: string; io?: string }) => {
+            if (m.type === 'ready') {
+              this.ioMechanisms[a.queue] = m.io ?? 'sync';
+              resolve();
+            }
             else reject(new EngineError(`queue ${a.queue}: ${m.message}`));
           });
           w.once('error', (err) => reject(new EngineError(`queue ${a.queue}: ${err.message}`)));
@@ -171,6 +187,14 @@ export class Engine {
     await Promise.all(ready);
     for (const w of this.workers) w.unref();
     Atomics.store(this.control, P.CT_STATE, P.STATE_RUNNING);
+  }
+
+  private hold(): void {
+    if (this.busy++ === 0) for (const w of this.workers) w.ref();
+  }
+
+  private letGo(): void {
+    if (--this.busy === 0) for (const w of this.workers) w.unref();
   }
 
   /** A worker is gone: fail what waits on it, so nothing hangs. */
@@ -240,9 +264,11 @@ export class Engine {
     });
     const progressTimer = opts.onProgress ? this.progressReporter(t0, endNs, opts.onProgress, opts.progressIntervalNs ?? 1e9) : undefined;
     let parts: RunDoneMessage[];
+    this.hold();
     try {
       parts = await done;
     } finally {
+      this.letGo();
       if (progressTimer) clearInterval(progressTimer);
     }
     const end = realClock.nowNs();
@@ -300,8 +326,19 @@ export class Engine {
     if (this.failure || this.closed) return Promise.resolve(EIO);
     const bytes = op === 'trim' ? (opts.count ?? 0) * SECTOR_SIZE : (buf?.length ?? 0);
     if (bytes > this.maxRequestBytes) return Promise.reject(new EngineError(`request of ${bytes} bytes is larger than the engine's largest (${this.maxRequestBytes})`));
+    this.hold();
     return new Promise<number>((resolve) => {
-      const req: MainRequest = { op, sector, buf, bytes, fua: opts.fua ?? false, resolve };
+      const req: MainRequest = {
+        op,
+        sector,
+        buf,
+        bytes,
+        fua: opts.fua ?? false,
+        resolve: (status) => {
+          this.letGo();
+          resolve(status);
+        },
+      };
       if (!this.startMain(req)) this.mainBacklog.push(req);
     });
   }
@@ -368,7 +405,12 @@ export class Engine {
 
   stats(): EngineStats {
     return {
-      queues: this.assignment.map((a) => ({ ...a, executed: this.progress[a.queue * P.QS_FIELDS + P.QS_EXECUTED], stolen: this.progress[a.queue * P.QS_FIELDS + P.QS_STOLEN] })),
+      queues: this.assignment.map((a) => ({
+        ...a,
+        executed: this.progress[a.queue * P.QS_FIELDS + P.QS_EXECUTED],
+        stolen: this.progress[a.queue * P.QS_FIELDS + P.QS_STOLEN],
+        io: this.ioMechanisms[a.queue] ?? 'sync',
+      })),
       pools: this.pools.stats(),
       topology: `${this.topology.nodes.length} node(s) (${this.topology.source})`,
     };
@@ -378,6 +420,7 @@ export class Engine {
     if (this.closed) return;
     this.closed = true;
     Atomics.store(this.control, P.CT_STATE, P.STATE_CLOSING);
+    for (const w of this.workers) w.ref(); // wait for them to exit with the process kept alive
     for (let q = 0; q < this.workers.length; q++) this.wake(q);
     await Promise.all(this.workers.map((w) => new Promise((res) => (w.threadId === -1 ? res(undefined) : w.once('exit', res)))));
     for (const p of this.ports) p.close();

@@ -19,6 +19,8 @@ import type { JobSpec } from '../workload/job.js';
 import { Oracle, type OracleReport, type OracleShared, type ReadClass } from '../workload/oracle.js';
 import { VerifyPattern, type VerifyAlgorithm } from '../workload/verify-pattern.js';
 import { BufferPools, type BufferPoolsShared } from './buffer-pool.js';
+import { createIoBackend, IO_READ, IO_WRITE, type IoBackend, type IoBackendKind } from './io-backend.js';
+import { FileDevice } from '../block/file-device.js';
 import { type EngineDeviceSpec, openEngineDevice } from './device-spec.js';
 import { pinThread } from './numa.js';
 import * as P from './protocol.js';
@@ -39,6 +41,9 @@ export interface WorkerInit {
   device: EngineDeviceSpec;
   clockOrigin: bigint;
   port: MessagePort;
+  /** How reads and writes of a plain file reach the kernel: 'js' (synchronous), 'native' or 'auto' (io_uring when built). */
+  io: IoBackendKind;
+  ioDepth: number;
 }
 
 /** A job clone this queue runs. */
@@ -149,6 +154,14 @@ class QueueWorker {
   private readonly rq = new Float64Array(P.RQ_FIELDS);
   private readonly cq = new Float64Array(P.CQ_FIELDS);
   private readonly pBase: number;
+  /** io_uring (or batch) for plain files: several requests in flight at once. */
+  private readonly io: IoBackend | undefined;
+  private readonly fd: number;
+  private readonly ioPending: Float64Array;
+  private readonly ioFrom: Int32Array;
+  private readonly ioFree: number[] = [];
+  private readonly ioTags: Uint32Array;
+  private readonly ioResults: Int32Array;
 
   // the running job set
   private run: RunMessage | undefined;
@@ -179,6 +192,24 @@ class QueueWorker {
     this.pools = BufferPools.attach(init.pools);
     this.device = openEngineDevice(init.device);
     if (init.pin) pinThread(init.cpu);
+    const plainFile = this.device instanceof FileDevice;
+    this.io = plainFile && init.io !== 'js' ? createIoBackend(init.io, { depth: init.ioDepth }) : undefined;
+    if (this.io && this.io.kind === 'js') {
+      this.io.close();
+      this.io = undefined;
+    }
+    this.fd = plainFile ? (this.device as FileDevice).fileDescriptor : -1;
+    const depth = this.io?.depth ?? 0;
+    this.ioPending = new Float64Array(depth * P.RQ_FIELDS);
+    this.ioFrom = new Int32Array(depth);
+    for (let t = depth - 1; t >= 0; t--) this.ioFree.push(t);
+    this.ioTags = new Uint32Array(depth);
+    this.ioResults = new Int32Array(depth);
+  }
+
+  /** What this queue uses to move bytes, for the engine's status. */
+  get ioMechanism(): string {
+    return this.io ? `${this.io.kind}:${this.io.mechanism}` : 'sync';
   }
 
   loop(): void {
@@ -194,7 +225,7 @@ class QueueWorker {
         did = this.reap() || did;
         did = this.refill() || did;
       }
-      if (this.executeOne()) did = true;
+      if (this.io ? this.executeBatch() : this.executeOne()) did = true;
       if (this.run && this.runFinished()) this.finishRun();
       if (did) {
         spins++;
@@ -205,6 +236,7 @@ class QueueWorker {
       if (this.sqs[this.q].length === 0 && this.cqs[this.q].length === 0) Atomics.wait(control, myWake, seen, this.run ? 1 : 20);
       spins = 0;
     }
+    this.io?.close();
     this.device.close();
     this.pools.close();
   }
@@ -335,37 +367,93 @@ class QueueWorker {
     return true;
   }
 
-  /** Runs one request: ours first, else one stolen from the queue that has the most waiting. */
+  /** Takes a request: ours first, else one from the queue that has the most waiting. Returns the queue it came from, or -1. */
+  private popRequest(rq: Float64Array): number {
+    if (this.sqs[this.q].pop(rq)) return this.q;
+    let best = -1;
+    let bestLen = 0;
+    for (let i = 0; i < this.sqs.length; i++) {
+      if (i === this.q) continue;
+      const len = this.sqs[i].length;
+      if (len > bestLen) {
+        best = i;
+        bestLen = len;
+      }
+    }
+    return best >= 0 && this.sqs[best].pop(rq) ? best : -1;
+  }
+
+  /** Runs one request synchronously through the device. */
   private executeOne(): boolean {
     const rq = this.rq;
-    let from = this.q;
-    if (!this.sqs[this.q].pop(rq)) {
-      let best = -1;
-      let bestLen = 0;
-      for (let i = 0; i < this.sqs.length; i++) {
-        if (i === this.q) continue;
-        const len = this.sqs[i].length;
-        if (len > bestLen) {
-          best = i;
-          bestLen = len;
-        }
-      }
-      if (best < 0 || !this.sqs[best].pop(rq)) return false;
-      from = best;
-    }
+    const from = this.popRequest(rq);
+    if (from < 0) return false;
+    this.complete(rq, this.runSync(rq), from);
+    return true;
+  }
+
+  private runSync(rq: Float64Array): number {
     const op = rq[P.RQ_OP];
     const sector = rq[P.RQ_SECTOR];
     const bytes = rq[P.RQ_BYTES];
     const buf = this.pools.view(rq[P.RQ_SLOT]).subarray(0, bytes);
-    let rc: number;
     try {
-      if (op === P.OP_READ) rc = this.device.read(sector, buf);
-      else if (op === P.OP_WRITE) rc = this.device.write(sector, buf, (rq[P.RQ_FLAGS] & P.FLAG_FUA) !== 0 ? { fua: true } : undefined);
-      else if (op === P.OP_TRIM) rc = this.device.discard(sector, bytes / SECTOR_SIZE);
-      else rc = this.device.flush();
+      if (op === P.OP_READ) return this.device.read(sector, buf);
+      if (op === P.OP_WRITE) return this.device.write(sector, buf, (rq[P.RQ_FLAGS] & P.FLAG_FUA) !== 0 ? { fua: true } : undefined);
+      if (op === P.OP_TRIM) return this.device.discard(sector, bytes / SECTOR_SIZE);
+      return this.device.flush();
     } catch {
-      rc = 22; // a request the device refuses outright (out of range): EINVAL
+      return 22; // a request the device refuses outright (out of range): EINVAL
     }
+  }
+
+  /**
+   * Keeps the io_uring full of reads and writes (trims, flushes and FUA
+   * writes run synchronously), then collects what has completed.
+   */
+  private executeBatch(): boolean {
+    const io = this.io!;
+    const rq = this.rq;
+    let submitted = false;
+    while (io.inFlight < io.depth) {
+      const from = this.popRequest(rq);
+      if (from < 0) break;
+      const op = rq[P.RQ_OP];
+      const bytes = rq[P.RQ_BYTES];
+      const inRange = rq[P.RQ_SECTOR] + bytes / SECTOR_SIZE <= this.device.sectors;
+      if ((op !== P.OP_READ && op !== P.OP_WRITE) || (rq[P.RQ_FLAGS] & P.FLAG_FUA) !== 0 || !inRange) {
+        this.complete(rq, inRange ? this.runSync(rq) : 22, from);
+        submitted = true;
+        continue;
+      }
+      const t = this.ioFree.pop()!;
+      this.ioPending.set(rq, t * P.RQ_FIELDS);
+      this.ioFrom[t] = from;
+      io.submit(op === P.OP_READ ? IO_READ : IO_WRITE, this.fd, rq[P.RQ_SECTOR] * SECTOR_SIZE, this.pools.view(rq[P.RQ_SLOT]).subarray(0, bytes), t);
+      submitted = true;
+    }
+    if (io.inFlight === 0) return submitted;
+    io.flush();
+    let n = io.poll(io.depth, this.ioTags, this.ioResults);
+    if (n === 0 && !submitted) {
+      io.waitAtLeast(1);
+      n = io.poll(io.depth, this.ioTags, this.ioResults);
+    }
+    const rec = this.rq;
+    for (let i = 0; i < n; i++) {
+      const t = this.ioTags[i];
+      const base = t * P.RQ_FIELDS;
+      for (let f = 0; f < P.RQ_FIELDS; f++) rec[f] = this.ioPending[base + f];
+      const res = this.ioResults[i];
+      const rc = res < 0 ? -res : res === rec[P.RQ_BYTES] ? OK : 5; // a short transfer inside the device is an EIO
+      this.ioFree.push(t);
+      this.complete(rec, rc, this.ioFrom[t]);
+    }
+    return submitted || n > 0;
+  }
+
+  /** Sends the result to the queue (or the main thread) that submitted the request. */
+  private complete(rq: Float64Array, rc: number, from: number): void {
     const cq = this.cq;
     cq[P.CQ_TAG] = rq[P.RQ_TAG];
     cq[P.CQ_STATUS] = rc;
@@ -377,7 +465,6 @@ class QueueWorker {
     this.progress[this.pBase + P.QS_EXECUTED]++;
     if (from !== this.q) this.progress[this.pBase + P.QS_STOLEN]++;
     if (owner !== this.q) this.wake(owner);
-    return true;
   }
 
   private wake(queue: number): void {
@@ -473,7 +560,7 @@ class QueueWorker {
 const init = workerData as WorkerInit;
 try {
   const w = new QueueWorker(init);
-  parentPort!.postMessage({ type: 'ready', queue: init.queue });
+  parentPort!.postMessage({ type: 'ready', queue: init.queue, io: w.ioMechanism });
   w.loop();
 } catch (err) {
   parentPort!.postMessage({ type: 'failed', queue: init.queue, message: (err as Error).message });

@@ -98,6 +98,8 @@ export interface FioResult {
   time: string;
   'global options'?: Record<string, string>;
   jobs: FioJob[];
+  /** remapsim's own run-wide data (engine, timeline, device map), printed as given. */
+  remapsim?: Record<string, unknown>;
 }
 
 /** One direction's measurements. */
@@ -461,7 +463,7 @@ function printValue(v: unknown, level: number, mode: Mode): string {
       if (x === undefined) continue;
       let m: Mode = mode;
       if (mode !== 'opaque') {
-        if (level === 2 && OPAQUE_KEYS.has(k)) m = 'opaque';
+        if ((level === 2 && OPAQUE_KEYS.has(k)) || (level === 0 && k === 'remapsim')) m = 'opaque';
         else if (FLOAT_OBJECTS.has(k)) m = 'float';
         else m = FLOAT_KEYS.has(k) ? 'float' : mode === 'float' ? 'float' : 'int';
       }

@@ -8,7 +8,8 @@ import { toFioResult } from '../../workload/fio-report.js';
 import { resolveRegion } from '../../workload/generator.js';
 import { jobsFromArgv, minBlockSize } from '../../workload/job.js';
 import { Oracle } from '../../workload/oracle.js';
-import { runJobs } from '../../workload/runner.js';
+import { type RunResult, runJobs } from '../../workload/runner.js';
+import { Engine, type EngineStats } from '../../engine/engine.js';
 import { VerifyPattern } from '../../workload/verify-pattern.js';
 import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
@@ -19,6 +20,11 @@ interface BenchOptions {
   outputFormat: string;
   json?: string;
   policy?: string;
+  engine: string;
+  queues?: string;
+  numa?: string;
+  force?: boolean;
+  io: string;
 }
 
 export function registerBench(program: Command): void {
@@ -30,6 +36,11 @@ export function registerBench(program: Command): void {
     .option('--output-format <format>', 'normal or json (fio-shaped)', 'normal')
     .option('--json <file>', 'also write the fio-shaped results to this file')
     .option('--policy <policy>', `with scenario:, override its policy (${POLICIES.join(', ')})`)
+    .option('--engine <kind>', 'data path for files and devices: workers (the per-CPU engine) or sync (one thread); models run sync', 'workers')
+    .option('--queues <n>', 'engine queues, one worker thread each (default: one per CPU)')
+    .option('--numa <shape>', 'simulate a NUMA topology for the engine, e.g. 2x8 (default: the machine\'s)')
+    .option('--force', 'allow more queues than CPUs')
+    .option('--io <kind>', 'how engine workers reach a file: auto (io_uring when the native library is built), native or js', 'auto')
     .allowUnknownOption()
     .allowExcessArguments()
     .addHelpText(
@@ -50,12 +61,19 @@ Examples:
   remapsim bench jobs.fio --output-format json --target dev:/dev/loop0
   remapsim bench --rw randwrite --bs 4k --verify crc32c --runtime 5 --time_based --target scenario:default`,
     )
-    .action((args: string[], opts: BenchOptions) => {
+    .action(async (args: string[], opts: BenchOptions) => {
       if (opts.outputFormat !== 'normal' && opts.outputFormat !== 'json') throw new UsageError(`--output-format: must be normal or json, got '${opts.outputFormat}'`);
       let policy: Policy | undefined;
       if (opts.policy !== undefined) {
         if (!(POLICIES as readonly string[]).includes(opts.policy)) throw new UsageError(`--policy: unknown policy '${opts.policy}' (allowed: ${POLICIES.join(', ')})`);
         policy = opts.policy as Policy;
+      }
+      if (opts.engine !== 'workers' && opts.engine !== 'sync') throw new UsageError(`--engine: must be workers or sync, got '${opts.engine}'`);
+      if (!['auto', 'native', 'js'].includes(opts.io)) throw new UsageError(`--io: must be auto, native or js, got '${opts.io}'`);
+      let queues: number | undefined;
+      if (opts.queues !== undefined) {
+        queues = Number(opts.queues);
+        if (!Number.isInteger(queues)) throw new UsageError(`--queues: must be a whole number, got '${opts.queues}'`);
       }
       const jobs = jobsFromArgv(args);
       const direct = jobs.some((j) => j.direct);
@@ -78,26 +96,50 @@ Examples:
           });
         }
         const progress = new ProgressLine();
-        let run;
+        const useEngine = opts.engine === 'workers' && device instanceof FileDevice;
+        let run: RunResult;
+        let engineStats: EngineStats | undefined;
         try {
-          run = runJobs({
-            device,
-            jobs,
-            oracle,
-            alignedBuffers: direct || (device instanceof FileDevice && device.direct),
-            onTick: target.built ? (now) => target.built!.advanceFaults(now) : undefined,
-            onProgress: (p) => progress.update(p),
-          });
+          if (useEngine) {
+            const fileDevice = device as FileDevice;
+            const engine = await Engine.start({
+              device: { kind: 'file', path: fileDevice.name, direct: fileDevice.direct },
+              queues,
+              numa: opts.numa,
+              force: opts.force,
+              io: opts.io as 'auto' | 'native' | 'js',
+              maxRequestBytes: Math.max(4096, ...jobs.flatMap((j) => j.directions.map((d) => j.blockSizes[d].max))),
+            });
+            try {
+              run = await engine.runJobs(jobs, { oracle, onProgress: (p) => progress.update(p) });
+              engineStats = engine.stats();
+            } finally {
+              await engine.close();
+            }
+          } else {
+            run = runJobs({
+              device,
+              jobs,
+              oracle,
+              alignedBuffers: direct || (device instanceof FileDevice && device.direct),
+              onTick: target.built ? (now) => target.built!.advanceFaults(now) : undefined,
+              onProgress: (p) => progress.update(p),
+            });
+          }
         } finally {
           progress.done();
         }
         if (oracle) oracle.finalPass(device);
         const verify = oracle?.report();
         const fio = toFioResult(run, { oracle: verify, remap: target.remapSummary?.(), globalOptions: { target: target.description } });
+        const dataPath = engineStats
+          ? `engine, ${engineStats.queues.length} queue(s) on ${engineStats.topology}, io ${[...new Set(engineStats.queues.map((q) => q.io))].join('/')}`
+          : 'one thread (sync)';
+        fio.remapsim = { dataPath, ...(engineStats ? { engine: engineStats } : {}) };
         if (opts.json !== undefined) fs.writeFileSync(opts.json, formatFioJson(fio));
         if (opts.outputFormat === 'json') process.stdout.write(formatFioJson(fio));
         else {
-          process.stdout.write(`target: ${target.description}\n${fioSummaryOnly(fio)}`);
+          process.stdout.write(`target: ${target.description}\ndata path: ${dataPath}\n${fioSummaryOnly(fio)}`);
           if (verify) process.stdout.write(`verify: ${Object.entries(verify.reads).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
         }
         const failed = run.jobs.some((j) => j.error !== 0) || (verify?.findings ?? 0) > 0;

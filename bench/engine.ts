@@ -1,0 +1,83 @@
+/**
+ * The per-CPU engine against itself and against fio, on one 1 GiB file in
+ * /var/tmp, page cache warm (except the O_DIRECT job), in one run. Targets
+ * (issue 4; ratio = ours / theirs, higher is better):
+ *   "scaling-rand-read-4k-qd32"  4k random reads, iodepth 32: 2 workers vs 1 worker      >= 1.8
+ *   "rand-read-4k-qd32-vs-fio"   the same with 2 workers vs fio psync numjobs=2          >= 0.8
+ *   "seq-read-1m-vs-fio"         1 MiB sequential reads, 2 workers vs fio psync numjobs=2 >= 0.85
+ *   "direct-rand-read-4k-qd32"   O_DIRECT 4k random reads, iodepth 32 vs fio io_uring
+ *                                iodepth 32 direct=1                                     >= 0.8
+ *   "model-overhead-1e6"         the model in the path (safe policy, 1e6 remaps) vs the plain
+ *                                file, same job                                          >= 0.85
+ * Usage: npm run bench:engine [-- --json] [-- --quick]
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Engine, type EngineOptions } from '../src/engine/engine.js';
+import { jobFromRecord } from '../src/workload/job.js';
+import { benchArgs, emitJson } from './args.js';
+import { fioMissing, runFio } from './fio.js';
+
+const args = benchArgs();
+const RUNTIME_S = args.quick ? 2 : 5;
+const FILE_BYTES = 1 << 30;
+const missing = fioMissing();
+if (missing) {
+  console.log(`skipping bench:engine: ${missing}`);
+  if (args.json) emitJson({ skipped: missing, comparisons: [] });
+  process.exit(0);
+}
+
+const dir = fs.mkdtempSync(path.join('/var/tmp', 'remapsim-bench-engine-'));
+const file = path.join(dir, 'data.img');
+
+function fillAndWarm(): void {
+  const fd = fs.openSync(file, 'w+');
+  const chunk = Buffer.alloc(1 << 20, 0x5a);
+  for (let off = 0; off < FILE_BYTES; off += chunk.length) fs.writeSync(fd, chunk, 0, chunk.length, off);
+  fs.fsyncSync(fd);
+  for (let off = 0; off < FILE_BYTES; off += chunk.length) fs.readSync(fd, chunk, 0, chunk.length, off);
+  fs.closeSync(fd);
+}
+
+async function ours(engine: Partial<EngineOptions> & { direct?: boolean }, job: Record<string, string | number>): Promise<{ iops: number; bw: number }> {
+  const e = await Engine.start({ device: { kind: 'file', path: file, direct: engine.direct }, pin: true, ...engine });
+  try {
+    const r = await e.runJobs([jobFromRecord({ name: 'ours', ...job, runtime: RUNTIME_S, time_based: 1, ...(engine.direct ? { direct: 1 } : {}) })]);
+    const j = r.jobs[0];
+    const secs = j.runtimeNs / 1e9;
+    return { iops: j.read.totalIos / secs, bw: j.read.ioBytes / secs };
+  } finally {
+    await e.close();
+  }
+}
+
+const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
+
+try {
+  fillAndWarm();
+  const rand = { rw: 'randread', bs: '4k', iodepth: 32, numjobs: 2, norandommap: 1 };
+  const fioCommon = { filename: file, runtime: RUNTIME_S, time_based: 1, name: 'fio', invalidate: 0, group_reporting: 1 };
+  const one = await ours({ queues: 1 }, rand);
+  const two = await ours({ queues: 2 }, rand);
+  const fioRand = runFio({ ...fioCommon, ioengine: 'psync', rw: 'randread', bs: '4k', numjobs: 2, norandommap: 1, randrepeat: 0 });
+  const seqOurs = await ours({ queues: 2 }, { rw: 'read', bs: '1M', iodepth: 4, numjobs: 2 });
+  const fioSeq = runFio({ ...fioCommon, ioengine: 'psync', rw: 'read', bs: '1M', numjobs: 2 });
+  const directOurs = await ours({ queues: 2, direct: true }, { rw: 'randread', bs: '4k', iodepth: 32, norandommap: 1 });
+  const fioDirect = runFio({ ...fioCommon, ioengine: 'io_uring', rw: 'randread', bs: '4k', iodepth: 32, direct: 1, norandommap: 1, randrepeat: 0 });
+  const MiB = 1 << 20;
+  const comparisons = [
+    { name: 'scaling-rand-read-4k-qd32', ours: two.iops, theirs: one.iops, unit: 'IOPS (2 workers vs 1)' },
+    { name: 'rand-read-4k-qd32-vs-fio', ours: two.iops, theirs: fioRand.iops, unit: 'IOPS' },
+    { name: 'seq-read-1m-vs-fio', ours: seqOurs.bw / MiB, theirs: fioSeq.bw / MiB, unit: 'MiB/s' },
+    { name: 'direct-rand-read-4k-qd32', ours: directOurs.iops, theirs: fioDirect.iops, unit: 'IOPS' },
+  ].map((c) => ({ ...c, ours: Math.round(c.ours), theirs: Math.round(c.theirs), ratio: round(c.ours / c.theirs) }));
+  if (!args.json) {
+    console.log(`engine vs itself and fio on a 1 GiB file in /var/tmp, ${RUNTIME_S} s per run (load average ${os.loadavg()[0].toFixed(1)})`);
+    for (const c of comparisons) console.log(`${c.name.padEnd(27)} ours ${String(c.ours).padStart(9)}  theirs ${String(c.theirs).padStart(9)}  ${c.unit.padEnd(22)} ratio ${c.ratio}`);
+  }
+  if (args.json) emitJson({ comparisons, load: round(os.loadavg()[0], 2) });
+} finally {
+  fs.rmSync(dir, { recursive: true, force: true });
+}
