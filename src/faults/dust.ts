@@ -39,6 +39,7 @@ import {
 } from '../block/device.js';
 import type { ControlTarget } from '../control/target.js';
 import { log } from '../util/log.js';
+import { RemapTable, type RemapTableShared } from '../remap/remap-table.js';
 import { kstrtouint, scanU32, scanU64 } from './dm-args.js';
 import { parseTableLine } from '../control/table-line.js';
 import { TableError } from '../control/target.js';
@@ -58,14 +59,24 @@ export interface DustOptions {
   devName?: string;
   /** Receives the lines the kernel would log; default: the project logger at debug level. */
   log?: FaultLogSink;
+  /** Another thread's dust state (its `shared`): both then see one bad-block list. */
+  shared?: DustShared;
 }
+
+/** A dust layer's state in shared memory: the bad-block list (block -> write failures left) and its flags. */
+export interface DustShared {
+  table: RemapTableShared;
+  flags: SharedArrayBuffer;
+}
+
+const FLAG_FAIL_READ = 0;
+const FLAG_QUIET = 1;
 
 const defaultSink: FaultLogSink = (level, line) => {
   if (level === 'error') log.debug({ target: 'dust', level: 'error' }, line);
   else log.debug({ target: 'dust' }, line);
 };
 
-const SORTED_SCAN_LIMIT = 32;
 
 export class DustDevice implements BlockDevice, ControlTarget {
   readonly targetType = 'dust';
@@ -77,11 +88,10 @@ export class DustDevice implements BlockDevice, ControlTarget {
   readonly devName: string;
   readonly sectorsPerBlock: number;
   private readonly sink: FaultLogSink;
-  /** block -> remaining write failures */
-  private readonly bad = new Map<number, number>();
-  private sortedCache: number[] | undefined;
-  private failReadOnBadBlock = false;
-  private quietMode = false;
+  /** block -> remaining write failures, shared with every thread that attaches */
+  private readonly bad: RemapTable;
+  private readonly flags: Int32Array;
+  readonly shared: DustShared;
 
   constructor(
     readonly inner: BlockDevice,
@@ -103,6 +113,20 @@ export class DustDevice implements BlockDevice, ControlTarget {
     this.devName = opts.devName ?? inner.name;
     this.name = `dust(${inner.name})`;
     this.sink = opts.log ?? defaultSink;
+    this.shared = opts.shared ?? {
+      table: new RemapTable({ keySpace: Math.floor(inner.sectors / this.sectorsPerBlock) + 1 }).shared,
+      flags: new SharedArrayBuffer(8),
+    };
+    this.bad = new RemapTable(this.shared.table);
+    this.flags = new Int32Array(this.shared.flags);
+  }
+
+  private get failReadOnBadBlock(): boolean {
+    return this.flags[FLAG_FAIL_READ] !== 0;
+  }
+
+  private get quietMode(): boolean {
+    return this.flags[FLAG_QUIET] !== 0;
   }
 
   /**
@@ -180,16 +204,16 @@ export class DustDevice implements BlockDevice, ControlTarget {
 
   enable(): void {
     this.sink('info', 'enabling read failures on bad sectors');
-    this.failReadOnBadBlock = true;
+    Atomics.store(this.flags, FLAG_FAIL_READ, 1);
   }
 
   disable(): void {
     this.sink('info', 'disabling read failures on bad sectors');
-    this.failReadOnBadBlock = false;
+    Atomics.store(this.flags, FLAG_FAIL_READ, 0);
   }
 
   toggleQuiet(): void {
-    this.quietMode = !this.quietMode;
+    Atomics.xor(this.flags, FLAG_QUIET, 1);
   }
 
   addBadBlock(block: number, wrFailCnt = 0): void {
@@ -206,23 +230,23 @@ export class DustDevice implements BlockDevice, ControlTarget {
   }
 
   isBadBlock(block: number): boolean {
-    return this.bad.has(block);
+    return block >= 0 && block < this.bad.keySpace && this.bad.get(block) >= 0;
   }
 
   /** Remaining write failures of a listed block, or undefined when it is not listed. */
   writeFailCount(block: number): number | undefined {
-    return this.bad.get(block);
+    const v = block >= 0 && block < this.bad.keySpace ? this.bad.get(block) : -1;
+    return v < 0 ? undefined : v;
   }
 
   listBadBlocks(): number[] {
-    return [...this.sorted()];
+    return Array.from(this.bad.snapshot().keys);
   }
 
   /** Empties the list; returns how many blocks it held. */
   clearBadBlocks(): number {
     const n = this.bad.size;
     this.bad.clear();
-    this.sortedCache = undefined;
     return n;
   }
 
@@ -234,24 +258,22 @@ export class DustDevice implements BlockDevice, ControlTarget {
   }
 
   private addBlock(block: number, wrFailCnt: number): void {
-    if (this.bad.has(block)) {
+    if (this.isBadBlock(block)) {
       const line = `dust_add_block: block ${block} already in badblocklist`;
       if (!this.quietMode) this.sink('error', line);
       throw new KernelMessageError(`addbadblock: block ${block} already in badblocklist`, line);
     }
     this.bad.set(block, wrFailCnt);
-    this.sortedCache = undefined;
     if (!this.quietMode) this.sink('info', `dust_add_block: badblock added at block ${block} with write fail count ${wrFailCnt}`);
   }
 
   private removeBlock(block: number): void {
-    if (!this.bad.has(block)) {
+    if (!this.isBadBlock(block)) {
       const line = `dust_remove_block: block ${block} not found in badblocklist`;
       if (!this.quietMode) this.sink('error', line);
       throw new KernelMessageError(`removebadblock: block ${block} not found in badblocklist`, line);
     }
     this.bad.delete(block);
-    this.sortedCache = undefined;
     if (!this.quietMode) this.sink('info', `dust_remove_block: badblock removed at block ${block}`);
   }
 
@@ -306,7 +328,7 @@ export class DustDevice implements BlockDevice, ControlTarget {
           this.toggleQuiet();
           return '';
         case 'listbadblocks': {
-          const blocks = this.sorted();
+          const blocks = this.listBadBlocks();
           return blocks.length === 0 ? 'No blocks in badblocklist' : blocks.map((b) => `${b}\n`).join('');
         }
         default:
@@ -323,7 +345,7 @@ export class DustDevice implements BlockDevice, ControlTarget {
           this.removeBlock(block);
           return '';
         case 'queryblock':
-          return `dust_query_block: block ${block} ${this.bad.has(block) ? 'found' : 'not found'} in badblocklist`;
+          return `dust_query_block: block ${block} ${this.isBadBlock(block) ? 'found' : 'not found'} in badblocklist`;
         default:
           return this.unrecognized(args[0]!);
       }
@@ -379,7 +401,7 @@ export class DustDevice implements BlockDevice, ControlTarget {
     if (!this.failReadOnBadBlock || count === 0 || !this.anyBadIn(sector, count)) return this.inner.read(this.offset + sector, buf);
     let killed = false;
     const status = this.runPieces(sector, count, (p) => {
-      if (!this.bad.has(this.blockOf(p))) return true;
+      if (!this.isBadBlock(this.blockOf(p))) return true;
       killed = true;
       return false;
     }, (s, n, off) => this.inner.read(this.offset + s, buf.subarray(off, off + (n << SECTOR_SHIFT))));
@@ -415,17 +437,18 @@ export class DustDevice implements BlockDevice, ControlTarget {
 
   /** __dust_map_write: true when the write goes through. */
   private mapWrite(block: number): boolean {
-    const cnt = this.bad.get(block);
-    if (cnt === undefined) return true;
-    if (cnt > 0) {
-      this.bad.set(block, cnt - 1);
-      return false;
-    }
-    this.bad.delete(block);
-    this.sortedCache = undefined;
+    if (!this.isBadBlock(block)) return true;
+    let failed = false;
+    let removed = false;
+    // one read-modify-write under the list's lock, as the kernel holds its spinlock
+    this.bad.update(block, (cnt) => {
+      failed = cnt > 0;
+      removed = cnt === 0;
+      return cnt > 0 ? cnt - 1 : -1;
+    });
     // The kernel divides the block number by sectors-per-block once more before printing it.
-    if (!this.quietMode) this.sink('info', `block ${Math.floor(block / this.sectorsPerBlock)} removed from badblocklist by write`);
-    return true;
+    if (removed && !this.quietMode) this.sink('info', `block ${Math.floor(block / this.sectorsPerBlock)} removed from badblocklist by write`);
+    return !failed;
   }
 
   private blockOf(targetSector: number): number {
@@ -474,26 +497,7 @@ export class DustDevice implements BlockDevice, ControlTarget {
 
   /** Whether any listed block lies among the blocks a request of this range looks up. */
   private anyBadIn(sector: number, count: number): boolean {
-    if (this.bad.size === 0) return false;
     const lo = this.blockOf(sector);
-    const hi = this.blockOf(sector + count - 1);
-    if (hi - lo < SORTED_SCAN_LIMIT) {
-      for (let b = lo; b <= hi; b++) if (this.bad.has(b)) return true;
-      return false;
-    }
-    const sorted = this.sorted();
-    let a = 0;
-    let z = sorted.length;
-    while (a < z) {
-      const m = (a + z) >>> 1;
-      if (sorted[m]! < lo) a = m + 1;
-      else z = m;
-    }
-    return a < sorted.length && sorted[a]! <= hi;
-  }
-
-  private sorted(): readonly number[] {
-    if (!this.sortedCache) this.sortedCache = [...this.bad.keys()].sort((x, y) => x - y);
-    return this.sortedCache;
+    return this.bad.anyInRange(lo, this.blockOf(sector + count - 1) - lo + 1);
   }
 }

@@ -304,6 +304,33 @@ export class RemapTable {
     });
   }
 
+  /**
+   * Replaces the value of `key` with fn(old) (old is -1 when absent), under
+   * the writer lock, so concurrent updates of one key do not lose each other;
+   * fn returning -1 deletes the key. Returns the new value (-1 when absent).
+   */
+  update(key: number, fn: (old: number) => number): number {
+    this.checkKey(key);
+    let result = -1;
+    this.locked(() => {
+      const i = this.find(key);
+      const old = i < 0 ? -1 : this.slots[i + 1];
+      result = fn(old);
+      if (result < 0) {
+        if (i >= 0) {
+          this.slots[i] = TOMBSTONE;
+          Atomics.sub(this.hdr, LIVE, 1);
+          this.clearSummaryIfEmpty(key);
+        }
+      } else {
+        checkValue(result);
+        if (i >= 0) this.slots[i + 1] = result;
+        else this.insert(key, result);
+      }
+    });
+    return result;
+  }
+
   /** Removes a remap; returns the spare unit it had, or -1. */
   delete(key: number): number {
     let old = -1;
@@ -451,8 +478,9 @@ export class RemapTable {
       i += 2;
       if (i === end) i = 0;
     }
-    if (reuse < 0 && (this.hdr[USED] + 1) > this.capacity * MAX_LOAD) {
-      this.reserve(this.hdr[LIVE] + 1);
+    if (reuse < 0 && this.hdr[USED] + 1 > this.capacity * MAX_LOAD) {
+      // no room without passing the load limit: rebuild (which also drops tombstones), then insert there
+      this.rebuild(this.hdr[LIVE] + 1);
       this.insert(key, value);
       return;
     }
@@ -467,6 +495,11 @@ export class RemapTable {
   /** Rebuilds into a new generation when `live` entries would exceed the load limit. */
   private reserve(live: number): void {
     if (live <= this.capacity * MAX_LOAD && this.hdr[USED] <= this.capacity * MAX_LOAD) return;
+    this.rebuild(live);
+  }
+
+  /** A new generation sized for `live` entries at the target load, without tombstones. */
+  private rebuild(live: number): void {
     const capacity = Math.max(MIN_CAPACITY, Math.ceil(live / TARGET_LOAD));
     const sab = newSlots(capacity);
     const next = new Float64Array(sab);

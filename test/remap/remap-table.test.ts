@@ -90,3 +90,21 @@ describe('RemapTable', () => {
     expect(res.size).toBe(N);
   });
 });
+
+describe('RemapTable under churn', () => {
+  it('keeps inserting while deletes leave tombstones (the table rebuilds instead of looping)', () => {
+    const t = new RemapTable({ keySpace: 1 << 20 });
+    for (let round = 0; round < 50; round++) {
+      for (let i = 0; i < 200; i++) t.set(round * 1000 + i, i);
+      for (let i = 0; i < 200; i++) t.delete(round * 1000 + i);
+    }
+    expect(t.size).toBe(0);
+    t.set(7, 7);
+    expect(t.get(7)).toBe(7);
+    expect(t.update(7, (v) => v + 1)).toBe(8);
+    expect(t.update(9, (v) => (v < 0 ? 1 : v))).toBe(1);
+    expect(t.update(9, () => -1)).toBe(-1);
+    expect(t.has(9)).toBe(false);
+    expect(t.size).toBe(1);
+  });
+});
