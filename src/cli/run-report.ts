@@ -27,6 +27,12 @@ export function formatRunReport(r: ScenarioResult): string {
   const out: string[] = [];
   const sc = r.scenario;
   out.push(`scenario '${sc.name}'${sc.description ? ` (${sc.description})` : ''}, policy ${r.policy}`);
+  const dp = r.dataPath;
+  out.push(
+    dp.kind === 'engine'
+      ? `data path: engine, ${dp.stats.queues.length} queue(s) on ${dp.stats.topology}, io ${[...new Set(dp.stats.queues.map((q) => q.io))].join('/')}`
+      : `data path: one thread (${dp.why})`,
+  );
   out.push(fioSummaryOnly(r.fio).trimEnd());
   const m = r.remap;
   const spare = `spare ${m.spareUsed}/${m.spareCapacity} ${r.policy === 'safe' ? 'blocks' : 'remap slots'}`;

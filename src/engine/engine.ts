@@ -18,6 +18,8 @@ import { type EngineDeviceSpec, openEngineDevice } from './device-spec.js';
 import { assignQueues, EngineOptionError, type NumaTopology, parseNumaShape, type QueueAssignment, readTopology } from './numa.js';
 import * as P from './protocol.js';
 import { Ring } from './ring.js';
+import { createSlowPath, SlowPathServer, type SlowPathShared } from './slow-path.js';
+import type { SafeRemapTarget } from '../remap/safe-target.js';
 import type { CloneAssignment, RunDoneMessage, RunMessage, WorkerInit } from './worker.js';
 
 export interface EngineOptions {
@@ -38,6 +40,11 @@ export interface EngineOptions {
   io?: 'auto' | 'native' | 'js';
   /** Requests a worker keeps in flight through io_uring (default 32). */
   ioDepth?: number;
+  /**
+   * For a model device: the primary target (on this thread). Its rare paths
+   * serve the workers' replicas; final verification passes read through it.
+   */
+  primary?: SafeRemapTarget;
 }
 
 export interface EngineRunOptions {
@@ -100,12 +107,22 @@ export class Engine {
   private readonly ioKind: 'auto' | 'native' | 'js';
   private readonly ioDepth: number;
   private readonly ioMechanisms: string[] = [];
+  private readonly ownsLocal: boolean;
+  private readonly slowShared: SlowPathShared;
+  private slowServer: SlowPathServer | undefined;
 
   private constructor(opts: EngineOptions, topology: NumaTopology, assignment: QueueAssignment[]) {
     this.topology = topology;
     this.assignment = assignment;
     this.device = opts.device;
-    this.local = openEngineDevice(opts.device);
+    if (opts.device.kind === 'model') {
+      if (!opts.primary) throw new EngineError('a model device needs its primary target (EngineOptions.primary)');
+      if (assignment.length + 1 > opts.primary.counterRowCount) {
+        throw new EngineOptionError('--queues', `--queues ${assignment.length}: the model keeps counters for at most ${opts.primary.counterRowCount - 1} queues`);
+      }
+      this.local = opts.primary;
+    } else this.local = openEngineDevice(opts.device).device;
+    this.ownsLocal = opts.device.kind !== 'model';
     const n = assignment.length;
     this.maxRequestBytes = opts.maxRequestBytes ?? 1 << 20;
     this.ioKind = opts.io ?? 'auto';
@@ -117,6 +134,9 @@ export class Engine {
     const slotSize = Math.ceil(this.maxRequestBytes / 4096) * 4096;
     const perNode = opts.slotsPerNode ?? Math.max(64, Math.ceil((64 * n) / topology.nodes.length));
     this.pools = BufferPools.create({ topology, slotSize, slotsPerNode: perNode });
+    this.slowShared = createSlowPath(n, slotSize);
+    const primary = opts.primary;
+    if (primary) this.slowServer = new SlowPathServer(this.slowShared, (op, args, data) => primary.handleSlowPath(op, args, data));
   }
 
   static async start(opts: EngineOptions): Promise<Engine> {
@@ -161,6 +181,7 @@ export class Engine {
         port: channel.port2,
         io: this.ioKind,
         ioDepth: this.ioDepth,
+        slowPath: this.slowShared,
       };
       const w = startWorker(import.meta.url, './worker', { workerData: init, transferList: [channel.port2] });
       this.workers.push(w);
@@ -424,7 +445,8 @@ export class Engine {
     for (let q = 0; q < this.workers.length; q++) this.wake(q);
     await Promise.all(this.workers.map((w) => new Promise((res) => (w.threadId === -1 ? res(undefined) : w.once('exit', res)))));
     for (const p of this.ports) p.close();
-    this.local.close();
+    this.slowServer?.stop();
+    if (this.ownsLocal) this.local.close();
     this.pools.destroy({ force: true });
   }
 }

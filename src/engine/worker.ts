@@ -25,6 +25,8 @@ import { type EngineDeviceSpec, openEngineDevice } from './device-spec.js';
 import { pinThread } from './numa.js';
 import * as P from './protocol.js';
 import { Ring, type RingShared } from './ring.js';
+import { SlowPathClient, type SlowPathShared } from './slow-path.js';
+import { SLOW_READ_ERROR } from '../remap/safe-target.js';
 
 export interface WorkerInit {
   queue: number;
@@ -44,6 +46,7 @@ export interface WorkerInit {
   /** How reads and writes of a plain file reach the kernel: 'js' (synchronous), 'native' or 'auto' (io_uring when built). */
   io: IoBackendKind;
   ioDepth: number;
+  slowPath: SlowPathShared;
 }
 
 /** A job clone this queue runs. */
@@ -149,6 +152,7 @@ class QueueWorker {
   private readonly mainCq: Ring;
   private readonly pools: BufferPools;
   private readonly device: BlockDevice;
+  private readonly isKnownBad: ((sector: number, count: number) => boolean) | undefined;
   private readonly node: number;
   private readonly port: MessagePort;
   private readonly rq = new Float64Array(P.RQ_FIELDS);
@@ -190,7 +194,13 @@ class QueueWorker {
     this.cqs = init.cqs.map((s) => new Ring(s));
     this.mainCq = new Ring(init.mainCq);
     this.pools = BufferPools.attach(init.pools);
-    this.device = openEngineDevice(init.device);
+    const slow = new SlowPathClient(init.slowPath, init.queue);
+    const opened = openEngineDevice(init.device, {
+      row: init.queue + 1,
+      slow: (op, args, data) => slow.call(op, args, data, op === SLOW_READ_ERROR),
+    });
+    this.device = opened.device;
+    this.isKnownBad = opened.isKnownBad;
     if (init.pin) pinThread(init.cpu);
     const plainFile = this.device instanceof FileDevice;
     this.io = plainFile && init.io !== 'js' ? createIoBackend(init.io, { depth: init.ioDepth }) : undefined;
@@ -278,7 +288,12 @@ class QueueWorker {
     });
     if (msg.oracle) {
       const o = msg.oracle;
-      this.oracle = new Oracle({ pattern: new VerifyPattern({ unitSize: o.unitSize, runId: o.runId, seed: o.seed, algorithm: o.algorithm }), units: o.units, shared: o.shared });
+      this.oracle = new Oracle({
+        pattern: new VerifyPattern({ unitSize: o.unitSize, runId: o.runId, seed: o.seed, algorithm: o.algorithm }),
+        units: o.units,
+        shared: o.shared,
+        isKnownBad: this.isKnownBad,
+      });
     } else this.oracle = undefined;
     const tags = this.clones.reduce((a, c) => a + c.depth, 0);
     this.tagClone = new Array(tags).fill(undefined);

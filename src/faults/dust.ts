@@ -495,6 +495,11 @@ export class DustDevice implements BlockDevice, ControlTarget {
     return status;
   }
 
+  /** Whether [sector, sector+count) of this target touches a listed block. */
+  hasBadIn(sector: number, count: number): boolean {
+    return count > 0 && this.anyBadIn(sector, count);
+  }
+
   /** Whether any listed block lies among the blocks a request of this range looks up. */
   private anyBadIn(sector: number, count: number): boolean {
     const lo = this.blockOf(sector);

@@ -132,12 +132,15 @@ export interface FlakeyOptions extends FlakeyFeatureOptions {
   clock?: Clock;
   /** Randomness for random_*_corrupt (default: seeded with 1). */
   random?: Random;
+  startNs?: number;
 }
 
 export interface FlakeyRuntime {
   sectors?: number;
   clock?: Clock;
   random?: Random;
+  /** When the up/down intervals start (clock ns); default construction time. Replicas in other threads pass the primary's. */
+  startNs?: number;
 }
 
 function fail(kernelText: string, detail?: string): never {
@@ -301,7 +304,7 @@ export class FlakeyDevice implements BlockDevice, ControlTarget {
     } else {
       const o = optsOrConfig;
       config = parseFlakeyArgs([o.devName ?? inner.name, String(o.offset ?? 0), String(o.upSeconds), String(o.downSeconds), ...optionsToFeatureArgs(o)]);
-      rt = { sectors: o.sectors, clock: o.clock, random: o.random };
+      rt = { sectors: o.sectors, clock: o.clock, random: o.random, startNs: o.startNs };
     }
     const sectors = rt.sectors ?? inner.sectors - config.offset;
     if (!Number.isSafeInteger(sectors) || sectors <= 0 || config.offset + sectors > inner.sectors) {
@@ -313,7 +316,7 @@ export class FlakeyDevice implements BlockDevice, ControlTarget {
     this.name = `flakey(${inner.name})`;
     this.clock = rt.clock ?? realClock;
     this.random = rt.random ?? new Random(1);
-    this.startNs = this.clock.nowNs();
+    this.startNs = rt.startNs ?? this.clock.nowNs();
   }
 
   /** From the target arguments of a table line: `<dev> <offset> <up> <down> [<num_features> [<feature args>]]`. */

@@ -20,11 +20,15 @@
  * features `reserved_sectors <n>` (metadata area at each end of the spare,
  * default SAFE_DEFAULT_RESERVED_SECTORS) and `no_discard_passdown`.
  */
-import { type BlockDevice, type IoStatus, type LogicalBlockSize, type WriteFlags, EIO, ENOSPC, OK, SECTOR_SHIFT, checkIo, checkRequest } from '../block/device.js';
+import { type BlockDevice, type IoStatus, type LogicalBlockSize, type WriteFlags, EINVAL, EIO, ENOSPC, OK, SECTOR_SHIFT, checkIo, checkRequest } from '../block/device.js';
 import { type ControlTarget, MessageError, TableError } from '../control/target.js';
 import { kstrtoull } from '../util/kernel-parse.js';
 import { log } from '../util/log.js';
-import { RemapTable } from './remap-table.js';
+import { RemapTable, type RemapTableShared } from './remap-table.js';
+import { BlockSet } from './block-set.js';
+import { CounterRows } from '../util/counter-rows.js';
+import { availableParallelism } from 'node:os';
+import { DEFAULT_HORIZON_NS, healthScore } from '../health/score.js';
 import type { TableLine } from '../control/table-line.js';
 
 export const SAFE_TARGET_NAME = 'remap';
@@ -65,7 +69,35 @@ export interface SafeOptions {
   journal?: RemapJournal;
   /** Remaps and cursor restored from metadata. */
   restored?: { remaps: Iterable<[number, number]>; cursor: number; badSpare?: Iterable<number>; pending?: Iterable<number> };
+  /**
+   * Make this a replica of a primary target in another thread: the remap
+   * table, pending blocks and counters are the primary's (shared memory); the
+   * rare paths (a remap and its record, marking blocks pending) run in the
+   * primary through `slow` (see handleSlowPath).
+   */
+  replicaOf?: { shared: SafeShared; row: number; slow: SafeSlowCall };
+  /** Counter rows to allocate for replicas (primary only; default 1 + the CPU count). */
+  counterRows?: number;
 }
+
+/** What a replica shares with its primary. */
+export interface SafeShared {
+  remaps: RemapTableShared;
+  pending: RemapTableShared;
+  counters: SharedArrayBuffer;
+  reservedSectors: number;
+  reservedEndSectors: number;
+  discardPassdown: boolean;
+}
+
+/** A slow-path call to the primary: op, numeric arguments, the request's bytes (carried both ways). */
+export type SafeSlowCall = (op: number, args: number[], data: Uint8Array | undefined) => IoStatus;
+
+/** Slow-path operations a replica sends to its primary. */
+export const SLOW_AFTER_WRITE_ERROR = 1;
+export const SLOW_WRITE_BLOCKS = 2;
+export const SLOW_MOVE_RUN = 3;
+export const SLOW_READ_ERROR = 4;
 
 /** Supplies what a metadata store decides, once the devices of a table line are open. */
 export type SafeSetup = (devices: {
@@ -76,6 +108,24 @@ export type SafeSetup = (devices: {
   /** reserved_sectors from the table line, when it was given. */
   reservedSectors: number | undefined;
 }) => Pick<SafeOptions, 'journal' | 'restored' | 'reservedSectors' | 'reservedEndSectors'>;
+
+const COUNTERS = [
+  'reads',
+  'writes',
+  'flushes',
+  'discards',
+  'readErrors',
+  'writeErrors',
+  'remappedReads',
+  'remappedWrites',
+  'remapsMade',
+  'pendingRemapped',
+  'spareWriteErrors',
+  'enospc',
+  'proactiveRemaps',
+  'scannerPending',
+] as const;
+type CounterName = (typeof COUNTERS)[number];
 
 interface SafeCounters {
   reads: number;
@@ -90,22 +140,17 @@ interface SafeCounters {
   pendingRemapped: number;
   spareWriteErrors: number;
   enospc: number;
+  /** Readable blocks the scanner had moved to the spare (weak sectors). */
+  proactiveRemaps: number;
+  /** Unreadable blocks the scanner marked pending. */
+  scannerPending: number;
 }
 
-const zeroCounters = (): SafeCounters => ({
-  reads: 0,
-  writes: 0,
-  flushes: 0,
-  discards: 0,
-  readErrors: 0,
-  writeErrors: 0,
-  remappedReads: 0,
-  remappedWrites: 0,
-  remapsMade: 0,
-  pendingRemapped: 0,
-  spareWriteErrors: 0,
-  enospc: 0,
-});
+/** What became of a block the scanner found weak. */
+export type MigrateResult = 'remapped' | 'already-remapped' | 'unreadable' | 'spare-full' | 'failed';
+
+
+const C: Readonly<Record<CounterName, number>> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>;
 
 export class SafeRemapTarget implements BlockDevice, ControlTarget {
   readonly targetType = SAFE_TARGET_NAME;
@@ -125,12 +170,16 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
   readonly spareEndBlock: number;
   readonly discardPassdown: boolean;
   private readonly remapTable: RemapTable;
+  /** Per-thread counter rows: this instance bumps its own row; stats() sums them all. */
+  private readonly counterRows: CounterRows<CounterName>;
+  private readonly c: Float64Array;
+  private readonly slow: SafeSlowCall | undefined;
   private readonly journal: RemapJournal;
   private cursor: number;
   private readonly badSpare = new Set<number>();
-  private readonly pending = new Set<number>();
-  private counters = zeroCounters();
+  private readonly pending: BlockSet;
   private readonly unitShift: number;
+  private healthProvider: (() => string) | undefined;
 
   constructor(opts: SafeOptions) {
     const { main, spare } = opts;
@@ -165,7 +214,13 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
     }
     this.discardPassdown = opts.discardPassdown ?? true;
     this.journal = opts.journal ?? inMemoryJournal;
-    this.remapTable = new RemapTable({ keySpace: Math.floor(main.sectors / this.unit) });
+    const replica = opts.replicaOf;
+    const blocks = Math.floor(main.sectors / this.unit);
+    this.remapTable = new RemapTable(replica ? replica.shared.remaps : { keySpace: blocks });
+    this.pending = new BlockSet(replica ? replica.shared.pending : { keySpace: blocks });
+    this.counterRows = new CounterRows(COUNTERS, replica ? { shared: replica.shared.counters, row: replica.row } : { rows: opts.counterRows ?? 1 + availableParallelism() });
+    this.c = this.counterRows.row;
+    this.slow = replica?.slow;
     this.cursor = this.spareFirstBlock;
     if (opts.restored) {
       const keys: number[] = [];
@@ -243,7 +298,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
 
   read(sector: number, buf: Uint8Array): IoStatus {
     const count = checkIo(this, sector, buf);
-    this.counters.reads++;
+    this.c[C.reads]++;
     const u = this.unitShift;
     const b0 = sector >>> 0 === sector ? sector >> u : Math.floor(sector / this.unit);
     const nb = count >> u;
@@ -254,9 +309,9 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
       let rc: IoStatus;
       if (spareFirst < 0) rc = this.readMain(first * this.unit, part);
       else {
-        this.counters.remappedReads++;
+        this.c[C.remappedReads]++;
         rc = this.spare.read(spareFirst * this.unit, part);
-        if (rc !== OK) this.counters.readErrors++;
+        if (rc !== OK) this.c[C.readErrors]++;
       }
       if (rc !== OK && status === OK) status = rc;
     });
@@ -265,28 +320,28 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
 
   write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
     const count = checkIo(this, sector, buf);
-    this.counters.writes++;
+    this.c[C.writes]++;
     const u = this.unitShift;
     const b0 = Math.floor(sector / this.unit);
     const nb = count >> u;
     if (this.pending.size === 0 && !this.remapTable.anyInRange(b0, nb)) {
       const rc = this.main.write(sector, buf, flags);
       if (rc === OK) return OK;
-      return this.afterMainWriteError(b0, nb, buf, flags);
+      return this.slowPath(SLOW_AFTER_WRITE_ERROR, b0, nb, buf, flags);
     }
     let status: IoStatus = OK;
     this.forEachRun(b0, nb, (first, n, spareFirst) => {
       const part = buf.subarray((first - b0) * this.logicalBlockSize, (first - b0 + n) * this.logicalBlockSize);
       let rc: IoStatus;
       if (spareFirst >= 0) {
-        this.counters.remappedWrites++;
+        this.c[C.remappedWrites]++;
         rc = this.spare.write(spareFirst * this.unit, part, flags);
-        if (rc !== OK) rc = this.moveRemappedRun(first, n, part, flags);
+        if (rc !== OK) rc = this.slowPath(SLOW_MOVE_RUN, first, n, part, flags);
       } else if (this.hasPending(first, n)) {
-        rc = this.writeBlocks(first, n, part, flags, first);
+        rc = this.slowPath(SLOW_WRITE_BLOCKS, first, n, part, flags);
       } else {
         rc = this.main.write(first * this.unit, part, flags);
-        if (rc !== OK) rc = this.afterMainWriteError(first, n, part, flags);
+        if (rc !== OK) rc = this.slowPath(SLOW_AFTER_WRITE_ERROR, first, n, part, flags);
       }
       if (rc !== OK && status === OK) status = rc;
     });
@@ -294,7 +349,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
   }
 
   flush(): IoStatus {
-    this.counters.flushes++;
+    this.c[C.flushes]++;
     const a = this.main.flush();
     const b = this.spare.flush();
     const c = this.journal.flush();
@@ -303,7 +358,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
 
   discard(sector: number, count: number): IoStatus {
     checkRequest(this, sector, count);
-    this.counters.discards++;
+    this.c[C.discards]++;
     if (!this.discardPassdown || count === 0) return OK;
     const b0 = Math.floor(sector / this.unit);
     const nb = count / this.unit;
@@ -317,6 +372,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
 
   close(): void {
     this.remapTable.close();
+    this.pending.close();
     this.main.close();
     this.spare.close();
   }
@@ -368,15 +424,68 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
   }
 
   private hasPending(first: number, n: number): boolean {
-    if (this.pending.size === 0) return false;
-    for (let b = first; b < first + n; b++) if (this.pending.has(b)) return true;
-    return false;
+    return this.pending.size > 0 && this.pending.anyInRange(first, n);
+  }
+
+  /**
+   * The rare paths: here in a primary; in a replica, sent to the primary
+   * (whose journal and allocator are the only ones) with the request's bytes.
+   */
+  private slowPath(op: number, first: number, n: number, buf: Uint8Array, flags: WriteFlags | undefined): IoStatus {
+    if (this.slow) return this.slow(op, [first, n, flags?.fua ? 1 : 0], buf);
+    return this.runSlowPath(op, first, n, buf, flags);
+  }
+
+  private runSlowPath(op: number, first: number, n: number, buf: Uint8Array, flags: WriteFlags | undefined): IoStatus {
+    switch (op) {
+      case SLOW_AFTER_WRITE_ERROR:
+        return this.afterMainWriteError(first, n, buf, flags);
+      case SLOW_WRITE_BLOCKS:
+        return this.writeBlocks(first, n, buf, flags, first);
+      case SLOW_MOVE_RUN:
+        return this.moveRemappedRun(first, n, buf, flags);
+      case SLOW_READ_ERROR:
+        return this.readMainAgain(first * this.unit, buf);
+      default:
+        return EINVAL;
+    }
+  }
+
+  /** What a replica in another thread needs: `new SafeRemapTarget({ main, spare, replicaOf: { shared, row, slow } })`. */
+  get shared(): SafeShared {
+    return {
+      remaps: this.remapTable.shared,
+      pending: this.pending.shared,
+      counters: this.counterRows.shared,
+      reservedSectors: this.reservedSectors,
+      reservedEndSectors: this.reservedEndSectors,
+      discardPassdown: this.discardPassdown,
+    };
+  }
+
+  /** Counter rows available to replicas (row 0 is the primary's). */
+  get counterRowCount(): number {
+    return this.counterRows.rows;
+  }
+
+  /** In the primary: serves a replica's slow-path call. `args` = [first block, blocks, fua]; `data` holds the request's bytes. */
+  handleSlowPath(op: number, args: ArrayLike<number>, data: Uint8Array): IoStatus {
+    const n = args[1];
+    return this.runSlowPath(op, args[0], n, data.subarray(0, n * this.logicalBlockSize), args[2] ? { fua: true } : undefined);
   }
 
   private readMain(sector: number, buf: Uint8Array): IoStatus {
     const rc = this.main.read(sector, buf);
     if (rc === OK) return OK;
-    this.counters.readErrors++;
+    if (this.slow) return this.slow(SLOW_READ_ERROR, [sector / this.unit, buf.length / this.logicalBlockSize, 0], buf);
+    return this.readMainAgain(sector, buf, rc);
+  }
+
+  /** A read of main failed: read again (it may have been transient), and mark the blocks that still fail pending. */
+  private readMainAgain(sector: number, buf: Uint8Array, firstRc?: IoStatus): IoStatus {
+    const rc = firstRc ?? this.main.read(sector, buf);
+    if (rc === OK) return OK;
+    this.c[C.readErrors]++;
     // find which blocks fail, so only those become pending
     const bs = this.logicalBlockSize;
     const first = Math.floor(sector / this.unit);
@@ -397,7 +506,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
    */
   private afterMainWriteError(first: number, n: number, buf: Uint8Array, flags: WriteFlags | undefined): IoStatus {
     if (n > 1) return this.writeBlocks(first, n, buf, flags, first);
-    this.counters.writeErrors++;
+    this.c[C.writeErrors]++;
     return this.remapBlock(first, buf, flags);
   }
 
@@ -413,11 +522,11 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
       let rc: IoStatus;
       if (this.pending.has(b)) {
         rc = this.remapBlock(b, part, flags);
-        if (rc === OK) this.counters.pendingRemapped++;
+        if (rc === OK) this.c[C.pendingRemapped]++;
       } else {
         rc = this.main.write(b * this.unit, part, flags);
         if (rc !== OK) {
-          this.counters.writeErrors++;
+          this.c[C.writeErrors]++;
           rc = this.remapBlock(b, part, flags);
         }
       }
@@ -435,7 +544,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
       const old = this.remapTable.get(first + i);
       let rc = this.spare.write(old * this.unit, part, flags);
       if (rc !== OK) {
-        this.counters.spareWriteErrors++;
+        this.c[C.spareWriteErrors]++;
         this.markBadSpare(old);
         rc = this.remapBlock(first + i, part, flags);
       }
@@ -449,13 +558,13 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
     for (;;) {
       const spareBlock = this.allocate();
       if (spareBlock < 0) {
-        this.counters.enospc++;
+        this.c[C.enospc]++;
         log.error(`spare full: cannot remap main block ${block}`);
         return ENOSPC;
       }
       const rc = this.spare.write(spareBlock * this.unit, data, flags);
       if (rc !== OK) {
-        this.counters.spareWriteErrors++;
+        this.c[C.spareWriteErrors]++;
         this.markBadSpare(spareBlock);
         continue;
       }
@@ -464,7 +573,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
       if (jr !== OK) return jr;
       this.remapTable.set(block, spareBlock);
       this.pending.delete(block);
-      this.counters.remapsMade++;
+      this.c[C.remapsMade]++;
       log.info(`remapped main block ${block} -> spare block ${spareBlock}`);
       return OK;
     }
@@ -521,9 +630,9 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
       String(this.remapTable.size),
       String(this.pending.size),
       `${this.spareBlocksUsed}/${this.spareBlocksTotal}`,
-      String(this.counters.readErrors),
-      String(this.counters.writeErrors),
-      String(this.counters.enospc),
+      String(this.counterRows.sum('readErrors')),
+      String(this.counterRows.sum('writeErrors')),
+      String(this.counterRows.sum('enospc')),
       state,
     ];
   }
@@ -533,7 +642,8 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
   }
 
   stats(): SafeCounters & { remaps: number; pending: number; spareUsed: number; spareTotal: number; badSpare: number } {
-    return { ...this.counters, remaps: this.remapTable.size, pending: this.pending.size, spareUsed: this.spareBlocksUsed, spareTotal: this.spareBlocksTotal, badSpare: this.badSpare.size };
+    const counters = Object.fromEntries(COUNTERS.map((n) => [n, this.counterRows.sum(n)])) as unknown as SafeCounters;
+    return { ...counters, remaps: this.remapTable.size, pending: this.pending.size, spareUsed: this.spareBlocksUsed, spareTotal: this.spareBlocksTotal, badSpare: this.badSpare.size };
   }
 
   message(args: string[]): string {
@@ -541,7 +651,10 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
     const [cmd, ...rest] = args;
     switch (cmd.toLowerCase()) {
       case 'help':
-        return 'Commands: help, status, stats, clear_stats, remap <block>, unremap <block>, list [<first> <count>], pending';
+        return 'Commands: help, status, stats, clear_stats, health, remap <block>, unremap <block>, list [<first> <count>], pending';
+      case 'health':
+        if (rest.length > 0) throw new MessageError(`remap: 'health' takes no arguments, got ${rest.length}`);
+        return this.healthProvider ? this.healthProvider() : this.ownHealth();
       case 'status': {
         const s = this.stats();
         return `remaps=${s.remaps} pending=${s.pending} spare_used=${s.spareUsed} spare_total=${s.spareTotal} read_errors=${s.readErrors} write_errors=${s.writeErrors} enospc=${s.enospc}`;
@@ -551,7 +664,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
           .map(([k, v]) => `${k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}=${v}`)
           .join(' ');
       case 'clear_stats':
-        this.counters = zeroCounters();
+        this.counterRows.reset(COUNTERS);
         return 'Statistics cleared';
       case 'remap':
         return this.messageRemap(rest);
@@ -582,14 +695,84 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
     const [block] = this.parseBlock('remap', args);
     const existing = this.remapTable.get(block);
     if (existing >= 0) throw new MessageError(`remap: block ${block} is already remapped to spare block ${existing}`, 17);
-    const data = new Uint8Array(this.logicalBlockSize);
-    if (this.main.read(block * this.unit, data) !== OK) {
-      this.pending.add(block);
+    const r = this.copyToSpare(block);
+    if (r.result === 'unreadable') {
       throw new MessageError(`remap: block ${block} cannot be read, so its data cannot be moved; it is now pending and the next write remaps it`, EIO);
     }
-    const rc = this.remapBlock(block, data, { fua: true });
-    if (rc !== OK) throw new MessageError(`remap: cannot remap block ${block}: ${rc === ENOSPC ? 'spare full' : `errno ${rc}`}`, rc);
+    if (r.rc !== OK) throw new MessageError(`remap: cannot remap block ${block}: ${r.rc === ENOSPC ? 'spare full' : `errno ${r.rc}`}`, r.rc);
     return `block ${block} remapped to spare block ${this.remapTable.get(block)}`;
+  }
+
+  /**
+   * Reads a block from main and moves it to a new spare block (durably, FUA).
+   * An unreadable block becomes pending instead. The data is read here, at
+   * the moment of the move, so a write since the caller last looked is not undone.
+   */
+  private copyToSpare(block: number): { result: MigrateResult; rc: IoStatus } {
+    const data = new Uint8Array(this.logicalBlockSize);
+    const rd = this.main.read(block * this.unit, data);
+    if (rd !== OK) {
+      this.pending.add(block);
+      return { result: 'unreadable', rc: rd };
+    }
+    const rc = this.remapBlock(block, data, { fua: true });
+    if (rc === OK) return { result: 'remapped', rc };
+    return { result: rc === ENOSPC ? 'spare-full' : 'failed', rc };
+  }
+
+  // ---- the health scanner's entry points ----
+
+  /**
+   * The scanner found `block` weak (it reads, slowly): copy its data to the
+   * spare now, while it still reads. An unreadable block becomes pending.
+   */
+  migrateWeakBlock(block: number): MigrateResult {
+    this.checkScannerBlock(block);
+    if (this.remapTable.get(block) >= 0) return 'already-remapped';
+    const r = this.copyToSpare(block);
+    if (r.result === 'remapped') {
+      this.c[C.proactiveRemaps]++;
+      log.info(`scanner: weak main block ${block} moved to spare block ${this.remapTable.get(block)}`);
+    } else if (r.result === 'unreadable') {
+      this.c[C.scannerPending]++;
+    }
+    return r.result;
+  }
+
+  /** The scanner found `block` unreadable: mark it pending (the next write remaps it). True when it was not pending before. */
+  markBlockPending(block: number): boolean {
+    this.checkScannerBlock(block);
+    if (this.remapTable.get(block) >= 0 || this.pending.has(block)) return false;
+    this.pending.add(block);
+    this.c[C.scannerPending]++;
+    log.warn(`scanner: main block ${block} cannot be read: marked pending, the next write remaps it`);
+    return true;
+  }
+
+  isPending(block: number): boolean {
+    return this.pending.has(block);
+  }
+
+  /** Whether any block of [first, first + n) is remapped (one or two bit tests over clean space). */
+  remappedInRange(first: number, n: number): boolean {
+    return this.remapTable.anyInRange(first, n);
+  }
+
+  /** What the `health` message prints: a health monitor plugs its report in here (undefined: the target's own summary). */
+  setHealthProvider(provider: (() => string) | undefined): void {
+    this.healthProvider = provider;
+  }
+
+  private checkScannerBlock(block: number): void {
+    const max = this.sectors / this.unit;
+    if (!Number.isSafeInteger(block) || block < 0 || block >= max) throw new RangeError(`block ${block} is out of range 0..${max - 1}`);
+  }
+
+  /** The `health` reply without a scanner: the score from the spare alone (no arrivals seen, so no exhaustion risk). */
+  private ownHealth(): string {
+    const s = this.stats();
+    const score = healthScore({ spareTotal: s.spareTotal, spareUsed: s.spareUsed, pending: s.pending, weakWaiting: 0, exhaustionLoNs: Infinity, horizonNs: DEFAULT_HORIZON_NS });
+    return `health_score=${score} spare_used=${s.spareUsed} spare_total=${s.spareTotal} pending=${s.pending} scanner=off`;
   }
 
   /** Moves a block back to main: its data is copied back first; the spare block is not reused. */

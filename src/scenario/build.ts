@@ -16,6 +16,8 @@ import { FlakeyDevice } from '../faults/flakey.js';
 import { BadSectorGrowth } from '../faults/growth.js';
 import { LatencyDevice, parseLatencySpec } from '../faults/latency.js';
 import { openSafeModel, openV4Model } from '../metadata/models.js';
+import { SafeRemapTarget } from '../remap/safe-target.js';
+import type { EngineDeviceSpec, LayerStackSpec } from '../engine/device-spec.js';
 import { type Clock, realClock } from '../util/clock.js';
 import { Random } from '../util/random.js';
 import { type DeviceSpec, type FaultLayersSpec, type Policy, type Scenario, ScenarioError } from './schema.js';
@@ -36,6 +38,8 @@ export interface BuiltScenario {
   advanceFaults(nowNs: number): void;
   /** Bad blocks added during the run so far. */
   grownBadBlocks(): number;
+  /** How a worker thread builds its own copy of this model (safe policy only; undefined for dm-remap-v4). */
+  engineDevice(): EngineDeviceSpec | undefined;
   /** True when [sector, sector+count) of the target holds a sector the main fault layers know to be bad. */
   isKnownBad(sector: number, count: number): boolean;
   close(): void;
@@ -71,32 +75,40 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
     if (ownsWorkdir) fs.rmSync(workdir, { recursive: true, force: true });
   };
   try {
-    const stack = (role: 'main' | 'spare', spec: DeviceSpec, faults: FaultLayersSpec | undefined): { top: BlockDevice; dust?: DustDevice } => {
-      let dev: BlockDevice = openBacking(role, spec, workdir);
+    const stack = (role: 'main' | 'spare', spec: DeviceSpec, faults: FaultLayersSpec | undefined): { top: BlockDevice; dust?: DustDevice; spec: LayerStackSpec } => {
+      const file = openBacking(role, spec, workdir);
+      let dev: BlockDevice = file;
       opened.push(dev);
       layers.set(`${role}.file`, dev);
-      if (!faults) return { top: dev };
+      const layerSpec: LayerStackSpec = { file: { path: file.name, direct: spec.direct, logicalBlockSize: file.logicalBlockSize, sectors: file.sectors } };
+      if (!faults) return { top: dev, spec: layerSpec };
       if (faults.latency) {
         const l = faults.latency;
         const parse = (t: string | undefined, f: string) => (t === undefined ? undefined : parseLatencySpec(t, `faults.${role}.latency.${f}`));
-        dev = new LatencyDevice(dev, { read: parse(l.read, 'read'), write: parse(l.write, 'write'), flush: parse(l.flush, 'flush'), discard: parse(l.discard, 'discard'), clock, random: random.fork() });
+        const seed = random.nextU32();
+        dev = new LatencyDevice(dev, { read: parse(l.read, 'read'), write: parse(l.write, 'write'), flush: parse(l.flush, 'flush'), discard: parse(l.discard, 'discard'), clock, random: new Random(seed) });
         layers.set(`${role}.latency`, dev);
+        layerSpec.latency = { ...l, seed };
       }
       if (faults.flakey) {
         const f = faults.flakey;
         const args = [dev.name, '0', String(f.up), String(f.down), ...(f.features.length > 0 ? [String(f.features.length), ...f.features] : [])];
-        dev = FlakeyDevice.fromTable(dev, args, { clock, random: random.fork() });
+        const seed = random.nextU32();
+        const flakey = FlakeyDevice.fromTable(dev, args, { clock, random: new Random(seed) });
+        dev = flakey;
         layers.set(`${role}.flakey`, dev as Layer);
+        layerSpec.flakey = { args, startNs: flakey.startNs, seed };
       }
       const dust = new DustDevice(dev, { blockSize: faults.dustBlockSize ?? dev.logicalBlockSize });
       dust.enable();
       layers.set(`${role}.dust`, dust);
+      layerSpec.dust = { shared: dust.shared, blockSize: dust.blockSize };
       const initial = initialBadSectors(role, faults, dust.sectors);
       if (initial.length > 0) loadIntoDust(dust, initial, { wrFailCnt: faults.writeFailCount });
       for (const g of faults.growth) {
         growths.push(new BadSectorGrowth({ startNs: g.start, rate: g.rate, cluster: g.cluster, writeFailCount: g.writeFailCount, maxClusters: g.maxClusters, region: g.region }, dust, random.fork(), clock.nowNs()));
       }
-      return { top: dust, dust };
+      return { top: dust, dust, spec: layerSpec };
     };
     const main = stack('main', scenario.devices.main, scenario.faults.main);
     const spare = stack('spare', scenario.devices.spare, scenario.faults.spare);
@@ -122,12 +134,11 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
         nextDue = Math.min(...growths.map((g) => g.nextDueNs));
       },
       grownBadBlocks: () => growths.reduce((a, g) => a + g.added, 0),
-      isKnownBad(sector, count) {
-        if (!mainDust) return false;
-        const spb = mainDust.sectorsPerBlock;
-        for (let b = Math.floor(sector / spb), end = Math.ceil((sector + count) / spb); b < end; b++) if (mainDust.isBadBlock(b)) return true;
-        return false;
+      engineDevice() {
+        if (!(target instanceof SafeRemapTarget)) return undefined;
+        return { kind: 'model', policy: 'safe', main: main.spec, spare: spare.spec, target: target.shared, mainPath: target.mainPath, sparePath: target.sparePath };
       },
+      isKnownBad: (sector, count) => mainDust?.hasBadIn(sector, count) ?? false,
       close() {
         if ('close' in model.store) model.store.close();
         target.close(); // closes the layers below it
@@ -141,7 +152,7 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
   }
 }
 
-function openBacking(role: string, spec: DeviceSpec, workdir: string): BlockDevice {
+function openBacking(role: string, spec: DeviceSpec, workdir: string): FileDevice {
   if (spec.path !== undefined) return FileDevice.open(spec.path, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize });
   const file = path.join(workdir, `${role}.img`);
   const bytes = spec.size!;

@@ -6,18 +6,30 @@
  */
 import type { FioResult } from '../stats/fio-json.js';
 import { SafeRemapTarget } from '../remap/safe-target.js';
-import { DmRemapV4Target } from '../remap/v4-target.js';
+import type { DmRemapV4Target } from '../remap/v4-target.js';
 import type { Clock } from '../util/clock.js';
 import { toFioResult } from '../workload/fio-report.js';
 import { jobFromRecord, minBlockSize, type JobSpec } from '../workload/job.js';
 import { Oracle, type OracleReport } from '../workload/oracle.js';
 import { type RunProgress, type RunResult, runJobs } from '../workload/runner.js';
+import { Engine, type EngineStats } from '../engine/engine.js';
+import { realClock } from '../util/clock.js';
 import { VerifyPattern } from '../workload/verify-pattern.js';
 import { type BuiltScenario, buildScenario } from './build.js';
 import type { Policy, Scenario } from './schema.js';
 
+/** Running on the per-CPU engine (worker threads) instead of this thread. */
+export interface ScenarioEngineOptions {
+  queues?: number;
+  numa?: string;
+  force?: boolean;
+  io?: 'auto' | 'native' | 'js';
+}
+
 export interface ScenarioRunOptions {
   policy?: Policy;
+  /** The per-CPU engine's settings; absent: one thread. The dm-remap-v4 policy always runs on one thread. */
+  engine?: ScenarioEngineOptions;
   /** Overrides the scenario's duration (ns). */
   durationNs?: number;
   workdir?: string;
@@ -49,6 +61,8 @@ export interface ScenarioResult {
   remap: RemapSummary;
   /** Units of acknowledged data lost, stale or corrupt, plus unexpected errors. */
   findings: number;
+  /** Where the I/O ran: 'engine' with its statistics, or 'sync' (one thread) and why. */
+  dataPath: { kind: 'engine'; stats: EngineStats } | { kind: 'sync'; why: string };
 }
 
 /** The scenario's jobs; a time-based job without a runtime runs for the scenario's duration. */
@@ -77,7 +91,7 @@ export function remapSummary(built: BuiltScenario, initialBad: number): RemapSum
   return { ...base, remaps: v.remaps, spareUsed: v.nextSpareSector, spareCapacity: v.spareCapacity };
 }
 
-export function runScenario(scenario: Scenario, opts: ScenarioRunOptions = {}): ScenarioResult {
+export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions = {}): Promise<ScenarioResult> {
   const jobs = scenarioJobs(scenario, opts.durationNs ?? scenario.duration);
   const built = buildScenario(scenario, { policy: opts.policy, workdir: opts.workdir, clock: opts.clock });
   try {
@@ -90,21 +104,36 @@ export function runScenario(scenario: Scenario, opts: ScenarioRunOptions = {}): 
       oracle = new Oracle({ pattern, units: Math.floor((target.sectors * 512) / unitSize), isKnownBad: (s, n) => built.isKnownBad(s, n) });
     }
     const initialBad = built.mainDust?.listBadBlocks().length ?? 0;
-    const run = runJobs({
-      device: target,
-      jobs,
-      clock: opts.clock,
-      defaultRuntimeNs: opts.durationNs ?? scenario.duration,
-      oracle,
-      seed: scenario.seed,
-      onTick: (now) => built.advanceFaults(now),
-      onProgress: opts.onProgress,
-    });
+    const defaultRuntimeNs = opts.durationNs ?? scenario.duration;
+    const engineDevice = opts.engine ? built.engineDevice() : undefined;
+    let run: RunResult;
+    let dataPath: ScenarioResult['dataPath'];
+    if (opts.engine && engineDevice && target instanceof SafeRemapTarget) {
+      const engine = await Engine.start({
+        device: engineDevice,
+        primary: target,
+        ...opts.engine,
+        maxRequestBytes: Math.max(4096, ...jobs.flatMap((j) => j.directions.map((d) => j.blockSizes[d].max))),
+      });
+      // bad sectors keep appearing while the workers run
+      const ticker = setInterval(() => built.advanceFaults(realClock.nowNs()), 5);
+      try {
+        run = await engine.runJobs(jobs, { oracle, defaultRuntimeNs, seed: scenario.seed, onProgress: opts.onProgress });
+        dataPath = { kind: 'engine', stats: engine.stats() };
+      } finally {
+        clearInterval(ticker);
+        await engine.close();
+      }
+    } else {
+      run = runJobs({ device: target, jobs, clock: opts.clock, defaultRuntimeNs, oracle, seed: scenario.seed, onTick: (now) => built.advanceFaults(now), onProgress: opts.onProgress });
+      dataPath = { kind: 'sync', why: opts.engine ? 'the dm-remap-v4 policy runs on one thread' : 'no engine asked for' };
+    }
     if (oracle && !opts.noFinalPass) oracle.finalPass(target);
     const verify = oracle?.report();
     const remap = remapSummary(built, initialBad);
     const fio = toFioResult(run, { oracle: verify, remap, globalOptions: { scenario: scenario.name, policy: built.policy } });
-    return { scenario, policy: built.policy, run, fio, verify, remap, findings: verify?.findings ?? 0 };
+    fio.remapsim = { dataPath: dataPath.kind === 'engine' ? { kind: 'engine', ...dataPath.stats } : dataPath };
+    return { scenario, policy: built.policy, run, fio, verify, remap, findings: verify?.findings ?? 0, dataPath };
   } finally {
     built.close();
   }

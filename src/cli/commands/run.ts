@@ -11,6 +11,11 @@ import { ProgressLine } from '../progress.js';
 import { formatComparison, formatRunReport } from '../run-report.js';
 
 interface RunOptions {
+  engine: string;
+  queues?: string;
+  numa?: string;
+  force?: boolean;
+  io: string;
   policy?: string;
   duration?: string;
   seed?: string;
@@ -57,6 +62,11 @@ export function registerRun(program: Command): void {
     .option('--json <file>', 'also write the results, fio-shaped with verify and remap blocks, to this file')
     .option('--output-format <format>', 'normal (a summary) or json (the results on stdout)', 'normal')
     .option('--compare-policies', 'run the scenario under both policies and show what each lost, side by side')
+    .option('--engine <kind>', 'data path: workers (the per-CPU engine; the safe policy) or sync (one thread)', 'workers')
+    .option('--queues <n>', 'engine queues, one worker thread each (default: one per CPU)')
+    .option('--numa <shape>', 'simulate a NUMA topology for the engine, e.g. 2x8')
+    .option('--force', 'allow more queues than CPUs')
+    .option('--io <kind>', 'how engine workers reach files: auto, native or js', 'auto')
     .addHelpText(
       'after',
       `
@@ -74,8 +84,16 @@ Examples:
   remapsim run --compare-policies --duration 5s
   remapsim run my-scenario.yaml --json results.json`,
     )
-    .action((file: string | undefined, opts: RunOptions) => {
+    .action(async (file: string | undefined, opts: RunOptions) => {
       if (opts.outputFormat !== 'normal' && opts.outputFormat !== 'json') throw new UsageError(`--output-format: must be normal or json, got '${opts.outputFormat}'`);
+      if (opts.engine !== 'workers' && opts.engine !== 'sync') throw new UsageError(`--engine: must be workers or sync, got '${opts.engine}'`);
+      if (!['auto', 'native', 'js'].includes(opts.io)) throw new UsageError(`--io: must be auto, native or js, got '${opts.io}'`);
+      let queues: number | undefined;
+      if (opts.queues !== undefined) {
+        queues = Number(opts.queues);
+        if (!Number.isInteger(queues)) throw new UsageError(`--queues: must be a whole number, got '${opts.queues}'`);
+      }
+      const engine = opts.engine === 'workers' ? { queues, numa: opts.numa, force: opts.force, io: opts.io as 'auto' | 'native' | 'js' } : undefined;
       const base = file === undefined ? validateScenario(DEFAULT_SCENARIO, 'default scenario') : loadScenario(file);
       const scenario = withOverrides(base, opts);
       const policies: Policy[] = opts.comparePolicies ? [...POLICIES] : [opts.policy !== undefined ? parsePolicy(opts.policy) : scenario.target.policy];
@@ -83,7 +101,7 @@ Examples:
       for (const policy of policies) {
         const progress = new ProgressLine();
         try {
-          results.push(runScenario(scenario, { policy, workdir: opts.workdir, onProgress: (p) => progress.update(p, `${policy}: `) }));
+          results.push(await runScenario(scenario, { policy, engine, workdir: opts.workdir, onProgress: (p) => progress.update(p, `${policy}: `) }));
         } finally {
           progress.done();
         }
