@@ -2,20 +2,24 @@ import { Command } from 'commander';
 import { VERSION } from '../version.js';
 import { setLogLevel } from '../util/log.js';
 import { registerCheckTable } from './commands/check-table.js';
-import { registerRun } from './commands/run.js';
-import { registerBench } from './commands/bench.js';
+import { registerServe } from './commands/serve.js';
 import { registerDm } from './commands/dm.js';
 import { registerLoop } from './commands/loop.js';
+import { registerRun } from './commands/run.js';
+import { registerBench } from './commands/bench.js';
 import { registerMetadata } from './commands/metadata.js';
+import { registerReport } from './commands/report.js';
 
 /** Each command module adds itself to the program; one line each. */
 const COMMANDS: Array<(program: Command) => void> = [
   registerCheckTable,
+  registerServe,
   registerRun,
   registerBench,
   registerDm,
   registerLoop,
   registerMetadata,
+  registerReport,
 ];
 
 export function buildProgram(): Command {

@@ -5,6 +5,8 @@
  * verdict and the target's remap counters.
  */
 import type { FioResult } from '../stats/fio-json.js';
+import { type DeviceMapJSON, deviceMapOf } from '../report/device-map.js';
+import { type TimelineJSON, TimelineRecorder, targetSample } from '../report/timeline.js';
 import { SafeRemapTarget } from '../remap/safe-target.js';
 import type { DmRemapV4Target } from '../remap/v4-target.js';
 import type { Clock } from '../util/clock.js';
@@ -61,6 +63,10 @@ export interface ScenarioResult {
   remap: RemapSummary;
   /** Units of acknowledged data lost, stale or corrupt, plus unexpected errors. */
   findings: number;
+  /** Per-second I/O and the target's state over the run (also fio.remapsim.timeline). */
+  timeline: TimelineJSON;
+  /** Bad, pending and remapped sectors at the end (also fio.remapsim.deviceMap). */
+  deviceMap: DeviceMapJSON;
   /** Where the I/O ran: 'engine' with its statistics, or 'sync' (one thread) and why. */
   dataPath: { kind: 'engine'; stats: EngineStats } | { kind: 'sync'; why: string };
 }
@@ -108,6 +114,10 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
     const engineDevice = opts.engine ? built.engineDevice() : undefined;
     let run: RunResult;
     let dataPath: ScenarioResult['dataPath'];
+    const clock = opts.clock ?? realClock;
+    // the target's state once a second (add health: monitor.report().score, healthSource: 'scanner' when a health monitor runs)
+    const sampleState = () => ({ ...targetSample(target), badBlocks: built.mainDust?.badBlockCount });
+    let timeline = new TimelineRecorder({ startNs: clock.nowNs() });
     if (opts.engine && engineDevice && target instanceof SafeRemapTarget) {
       const engine = await Engine.start({
         device: engineDevice,
@@ -115,8 +125,14 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
         ...opts.engine,
         maxRequestBytes: Math.max(4096, ...jobs.flatMap((j) => j.directions.map((d) => j.blockSizes[d].max))),
       });
+      timeline = new TimelineRecorder({ startNs: realClock.nowNs() }); // the workers have started: t = 0 is now
+      timeline.sample(realClock.nowNs(), sampleState(), true);
       // bad sectors keep appearing while the workers run
-      const ticker = setInterval(() => built.advanceFaults(realClock.nowNs()), 5);
+      const ticker = setInterval(() => {
+        const now = realClock.nowNs();
+        built.advanceFaults(now);
+        if (timeline.due(now)) timeline.sample(now, sampleState());
+      }, 5);
       try {
         run = await engine.runJobs(jobs, { oracle, defaultRuntimeNs, seed: scenario.seed, onProgress: opts.onProgress });
         dataPath = { kind: 'engine', stats: engine.stats() };
@@ -125,15 +141,26 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
         await engine.close();
       }
     } else {
-      run = runJobs({ device: target, jobs, clock: opts.clock, defaultRuntimeNs, oracle, seed: scenario.seed, onTick: (now) => built.advanceFaults(now), onProgress: opts.onProgress });
+      timeline.sample(clock.nowNs(), sampleState(), true);
+      const onTick = (now: number): void => {
+        built.advanceFaults(now);
+        if (timeline.due(now)) timeline.sample(now, sampleState());
+      };
+      run = runJobs({ device: target, jobs, clock: opts.clock, defaultRuntimeNs, oracle, seed: scenario.seed, onTick, onProgress: opts.onProgress });
       dataPath = { kind: 'sync', why: opts.engine ? 'the dm-remap-v4 policy runs on one thread' : 'no engine asked for' };
     }
+    const endNs = (dataPath.kind === 'engine' ? realClock : clock).nowNs();
+    timeline.sample(endNs, sampleState(), true);
+    for (const job of run.jobs) timeline.addSeries(job.series.toJSON());
+    timeline.finish(endNs);
     if (oracle && !opts.noFinalPass) oracle.finalPass(target);
+    const deviceMap = deviceMapOf(target, built.mainDust);
     const verify = oracle?.report();
     const remap = remapSummary(built, initialBad);
     const fio = toFioResult(run, { oracle: verify, remap, globalOptions: { scenario: scenario.name, policy: built.policy } });
-    fio.remapsim = { dataPath: dataPath.kind === 'engine' ? { kind: 'engine', ...dataPath.stats } : dataPath };
-    return { scenario, policy: built.policy, run, fio, verify, remap, findings: verify?.findings ?? 0, dataPath };
+    const timelineJson = timeline.toJSON();
+    fio.remapsim = { dataPath: dataPath.kind === 'engine' ? { kind: 'engine', ...dataPath.stats } : dataPath, timeline: timelineJson, deviceMap };
+    return { scenario, policy: built.policy, run, fio, verify, remap, findings: verify?.findings ?? 0, dataPath, timeline: timelineJson, deviceMap };
   } finally {
     built.close();
   }

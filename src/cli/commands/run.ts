@@ -5,6 +5,8 @@ import { loadScenario } from '../../scenario/load.js';
 import { type ScenarioResult, runScenario } from '../../scenario/run.js';
 import { POLICIES, type Policy, type Scenario, validateScenario } from '../../scenario/schema.js';
 import { formatFioJson } from '../../stats/fio-json.js';
+import { renderReport, reportPathFor } from '../../report/html.js';
+import { distinctLabels, runsFromJson } from '../../report/load.js';
 import { parseTime } from '../../workload/size.js';
 import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
@@ -23,6 +25,7 @@ interface RunOptions {
   json?: string;
   outputFormat: string;
   comparePolicies?: boolean;
+  report: boolean;
 }
 
 function parsePolicy(p: string): Policy {
@@ -62,6 +65,7 @@ export function registerRun(program: Command): void {
     .option('--json <file>', 'also write the results, fio-shaped with verify and remap blocks, to this file')
     .option('--output-format <format>', 'normal (a summary) or json (the results on stdout)', 'normal')
     .option('--compare-policies', 'run the scenario under both policies and show what each lost, side by side')
+    .option('--no-report', 'with --json r.json: do not write the HTML report r.html beside it')
     .option('--engine <kind>', 'data path: workers (the per-CPU engine; the safe policy) or sync (one thread)', 'workers')
     .option('--queues <n>', 'engine queues, one worker thread each (default: one per CPU)')
     .option('--numa <shape>', 'simulate a NUMA topology for the engine, e.g. 2x8')
@@ -82,7 +86,8 @@ Examples:
   remapsim run                                # the default scenario, safe policy
   remapsim run --policy dm-remap-v4           # the same under the module's policy: data is lost
   remapsim run --compare-policies --duration 5s
-  remapsim run my-scenario.yaml --json results.json`,
+  remapsim run my-scenario.yaml --json results.json   # also writes results.html (remapsim report)
+  remapsim run --json r.json --no-report`,
     )
     .action(async (file: string | undefined, opts: RunOptions) => {
       if (opts.outputFormat !== 'normal' && opts.outputFormat !== 'json') throw new UsageError(`--output-format: must be normal or json, got '${opts.outputFormat}'`);
@@ -109,6 +114,11 @@ Examples:
       if (opts.json !== undefined) {
         const body = results.length === 1 ? results[0].fio : { runs: results.map((r) => r.fio) };
         fs.writeFileSync(opts.json, results.length === 1 ? formatFioJson(results[0].fio) : `${JSON.stringify(body, null, 2)}\n`);
+        if (opts.report) {
+          // from the JSON, so the page shows what the file holds
+          const runs = distinctLabels(runsFromJson(JSON.parse(JSON.stringify(body)), opts.json));
+          fs.writeFileSync(reportPathFor(opts.json), renderReport(runs));
+        }
       }
       if (opts.outputFormat === 'json') {
         process.stdout.write(results.length === 1 ? formatFioJson(results[0].fio) : `${JSON.stringify({ runs: results.map((r) => r.fio) }, null, 2)}\n`);

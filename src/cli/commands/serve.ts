@@ -1,0 +1,155 @@
+import * as fs from 'node:fs';
+import type { Command } from 'commander';
+import { formatBytes, SECTOR_SIZE } from '../../block/device.js';
+import { BadListError, ddrescueBadRanges, parseDdrescueMapfile, parseSectorList, type SectorRange } from '../../faults/badlist.js';
+import { openModelStack, serveModel } from '../../nbd/served-model.js';
+import { UsageError } from '../errors.js';
+import { registerTargetControl } from './target-control.js';
+
+interface ServeOptions {
+  table?: string;
+  socket?: string;
+  port?: string;
+  host: string;
+  control?: string;
+  dust?: boolean;
+  dustSpare?: boolean;
+  dustBlockSize: string;
+  badSectors?: string;
+  wrFailCnt: string;
+  exportName: string;
+  readOnly?: boolean;
+  maxBlockSize?: string;
+  force?: boolean;
+  metadata: boolean;
+}
+
+function intArg(option: string, text: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new UsageError(`${option} must be a whole number in [${min}, ${max}], got '${text}'`);
+  }
+  return Number(text);
+}
+
+/** A plain list (one sector a line) or a GNU ddrescue mapfile, told apart by the first data line. */
+export function readBadSectors(file: string): number[] | SectorRange[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`--bad-sectors: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const first = text
+    .split(/\r?\n/)
+    .map((l) => l.replace(/(^|\s)#.*$/, '').trim())
+    .find((l) => l !== '');
+  try {
+    if (first !== undefined && first.split(/\s+/).length >= 2) return ddrescueBadRanges(parseDdrescueMapfile(text));
+    return parseSectorList(text);
+  } catch (err) {
+    if (err instanceof BadListError) throw new UsageError(`--bad-sectors ${file}: ${err.message}`);
+    throw err;
+  }
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('serve a model target as an NBD export (Unix socket and/or TCP port) with a control socket beside it, until SIGINT or SIGTERM')
+    .requiredOption('--table <line>', "the target's table line, e.g. '0 204800 remap /var/tmp/main.img /var/tmp/spare.img'")
+    .option('--socket <path>', 'listen on this Unix socket (control socket: <path>.ctl)')
+    .option('--port <n>', 'listen on this TCP port (0: any free port)')
+    .option('--host <addr>', 'TCP address to listen on', '127.0.0.1')
+    .option('--control <path>', 'control socket path (default <socket>.ctl; none for --port alone unless given)')
+    .option('--dust', "put a dust layer (layer 'main.dust') under the main device, for fault injection while clients run")
+    .option('--dust-spare', "put a dust layer (layer 'spare.dust') under the spare device")
+    .option('--dust-block-size <bytes>', 'dust block size (a power of two >= 512)', '512')
+    .option('--bad-sectors <file>', 'list these main-device sectors as bad in main.dust (implies --dust): one sector a line, or a ddrescue mapfile')
+    .option('--wr-fail-cnt <n>', 'writes each --bad-sectors block fails before a write clears it (0..255)', '0')
+    .option('--export-name <name>', "the export's name ('' is the default export)", '')
+    .option('--read-only', 'export read-only')
+    .option('--max-block-size <bytes>', 'largest READ/WRITE accepted (advertised maximum block size)')
+    .option('--force', 'overwrite foreign or unreadable metadata on the spare (formats an empty remap table)')
+    .option('--no-metadata', 'keep the remap table in memory only (nothing read from or written to the spare\'s metadata area)')
+    .addHelpText(
+      'after',
+      `
+Dust layers start enabled: 'addbadblock' takes effect at once ('disable' bypasses them).
+
+Examples:
+  remapsim serve --socket /tmp/model.sock --dust \\
+      --table '0 204800 remap /var/tmp/main.img /var/tmp/spare.img'
+  nbdinfo 'nbd+unix:///?socket=/tmp/model.sock'
+  fio --name=v --ioengine=nbd --uri='nbd+unix:///?socket=/tmp/model.sock' --rw=randrw --bs=4k --verify=crc32c
+  remapsim message /tmp/model.sock --layer main.dust addbadblock 1234 2
+  remapsim status /tmp/model.sock --json`,
+    )
+    .action(async (o: ServeOptions) => {
+      if (o.socket === undefined && o.port === undefined) throw new UsageError('serve needs --socket <path> or --port <n> (or both)');
+      const port = o.port === undefined ? undefined : intArg('--port', o.port, 0, 65535);
+      const dustBlockSize = intArg('--dust-block-size', o.dustBlockSize, 512, 1 << 30);
+      const wrFailCnt = intArg('--wr-fail-cnt', o.wrFailCnt, 0, 255);
+      const maxBlockSize = o.maxBlockSize === undefined ? undefined : intArg('--max-block-size', o.maxBlockSize, 512, 0x7fffffff);
+      const badSectors = o.badSectors === undefined ? undefined : readBadSectors(o.badSectors);
+      const stack = openModelStack({
+        table: o.table!,
+        dustMain: o.dust === true,
+        dustSpare: o.dustSpare === true,
+        dustBlockSize,
+        badSectors,
+        wrFailCnt,
+        readOnly: o.readOnly === true,
+        force: o.force === true,
+        metadata: o.metadata,
+      });
+      let serving;
+      try {
+        serving = await serveModel(stack, {
+          socket: o.socket,
+          port,
+          host: o.host,
+          control: o.control,
+          exportName: o.exportName,
+          readOnly: o.readOnly === true,
+          maxBlockSize,
+        });
+      } catch (err) {
+        stack.target.close();
+        const e = err as NodeJS.ErrnoException;
+        if (err instanceof RangeError || e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'ENOENT' || /already listening|not a socket/.test(e.message)) {
+          throw new UsageError(`cannot listen: ${e.message}`);
+        }
+        throw err;
+      }
+      const t = stack.target;
+      const out: string[] = [`serving ${t.table()}  (${formatBytes(t.sectors * SECTOR_SIZE)}, ${t.logicalBlockSize}-byte logical blocks)`];
+      for (const a of serving.addresses) {
+        out.push(`  ${a.kind === 'unix' ? 'nbd socket' : 'nbd tcp   '}: ${a.address}`);
+        out.push(`  connect   : nbdinfo '${a.uri}'`);
+      }
+      if (serving.controlPath !== undefined) {
+        const target = o.socket ?? serving.controlPath;
+        out.push(`  control   : ${serving.controlPath}   (remapsim status ${target}; remapsim message ${target} --layer <layer> <words...>)`);
+      }
+      out.push(`  layers    : ${stack.layers.map((l) => `${l.name} (${l.target.targetType})`).join(', ')}`);
+      out.push('Stop with Ctrl-C or SIGTERM: clients are finished, the target is flushed and closed.');
+      process.stdout.write(`${out.join('\n')}\n`);
+
+      const signal = await new Promise<NodeJS.Signals>((resolve) => {
+        const on = (s: NodeJS.Signals): void => {
+          process.off('SIGINT', on);
+          process.off('SIGTERM', on);
+          resolve(s);
+        };
+        process.on('SIGINT', on);
+        process.on('SIGTERM', on);
+      });
+      const st = serving.nbd.stats;
+      const status = await serving.stop();
+      process.stdout.write(
+        `${signal}: stopped after ${st.connectionsTotal} connection(s), ${st.requests} request(s); flush ${status === 0 ? 'OK' : `failed (errno ${status})`}; target closed\n`,
+      );
+      if (status !== 0) process.exitCode = 1;
+    });
+  registerTargetControl(program);
+}

@@ -1,0 +1,219 @@
+/**
+ * The control socket beside a served model: what `dmsetup status|table|message`
+ * is to a kernel dm device. One JSON object a line each way:
+ *
+ *   -> {"op":"status"|"table"|"message"|"layers", "args":["addbadblock","123"], "layer":"main.dust"}
+ *   <- {"ok":true, "layer":"main.dust", "targetType":"dust", "result":"..."}
+ *   <- {"ok":true, "layers":[{"name":"target","targetType":"remap"}, ...]}      (op "layers")
+ *   <- {"ok":false, "error":"one line", "errno":22, "kind":"MessageError"}
+ *
+ * `layer` defaults to the top of the stack ("target"). The served stack's
+ * layers are named by role and type: "target" for the top, "main.dust" for a
+ * dust layer under the main device, "spare.flakey" under the spare,
+ * "inner.flakey" under a top-level dust or flakey target.
+ *
+ * Commands run on the event loop between NBD requests, so a message (adding a
+ * bad block, say) lands between two requests, never inside one.
+ */
+import * as net from 'node:net';
+import * as fs from 'node:fs';
+import { z } from 'zod';
+import type { BlockDevice } from '../block/device.js';
+import { type ControlTarget, MessageError, TableError } from '../control/target.js';
+import { log } from '../util/log.js';
+import { removeStaleSocket } from './server.js';
+
+export interface ControlLayer {
+  name: string;
+  target: ControlTarget;
+}
+
+export const ROOT_LAYER = 'target';
+/** Longest request line accepted. */
+export const MAX_CONTROL_LINE = 64 * 1024;
+
+function isControlTarget(x: unknown): x is ControlTarget {
+  const t = x as Partial<ControlTarget> | undefined;
+  return !!t && typeof t.table === 'function' && typeof t.status === 'function' && typeof t.message === 'function' && typeof t.targetType === 'string';
+}
+
+function child(x: unknown, key: 'main' | 'spare' | 'inner'): BlockDevice | undefined {
+  const v = (x as Record<string, unknown>)[key];
+  return v && typeof v === 'object' && typeof (v as BlockDevice).read === 'function' ? (v as BlockDevice) : undefined;
+}
+
+/**
+ * The control targets of a stack: the top, then the layers under its main and
+ * spare devices (or under its inner device), found through their `main`,
+ * `spare` and `inner` properties.
+ */
+export function collectLayers(root: ControlTarget): ControlLayer[] {
+  const out: ControlLayer[] = [{ name: ROOT_LAYER, target: root }];
+  const used = new Set<string>([ROOT_LAYER]);
+  const walk = (role: string, dev: BlockDevice | undefined): void => {
+    for (let d = dev; d; d = child(d, 'inner')) {
+      if (!isControlTarget(d)) continue;
+      let name = `${role}.${d.targetType}`;
+      for (let i = 2; used.has(name); i++) name = `${role}.${d.targetType}#${i}`;
+      used.add(name);
+      out.push({ name, target: d });
+    }
+  };
+  const main = child(root, 'main');
+  const spare = child(root, 'spare');
+  if (main || spare) {
+    walk('main', main);
+    walk('spare', spare);
+  } else {
+    walk('inner', child(root, 'inner'));
+  }
+  return out;
+}
+
+const requestSchema = z.object({
+  op: z.enum(['status', 'table', 'message', 'layers']),
+  args: z.array(z.string()).optional(),
+  layer: z.string().optional(),
+});
+export type ControlRequest = z.infer<typeof requestSchema>;
+
+export type ControlResponse =
+  | { ok: true; layer: string; targetType: string; result: string }
+  | { ok: true; layers: Array<{ name: string; targetType: string }> }
+  | { ok: false; error: string; errno?: number; kind: string };
+
+/** Answers one request (pure apart from what the targets do). */
+export function handleControlRequest(layers: readonly ControlLayer[], raw: unknown): ControlResponse {
+  const parsed = requestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+    return { ok: false, kind: 'RequestError', error: `bad control request: ${where}${issue?.message ?? 'invalid'} (expected {"op":"status"|"table"|"message"|"layers","args":[...],"layer":"..."})` };
+  }
+  const req = parsed.data;
+  if (req.op === 'layers') return { ok: true, layers: layers.map((l) => ({ name: l.name, targetType: l.target.targetType })) };
+  const name = req.layer ?? ROOT_LAYER;
+  const layer = layers.find((l) => l.name === name);
+  if (!layer) return { ok: false, kind: 'RequestError', errno: 19, error: `no layer '${name}' (layers: ${layers.map((l) => l.name).join(', ')})` };
+  try {
+    let result: string;
+    if (req.op === 'status') result = layer.target.status();
+    else if (req.op === 'table') result = layer.target.table();
+    else {
+      if (!req.args || req.args.length === 0) return { ok: false, kind: 'MessageError', errno: 22, error: 'message: no message words given' };
+      result = layer.target.message(req.args);
+    }
+    return { ok: true, layer: layer.name, targetType: layer.target.targetType, result };
+  } catch (err) {
+    if (err instanceof MessageError || err instanceof TableError) return { ok: false, kind: err.name, errno: err.errno, error: err.message };
+    log.error({ err }, `control ${req.op} on ${name} threw`);
+    return { ok: false, kind: 'InternalError', errno: 5, error: `${req.op} on layer '${name}' failed: ${(err as Error).message}` };
+  }
+}
+
+export class ControlServer {
+  private server: net.Server | undefined;
+  private path: string | undefined;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(readonly layers: readonly ControlLayer[]) {}
+
+  async listen(path: string): Promise<void> {
+    await removeStaleSocket(path);
+    const srv = net.createServer((sock) => this.accept(sock));
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(path, () => {
+        srv.off('error', reject);
+        resolve();
+      });
+    });
+    srv.on('error', (err) => log.error({ err }, 'control socket error'));
+    this.server = srv;
+    this.path = path;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    if (this.server) await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    if (this.path) fs.rmSync(this.path, { force: true });
+    this.server = undefined;
+    this.path = undefined;
+  }
+
+  private accept(sock: net.Socket): void {
+    this.sockets.add(sock);
+    sock.on('close', () => this.sockets.delete(sock));
+    sock.on('error', () => sock.destroy());
+    sock.setEncoding('utf8');
+    let pending = '';
+    sock.on('data', (text: string) => {
+      pending += text;
+      for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
+        const line = pending.slice(0, nl).trim();
+        pending = pending.slice(nl + 1);
+        if (line === '') continue;
+        let raw: unknown;
+        try {
+          raw = JSON.parse(line);
+        } catch {
+          this.answer(sock, { ok: false, kind: 'RequestError', error: 'bad control request: not a JSON object on one line' });
+          continue;
+        }
+        this.answer(sock, handleControlRequest(this.layers, raw));
+      }
+      if (pending.length > MAX_CONTROL_LINE) {
+        this.answer(sock, { ok: false, kind: 'RequestError', error: `bad control request: line longer than ${MAX_CONTROL_LINE} bytes` });
+        sock.end();
+      }
+    });
+  }
+
+  private answer(sock: net.Socket, r: ControlResponse): void {
+    if (sock.writable) sock.write(`${JSON.stringify(r)}\n`);
+  }
+}
+
+export class ControlConnectError extends Error {
+  override readonly name = 'ControlConnectError';
+}
+
+/** Sends one request to a control socket and returns its answer. */
+export function controlRequest(path: string, req: ControlRequest, timeoutMs = 10_000): Promise<ControlResponse> {
+  return new Promise((resolve, reject) => {
+    const sock = net.createConnection(path);
+    let buf = '';
+    let settled = false;
+    const finish = (err: Error | undefined, r?: ControlResponse): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(r!);
+    };
+    const timer = setTimeout(() => finish(new ControlConnectError(`${path}: no answer from the control socket within ${timeoutMs} ms`)), timeoutMs);
+    sock.setEncoding('utf8');
+    sock.once('connect', () => sock.write(`${JSON.stringify(req)}\n`));
+    sock.on('data', (t: string) => {
+      buf += t;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      try {
+        finish(undefined, JSON.parse(buf.slice(0, nl)) as ControlResponse);
+      } catch {
+        finish(new ControlConnectError(`${path}: the control socket answered something that is not JSON`));
+      }
+    });
+    sock.on('error', (err: NodeJS.ErrnoException) => {
+      const why = err.code === 'ENOENT' ? 'no such socket' : err.code === 'ECONNREFUSED' ? 'nobody is listening (is remapsim serve running?)' : err.message;
+      finish(new ControlConnectError(`cannot reach the control socket ${path}: ${why}`));
+    });
+    sock.on('end', () => finish(new ControlConnectError(`${path}: the control socket closed without answering`)));
+  });
+}
+
+/** The control socket that goes with an NBD socket path. */
+export function controlPathFor(nbdSocket: string): string {
+  return `${nbdSocket}.ctl`;
+}

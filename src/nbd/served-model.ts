@@ -1,0 +1,147 @@
+/**
+ * A model stack made ready to serve: the target from a table line, optional
+ * dust layers under its main (and spare) device for fault injection, a
+ * bad-sector list loaded into the main one, and the NBD server plus control
+ * socket in front of it. `remapsim serve` is a thin shell around this.
+ */
+import type { BlockDevice } from '../block/device.js';
+import { parseTableLine } from '../control/table-line.js';
+import { TableError } from '../control/target.js';
+import { DustDevice } from '../faults/dust.js';
+import { loadIntoDust, type SectorRange } from '../faults/badlist.js';
+import { exclusiveOpener, type ModelTarget, openTarget } from '../remap/open-target.js';
+import { type ControlLayer, ControlServer, collectLayers } from './control-socket.js';
+import { DeviceExecutor } from './executor.js';
+import { type ListenAddress, NbdServer, type NbdServerOptions } from './server.js';
+
+export interface ModelStackOptions {
+  /** The table line, e.g. `0 204800 remap /var/tmp/main.img /var/tmp/spare.img`. */
+  table: string;
+  /** Put a dust layer between the target and its main device (the table's first device). */
+  dustMain?: boolean;
+  /** Put a dust layer between the target and its spare device (the table's second device). */
+  dustSpare?: boolean;
+  /** Dust block size in bytes (default 512, so dust blocks are sectors). */
+  dustBlockSize?: number;
+  /** Sectors of the main device to list as bad in its dust layer (implies dustMain). */
+  badSectors?: readonly number[] | readonly SectorRange[];
+  /** Write failures each listed bad block gives before a write clears it (0..255, default 0). */
+  wrFailCnt?: number;
+  readOnly?: boolean;
+  /** Overwrite foreign or unreadable metadata on a `remap` spare (formats an empty table). */
+  force?: boolean;
+  /** false: keep a `remap` target's table in memory only (no metadata store on the spare). */
+  metadata?: boolean;
+}
+
+export interface ModelStack {
+  target: ModelTarget;
+  layers: ControlLayer[];
+  dustMain?: DustDevice;
+  dustSpare?: DustDevice;
+}
+
+/**
+ * Opens the stack. Dust layers start enabled (a fresh dm-dust table starts
+ * in bypass): an `addbadblock` sent while a client runs takes effect at once;
+ * `disable` turns them into pass-throughs.
+ */
+export function openModelStack(opts: ModelStackOptions): ModelStack {
+  const line = parseTableLine(opts.table);
+  const [mainPath, sparePath] = line.args;
+  const wantMainDust = opts.dustMain === true || (opts.badSectors !== undefined && opts.badSectors.length > 0);
+  if (wantMainDust && mainPath === undefined) throw new TableError(`${line.type}: the table line names no device to put a dust layer on`);
+  if (opts.dustSpare && (sparePath === undefined || !['remap', 'dm-remap-v4'].includes(line.type))) {
+    throw new TableError(`--dust-spare needs a remap or dm-remap-v4 table (main and spare devices), got '${line.type}'`);
+  }
+  const opener = exclusiveOpener(opts.readOnly);
+  let dustMain: DustDevice | undefined;
+  let dustSpare: DustDevice | undefined;
+  const blockSize = opts.dustBlockSize ?? 512;
+  const open = (path: string): BlockDevice => {
+    const dev = opener.open(path);
+    const isMain = path === mainPath && wantMainDust && !dustMain;
+    const isSpare = !isMain && path === sparePath && opts.dustSpare === true && !dustSpare;
+    if (!isMain && !isSpare) return dev;
+    const dust = new DustDevice(dev, { blockSize, devName: path });
+    dust.enable();
+    if (isMain) dustMain = dust;
+    else dustSpare = dust;
+    return dust;
+  };
+  let target: ModelTarget;
+  try {
+    target = openTarget(line, {
+      openDevice: open,
+      readOnly: opts.readOnly,
+      safeMetadata: opts.metadata === false ? false : { force: opts.force === true },
+      v4Metadata: opts.metadata !== false,
+    });
+  } catch (err) {
+    for (const d of opener.opened) d.close();
+    throw err;
+  }
+  try {
+    if (dustMain && opts.badSectors && opts.badSectors.length > 0) loadIntoDust(dustMain, opts.badSectors, { wrFailCnt: opts.wrFailCnt ?? 0 });
+  } catch (err) {
+    target.close();
+    throw err;
+  }
+  return { target, layers: collectLayers(target), dustMain, dustSpare };
+}
+
+export interface ServeOptions extends NbdServerOptions {
+  socket?: string;
+  port?: number;
+  host?: string;
+  /** Control socket path (default `<socket>.ctl`; with only a TCP port, none unless given). */
+  control?: string;
+  readOnly?: boolean;
+}
+
+export interface Serving {
+  nbd: NbdServer;
+  control: ControlServer | undefined;
+  controlPath: string | undefined;
+  addresses: ListenAddress[];
+  /** Stops the listeners, finishes in-flight requests, flushes the target and closes it. Returns the flush status. */
+  stop(graceMs?: number): Promise<number>;
+}
+
+export async function serveModel(stack: ModelStack, opts: ServeOptions): Promise<Serving> {
+  if (opts.socket === undefined && opts.port === undefined) throw new RangeError('serve needs a Unix socket path or a TCP port');
+  const executor = new DeviceExecutor(stack.target, { readOnly: opts.readOnly });
+  const nbd = new NbdServer(executor, { description: `remapsim ${stack.target.table()}`, ...opts });
+  const addresses: ListenAddress[] = [];
+  let control: ControlServer | undefined;
+  const controlPath = opts.control ?? (opts.socket !== undefined ? `${opts.socket}.ctl` : undefined);
+  try {
+    if (opts.socket !== undefined) addresses.push(await nbd.listenUnix(opts.socket));
+    if (opts.port !== undefined) addresses.push(await nbd.listenTcp(opts.port, opts.host));
+    if (controlPath !== undefined) {
+      control = new ControlServer(stack.layers);
+      await control.listen(controlPath);
+    }
+  } catch (err) {
+    await nbd.close(0);
+    await control?.close();
+    throw err;
+  }
+  let stopped: Promise<number> | undefined;
+  return {
+    nbd,
+    control,
+    controlPath,
+    addresses,
+    stop(graceMs = 5000): Promise<number> {
+      stopped ??= (async () => {
+        await nbd.close(graceMs);
+        await control?.close();
+        const status = stack.target.flush();
+        stack.target.close();
+        return status;
+      })();
+      return stopped;
+    },
+  };
+}
