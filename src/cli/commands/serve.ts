@@ -2,12 +2,20 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { formatBytes, SECTOR_SIZE } from '../../block/device.js';
 import { BadListError, ddrescueBadRanges, parseDdrescueMapfile, parseSectorList, type SectorRange } from '../../faults/badlist.js';
-import { openModelStack, serveModel } from '../../nbd/served-model.js';
+import { type ModelStack, openModelStack, serveModel } from '../../nbd/served-model.js';
+import { ROOT_LAYER } from '../../nbd/control-socket.js';
+import type { ControlTarget } from '../../control/target.js';
+import { DEFAULT_SCENARIO } from '../../scenario/default.js';
+import { type BuiltScenario, buildScenario } from '../../scenario/build.js';
+import { loadScenario } from '../../scenario/load.js';
+import { POLICIES, type Policy, validateScenario } from '../../scenario/schema.js';
+import { realClock } from '../../util/clock.js';
 import { UsageError } from '../errors.js';
 import { registerTargetControl } from './target-control.js';
 
 interface ServeOptions {
   table?: string;
+  policy?: string;
   socket?: string;
   port?: string;
   host: string;
@@ -56,7 +64,9 @@ export function registerServe(program: Command): void {
   program
     .command('serve')
     .description('serve a model target as an NBD export (Unix socket and/or TCP port) with a control socket beside it, until SIGINT or SIGTERM')
-    .requiredOption('--table <line>', "the target's table line, e.g. '0 204800 remap /var/tmp/main.img /var/tmp/spare.img'")
+    .argument('[scenario]', "a scenario file to serve (its devices, faults and growth, and policy; not its jobs), or 'default'")
+    .option('--table <line>', "serve the target of a table line instead of a scenario, e.g. '0 204800 remap /var/tmp/main.img /var/tmp/spare.img'")
+    .option('--policy <policy>', "with a scenario: safe or dm-remap-v4 (default: the scenario's)")
     .option('--socket <path>', 'listen on this Unix socket (control socket: <path>.ctl)')
     .option('--port <n>', 'listen on this TCP port (0: any free port)')
     .option('--host <addr>', 'TCP address to listen on', '127.0.0.1')
@@ -77,6 +87,7 @@ export function registerServe(program: Command): void {
 Dust layers start enabled: 'addbadblock' takes effect at once ('disable' bypasses them).
 
 Examples:
+  remapsim serve default --socket /tmp/model.sock      # the built-in scenario's model, bad sectors growing
   remapsim serve --socket /tmp/model.sock --dust \\
       --table '0 204800 remap /var/tmp/main.img /var/tmp/spare.img'
   nbdinfo 'nbd+unix:///?socket=/tmp/model.sock'
@@ -84,14 +95,31 @@ Examples:
   remapsim message /tmp/model.sock --layer main.dust addbadblock 1234 2
   remapsim status /tmp/model.sock --json`,
     )
-    .action(async (o: ServeOptions) => {
+    .action(async (scenarioFile: string | undefined, o: ServeOptions) => {
       if (o.socket === undefined && o.port === undefined) throw new UsageError('serve needs --socket <path> or --port <n> (or both)');
+      if ((scenarioFile === undefined) === (o.table === undefined)) throw new UsageError("serve needs a scenario (a file, or 'default') or --table <line>, not both");
       const port = o.port === undefined ? undefined : intArg('--port', o.port, 0, 65535);
       const dustBlockSize = intArg('--dust-block-size', o.dustBlockSize, 512, 1 << 30);
       const wrFailCnt = intArg('--wr-fail-cnt', o.wrFailCnt, 0, 255);
       const maxBlockSize = o.maxBlockSize === undefined ? undefined : intArg('--max-block-size', o.maxBlockSize, 512, 0x7fffffff);
       const badSectors = o.badSectors === undefined ? undefined : readBadSectors(o.badSectors);
-      const stack = openModelStack({
+      let built: BuiltScenario | undefined;
+      let growth: NodeJS.Timeout | undefined;
+      if (scenarioFile !== undefined) {
+        if (o.policy !== undefined && !(POLICIES as readonly string[]).includes(o.policy)) throw new UsageError(`--policy: unknown policy '${o.policy}' (allowed: ${POLICIES.join(', ')})`);
+        const scenario = scenarioFile === 'default' ? validateScenario(DEFAULT_SCENARIO, 'default scenario') : loadScenario(scenarioFile);
+        built = buildScenario(scenario, { policy: o.policy as Policy | undefined });
+        const b = built;
+        growth = setInterval(() => b.advanceFaults(realClock.nowNs()), 10); // bad sectors keep appearing while clients run
+      }
+      const stack: ModelStack = built
+        ? {
+            target: built.target,
+            layers: [...built.layers].filter(([, l]) => typeof l.message === 'function').map(([name, l]) => ({ name: name === 'target' ? ROOT_LAYER : name, target: l as ControlTarget })),
+            dustMain: built.mainDust,
+            dustSpare: built.spareDust,
+          }
+        : openModelStack({
         table: o.table!,
         dustMain: o.dust === true,
         dustSpare: o.dustSpare === true,
@@ -114,7 +142,9 @@ Examples:
           maxBlockSize,
         });
       } catch (err) {
-        stack.target.close();
+        if (growth) clearInterval(growth);
+        if (built) built.close();
+        else stack.target.close();
         const e = err as NodeJS.ErrnoException;
         if (err instanceof RangeError || e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'ENOENT' || /already listening|not a socket/.test(e.message)) {
           throw new UsageError(`cannot listen: ${e.message}`);
@@ -145,7 +175,9 @@ Examples:
         process.on('SIGTERM', on);
       });
       const st = serving.nbd.stats;
+      if (growth) clearInterval(growth);
       const status = await serving.stop();
+      built?.close(); // the scenario's store and its temporary files
       process.stdout.write(
         `${signal}: stopped after ${st.connectionsTotal} connection(s), ${st.requests} request(s); flush ${status === 0 ? 'OK' : `failed (errno ${status})`}; target closed\n`,
       );
