@@ -9,6 +9,7 @@ import { registerRun } from './commands/run.js';
 import { registerBench } from './commands/bench.js';
 import { registerMetadata } from './commands/metadata.js';
 import { registerReport } from './commands/report.js';
+import { registerStack } from './commands/stack.js';
 
 /** Each command module adds itself to the program; one line each. */
 const COMMANDS: Array<(program: Command) => void> = [
@@ -20,6 +21,7 @@ const COMMANDS: Array<(program: Command) => void> = [
   registerLoop,
   registerMetadata,
   registerReport,
+  registerStack,
 ];
 
 export function buildProgram(): Command {
