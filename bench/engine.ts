@@ -15,6 +15,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Engine, type EngineOptions } from '../src/engine/engine.js';
+import { FileDevice } from '../src/block/file-device.js';
+import { SafeRemapTarget } from '../src/remap/safe-target.js';
+import { Random } from '../src/util/random.js';
 import { jobFromRecord } from '../src/workload/job.js';
 import { benchArgs, emitJson } from './args.js';
 import { fioMissing, runFio } from './fio.js';
@@ -55,6 +58,40 @@ async function ours(engine: Partial<EngineOptions> & { direct?: boolean }, job: 
 
 const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
 
+const MODEL_MAIN_BYTES = 64 * 2 ** 30; // sparse: the 1e6 remaps are spread over it as bad sectors would be
+const REMAPS = 1_000_000;
+
+/** The safe model with 1e6 remaps over a 64 GiB main whose first 1 GiB is `file`'s data, and the same job on the plain main. */
+async function modelOverhead(job: Record<string, string | number>): Promise<{ model: number; plain: number }> {
+  const mainFile = path.join(dir, 'model-main.img');
+  const spareFile = path.join(dir, 'model-spare.img');
+  fs.copyFileSync(file, mainFile);
+  FileDevice.createSparse(mainFile, MODEL_MAIN_BYTES);
+  FileDevice.createSparse(spareFile, 1 << 30);
+  const rnd = new Random(1);
+  const units = MODEL_MAIN_BYTES / 512;
+  const keys = new Set<number>();
+  while (keys.size < REMAPS) keys.add(rnd.int(units));
+  const sorted = [...keys].sort((a, b) => a - b);
+  const primary = new SafeRemapTarget({ main: FileDevice.open(mainFile), spare: FileDevice.open(spareFile), restored: { remaps: sorted.map((k, i) => [k, 2048 + i]), cursor: 2048 + REMAPS } });
+  const run = async (device: EngineOptions['device'], extra: Partial<EngineOptions>): Promise<number> => {
+    const e = await Engine.start({ device, queues: 2, pin: true, io: 'js', ...extra });
+    try {
+      const r = await e.runJobs([jobFromRecord({ name: 'ours', ...job, size: '1g', runtime: RUNTIME_S, time_based: 1 })]);
+      return r.jobs[0].read.totalIos / (r.jobs[0].runtimeNs / 1e9);
+    } finally {
+      await e.close();
+    }
+  };
+  try {
+    const model = await run({ kind: 'model', policy: 'safe', main: { file: { path: mainFile } }, spare: { file: { path: spareFile } }, target: primary.shared, mainPath: mainFile, sparePath: spareFile }, { primary });
+    const plain = await run({ kind: 'file', path: mainFile }, {});
+    return { model, plain };
+  } finally {
+    primary.close();
+  }
+}
+
 try {
   fillAndWarm();
   const rand = { rw: 'randread', bs: '4k', iodepth: 32, numjobs: 2, norandommap: 1 };
@@ -66,12 +103,14 @@ try {
   const fioSeq = runFio({ ...fioCommon, ioengine: 'psync', rw: 'read', bs: '1M', numjobs: 2 });
   const directOurs = await ours({ queues: 2, direct: true }, { rw: 'randread', bs: '4k', iodepth: 32, norandommap: 1 });
   const fioDirect = runFio({ ...fioCommon, ioengine: 'io_uring', rw: 'randread', bs: '4k', iodepth: 32, direct: 1, norandommap: 1, randrepeat: 0 });
+  const overhead = await modelOverhead(rand);
   const MiB = 1 << 20;
   const comparisons = [
     { name: 'scaling-rand-read-4k-qd32', ours: two.iops, theirs: one.iops, unit: 'IOPS (2 workers vs 1)' },
     { name: 'rand-read-4k-qd32-vs-fio', ours: two.iops, theirs: fioRand.iops, unit: 'IOPS' },
     { name: 'seq-read-1m-vs-fio', ours: seqOurs.bw / MiB, theirs: fioSeq.bw / MiB, unit: 'MiB/s' },
     { name: 'direct-rand-read-4k-qd32', ours: directOurs.iops, theirs: fioDirect.iops, unit: 'IOPS' },
+    { name: 'model-overhead-1e6', ours: overhead.model, theirs: overhead.plain, unit: 'IOPS (model vs plain file)' },
   ].map((c) => ({ ...c, ours: Math.round(c.ours), theirs: Math.round(c.theirs), ratio: round(c.ours / c.theirs) }));
   if (!args.json) {
     console.log(`engine vs itself and fio on a 1 GiB file in /var/tmp, ${RUNTIME_S} s per run (load average ${os.loadavg()[0].toFixed(1)})`);

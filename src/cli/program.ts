@@ -8,6 +8,7 @@ import { registerLoop } from './commands/loop.js';
 import { registerRun } from './commands/run.js';
 import { registerBench } from './commands/bench.js';
 import { registerMetadata } from './commands/metadata.js';
+import { registerScan } from './commands/scan.js';
 import { registerReport } from './commands/report.js';
 import { registerStack } from './commands/stack.js';
 
@@ -20,6 +21,7 @@ const COMMANDS: Array<(program: Command) => void> = [
   registerDm,
   registerLoop,
   registerMetadata,
+  registerScan,
   registerReport,
   registerStack,
 ];

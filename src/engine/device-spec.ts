@@ -10,6 +10,8 @@ import type { BlockDevice, LogicalBlockSize } from '../block/device.js';
 import { FileDevice } from '../block/file-device.js';
 import { SharedMemoryDevice, type SharedMemoryDeviceShared } from '../block/shared-memory-device.js';
 import { DustDevice, type DustShared } from '../faults/dust.js';
+import { openStochasticLayers, type StochasticLayersSpec } from '../faults/stochastic-stack.js';
+import type { TransientErrorDevice } from '../faults/transient.js';
 import { FlakeyDevice } from '../faults/flakey.js';
 import { LatencyDevice, parseLatencySpec } from '../faults/latency.js';
 import { SafeRemapTarget, type SafeShared, type SafeSlowCall } from '../remap/safe-target.js';
@@ -28,6 +30,8 @@ export interface LayerStackSpec {
   file: FileSpec;
   latency?: { read?: string; write?: string; flush?: string; discard?: string; seed: number };
   flakey?: { args: string[]; startNs: number; seed: number };
+  /** Weak sectors (a shared list) and transient errors, below the dust list. */
+  stochastic?: StochasticLayersSpec;
   dust?: { shared: DustShared; blockSize: number };
 }
 
@@ -57,16 +61,18 @@ export function openEngineDevice(spec: EngineDeviceSpec, ctx: OpenContext = { ro
       return { device: new SharedMemoryDevice(spec.shared) };
     case 'model': {
       if (!ctx.slow) throw new Error('a model device needs a slow path to its primary');
-      const main = openStack(spec.main);
-      const spare = openStack(spec.spare);
+      const mainLayers: { transient?: TransientErrorDevice } = {};
+      const main = openStack(spec.main, ctx.row, mainLayers);
+      const spare = openStack(spec.spare, ctx.row);
       const device = new SafeRemapTarget({ main, spare, mainPath: spec.mainPath, sparePath: spec.sparePath, replicaOf: { shared: spec.target, row: ctx.row, slow: ctx.slow } });
       const dust = main instanceof DustDevice ? main : undefined;
-      return { device, isKnownBad: dust ? (s, n) => dust.hasBadIn(s, n) : undefined };
+      const transient = mainLayers.transient;
+      return { device, isKnownBad: dust ? (s, n) => dust.hasBadIn(s, n) || (transient?.failedRecently(s, n) ?? false) : undefined };
     }
   }
 }
 
-function openStack(s: LayerStackSpec): BlockDevice {
+function openStack(s: LayerStackSpec, thread = 0, out: { transient?: TransientErrorDevice } = {}): BlockDevice {
   let dev: BlockDevice = FileDevice.open(s.file.path, { direct: s.file.direct, readOnly: s.file.readOnly, logicalBlockSize: s.file.logicalBlockSize, sectors: s.file.sectors });
   if (s.latency) {
     const l = s.latency;
@@ -74,6 +80,11 @@ function openStack(s: LayerStackSpec): BlockDevice {
     dev = new LatencyDevice(dev, { read: parse(l.read), write: parse(l.write), flush: parse(l.flush), discard: parse(l.discard), random: new Random(l.seed) });
   }
   if (s.flakey) dev = FlakeyDevice.fromTable(dev, s.flakey.args, { startNs: s.flakey.startNs, random: new Random(s.flakey.seed) });
+  if (s.stochastic) {
+    const sl = openStochasticLayers(dev, s.stochastic, { thread });
+    dev = sl.top;
+    out.transient = sl.transient;
+  }
   if (s.dust) dev = new DustDevice(dev, { blockSize: s.dust.blockSize, shared: s.dust.shared });
   return dev;
 }

@@ -326,7 +326,7 @@ class QueueWorker {
           }
           c.held = true;
         }
-        if (!this.submit(c)) break;
+        if (!this.submit(c, now)) break;
         c.held = false;
         any = true;
       }
@@ -334,7 +334,8 @@ class QueueWorker {
     return any;
   }
 
-  private submit(c: CloneLocal): boolean {
+  /** `now`: the refill round's clock reading (one per round: a clock read costs as much as a ring push). */
+  private submit(c: CloneLocal, now: number): boolean {
     const req = c.req;
     const op = OPS[req.op];
     const oracle = c.job.tally ? this.oracle : undefined;
@@ -352,7 +353,6 @@ class QueueWorker {
     }
     const tag = this.freeTags.pop()!;
     if (op === P.OP_WRITE && oracle) oracle.prepareWrite(unit0, this.pools.view(slot).subarray(0, req.lengthBytes));
-    const now = realClock.nowNs();
     this.tagClone[tag] = c;
     this.tagOp[tag] = op;
     this.tagSector[tag] = req.offsetBytes / SECTOR_SIZE;
@@ -455,6 +455,7 @@ class QueueWorker {
       n = io.poll(io.depth, this.ioTags, this.ioResults);
     }
     const rec = this.rq;
+    const doneNs = n > 0 ? realClock.nowNs() : 0; // one reading for the whole batch of completions
     for (let i = 0; i < n; i++) {
       const t = this.ioTags[i];
       const base = t * P.RQ_FIELDS;
@@ -462,17 +463,17 @@ class QueueWorker {
       const res = this.ioResults[i];
       const rc = res < 0 ? -res : res === rec[P.RQ_BYTES] ? OK : 5; // a short transfer inside the device is an EIO
       this.ioFree.push(t);
-      this.complete(rec, rc, this.ioFrom[t]);
+      this.complete(rec, rc, this.ioFrom[t], doneNs);
     }
     return submitted || n > 0;
   }
 
-  /** Sends the result to the queue (or the main thread) that submitted the request. */
-  private complete(rq: Float64Array, rc: number, from: number): void {
+  /** Sends the result to the queue (or the main thread) that submitted the request; `doneNs` defaults to now. */
+  private complete(rq: Float64Array, rc: number, from: number, doneNs = realClock.nowNs()): void {
     const cq = this.cq;
     cq[P.CQ_TAG] = rq[P.RQ_TAG];
     cq[P.CQ_STATUS] = rc;
-    cq[P.CQ_DONE_NS] = realClock.nowNs();
+    cq[P.CQ_DONE_NS] = doneNs;
     cq[P.CQ_EXECUTOR] = this.q;
     const owner = rq[P.RQ_OWNER];
     const ring = owner === P.MAIN_OWNER ? this.mainCq : this.cqs[owner];

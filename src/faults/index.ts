@@ -4,3 +4,7 @@ export * from './dust.js';
 export * from './flakey.js';
 export * from './latency.js';
 export * from './badlist.js';
+export * from './stochastic.js';
+export * from './weak.js';
+export * from './transient.js';
+export * from './stochastic-stack.js';

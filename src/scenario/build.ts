@@ -16,6 +16,12 @@ import { FlakeyDevice } from '../faults/flakey.js';
 import { BadSectorGrowth } from '../faults/growth.js';
 import { LatencyDevice, parseLatencySpec } from '../faults/latency.js';
 import { openSafeModel, openV4Model } from '../metadata/models.js';
+import { StochasticFaultError } from '../faults/stochastic.js';
+import { StochasticFaults, type StochasticSummary, stochasticLayers } from '../faults/stochastic-stack.js';
+import { DetectionTracker, type HealthMonitor } from '../health/monitor.js';
+import { ScannerOptionError } from '../health/scanner.js';
+import { scenarioHealthMonitor } from '../health/scenario.js';
+import type { DmRemapV4Target } from '../remap/v4-target.js';
 import { SafeRemapTarget } from '../remap/safe-target.js';
 import type { EngineDeviceSpec, LayerStackSpec } from '../engine/device-spec.js';
 import { type Clock, realClock } from '../util/clock.js';
@@ -40,8 +46,14 @@ export interface BuiltScenario {
   grownBadBlocks(): number;
   /** How a worker thread builds its own copy of this model (safe policy only; undefined for dm-remap-v4). */
   engineDevice(): EngineDeviceSpec | undefined;
-  /** True when [sector, sector+count) of the target holds a sector the main fault layers know to be bad. */
+  /** True when [sector, sector+count) of the target holds a sector the main fault layers know to be bad (or just failed transiently). */
   isKnownBad(sector: number, count: number): boolean;
+  /** The health monitor of the scenario's `scanner` section (undefined without one). */
+  health: HealthMonitor | undefined;
+  /** Who found each bad block that appeared during the run first: the scanner or a foreground read. */
+  detection: DetectionTracker;
+  /** Counts of the stochastic fault models (latent errors, weak sectors, transient errors), per role. */
+  stochasticSummary(): { main?: StochasticSummary; spare?: StochasticSummary };
   close(): void;
 }
 
@@ -64,6 +76,7 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
   const opened: BlockDevice[] = [];
   const random = new Random(scenario.seed ^ 0x6a09e667);
   const growths: BadSectorGrowth[] = [];
+  const stochastic: { main?: StochasticFaults; spare?: StochasticFaults } = {};
   const closeAll = (): void => {
     for (const d of opened.reverse()) {
       try {
@@ -99,7 +112,14 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
         layers.set(`${role}.flakey`, dev as Layer);
         layerSpec.flakey = { args, startNs: flakey.startNs, seed };
       }
-      const dust = new DustDevice(dev, { blockSize: faults.dustBlockSize ?? dev.logicalBlockSize });
+      // stochastic layers (weak sectors, then transient errors) sit right below the dust list
+      const blockBytes = faults.dustBlockSize ?? dev.logicalBlockSize;
+      const sl = stochasticLayers(`faults.${role}`, faults, dev, { clock, random, blockSectors: blockBytes / 512 });
+      dev = sl.top;
+      if (sl.weak) layers.set(`${role}.weak`, sl.weak);
+      if (sl.transient) layers.set(`${role}.transient`, sl.transient);
+      if (sl.weak || sl.transient) layerSpec.stochastic = sl.spec;
+      const dust = new DustDevice(dev, { blockSize: blockBytes });
       dust.enable();
       layers.set(`${role}.dust`, dust);
       layerSpec.dust = { shared: dust.shared, blockSize: dust.blockSize };
@@ -107,6 +127,9 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
       if (initial.length > 0) loadIntoDust(dust, initial, { wrFailCnt: faults.writeFailCount });
       for (const g of faults.growth) {
         growths.push(new BadSectorGrowth({ startNs: g.start, rate: g.rate, cluster: g.cluster, writeFailCount: g.writeFailCount, maxClusters: g.maxClusters, region: g.region }, dust, random.fork(), clock.nowNs()));
+      }
+      if (faults.latentErrors.length > 0 || faults.weakSectors.length > 0 || sl.transient) {
+        stochastic[role] = new StochasticFaults(`faults.${role}`, faults, dust, sl, random.fork(), clock.nowNs());
       }
       return { top: dust, dust, spec: layerSpec };
     };
@@ -119,6 +142,9 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
     const target = model.target;
     layers.set('target', target);
     const mainDust = main.dust;
+    const detection = new DetectionTracker(mainDust?.sectorsPerBlock ?? target.logicalBlockSize / 512);
+    stochastic.main?.onBad((s, n, t) => detection.appeared(s, n, t));
+    const health = scenarioHealthMonitor(target as SafeRemapTarget | DmRemapV4Target, scenario.scanner, { clock, tracker: detection });
     let nextDue = Math.min(...growths.map((g) => g.nextDueNs));
     return {
       scenario,
@@ -129,17 +155,23 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
       mainDust,
       spareDust: spare.dust,
       advanceFaults(nowNs) {
+        stochastic.main?.advance(nowNs);
+        stochastic.spare?.advance(nowNs);
         if (nowNs < nextDue) return;
         for (const g of growths) g.advance(nowNs);
         nextDue = Math.min(...growths.map((g) => g.nextDueNs));
       },
-      grownBadBlocks: () => growths.reduce((a, g) => a + g.added, 0),
+      grownBadBlocks: () => growths.reduce((a, g) => a + g.added, 0) + (stochastic.main?.grownBadBlocks() ?? 0) + (stochastic.spare?.grownBadBlocks() ?? 0),
       engineDevice() {
         if (!(target instanceof SafeRemapTarget)) return undefined;
         return { kind: 'model', policy: 'safe', main: main.spec, spare: spare.spec, target: target.shared, mainPath: target.mainPath, sparePath: target.sparePath };
       },
-      isKnownBad: (sector, count) => mainDust?.hasBadIn(sector, count) ?? false,
+      isKnownBad: (sector, count) => (mainDust?.hasBadIn(sector, count) ?? false) || (stochastic.main?.isTransient(sector, count) ?? false),
+      health,
+      detection,
+      stochasticSummary: () => ({ main: stochastic.main?.summary(), spare: stochastic.spare?.summary() }),
       close() {
+        health?.close();
         if ('close' in model.store) model.store.close();
         target.close(); // closes the layers below it
         opened.length = 0;
@@ -148,6 +180,9 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
     };
   } catch (err) {
     closeAll();
+    // stochastic-fault and scanner options that only the devices can check (a region with no whole block, a slice
+    // that is not a whole number of blocks): their messages start with the field path
+    if (err instanceof StochasticFaultError || err instanceof ScannerOptionError) throw new ScenarioError(err.message);
     throw err;
   }
 }

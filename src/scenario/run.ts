@@ -17,6 +17,7 @@ import { type RunProgress, type RunResult, runJobs } from '../workload/runner.js
 import { Engine, type EngineStats } from '../engine/engine.js';
 import { realClock } from '../util/clock.js';
 import { VerifyPattern } from '../workload/verify-pattern.js';
+import type { HealthReport } from '../health/monitor.js';
 import { type BuiltScenario, buildScenario } from './build.js';
 import type { Policy, Scenario } from './schema.js';
 
@@ -67,6 +68,8 @@ export interface ScenarioResult {
   timeline: TimelineJSON;
   /** Bad, pending and remapped sectors at the end (also fio.remapsim.deviceMap). */
   deviceMap: DeviceMapJSON;
+  /** The health monitor's report (scenario `scanner` section), with who found each grown bad block first. */
+  health?: HealthReport;
   /** Where the I/O ran: 'engine' with its statistics, or 'sync' (one thread) and why. */
   dataPath: { kind: 'engine'; stats: EngineStats } | { kind: 'sync'; why: string };
 }
@@ -116,7 +119,8 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
     let dataPath: ScenarioResult['dataPath'];
     const clock = opts.clock ?? realClock;
     // the target's state once a second (add health: monitor.report().score, healthSource: 'scanner' when a health monitor runs)
-    const sampleState = () => ({ ...targetSample(target), badBlocks: built.mainDust?.badBlockCount });
+    const health = built.health;
+    const sampleState = () => ({ ...targetSample(target), badBlocks: built.mainDust?.badBlockCount, ...(health?.policy === 'safe' ? { health: health.score(), healthSource: 'remapsim health monitor' } : {}) });
     let timeline = new TimelineRecorder({ startNs: clock.nowNs() });
     if (opts.engine && engineDevice && target instanceof SafeRemapTarget) {
       const engine = await Engine.start({
@@ -131,6 +135,8 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
       const ticker = setInterval(() => {
         const now = realClock.nowNs();
         built.advanceFaults(now);
+        // the scanner reads on this thread; the target's shared counters tell it when the workers keep the foreground busy
+        health?.tick(now);
         if (timeline.due(now)) timeline.sample(now, sampleState());
       }, 5);
       try {
@@ -144,6 +150,7 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
       timeline.sample(clock.nowNs(), sampleState(), true);
       const onTick = (now: number): void => {
         built.advanceFaults(now);
+        health?.tick(now);
         if (timeline.due(now)) timeline.sample(now, sampleState());
       };
       run = runJobs({ device: target, jobs, clock: opts.clock, defaultRuntimeNs, oracle, seed: scenario.seed, onTick, onProgress: opts.onProgress });
@@ -159,8 +166,9 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
     const remap = remapSummary(built, initialBad);
     const fio = toFioResult(run, { oracle: verify, remap, globalOptions: { scenario: scenario.name, policy: built.policy } });
     const timelineJson = timeline.toJSON();
-    fio.remapsim = { dataPath: dataPath.kind === 'engine' ? { kind: 'engine', ...dataPath.stats } : dataPath, timeline: timelineJson, deviceMap };
-    return { scenario, policy: built.policy, run, fio, verify, remap, findings: verify?.findings ?? 0, dataPath, timeline: timelineJson, deviceMap };
+    const healthReport = health?.report();
+    fio.remapsim = { dataPath: dataPath.kind === 'engine' ? { kind: 'engine', ...dataPath.stats } : dataPath, timeline: timelineJson, deviceMap, health: healthReport, faults: built.stochasticSummary() };
+    return { scenario, policy: built.policy, run, fio, verify, remap, findings: verify?.findings ?? 0, dataPath, timeline: timelineJson, deviceMap, health: healthReport };
   } finally {
     built.close();
   }

@@ -96,6 +96,67 @@ const growth = z
   })
   .strict();
 
+const region = z
+  .object({ from: sector, to: sector })
+  .strict()
+  .refine((r) => r.to > r.from, { message: 'region.to must be greater than region.from' });
+
+/**
+ * Latent sector errors as a clustered Poisson process (src/faults/stochastic.ts):
+ * episodes at `rate` per second, each a burst of neighbouring bad blocks,
+ * each triggering a follow-up near it with `followProbability`.
+ */
+const latentErrors = z
+  .object({
+    start: durationField('start').default(0),
+    /** Primary episodes per second. */
+    rate: z.number().positive().max(1e6),
+    /** Mean bad blocks per episode (geometric). */
+    burstMean: z.number().min(1).max(4096).default(2),
+    burstMax: z.number().int().min(1).max(4096).default(64),
+    /** Mean distance (blocks) from a burst's centre to its other blocks. */
+    spread: z.number().min(1).max(1e9).default(2),
+    /** Probability that an episode triggers a follow-up (temporal clustering). */
+    followProbability: z.number().min(0).max(0.99).default(0.3),
+    /** Mean delay of a follow-up episode. */
+    followMean: durationField('followMean').default(2e9),
+    /** Mean distance (blocks) of a follow-up's centre from its parent's. */
+    followDistance: z.number().min(1).max(1e12).default(256),
+    writeFailCount: z.number().int().min(0).max(255).default(3),
+    maxEpisodes: z.number().int().min(1).optional(),
+    region: region.optional(),
+  })
+  .strict();
+
+/** Weak sectors: slow reads for a while, then failure (src/faults/weak.ts). */
+const weakSectors = z
+  .object({
+    start: durationField('start').default(0),
+    /** Weak-block episodes per second. */
+    rate: z.number().positive().max(1e6),
+    /** Neighbouring blocks per episode. */
+    cluster: z.number().int().min(1).max(4096).default(1),
+    /** Read latency of a weak block: a latency spec ('100ms', 'uniform:50ms..200ms', 'lognormal:80ms,0.5'). */
+    readLatency: z.string().default('100ms'),
+    /** Mean time from weak to failed (exponential). */
+    failAfter: durationField('failAfter').default(30e9),
+    /** Fraction of weak blocks that fail at all. */
+    failFraction: z.number().min(0).max(1).default(1),
+    writeFailCount: z.number().int().min(0).max(255).default(3),
+    maxEpisodes: z.number().int().min(1).optional(),
+    region: region.optional(),
+  })
+  .strict();
+
+/** Transient read errors that clear on retry (src/faults/transient.ts). */
+const transientErrors = z
+  .object({
+    /** Probability that a read request fails once. */
+    probability: z.number().min(0).max(1).default(1e-4),
+    region: region.optional(),
+  })
+  .strict();
+
 const latency = z
   .object({
     read: z.string().optional(),
@@ -126,6 +187,9 @@ const faultLayers = z
     /** dust block size in bytes (default: the device's logical block size). */
     dustBlockSize: z.number().int().min(512).optional(),
     growth: z.array(growth).default([]),
+    latentErrors: z.array(latentErrors).default([]),
+    weakSectors: z.array(weakSectors).default([]),
+    transientErrors: transientErrors.optional(),
     flakey: flakey.optional(),
     latency: latency.optional(),
   })
@@ -137,6 +201,39 @@ export type Policy = (typeof POLICIES)[number];
 const target = z
   .object({
     policy: z.enum(POLICIES).default('safe'),
+  })
+  .strict();
+
+export const SCAN_ORDERS = ['sequential', 'staggered'] as const;
+
+/**
+ * The background health scanner over the main device (src/health): present
+ * means on. Under dm-remap-v4 it does what that module does: reads nothing.
+ */
+const scanner = z
+  .object({
+    enabled: z.boolean().default(true),
+    /** MB (10^6 bytes) per second while the foreground is idle; 0 = unlimited. */
+    rate: z.number().min(0).max(1e6).default(32),
+    /** Fraction of the rate while foreground I/O is busy. */
+    busyFactor: z.number().min(0).max(1).default(0.25),
+    /** The foreground counts as busy this long after its last I/O. */
+    idle: durationField('idle').default(100e6),
+    /** Bytes per scan read. */
+    slice: sizeField('slice')
+      .default(128 << 10)
+      .refine((v) => v % 512 === 0 && v <= 64 << 20, { message: 'slice must be a whole number of 512-byte sectors, at most 64 MiB' }),
+    /** A read slower than this is slow (a weak sector when it repeats). */
+    slow: durationField('slow').default(50e6),
+    retries: z.number().int().min(0).max(100).default(3),
+    order: z.enum(SCAN_ORDERS).default('sequential'),
+    staggerRegions: z.number().int().min(1).max(1e6).default(64),
+    /** One health sample per this interval. */
+    sampleEvery: durationField('sampleEvery').default(1e9),
+    /** Horizon of the score's spare-exhaustion risk. */
+    horizon: durationField('horizon').default(30 * 86400e9),
+    /** Confidence of the prediction intervals. */
+    confidence: z.number().gt(0).lt(1).default(0.9),
   })
   .strict();
 
@@ -156,6 +253,7 @@ export const scenarioSchema = z
     devices: z.object({ main: device, spare: device }).strict(),
     faults: z.object({ main: faultLayers.optional(), spare: faultLayers.optional() }).strict().default({}),
     target: target.default({ policy: 'safe' }),
+    scanner: scanner.optional(),
     jobs: z.array(job).min(1),
   })
   .strict();
@@ -165,6 +263,10 @@ export type Scenario = z.output<typeof scenarioSchema>;
 export type DeviceSpec = Scenario['devices']['main'];
 export type FaultLayersSpec = NonNullable<Scenario['faults']['main']>;
 export type GrowthSpec = FaultLayersSpec['growth'][number];
+export type LatentErrorSpec = FaultLayersSpec['latentErrors'][number];
+export type WeakSectorSpec = FaultLayersSpec['weakSectors'][number];
+export type TransientErrorSpec = NonNullable<FaultLayersSpec['transientErrors']>;
+export type ScannerSpec = NonNullable<Scenario['scanner']>;
 
 /** A scenario the user got wrong: one line per problem, each naming the field. */
 export class ScenarioError extends UsageError {
