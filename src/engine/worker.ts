@@ -505,14 +505,16 @@ class QueueWorker {
       const bytes = this.tagBytes[tag];
       const slot = this.tagSlot[tag];
       const d = job.dirs[op];
+      // as fio: a failed I/O counts as an I/O with its latency, but moves no bytes
+      const moved = rc === OK ? bytes : 0;
       if (done >= job.measureFromNs) {
         d.clat.record(Math.max(1, Math.round(done - this.tagSubmit[tag])));
-        d.ioBytes += bytes;
+        d.ioBytes += moved;
         d.totalIos++;
-        job.series.add(op as 0 | 1 | 2, bytes, done);
+        job.series.add(op as 0 | 1 | 2, moved, done);
       }
       const p = this.pBase;
-      this.progress[p + P.QS_BYTES] += bytes;
+      this.progress[p + P.QS_BYTES] += moved;
       this.progress[p + P.QS_IOS]++;
       let verifyFailed = false;
       const oracle = job.tally ? this.oracle : undefined;

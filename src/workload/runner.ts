@@ -250,13 +250,15 @@ export function runJobs(opts: RunJobsOptions): RunResult {
         s.rateBytes[d] += len;
         s.rateIos[d]++;
         const dir = s.dirs[d];
+        // as fio: a failed I/O counts as an I/O with its latency, but moves no bytes
+        const moved = rc === OK ? len : 0;
         if (now >= s.measureFromNs) {
           dir.clat.record(Math.max(1, Math.round(now - ts)));
-          dir.ioBytes += len;
+          dir.ioBytes += moved;
           dir.totalIos++;
-          s.series.add(d, len, now);
+          s.series.add(d, moved, now);
         }
-        totBytes += len;
+        totBytes += moved;
         totIos++;
         let verifyFailed = false;
         if (s.verifies) {
