@@ -9,6 +9,7 @@ import { type BlockDevice, EIO, SECTOR_SIZE } from '../block/device.js';
 import { decodeLatency, LatencyHistogram } from '../stats/latency.js';
 import { IoSeries } from '../stats/series.js';
 import { clockOrigin, realClock } from '../util/clock.js';
+import { resourceDelta } from '../util/resources.js';
 import { startWorker } from '../util/worker.js';
 import type { JobSpec } from '../workload/job.js';
 import { Oracle, type ReadClass } from '../workload/oracle.js';
@@ -298,13 +299,7 @@ export class Engine {
     return {
       startedAt,
       elapsedNs: end - t0,
-      cpu: {
-        userMs: (usage1.userCPUTime - usage0.userCPUTime) / 1e3,
-        systemMs: (usage1.systemCPUTime - usage0.systemCPUTime) / 1e3,
-        ctx: usage1.voluntaryContextSwitches - usage0.voluntaryContextSwitches + usage1.involuntaryContextSwitches - usage0.involuntaryContextSwitches,
-        majf: usage1.majorPageFault - usage0.majorPageFault,
-        minf: usage1.minorPageFault - usage0.minorPageFault,
-      },
+      cpu: resourceDelta(usage0, usage1),
       jobs: jobs.map((spec, i) => mergeJob(spec, i, parts, measureFromNs[i], endNs[i])),
     };
   }

@@ -17,6 +17,7 @@ import { adoptClockOrigin, realClock } from '../util/clock.js';
 import { IoGenerator, newIoRequest, type IoRequest } from '../workload/generator.js';
 import type { JobSpec } from '../workload/job.js';
 import { Oracle, type OracleReport, type OracleShared, type ReadClass } from '../workload/oracle.js';
+import { continuesAfter, EILSEQ } from '../workload/continue-on-error.js';
 import { VerifyPattern, type VerifyAlgorithm } from '../workload/verify-pattern.js';
 import { BufferPools, type BufferPoolsShared } from './buffer-pool.js';
 import { createIoBackend, IO_READ, IO_WRITE, type IoBackend, type IoBackendKind } from './io-backend.js';
@@ -101,7 +102,6 @@ export interface RunDoneMessage {
   oracle?: OracleReport;
 }
 
-const EILSEQ = 84;
 
 interface JobLocal {
   spec: JobSpec;
@@ -128,20 +128,6 @@ interface CloneLocal {
 
 const OPS = { read: P.OP_READ, write: P.OP_WRITE, trim: P.OP_TRIM } as const;
 
-function continues(spec: JobSpec, kind: 'read' | 'write' | 'trim' | 'verify'): boolean {
-  switch (spec.continueOnError) {
-    case 'all':
-      return true;
-    case 'io':
-      return kind !== 'verify';
-    case 'none':
-      return false;
-    case 'verify':
-      return kind === 'verify';
-    default:
-      return spec.continueOnError === kind;
-  }
-}
 
 class QueueWorker {
   private readonly q: number;
@@ -534,8 +520,8 @@ class QueueWorker {
       if (rc !== OK) {
         d.errors++;
         this.progress[p + P.QS_ERRORS]++;
-        if (!job.stopped && !continues(job.spec, (['read', 'write', 'trim'] as const)[op])) this.stopJob(job, rc, done);
-      } else if (verifyFailed && !job.stopped && !continues(job.spec, 'verify')) this.stopJob(job, EILSEQ, done);
+        if (!job.stopped && !continuesAfter(job.spec, (['read', 'write', 'trim'] as const)[op])) this.stopJob(job, rc, done);
+      } else if (verifyFailed && !job.stopped && !continuesAfter(job.spec, 'verify')) this.stopJob(job, EILSEQ, done);
     }
     return any;
   }

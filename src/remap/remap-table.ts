@@ -181,16 +181,7 @@ export class RemapTable {
     if (this.hdr[GEN] !== this.gen) this.adopt();
     const c = Math.floor(key * this.coarseInv);
     if ((this.coarse[c >>> 5] & (1 << (c & 31))) === 0) return -1;
-    const slots = this.slots;
-    const end = slots.length;
-    let i = hashSlot(key, this.capacity) << 1;
-    for (;;) {
-      const k = slots[i];
-      if (k === key) return slots[i + 1];
-      if (k === EMPTY) return -1;
-      i += 2;
-      if (i === end) i = 0;
-    }
+    return this.probe(key);
   }
 
   has(key: number): boolean {

@@ -17,6 +17,8 @@ import { IoGenerator, type IoOp, newIoRequest, type IoRequest } from './generato
 import type { JobSpec } from './job.js';
 import { WorkloadSpecError } from './errors.js';
 import { Oracle, type ReadClass } from './oracle.js';
+import { continuesAfter, EILSEQ } from './continue-on-error.js';
+import { resourceDelta } from '../util/resources.js';
 
 export interface DirStats {
   ioBytes: number;
@@ -110,23 +112,7 @@ function newDir(): DirStats {
   return { ioBytes: 0, totalIos: 0, errors: 0, clat: new LatencyHistogram() };
 }
 
-/** Whether continue_on_error lets a job go on after this kind of error. */
-function continues(spec: JobSpec, kind: 'read' | 'write' | 'trim' | 'verify'): boolean {
-  switch (spec.continueOnError) {
-    case 'all':
-      return true;
-    case 'io':
-      return kind !== 'verify';
-    case 'none':
-      return false;
-    case 'verify':
-      return kind === 'verify';
-    default:
-      return spec.continueOnError === kind;
-  }
-}
 
-const EILSEQ = 84; // fio's error for a verify failure
 
 export function runJobs(opts: RunJobsOptions): RunResult {
   const clock = opts.clock ?? realClock;
@@ -269,11 +255,11 @@ export function runJobs(opts: RunJobsOptions): RunResult {
         if (rc !== OK) {
           dir.errors++;
           totErrors++;
-          if (!continues(s.spec, (['read', 'write', 'trim'] as const)[d])) {
+          if (!continuesAfter(s.spec, (['read', 'write', 'trim'] as const)[d])) {
             s.error = rc;
             finish(s, now);
           }
-        } else if (verifyFailed && !continues(s.spec, 'verify')) {
+        } else if (verifyFailed && !continuesAfter(s.spec, 'verify')) {
           s.error = EILSEQ;
           finish(s, now);
         }
@@ -307,13 +293,7 @@ export function runJobs(opts: RunJobsOptions): RunResult {
   return {
     startedAt,
     elapsedNs: end - t0,
-    cpu: {
-      userMs: (usage1.userCPUTime - usage0.userCPUTime) / 1e3,
-      systemMs: (usage1.systemCPUTime - usage0.systemCPUTime) / 1e3,
-      ctx: usage1.voluntaryContextSwitches - usage0.voluntaryContextSwitches + usage1.involuntaryContextSwitches - usage0.involuntaryContextSwitches,
-      majf: usage1.majorPageFault - usage0.majorPageFault,
-      minf: usage1.minorPageFault - usage0.minorPageFault,
-    },
+    cpu: resourceDelta(usage0, usage1),
     jobs: states.map((s) => ({
       spec: s.spec,
       error: s.error,

@@ -13,22 +13,18 @@ import { Engine, type EngineStats } from '../../engine/engine.js';
 import { VerifyPattern } from '../../workload/verify-pattern.js';
 import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
+import { addEngineOptions, type EngineCliOptions, parseEngineOptions } from '../engine-options.js';
 import { fioSummaryOnly } from '../run-report.js';
 
-interface BenchOptions {
+interface BenchOptions extends EngineCliOptions {
   target?: string;
   outputFormat: string;
   json?: string;
   policy?: string;
-  engine: string;
-  queues?: string;
-  numa?: string;
-  force?: boolean;
-  io: string;
 }
 
 export function registerBench(program: Command): void {
-  program
+  const cmd = program
     .command('bench')
     .description('run fio-style jobs (a job file and/or fio options) against a file, a block device or a model')
     .argument('[jobfile-and-fio-options...]', 'a fio job file and/or fio options: --rw randrw --bs 4k --size 256M --runtime 5 ...')
@@ -36,13 +32,9 @@ export function registerBench(program: Command): void {
     .option('--output-format <format>', 'normal or json (fio-shaped)', 'normal')
     .option('--json <file>', 'also write the fio-shaped results to this file')
     .option('--policy <policy>', `with scenario:, override its policy (${POLICIES.join(', ')})`)
-    .option('--engine <kind>', 'data path for files and devices: workers (the per-CPU engine) or sync (one thread); models run sync', 'workers')
-    .option('--queues <n>', 'engine queues, one worker thread each (default: one per CPU)')
-    .option('--numa <shape>', 'simulate a NUMA topology for the engine, e.g. 2x8 (default: the machine\'s)')
-    .option('--force', 'allow more queues than CPUs')
-    .option('--io <kind>', 'how engine workers reach a file: auto (io_uring when the native library is built), native or js', 'auto')
     .allowUnknownOption()
-    .allowExcessArguments()
+    .allowExcessArguments();
+  addEngineOptions(cmd, 'files and devices; models run on one thread')
     .addHelpText(
       'after',
       `
@@ -68,13 +60,7 @@ Examples:
         if (!(POLICIES as readonly string[]).includes(opts.policy)) throw new UsageError(`--policy: unknown policy '${opts.policy}' (allowed: ${POLICIES.join(', ')})`);
         policy = opts.policy as Policy;
       }
-      if (opts.engine !== 'workers' && opts.engine !== 'sync') throw new UsageError(`--engine: must be workers or sync, got '${opts.engine}'`);
-      if (!['auto', 'native', 'js'].includes(opts.io)) throw new UsageError(`--io: must be auto, native or js, got '${opts.io}'`);
-      let queues: number | undefined;
-      if (opts.queues !== undefined) {
-        queues = Number(opts.queues);
-        if (!Number.isInteger(queues)) throw new UsageError(`--queues: must be a whole number, got '${opts.queues}'`);
-      }
+      const engineOptions = parseEngineOptions(opts);
       const jobs = jobsFromArgv(args);
       const direct = jobs.some((j) => j.direct);
       if (direct && jobs.some((j) => !j.direct)) throw new UsageError('direct: give all jobs the same direct= setting (the target is opened once)');
@@ -96,7 +82,7 @@ Examples:
           });
         }
         const progress = new ProgressLine();
-        const useEngine = opts.engine === 'workers' && device instanceof FileDevice;
+        const useEngine = engineOptions !== undefined && device instanceof FileDevice;
         let run: RunResult;
         let engineStats: EngineStats | undefined;
         try {
@@ -104,10 +90,7 @@ Examples:
             const fileDevice = device as FileDevice;
             const engine = await Engine.start({
               device: { kind: 'file', path: fileDevice.name, direct: fileDevice.direct },
-              queues,
-              numa: opts.numa,
-              force: opts.force,
-              io: opts.io as 'auto' | 'native' | 'js',
+              ...engineOptions,
               maxRequestBytes: Math.max(4096, ...jobs.flatMap((j) => j.directions.map((d) => j.blockSizes[d].max))),
             });
             try {

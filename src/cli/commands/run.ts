@@ -11,13 +11,9 @@ import { parseTime } from '../../workload/size.js';
 import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { formatComparison, formatRunReport } from '../run-report.js';
+import { addEngineOptions, type EngineCliOptions, parseEngineOptions } from '../engine-options.js';
 
-interface RunOptions {
-  engine: string;
-  queues?: string;
-  numa?: string;
-  force?: boolean;
-  io: string;
+interface RunOptions extends EngineCliOptions {
   policy?: string;
   duration?: string;
   seed?: string;
@@ -54,7 +50,7 @@ function withOverrides(scenario: Scenario, opts: RunOptions): Scenario {
 }
 
 export function registerRun(program: Command): void {
-  program
+  const cmd = program
     .command('run')
     .description('run a scenario (default: the built-in one) through the model and judge every read')
     .argument('[scenario]', 'a scenario file (.json, .yaml); without one, the built-in default scenario')
@@ -65,12 +61,8 @@ export function registerRun(program: Command): void {
     .option('--json <file>', 'also write the results, fio-shaped with verify and remap blocks, to this file')
     .option('--output-format <format>', 'normal (a summary) or json (the results on stdout)', 'normal')
     .option('--compare-policies', 'run the scenario under both policies and show what each lost, side by side')
-    .option('--no-report', 'with --json r.json: do not write the HTML report r.html beside it')
-    .option('--engine <kind>', 'data path: workers (the per-CPU engine; the safe policy) or sync (one thread)', 'workers')
-    .option('--queues <n>', 'engine queues, one worker thread each (default: one per CPU)')
-    .option('--numa <shape>', 'simulate a NUMA topology for the engine, e.g. 2x8')
-    .option('--force', 'allow more queues than CPUs')
-    .option('--io <kind>', 'how engine workers reach files: auto, native or js', 'auto')
+    .option('--no-report', 'with --json r.json: do not write the HTML report r.html beside it');
+  addEngineOptions(cmd, 'the safe policy; dm-remap-v4 runs on one thread')
     .addHelpText(
       'after',
       `
@@ -91,14 +83,7 @@ Examples:
     )
     .action(async (file: string | undefined, opts: RunOptions) => {
       if (opts.outputFormat !== 'normal' && opts.outputFormat !== 'json') throw new UsageError(`--output-format: must be normal or json, got '${opts.outputFormat}'`);
-      if (opts.engine !== 'workers' && opts.engine !== 'sync') throw new UsageError(`--engine: must be workers or sync, got '${opts.engine}'`);
-      if (!['auto', 'native', 'js'].includes(opts.io)) throw new UsageError(`--io: must be auto, native or js, got '${opts.io}'`);
-      let queues: number | undefined;
-      if (opts.queues !== undefined) {
-        queues = Number(opts.queues);
-        if (!Number.isInteger(queues)) throw new UsageError(`--queues: must be a whole number, got '${opts.queues}'`);
-      }
-      const engine = opts.engine === 'workers' ? { queues, numa: opts.numa, force: opts.force, io: opts.io as 'auto' | 'native' | 'js' } : undefined;
+      const engine = parseEngineOptions(opts);
       const base = file === undefined ? validateScenario(DEFAULT_SCENARIO, 'default scenario') : loadScenario(file);
       const scenario = withOverrides(base, opts);
       const policies: Policy[] = opts.comparePolicies ? [...POLICIES] : [opts.policy !== undefined ? parsePolicy(opts.policy) : scenario.target.policy];
