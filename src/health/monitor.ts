@@ -460,7 +460,7 @@ export class SafeHealthMonitor extends MonitorBase {
         onFinding: (f) => this.act(f),
       });
     }
-    target.setHealthProvider(() => this.line());
+    target.setHealthProvider({ line: () => this.line(), score: () => this.score() });
   }
 
   private act(f: BlockFinding): void {

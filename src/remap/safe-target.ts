@@ -146,6 +146,12 @@ interface SafeCounters {
   scannerPending: number;
 }
 
+/** What a health monitor tells the target: its `health` reply and its score. */
+export interface HealthProvider {
+  line(): string;
+  score(): number;
+}
+
 /** What became of a block the scanner found weak. */
 export type MigrateResult = 'remapped' | 'already-remapped' | 'unreadable' | 'spare-full' | 'failed';
 
@@ -179,7 +185,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
   private readonly badSpare = new Set<number>();
   private readonly pending: BlockSet;
   private readonly unitShift: number;
-  private healthProvider: (() => string) | undefined;
+  private healthProvider: HealthProvider | undefined;
 
   constructor(opts: SafeOptions) {
     const { main, spare } = opts;
@@ -626,7 +632,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
     return r.sum('reads') + r.sum('writes') + r.sum('flushes') + r.sum('discards');
   }
 
-  /** Status tokens: `v1 <main> <spare> <remaps> <pending> <spare used>/<spare total> <read errors> <write errors> <enospc> <state>`. */
+  /** Status tokens: `v1 <main> <spare> <remaps> <pending> <spare used>/<spare total> <read errors> <write errors> <enospc> <state> <health score>`. */
   statusTokens(): string[] {
     const state = this.cursor >= this.spareEndBlock ? 'spare_full' : 'ok';
     return [
@@ -640,6 +646,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
       String(this.counterRows.sum('writeErrors')),
       String(this.counterRows.sum('enospc')),
       state,
+      String(this.healthScore()),
     ];
   }
 
@@ -660,7 +667,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
         return 'Commands: help, status, stats, clear_stats, health, remap <block>, unremap <block>, list [<first> <count>], pending';
       case 'health':
         if (rest.length > 0) throw new MessageError(`remap: 'health' takes no arguments, got ${rest.length}`);
-        return this.healthProvider ? this.healthProvider() : this.ownHealth();
+        return this.healthProvider ? this.healthProvider.line() : this.ownHealth();
       case 'status': {
         const s = this.stats();
         return `remaps=${s.remaps} pending=${s.pending} spare_used=${s.spareUsed} spare_total=${s.spareTotal} read_errors=${s.readErrors} write_errors=${s.writeErrors} enospc=${s.enospc}`;
@@ -765,7 +772,7 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
   }
 
   /** What the `health` message prints: a health monitor plugs its report in here (undefined: the target's own summary). */
-  setHealthProvider(provider: (() => string) | undefined): void {
+  setHealthProvider(provider: HealthProvider | undefined): void {
     this.healthProvider = provider;
   }
 
@@ -774,11 +781,19 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
     if (!Number.isSafeInteger(block) || block < 0 || block >= max) throw new RangeError(`block ${block} is out of range 0..${max - 1}`);
   }
 
-  /** The `health` reply without a scanner: the score from the spare alone (no arrivals seen, so no exhaustion risk). */
+  /** The health score (0..100): the monitor's when one runs, else the target's own from the spare alone. */
+  healthScore(): number {
+    return this.healthProvider ? this.healthProvider.score() : this.ownScore();
+  }
+
+  /** Without a scanner: the score from the spare alone (no arrivals seen, so no exhaustion risk). */
+  private ownScore(): number {
+    return healthScore({ spareTotal: this.spareBlocksTotal, spareUsed: this.spareBlocksUsed, pending: this.pending.size, weakWaiting: 0, exhaustionLoNs: Infinity, horizonNs: DEFAULT_HORIZON_NS });
+  }
+
+  /** The `health` reply without a scanner. */
   private ownHealth(): string {
-    const s = this.stats();
-    const score = healthScore({ spareTotal: s.spareTotal, spareUsed: s.spareUsed, pending: s.pending, weakWaiting: 0, exhaustionLoNs: Infinity, horizonNs: DEFAULT_HORIZON_NS });
-    return `health_score=${score} spare_used=${s.spareUsed} spare_total=${s.spareTotal} pending=${s.pending} scanner=off`;
+    return `health_score=${this.ownScore()} spare_used=${this.spareBlocksUsed} spare_total=${this.spareBlocksTotal} pending=${this.pending.size} scanner=off`;
   }
 
   /** Moves a block back to main: its data is copied back first; the spare block is not reused. */

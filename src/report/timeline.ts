@@ -246,7 +246,7 @@ export class TimelineRecorder {
 export function targetSample(target: ControlTarget): TimelineSample {
   if (target instanceof SafeRemapTarget) {
     const s = target.stats();
-    return { remaps: s.remaps, spareUsed: s.spareUsed, spareCapacity: s.spareTotal, pending: s.pending };
+    return { remaps: s.remaps, spareUsed: s.spareUsed, spareCapacity: s.spareTotal, pending: s.pending, health: target.healthScore(), healthSource: 'remap status' };
   }
   if (target instanceof DmRemapV4Target) {
     const v = target.snapshot();
@@ -260,7 +260,7 @@ export function targetSample(target: ControlTarget): TimelineSample {
 export function statusSample(line: string): TimelineSample {
   const s = parseStatusLine(line);
   const n = (k: string): number => fieldNumber(s, k) ?? 0;
-  if (s.type === 'remap' && s.known) return { remaps: n('remaps'), spareUsed: n('spareUsed'), spareCapacity: n('spareTotal'), pending: n('pending') };
+  if (s.type === 'remap' && s.known) return { remaps: n('remaps'), spareUsed: n('spareUsed'), spareCapacity: n('spareTotal'), pending: n('pending'), health: n('health'), healthSource: 'remap status' };
   if (s.type === 'dm-remap-v4' && s.known) {
     // the status has no allocation cursor: every mapping made since load took one slot
     return { remaps: n('activeMappings'), spareUsed: n('activeMappings'), spareCapacity: Math.floor(n('spareSectors') / 2), health: n('healthScore'), healthSource: 'dm-remap-v4 status' };

@@ -3,7 +3,7 @@
  * DmDeviceTarget and the model print them) parsed into named, described
  * fields. Pure: text in, objects out.
  *
- * Known types: dm-remap-v4 (its 28 tokens), remap (the safe policy's 10),
+ * Known types: dm-remap-v4 (its 28 tokens), remap (the safe policy's 11),
  * dust (3) and flakey (none: the kernel prints an empty status; its table
  * line, when given, supplies the interesting part). Other types keep their
  * raw tokens.
@@ -85,7 +85,7 @@ export const V4_STATUS_FIELDS: readonly FieldDef[] = [
   { key: 'deviceMode', label: 'device mode', kind: 'text', note: 'real or demo: the real_device_mode module parameter now' },
 ];
 
-/** The safe policy's status: `v1 <main> <spare> <remaps> <pending> <used>/<total> <read errors> <write errors> <enospc> <state>`. */
+/** The safe policy's status: `v1 <main> <spare> <remaps> <pending> <used>/<total> <read errors> <write errors> <enospc> <state> <health>`. */
 export const REMAP_STATUS_FIELDS: readonly FieldDef[] = [
   { key: 'version', label: 'version', kind: 'text' },
   { key: 'mainPath', label: 'main', kind: 'text' },
@@ -98,6 +98,7 @@ export const REMAP_STATUS_FIELDS: readonly FieldDef[] = [
   { key: 'writeErrors', label: 'write errors', kind: 'count' },
   { key: 'enospc', label: 'spare full', kind: 'count', note: 'writes that failed because the spare was full' },
   { key: 'state', label: 'state', kind: 'text', note: 'ok or spare_full' },
+  { key: 'health', label: 'health', kind: 'gauge', unit: '%', note: "health score 0..100 (the scanner's when one runs)" },
 ];
 
 export const DUST_STATUS_FIELDS: readonly FieldDef[] = [
@@ -136,12 +137,12 @@ function v4Fields(t: string[], length: number): FieldsOrWhy {
 }
 
 function remapFields(t: string[]): FieldsOrWhy {
-  if (t.length !== 10) return `remap prints 10 status tokens, this line has ${t.length}`;
+  if (t.length !== 11) return `remap prints 11 status tokens, this line has ${t.length}`;
   if (t[0] !== 'v1') return `remap status version must be v1, got '${t[0]}'`;
   const m = /^(\d+)\/(\d+)$/.exec(t[5]);
   if (!m) return `remap token 6 must be <used>/<total>, got '${t[5]}'`;
-  const values: Array<string | number> = [t[0], t[1], t[2], num(t[3]), num(t[4]), num(m[1]), num(m[2]), num(t[6]), num(t[7]), num(t[8]), t[9]];
-  const raws = [t[0], t[1], t[2], t[3], t[4], t[5], t[5], t[6], t[7], t[8], t[9]];
+  const values: Array<string | number> = [t[0], t[1], t[2], num(t[3]), num(t[4]), num(m[1]), num(m[2]), num(t[6]), num(t[7]), num(t[8]), t[9], num(t[10])];
+  const raws = [t[0], t[1], t[2], t[3], t[4], t[5], t[5], t[6], t[7], t[8], t[9], t[10]];
   const out = REMAP_STATUS_FIELDS.map((def, i) => field(def, values[i], raws[i]));
   const bad = out.find((f) => f.kind !== 'text' && typeof f.value !== 'number');
   if (bad) return `remap field ${bad.key} must be a decimal number, got '${bad.raw}'`;

@@ -106,8 +106,8 @@ function lineSegment(t: TargetStatus, r: Map<string, number>): string {
     }
     case 'remap':
       return (
-        `remaps ${num(t, 'remaps')} pending ${num(t, 'pending')} spare ${num(t, 'spareUsed')}/${num(t, 'spareTotal')} ` +
-        `rd-err ${num(t, 'readErrors')} wr-err ${num(t, 'writeErrors')} full ${num(t, 'enospc')} ${num(t, 'state')}`
+        `remaps ${num(t, 'remaps')} pend ${num(t, 'pending')} spare ${num(t, 'spareUsed')}/${num(t, 'spareTotal')} ` +
+        `rd-err ${num(t, 'readErrors')} wr-err ${num(t, 'writeErrors')} full ${num(t, 'enospc')} ${num(t, 'state')} health ${num(t, 'health')}%`
       );
     case 'dust': {
       const failing = t.fields.find((f) => f.key === 'failReads')?.value === true;

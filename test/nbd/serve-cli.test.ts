@@ -157,7 +157,7 @@ describe('remapsim serve (the CLI, as a child process)', () => {
 
     const status = await cliInProcess(['status', sock]);
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(new RegExp(`^0 ${MAIN_SECTORS} remap v1 ${main} ${spare} \\d+ \\d+ \\d+/\\d+ \\d+ \\d+ 0 ok\\n$`));
+    expect(status.stdout).toMatch(new RegExp(`^0 ${MAIN_SECTORS} remap v1 ${main} ${spare} \\d+ \\d+ \\d+/\\d+ \\d+ \\d+ 0 ok \\d+\\n$`));
     expect(await cliInProcess(['table', sock, '--layer', 'main.dust'])).toEqual({ code: 0, stdout: `0 ${MAIN_SECTORS} dust ${main} 0 512\n`, stderr: '' });
     const msg = await cliInProcess(['message', sock, '--layer', 'main.dust', 'countbadblocks']);
     expect(msg.code).toBe(0);

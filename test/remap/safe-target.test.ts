@@ -77,7 +77,7 @@ describe('safe policy: routing', () => {
     expect(t.spareBlocksUsed).toBe(128);
     main.addBadBlock(500, 1);
     expect(t.write(500, block(bs, 500))).toBe(ENOSPC);
-    expect(t.statusTokens().slice(3)).toEqual(['127', '0', '128/128', '0', '128', '1', 'spare_full']);
+    expect(t.statusTokens().slice(3)).toEqual(['127', '0', '128/128', '0', '128', '1', 'spare_full', '0']);
     const { values } = t.remaps();
     expect(Math.min(...values)).toBeGreaterThanOrEqual(64);
     expect(Math.max(...values)).toBeLessThan(192);
@@ -92,7 +92,7 @@ describe('safe policy: table line and messages', () => {
   it('parses and prints its table line', () => {
     const t = SafeRemapTarget.fromTable(parseTableLine('0 8192 remap /m /s 3 reserved_sectors 128 no_discard_passdown'), open);
     expect(t.table()).toBe('0 8192 remap /m /s 3 reserved_sectors 128 no_discard_passdown');
-    expect(t.status()).toBe('0 8192 remap v1 /m /s 0 0 0/7936 0 0 0 ok');
+    expect(t.status()).toBe('0 8192 remap v1 /m /s 0 0 0/7936 0 0 0 ok 100');
     expect(SafeRemapTarget.fromTable(parseTableLine('0 8192 remap /m /s'), open).table()).toBe('0 8192 remap /m /s');
   });
   it('names what is wrong with a bad table line', () => {

@@ -98,12 +98,11 @@ describe.skipIf(missing && !process.env.CI)('the report in headless Chromium', (
     const { page, problems, requests, charts } = await open(pairHtml);
     expect(problems).toEqual([]);
     expect(requests).toEqual([pathToFileURL(pairHtml).href]);
-    // per run: bandwidth, iops, latency, cdf, remaps, device map; health only where the target reports one (dm-remap-v4); one oracle chart for both
+    // per run: bandwidth, iops, latency, cdf, remaps, device map, health (both targets report a score); one oracle chart for both
     const kinds = charts.map((c) => `${c.run ?? '-'}:${c.kind}`).sort();
     expect(kinds).toEqual(
       [
-        ...['bandwidth', 'iops', 'latency', 'cdf', 'remaps', 'devicemap'].flatMap((k) => [`safe:${k}`, `dm-remap-v4:${k}`]),
-        'dm-remap-v4:health',
+        ...['bandwidth', 'iops', 'latency', 'cdf', 'remaps', 'devicemap', 'health'].flatMap((k) => [`safe:${k}`, `dm-remap-v4:${k}`]),
         '-:oracle',
       ].sort(),
     );
@@ -145,7 +144,7 @@ describe.skipIf(missing && !process.env.CI)('the report in headless Chromium', (
   it('one file holding {runs: [...]} shows the same runs side by side', async () => {
     const { page, problems, charts } = await open(compareHtml);
     expect(problems).toEqual([]);
-    expect(charts).toHaveLength(14);
+    expect(charts).toHaveLength(15);
     const cols = await page.locator('#bandwidth figure.run').evaluateAll((figs) => figs.map((f) => Math.round(f.getBoundingClientRect().top)));
     expect(cols).toHaveLength(2);
     expect(cols[0]).toBe(cols[1]); // side by side, not stacked

@@ -24,6 +24,12 @@ function fioAvailable(): boolean {
   return spawnSync('fio', ['--version'], { stdio: 'ignore' }).status === 0;
 }
 
+function write(name: string, text: string): string {
+  const f = path.join(tmp.dir, name);
+  fs.writeFileSync(f, text);
+  return f;
+}
+
 describe('results files', () => {
   it("reads remapsim's results: jobs, oracle, remap counters, timeline and device map", () => {
     const [run] = readResults([safeFile]);
@@ -68,11 +74,6 @@ describe('results files', () => {
   });
 
   it('refuses bad files in one line naming the file and the field', () => {
-    const write = (name: string, text: string) => {
-      const f = path.join(tmp.dir, name);
-      fs.writeFileSync(f, text);
-      return f;
-    };
     expect(() => readResults([path.join(tmp.dir, 'missing.json')])).toThrow(/missing\.json: cannot read \(ENOENT\)/);
     expect(() => readResults([write('text.json', 'hello')])).toThrow(/text\.json: not JSON/);
     expect(() => readResults([write('obj.json', '{"a":1}')])).toThrow(/obj\.json: not a results file \(expected fio's JSON output with a 'jobs' array, or \{"runs": \[\.\.\.\]\}\)/);
@@ -98,8 +99,15 @@ describe('the page', () => {
     expect(html.match(/https?:\/\/[^"]*/g)).toEqual(expect.arrayContaining(['http://www.w3.org/2000/svg'])); // SVG namespace only
     expect(new Set(html.match(/https?:\/\/[^"]*/g))).toEqual(new Set(['http://www.w3.org/2000/svg']));
     expect(html).toContain('made 1970-01-01T00:00:00.000Z');
-    for (const kind of ['bandwidth', 'iops', 'latency', 'cdf', 'remaps', 'devicemap', 'oracle']) expect(html).toContain(`data-chart="${kind}"`);
-    expect(html).toContain('no health score: no health scanner ran');
+    for (const kind of ['bandwidth', 'iops', 'latency', 'cdf', 'remaps', 'devicemap', 'health', 'oracle']) expect(html).toContain(`data-chart="${kind}"`);
+    expect(html).not.toContain('no health score');
+    // a result recorded without health samples (e.g. a status line without a score) says so instead of drawing an empty chart
+    const noHealth = JSON.parse(fs.readFileSync(safeFile, 'utf8'));
+    delete noHealth.remapsim.timeline.device.health;
+    delete noHealth.remapsim.timeline.healthSource;
+    const bare = renderReport(readResults([write('no-health.json', JSON.stringify(noHealth))]), { generatedAt: new Date(0) });
+    expect(bare).toContain('no health score: no health scanner ran');
+    expect(bare).not.toContain('data-chart="health"');
     expect(html).toContain('<td class="good">nothing lost</td>');
   });
 

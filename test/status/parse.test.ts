@@ -21,7 +21,7 @@ const DUST_KERNEL_LINE = '0 8192 dust 7:0 fail_read_on_bad_block verbose';
 /** flakey's kernel status has no tokens: `dmsetup status` printed '0 8192 flakey ' in the VM; DmDeviceTarget drops the space. */
 const FLAKEY_KERNEL_LINE = '0 8192 flakey';
 const FLAKEY_DMSETUP_LINE = '0 8192 flakey \n';
-const SAFE_LINE = '0 524288 remap v1 main spare 5 23 5/53584 5 5 0 ok';
+const SAFE_LINE = '0 524288 remap v1 main spare 5 23 5/53584 5 5 0 ok 97';
 
 describe('dm-remap-v4 status (28 tokens)', () => {
   it("names every token of the module's documented example", () => {
@@ -159,6 +159,7 @@ describe('dust, flakey and the safe remap target', () => {
       writeErrors: 5,
       enospc: 0,
       state: 'ok',
+      health: 97,
     });
     const main = new DustDevice(new MemoryDevice({ sectors: 8192, name: 'main' }));
     main.enable();

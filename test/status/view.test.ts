@@ -27,8 +27,8 @@ describe('human views', () => {
     const b = toViewSample('d', { time: at(1), status: V4(124000, 20) });
     expect(formatLine(a)[0]).toMatch(/^\d\d:\d\d:\d\d rd\/s - wr\/s - maps 0 rmp-io 0 health 100% hot 0 hit 2%$/);
     expect(formatLine(b, a)[0]).toMatch(/ rd\/s 123k wr\/s 10 maps 0 /);
-    const safe = toViewSample('d', { time: at(0), status: '0 524288 remap v1 main spare 5 23 5/53584 5 5 0 ok' });
-    expect(formatLine(safe)[0]).toMatch(/ remaps 5 pending 23 spare 5\/53.6k rd-err 5 wr-err 5 full 0 ok$/);
+    const safe = toViewSample('d', { time: at(0), status: '0 524288 remap v1 main spare 5 23 5/53584 5 5 0 ok 97' });
+    expect(formatLine(safe)[0]).toMatch(/ remaps 5 pend 23 spare 5\/53.6k rd-err 5 wr-err 5 full 0 ok health 97%$/);
     const dust = toViewSample('d', { time: at(0), status: '0 8192 dust 7:0 bypass quiet', dustBadBlocks: 12 });
     expect(formatLine(dust)[0]).toMatch(/ dust 7:0 bypass quiet bad blocks 12$/);
     const flakey = toViewSample('d', { time: at(0), status: '0 8192 flakey', table: '0 8192 flakey 7:0 0 5 1 1 drop_writes' });

@@ -142,7 +142,7 @@ describe('a served model through its control socket', () => {
       } };
       await watchStatus({ source: stepping, format: 'csv', out, intervalMs: 20, count: 3 });
       const rows = out.text.trimEnd().split('\n');
-      expect(rows[0]).toBe('time,type,start,length,version,mainPath,sparePath,remaps,pending,spareUsed,spareTotal,readErrors,writeErrors,enospc,state');
+      expect(rows[0]).toBe('time,type,start,length,version,mainPath,sparePath,remaps,pending,spareUsed,spareTotal,readErrors,writeErrors,enospc,state,health');
       expect(rows.slice(1).map((r) => r.split(',')[7])).toEqual(['1', '2', '3']);
       const dOut = new Sink(false);
       await watchStatus({ source: servedSource(sock, { layer: 'main.dust' }), format: 'human', out: dOut, intervalMs: 20, count: 1 });
