@@ -190,9 +190,15 @@ describe.skipIf(skip)('ext4 on nbdfuse on the served model, with bad sectors inj
     console.log(`ext4 on nbdfuse: ${s.writes} writes, ${s.write_errors} write errors remapped (${s.remaps} remaps), ${s.read_errors} read errors`);
     expect(s.write_errors).toBeGreaterThan(0);
     expect(s.remaps_made).toBeGreaterThanOrEqual(s.write_errors);
-    // A read of a bad sector before its first write fails (there is nothing to read); what
-    // matters is that none is left unreadable: every block whose read failed was written since.
-    expect(s.pending, 'blocks left unreadable').toBe(0);
+    // A read of a bad sector before its first write fails (there is nothing to read) and leaves
+    // the block pending until a write. Readahead below the filesystem (the page cache of the FUSE
+    // file) can read free blocks next to the ones ext4 asked for, so a few may stay pending; what
+    // matters is that none of them holds data: every unreadable block is free in the filesystem.
+    const pending = ((await controlRequest(ctl, { op: 'message', args: ['pending'] })) as { result: string }).result.split(' ').filter(Boolean).map(Number);
+    expect(pending.length).toBe(s.pending);
+    if (pending.length > 0) console.log(`pending after the run (free blocks, read ahead before their first write): ${pending.join(" ")}`);
+    const freeAfter = new Set(await freeBlocks(loop));
+    expect(pending.filter((sector) => !freeAfter.has(Math.floor(sector / 8))), 'unreadable sectors in blocks that hold data').toEqual([]);
     expect(s.enospc).toBe(0);
   });
 });
