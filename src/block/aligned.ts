@@ -1,5 +1,9 @@
 /**
- * Page-aligned buffers for O_DIRECT. Node cannot align its own Buffers, so the
+ * Page-aligned buffers: for O_DIRECT, and for speed. The kernel copies page-cache
+ * data to a buffer misaligned by 16 bytes (where malloc puts the memory of Node's
+ * larger typed arrays) 2-5x slower here than to one aligned to 32 bytes or more
+ * (4 KiB reads: 4.5 against 2.0 us; 1 MiB: 2 against 10 GB/s).
+ * Node cannot align its own Buffers, so the
  * memory comes from posix_memalign through koffi; every buffer made here is
  * remembered, so a device opened with O_DIRECT can tell whether it may hand a
  * caller's buffer straight to the kernel or must bounce through one of its own.

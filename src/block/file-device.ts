@@ -33,10 +33,10 @@ export class FileDevice implements BlockDevice {
   readonly direct: boolean;
   readonly readOnly: boolean;
   private fd: number;
-  private readonly sys: Libc | undefined;
+  private readonly sys: Libc;
   private bounce: AlignedBuffer | undefined;
 
-  private constructor(path: string, fd: number, sectors: number, lbs: LogicalBlockSize, isBlock: boolean, opts: FileDeviceOptions, sys: Libc | undefined) {
+  private constructor(path: string, fd: number, sectors: number, lbs: LogicalBlockSize, isBlock: boolean, opts: FileDeviceOptions, sys: Libc) {
     this.name = path;
     this.fd = fd;
     this.sectors = sectors;
@@ -67,9 +67,8 @@ export class FileDevice implements BlockDevice {
     try {
       let sectors: number;
       let lbs: LogicalBlockSize;
-      let sys: Libc | undefined;
+      const sys = opts.sys ?? libc();
       if (isBlock) {
-        sys = opts.sys ?? libc();
         const bytes = sys.ioctlGetU64(fd, BLKGETSIZE64);
         const ssz = sys.ioctlGetInt(fd, BLKSSZGET);
         if (ssz !== 512 && ssz !== 4096) throw new DeviceOpenError(`${path}: unsupported logical block size ${ssz}`);
@@ -80,7 +79,6 @@ export class FileDevice implements BlockDevice {
           sectors = opts.sectors;
         }
       } else {
-        sys = opts.sys;
         lbs = opts.logicalBlockSize ?? 512;
         const fileSectors = Math.floor(st.size / SECTOR_SIZE);
         sectors = opts.sectors ?? fileSectors;
@@ -138,7 +136,7 @@ export class FileDevice implements BlockDevice {
     if (count === 0) return OK;
     if (this.readOnly) return 30;
     try {
-      const sys = this.sys ?? libc();
+      const sys = this.sys;
       if (this.isBlockDevice) {
         const range = new Uint8Array(16);
         const dv = new DataView(range.buffer);
@@ -169,36 +167,23 @@ export class FileDevice implements BlockDevice {
   }
 
   private pread(buf: Uint8Array, position: number): IoStatus {
-    try {
-      let done = 0;
-      while (done < buf.length) {
-        const n = fs.readSync(this.fd, buf, done, buf.length - done, position + done);
-        if (n === 0) {
-          buf.fill(0, done); // a sparse tail past EOF of a regular file reads as zeroes
-          break;
-        }
-        done += n;
-      }
-      return OK;
-    } catch (err) {
-      return errnoOf(err);
-    }
+    const n = this.sys.pread(this.fd, buf, position);
+    if (n === buf.length) return OK;
+    if (n < 0) return -n as IoStatus;
+    buf.fill(0, n); // a sparse tail past EOF of a regular file reads as zeroes
+    return OK;
   }
 
   private pwrite(buf: Uint8Array, position: number): IoStatus {
-    try {
-      let done = 0;
-      while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, position + done);
-      return OK;
-    } catch (err) {
-      return errnoOf(err);
-    }
+    const n = this.sys.pwrite(this.fd, buf, position);
+    if (n === buf.length) return OK;
+    return n < 0 ? (-n as IoStatus) : EIO;
   }
 
   private bounced(sector: number, buf: Uint8Array, isWrite: boolean): IoStatus {
     if (!this.bounce || this.bounce.buf.length < buf.length) {
       this.bounce?.free();
-      this.bounce = allocAligned(Math.max(buf.length, 1 << 20), 4096, this.sys ?? libc());
+      this.bounce = allocAligned(Math.max(buf.length, 1 << 20), 4096, this.sys);
     }
     const b = this.bounce.buf.subarray(0, buf.length);
     if (isWrite) {

@@ -10,7 +10,7 @@
  *     number of dependent misses per lookup is what sets the speed.
  *     Load factor stays in [0.68, 0.85] (growth x1.25): 18.8-23.5 bytes/entry.
  *   - two summary bitmaps over the key space: `fine`, one bit per chunk of
- *     2^fineShift keys (64 for key spaces up to 2^32), set exactly when the
+ *     2^fineShift keys (8 up to 2^29 keys, 64 at 2^32), set exactly when the
  *     chunk holds a remap; `coarse`, one bit per 8 fine chunks or more, small
  *     enough (<= 1 MiB) to stay in cache. A point lookup tests the coarse bit
  *     before it touches the slots; a range query walks coarse then fine bits,
@@ -35,6 +35,9 @@
 import { BroadcastChannel, receiveMessageOnPort } from 'node:worker_threads';
 
 const EMPTY = -1;
+/** firstFrom's answers besides a key: nothing in the range, or something (an exact chunk, key not looked up). */
+const NONE = -1;
+const SOME = -2;
 const TOMBSTONE = -2;
 const MAX_LOAD = 0.85;
 const TARGET_LOAD = 0.68;
@@ -205,53 +208,43 @@ export class RemapTable {
   /** True when some key in [from, from + count) is remapped. */
   anyInRange(from: number, count: number): boolean {
     if (this.hdr[GEN] !== this.gen) this.adopt();
-    let found = false;
-    this.scanRange(
-      from,
-      count,
-      () => {
-        found = true;
-        return true;
-      },
-      true,
-    );
-    return found;
+    if (count <= 0) return false;
+    // the common case on the data path: a short request over clean space, one coarse bit
+    const c = Math.floor(from * this.coarseInv);
+    if (c === Math.floor((from + count - 1) * this.coarseInv) && (this.coarse[c >>> 5] & (1 << (c & 31))) === 0) return false;
+    return this.firstFrom(from, Math.min(from + count, this.keySpace), true) !== NONE;
   }
 
   /** Calls fn(key, value) for each remapped key in [from, from + count), in key order; fn may return true to stop. */
   forEachInRange(from: number, count: number, fn: (key: number, value: number) => boolean | void): void {
     if (this.hdr[GEN] !== this.gen) this.adopt();
-    this.scanRange(from, count, fn);
+    const end = Math.min(from + count, this.keySpace);
+    for (let k = this.firstFrom(from, end, false); k !== NONE; k = this.firstFrom(k + 1, end, false)) {
+      const v = this.probe(k);
+      if (v >= 0 && fn(k, v) === true) return;
+    }
   }
 
   /** The first remapped key in [from, from + count), or -1. */
   firstInRange(from: number, count: number): number {
     if (this.hdr[GEN] !== this.gen) this.adopt();
-    let first = -1;
-    this.scanRange(from, count, (k) => {
-      first = k;
-      return true;
-    });
-    return first;
+    return this.firstFrom(from, Math.min(from + count, this.keySpace), false);
   }
 
   /**
-   * Walks the summaries over [from, from + count) and calls fn for each
-   * remapped key. With `existence`, a fine chunk that lies wholly inside the
-   * range and is known exact answers without any lookup (fn gets its first key
-   * as -1).
+   * Walks the summaries over [from, end): the first remapped key, or NONE.
+   * With `existence`, a fine chunk that lies wholly inside the range and is
+   * known exact answers SOME without any lookup.
    */
-  private scanRange(from: number, count: number, fn: (key: number, value: number) => boolean | void, existence = false): void {
-    if (count <= 0) return;
-    const end = Math.min(from + count, this.keySpace);
+  private firstFrom(from: number, end: number, existence: boolean): number {
+    if (from >= end) return NONE;
     const fineSize = 2 ** this.fineShift;
     const coarseSize = 2 ** this.coarseShift;
-    const exact = fineSize <= EXACT_FINE_KEYS;
+    const exact = existence && fineSize <= EXACT_FINE_KEYS;
     const coarse = this.coarse;
     const fine = this.fine;
-    let c = Math.floor(from * this.coarseInv);
     const lastC = Math.floor((end - 1) * this.coarseInv);
-    for (; c <= lastC; c++) {
+    for (let c = Math.floor(from * this.coarseInv); c <= lastC; c++) {
       if ((coarse[c >>> 5] & (1 << (c & 31))) === 0) {
         if (coarse[c >>> 5] === 0) c |= 31; // the whole word is clear
         continue;
@@ -263,16 +256,11 @@ export class RemapTable {
         if ((fine[f >>> 5] & (1 << (f & 31))) === 0) continue;
         const lo = Math.max(cLo, f * fineSize);
         const hi = Math.min(cHi, (f + 1) * fineSize);
-        if (existence && exact && lo === f * fineSize && hi === (f + 1) * fineSize) {
-          fn(-1, -1);
-          return;
-        }
-        for (let k = lo; k < hi; k++) {
-          const v = this.probe(k);
-          if (v >= 0 && fn(k, v) === true) return;
-        }
+        if (exact && lo === f * fineSize && hi === (f + 1) * fineSize) return SOME;
+        for (let k = lo; k < hi; k++) if (this.probe(k) >= 0) return k;
       }
     }
+    return NONE;
   }
 
   /** Adds or replaces a remap. */
@@ -540,7 +528,9 @@ export class RemapTable {
 }
 
 function summaryShifts(keySpace: number): { fineShift: number; coarseShift: number } {
-  const fineShift = Math.max(6, Math.ceil(Math.log2(keySpace / MAX_FINE_BITS)));
+  // 8 keys a bit where the bitmap stays within 8 MiB (key spaces up to 2^29: a 4 KiB request of
+  // 512-byte units is then one exact chunk, answered without a lookup), fewer above
+  const fineShift = Math.max(3, Math.ceil(Math.log2(keySpace / MAX_FINE_BITS)));
   const coarseShift = Math.max(fineShift + 3, Math.ceil(Math.log2(keySpace / MAX_COARSE_BITS)));
   return { fineShift, coarseShift };
 }

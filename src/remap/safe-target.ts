@@ -388,45 +388,26 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
    * = -1) or on consecutive spare blocks.
    */
   private forEachRun(b0: number, nb: number, fn: (first: number, n: number, spareFirst: number) => void): void {
-    let runStart = b0;
-    let runSpare = -1;
-    let runLen = 0;
+    const table = this.remapTable;
     const end = b0 + nb;
-    let next = b0;
-    const flushRun = (): void => {
-      if (runLen > 0) fn(runStart, runLen, runSpare);
-      runLen = 0;
-    };
-    this.remapTable.forEachInRange(b0, nb, (k, v) => {
-      if (k > next) {
-        // main blocks before this remap
-        if (runLen > 0 && runSpare < 0) runLen += k - next;
-        else {
-          flushRun();
-          runStart = next;
-          runSpare = -1;
-          runLen = k - next;
-        }
+    let pos = b0;
+    while (pos < end) {
+      const k = table.firstInRange(pos, end - pos);
+      const mainEnd = k < 0 ? end : k;
+      if (mainEnd > pos) fn(pos, mainEnd - pos, -1);
+      if (k < 0) return;
+      // a run of remapped blocks on consecutive spare blocks
+      const v = table.get(k);
+      let n = 1;
+      if (v < 0) {
+        fn(k, 1, -1); // unremapped since it was found (another thread): back on main
+        pos = k + 1;
+        continue;
       }
-      if (runLen > 0 && runSpare >= 0 && runSpare + runLen === v && runStart + runLen === k) runLen++;
-      else {
-        flushRun();
-        runStart = k;
-        runSpare = v;
-        runLen = 1;
-      }
-      next = k + 1;
-    });
-    if (next < end) {
-      if (runLen > 0 && runSpare < 0) runLen += end - next;
-      else {
-        flushRun();
-        runStart = next;
-        runSpare = -1;
-        runLen = end - next;
-      }
+      while (k + n < end && table.get(k + n) === v + n) n++;
+      fn(k, n, v);
+      pos = k + n;
     }
-    flushRun();
   }
 
   private hasPending(first: number, n: number): boolean {

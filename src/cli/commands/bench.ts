@@ -104,7 +104,6 @@ Examples:
               device,
               jobs,
               oracle,
-              alignedBuffers: direct || (device instanceof FileDevice && device.direct),
               onTick: target.built ? (now) => target.built!.advanceFaults(now) : undefined,
               onProgress: (p) => progress.update(p),
             });
