@@ -30,7 +30,9 @@
  * laid out back to back in a slab, read data included (the device reads
  * straight into the reply, no copy), and go out in one socket write. Reads
  * over 128 KiB get a buffer of their own from a pool, reused once the socket
- * has taken it. Each client socket asks for a 4 MiB send buffer, so a large
+ * has taken it; their data starts on a 64-byte boundary (the kernel copies
+ * page-cache data into a buffer misaligned by 16 bytes, where malloc puts
+ * Node's, about 5x slower here). Each client socket asks for a 4 MiB send buffer, so a large
  * reply enters the kernel in one write. Completions may arrive out of order
  * from an asynchronous executor: each reply carries its request's cookie.
  */
@@ -38,6 +40,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { BlockRequestError, EINVAL, errnoName, type IoStatus, OK, SECTOR_SHIFT } from '../block/device.js';
 import { log } from '../util/log.js';
+import { libc } from '../sys/libc.js';
 import {
   blockSizeProblem,
   CHUNK_HEADER_SIZE,
@@ -116,7 +119,9 @@ const SLAB_SIZE = 1 * MiB;
 const SLAB_READ_MAX = 128 * 1024;
 /** Bytes of large read buffers kept for reuse (fresh large buffers cost page faults). */
 const POOL_MAX_BYTES = 64 * MiB;
-const POOL_HEADER_ROOM = 64;
+/** Room before a pooled buffer's data for the reply header and the alignment (see PooledBuffer.at). */
+const POOL_HEADER_ROOM = 128;
+const DATA_ALIGN = 64;
 
 /** Structured OFFSET_DATA chunk header: the chunk header and the 64-bit offset. */
 const DATA_CHUNK_HEADER_SIZE = CHUNK_HEADER_SIZE + 8;
@@ -131,33 +136,41 @@ const ALLOWED_FLAGS: Record<number, number> = {
   [Cmd.WRITE_ZEROES]: CmdFlag.FUA | CmdFlag.NO_HOLE,
 };
 
+interface PooledBuffer {
+  buf: Buffer;
+  /** Where the data goes: at least 64 bytes in (room for any reply header), on a 64-byte boundary in memory. */
+  at: number;
+  /** Data bytes it holds: a power of two (>= 64 KiB). */
+  cls: number;
+}
+
 /** Large read buffers, reused once the socket has taken their bytes. */
 class BufferPool {
-  private readonly free = new Map<number, Buffer[]>();
+  private readonly free = new Map<number, PooledBuffer[]>();
   private bytes = 0;
 
-  /** A buffer of at least `size` bytes: a power of two (>= 64 KiB) of payload plus room for a reply header. */
-  take(size: number): Buffer {
-    const cls = sizeClass(size - POOL_HEADER_ROOM);
-    const list = this.free.get(cls);
-    const b = list?.pop();
+  /** A buffer for `size` bytes of data. */
+  take(size: number): PooledBuffer {
+    const cls = sizeClass(size);
+    const b = this.free.get(cls)?.pop();
     if (b) {
       this.bytes -= cls;
       return b;
     }
-    return Buffer.allocUnsafeSlow(cls + POOL_HEADER_ROOM);
+    const buf = Buffer.allocUnsafeSlow(cls + POOL_HEADER_ROOM);
+    const misalign = (libc().addressOf(buf) + DATA_ALIGN) % DATA_ALIGN;
+    return { buf, at: DATA_ALIGN + (misalign === 0 ? 0 : DATA_ALIGN - misalign), cls };
   }
 
-  give(b: Buffer): void {
-    const cls = b.length - POOL_HEADER_ROOM;
-    if (this.bytes + cls > POOL_MAX_BYTES) return;
-    let list = this.free.get(cls);
+  give(b: PooledBuffer): void {
+    if (this.bytes + b.cls > POOL_MAX_BYTES) return;
+    let list = this.free.get(b.cls);
     if (!list) {
       list = [];
-      this.free.set(cls, list);
+      this.free.set(b.cls, list);
     }
     list.push(b);
-    this.bytes += cls;
+    this.bytes += b.cls;
   }
 }
 
@@ -687,18 +700,19 @@ class Connection {
   }
 
   private readLarge(cookie: bigint, offset: number, sector: number, length: number, hdr: number): void {
-    const buf = this.srv.pool.take(hdr + length);
+    const pooled = this.srv.pool.take(length);
+    const { buf, at } = pooled;
     const done = (s: IoStatus): void => {
       if (s === OK && !this.dead && this.sock.writable) {
-        this.readHeader(buf, 0, cookie, offset, length);
+        this.readHeader(buf, at - hdr, cookie, offset, length);
         this.flushBatch(); // keep the socket's byte order simple: earlier replies first
-        this.sock.write(buf.subarray(0, hdr + length), () => this.srv.pool.give(buf));
+        this.sock.write(buf.subarray(at - hdr, at + length), () => this.srv.pool.give(pooled));
       } else {
-        this.srv.pool.give(buf);
+        this.srv.pool.give(pooled);
         if (s !== OK) this.readFailed(cookie, offset, length, s);
       }
     };
-    const c = this.call(() => this.ex.read(sector, buf.subarray(hdr, hdr + length)));
+    const c = this.call(() => this.ex.read(sector, buf.subarray(at, at + length)));
     if (typeof c === 'number') {
       done(c);
       return;
