@@ -11,14 +11,17 @@ export interface EngineCliOptions {
   io: string;
 }
 
-/** Adds --engine, --queues, --numa, --force and --io; `workersHelp` says what the engine runs for this command. */
-export function addEngineOptions(cmd: Command, workersHelp: string): Command {
-  return cmd
+/**
+ * Adds --engine, --queues, --numa, --force and --io; `workersHelp` says what the engine runs for this command.
+ * `force: false` leaves --force to the command (which then never allows more queues than CPUs).
+ */
+export function addEngineOptions(cmd: Command, workersHelp: string, opts: { force?: boolean } = {}): Command {
+  cmd
     .option('--engine <kind>', `data path: workers (the per-CPU engine; ${workersHelp}) or sync (one thread)`, 'workers')
     .option('--queues <n>', 'engine queues, one worker thread each (default: one per CPU)')
-    .option('--numa <shape>', 'simulate a NUMA topology for the engine, e.g. 2x8 (default: the machine\'s)')
-    .option('--force', 'allow more queues than CPUs')
-    .option('--io <kind>', 'how engine workers reach files: auto (io_uring when the native library is built), native or js', 'auto');
+    .option('--numa <shape>', 'simulate a NUMA topology for the engine, e.g. 2x8 (default: the machine\'s)');
+  if (opts.force !== false) cmd.option('--force', 'allow more queues than CPUs');
+  return cmd.option('--io <kind>', 'how engine workers reach files: auto (io_uring when the native library is built), native or js', 'auto');
 }
 
 /** The engine's settings, or undefined for --engine sync; bad values are one-line usage errors. */

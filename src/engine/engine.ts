@@ -104,7 +104,8 @@ export class Engine {
   private closed = false;
   /** Runs and main-thread requests under way: while any are, the workers keep the process alive. */
   private busy = 0;
-  private readonly maxRequestBytes: number;
+  /** The largest request (bytes) one submission may carry: a buffer slot. */
+  readonly maxRequestBytes: number;
   private readonly ioKind: 'auto' | 'native' | 'js';
   private readonly ioDepth: number;
   private readonly ioMechanisms: string[] = [];

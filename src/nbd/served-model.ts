@@ -11,7 +11,10 @@ import { DustDevice } from '../faults/dust.js';
 import { loadIntoDust, type SectorRange } from '../faults/badlist.js';
 import { exclusiveOpener, type ModelTarget, openTarget } from '../remap/open-target.js';
 import { type ControlLayer, ControlServer, collectLayers } from './control-socket.js';
-import { DeviceExecutor } from './executor.js';
+import { EOPNOTSUPP } from '../block/device.js';
+import type { Engine } from '../engine/engine.js';
+import { EngineExecutor } from './engine-executor.js';
+import { DeviceExecutor, type IoExecutor } from './executor.js';
 import { type ListenAddress, NbdServer, type NbdServerOptions } from './server.js';
 
 export interface ModelStackOptions {
@@ -97,6 +100,12 @@ export interface ServeOptions extends NbdServerOptions {
   /** Control socket path (default `<socket>.ctl`; with only a TCP port, none unless given). */
   control?: string;
   readOnly?: boolean;
+  /**
+   * Run the requests on this per-CPU engine (started over the stack's target
+   * as its primary) instead of on the server's thread; stop() closes it
+   * before the target.
+   */
+  engine?: Engine;
 }
 
 export interface Serving {
@@ -110,7 +119,17 @@ export interface Serving {
 
 export async function serveModel(stack: ModelStack, opts: ServeOptions): Promise<Serving> {
   if (opts.socket === undefined && opts.port === undefined) throw new RangeError('serve needs a Unix socket path or a TCP port');
-  const executor = new DeviceExecutor(stack.target, { readOnly: opts.readOnly });
+  const t = stack.target;
+  let executor: IoExecutor;
+  if (opts.engine) {
+    let trim = false;
+    try {
+      trim = t.discard(0, 0) !== EOPNOTSUPP;
+    } catch {
+      // a layer that refuses the probe does not advertise TRIM
+    }
+    executor = new EngineExecutor(opts.engine, { name: t.name, sectors: t.sectors, logicalBlockSize: t.logicalBlockSize, readOnly: opts.readOnly, trim });
+  } else executor = new DeviceExecutor(t, { readOnly: opts.readOnly });
   const nbd = new NbdServer(executor, { description: `remapsim ${stack.target.table()}`, ...opts });
   const addresses: ListenAddress[] = [];
   let control: ControlServer | undefined;
@@ -137,6 +156,7 @@ export async function serveModel(stack: ModelStack, opts: ServeOptions): Promise
       stopped ??= (async () => {
         await nbd.close(graceMs);
         await control?.close();
+        await opts.engine?.close();
         const status = stack.target.flush();
         stack.target.close();
         return status;

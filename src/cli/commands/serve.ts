@@ -11,9 +11,12 @@ import { loadScenario } from '../../scenario/load.js';
 import { POLICIES, type Policy, validateScenario } from '../../scenario/schema.js';
 import { realClock } from '../../util/clock.js';
 import { UsageError } from '../errors.js';
+import { addEngineOptions, type EngineCliOptions, parseEngineOptions } from '../engine-options.js';
+import { Engine } from '../../engine/engine.js';
+import { SafeRemapTarget } from '../../remap/safe-target.js';
 import { registerTargetControl } from './target-control.js';
 
-interface ServeOptions {
+interface ServeOptions extends EngineCliOptions {
   table?: string;
   policy?: string;
   socket?: string;
@@ -61,7 +64,7 @@ export function readBadSectors(file: string): number[] | SectorRange[] {
 }
 
 export function registerServe(program: Command): void {
-  program
+  const cmd = program
     .command('serve')
     .description('serve a model target as an NBD export (Unix socket and/or TCP port) with a control socket beside it, until SIGINT or SIGTERM')
     .argument('[scenario]', "a scenario file to serve (its devices, faults and growth, and policy; not its jobs), or 'default'")
@@ -80,11 +83,15 @@ export function registerServe(program: Command): void {
     .option('--read-only', 'export read-only')
     .option('--max-block-size <bytes>', 'largest READ/WRITE accepted (advertised maximum block size)')
     .option('--force', 'overwrite foreign or unreadable metadata on the spare (formats an empty remap table)')
-    .option('--no-metadata', 'keep the remap table in memory only (nothing read from or written to the spare\'s metadata area)')
+    .option('--no-metadata', 'keep the remap table in memory only (nothing read from or written to the spare\'s metadata area)');
+  addEngineOptions(cmd, 'a scenario under the safe policy; other targets are served on one thread', { force: false })
     .addHelpText(
       'after',
       `
 Dust layers start enabled: 'addbadblock' takes effect at once ('disable' bypasses them).
+A scenario under the safe policy is served through the per-CPU engine: requests
+run on worker threads in parallel and complete out of order (--engine sync: on
+the server's thread, in order). --table targets are served on one thread.
 
 Examples:
   remapsim serve default --socket /tmp/model.sock      # the built-in scenario's model, bad sectors growing
@@ -103,6 +110,7 @@ Examples:
       const wrFailCnt = intArg('--wr-fail-cnt', o.wrFailCnt, 0, 255);
       const maxBlockSize = o.maxBlockSize === undefined ? undefined : intArg('--max-block-size', o.maxBlockSize, 512, 0x7fffffff);
       const badSectors = o.badSectors === undefined ? undefined : readBadSectors(o.badSectors);
+      const engineOptions = parseEngineOptions({ ...o, force: false }); // serve's --force is about metadata
       let built: BuiltScenario | undefined;
       let growth: NodeJS.Timeout | undefined;
       if (scenarioFile !== undefined) {
@@ -131,8 +139,19 @@ Examples:
         metadata: o.metadata,
       });
       let serving;
+      let engine: Engine | undefined;
+      let dataPath = 'one thread (--engine sync)';
       try {
+        const engineDevice = built?.engineDevice();
+        if (engineOptions && engineDevice && built!.target instanceof SafeRemapTarget) {
+          engine = await Engine.start({ device: engineDevice, primary: built!.target, ...engineOptions });
+          const st = engine.stats();
+          dataPath = `per-CPU engine, ${st.queues.length} queue(s) (${[...new Set(st.queues.map((q) => q.io))].join(', ')} I/O), ${st.topology}`;
+        } else if (engineOptions) {
+          dataPath = `one thread (${built ? `the ${built.policy} policy runs on one thread` : '--table targets run on one thread'})`;
+        }
         serving = await serveModel(stack, {
+          engine,
           socket: o.socket,
           port,
           host: o.host,
@@ -143,6 +162,7 @@ Examples:
         });
       } catch (err) {
         if (growth) clearInterval(growth);
+        await engine?.close();
         if (built) built.close();
         else stack.target.close();
         const e = err as NodeJS.ErrnoException;
@@ -161,6 +181,7 @@ Examples:
         const target = o.socket ?? serving.controlPath;
         out.push(`  control   : ${serving.controlPath}   (remapsim status ${target}; remapsim message ${target} --layer <layer> <words...>)`);
       }
+      out.push(`  data path : ${dataPath}`);
       out.push(`  layers    : ${stack.layers.map((l) => `${l.name} (${l.target.targetType})`).join(', ')}`);
       out.push('Stop with Ctrl-C or SIGTERM: clients are finished, the target is flushed and closed.');
       process.stdout.write(`${out.join('\n')}\n`);
