@@ -13,11 +13,12 @@ export interface EngineCliOptions {
 
 /**
  * Adds --engine, --queues, --numa, --force and --io; `workersHelp` says what the engine runs for this command.
- * `force: false` leaves --force to the command (which then never allows more queues than CPUs).
+ * `force: false` leaves --force to the command (which then never allows more queues than CPUs);
+ * `engine` is the default data path.
  */
-export function addEngineOptions(cmd: Command, workersHelp: string, opts: { force?: boolean } = {}): Command {
+export function addEngineOptions(cmd: Command, workersHelp: string, opts: { force?: boolean; engine?: 'workers' | 'sync' } = {}): Command {
   cmd
-    .option('--engine <kind>', `data path: workers (the per-CPU engine; ${workersHelp}) or sync (one thread)`, 'workers')
+    .option('--engine <kind>', `data path: workers (the per-CPU engine; ${workersHelp}) or sync (one thread)`, opts.engine ?? 'workers')
     .option('--queues <n>', 'engine queues, one worker thread each (default: one per CPU)')
     .option('--numa <shape>', 'simulate a NUMA topology for the engine, e.g. 2x8 (default: the machine\'s)');
   if (opts.force !== false) cmd.option('--force', 'allow more queues than CPUs');

@@ -63,7 +63,7 @@ describe.skipIf(skipReason(hasNbdinfo(), 'serving a scenario'))('remapsim serve 
       scenario,
       ['name: engine-serve', 'seed: 3', 'devices:', '  main: { size: 32MiB }', '  spare: { size: 8MiB }', 'faults:', '  main:', `    badSectors: [${bad.join(', ')}]`, '    writeFailCount: 3', 'target: { policy: safe }', 'jobs:', '  - { name: unused, rw: read, bs: 4k, size: 1m }'].join('\n'),
     );
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'serve', scenario, '--socket', sock, '--queues', '2'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'serve', scenario, '--socket', sock, '--engine', 'workers', '--queues', '2'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (out += d));
