@@ -612,12 +612,8 @@ class Connection {
     }
   }
 
-  /** Replies to a request that carries no data back, now or when its promise settles. */
-  private track(cookie: bigint, type: number, flags: number, bytes: number, c: IoCompletion): void {
-    if (typeof c === 'number') {
-      this.finishSimple(cookie, type, flags, c);
-      return;
-    }
+  /** Counts a request as in flight until its completion settles, then calls `fn` with its status (a throw becomes an errno). */
+  private settle(c: Promise<IoStatus>, bytes: number, fn: (s: IoStatus) => void): void {
     this.inflight++;
     this.inflightBytes += bytes;
     c.then(
@@ -627,8 +623,17 @@ class Connection {
       this.asyncBatch();
       this.inflight--;
       this.inflightBytes -= bytes;
-      this.finishSimple(cookie, type, flags, s);
+      fn(s);
     });
+  }
+
+  /** Replies to a request that carries no data back, now or when its promise settles. */
+  private track(cookie: bigint, type: number, flags: number, bytes: number, c: IoCompletion): void {
+    if (typeof c === 'number') {
+      this.finishSimple(cookie, type, flags, c);
+      return;
+    }
+    this.settle(c, bytes, (s) => this.finishSimple(cookie, type, flags, s));
   }
 
   private finishSimple(cookie: bigint, type: number, flags: number, status: IoStatus): void {
@@ -680,15 +685,7 @@ class Connection {
     }
     // Completes later: the reservation leaves the batch and goes out on its own.
     this.detach(start);
-    this.inflight++;
-    this.inflightBytes += length;
-    c.then(
-      (s) => s,
-      (err: unknown) => statusOfThrown(err),
-    ).then((s) => {
-      this.asyncBatch();
-      this.inflight--;
-      this.inflightBytes -= length;
+    this.settle(c, length, (s) => {
       if (s === OK) {
         this.readHeader(slab, start, cookie, offset, length);
         this.flushBatch(); // replies already in the slab go first, then this one from its reservation
@@ -717,17 +714,7 @@ class Connection {
       done(c);
       return;
     }
-    this.inflight++;
-    this.inflightBytes += length;
-    c.then(
-      (s) => s,
-      (err: unknown) => statusOfThrown(err),
-    ).then((s) => {
-      this.asyncBatch();
-      this.inflight--;
-      this.inflightBytes -= length;
-      done(s);
-    });
+    this.settle(c, length, done);
   }
 
   private readHeader(b: Buffer, at: number, cookie: bigint, offset: number, length: number): void {
