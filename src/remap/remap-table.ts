@@ -12,11 +12,12 @@
  *   - two summary bitmaps over the key space: `fine`, one bit per chunk of
  *     2^fineShift keys (8 up to 2^29 keys, 64 at 2^32), set exactly when the
  *     chunk holds a remap; `coarse`, one bit per 8 fine chunks or more, small
- *     enough (<= 1 MiB) to stay in cache. A point lookup tests the coarse bit
- *     before it touches the slots; a range query walks coarse then fine bits,
- *     so a request over clean space costs one or two bit tests whatever its
- *     length. Their size is fixed by the key space (<= 9 MiB in all), not by
- *     the number of entries.
+ *     enough (<= 1 MiB) to stay in cache. A point lookup asks the fine bit
+ *     only when the key's home slot holds another key; a range query walks
+ *     coarse then fine bits, so a request over clean space costs one or two
+ *     bit tests whatever its length. Their size is fixed by the key space (<= 9 MiB in all), not by
+ *     the number of entries. Slots and the fine bitmap ask for transparent
+ *     huge pages (random lookups miss the TLB less: ~46 -> ~34 ns a load).
  *
  * Concurrency: one writer at a time (a lock word taken with Atomics). Readers
  * take no lock and make no Atomics call (one costs ~11 ns on Node 20, more
@@ -33,6 +34,7 @@
  * ('need'); any thread holding it answers from its event loop.
  */
 import { BroadcastChannel, receiveMessageOnPort } from 'node:worker_threads';
+import { adviseHugePages } from '../sys/huge-pages.js';
 
 const EMPTY = -1;
 /** firstFrom's answers besides a key: nothing in the range, or something (an exact chunk, key not looked up). */
@@ -87,6 +89,7 @@ function hashSlot(key: number, capacity: number): number {
 
 function newSlots(capacity: number): SharedArrayBuffer {
   const sab = new SharedArrayBuffer(capacity * 16);
+  adviseHugePages(sab); // before the fill touches the pages
   new Float64Array(sab).fill(EMPTY);
   return sab;
 }
@@ -130,6 +133,7 @@ export class RemapTable {
       this.gen = 0;
       const { fineShift, coarseShift } = summaryShifts(keySpace);
       this.fineSab = new SharedArrayBuffer(Math.ceil(keySpace / 2 ** fineShift / 32) * 4);
+      adviseHugePages(this.fineSab);
       this.coarseSab = new SharedArrayBuffer(Math.ceil(keySpace / 2 ** coarseShift / 32) * 4);
     }
     const { fineShift, coarseShift } = summaryShifts(this.keySpace);
@@ -179,12 +183,32 @@ export class RemapTable {
     return this.fineSab.byteLength + this.coarseSab.byteLength;
   }
 
-  /** The spare unit `key` is remapped to, or -1. */
+  /**
+   * The spare unit `key` is remapped to, or -1. The key's home slot settles
+   * most lookups (one memory access); only when another key sits there does
+   * the fine summary bit get asked before walking on, because a miss walks
+   * ~5 slots and the loop's exit branch mispredicts on data still in flight.
+   * (Testing the bit first would cost every hit another access, +7-14 ns.)
+   * The probe is written out rather than called: this is the model's
+   * hottest call.
+   */
   get(key: number): number {
     if (this.hdr[GEN] !== this.gen) this.adopt();
-    const c = Math.floor(key * this.coarseInv);
-    if ((this.coarse[c >>> 5] & (1 << (c & 31))) === 0) return -1;
-    return this.probe(key);
+    const slots = this.slots;
+    let i = hashSlot(key, this.capacity) << 1;
+    let k = slots[i];
+    if (k === key) return slots[i + 1];
+    if (k === EMPTY) return -1;
+    const f = Math.floor(key * this.fineInv);
+    if ((this.fine[f >>> 5] & (1 << (f & 31))) === 0) return -1;
+    const end = slots.length;
+    for (;;) {
+      i += 2;
+      if (i === end) i = 0;
+      k = slots[i];
+      if (k === key) return slots[i + 1];
+      if (k === EMPTY) return -1;
+    }
   }
 
   has(key: number): boolean {
