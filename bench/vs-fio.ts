@@ -28,7 +28,7 @@ if (missing) {
 }
 
 const RUNTIME_S = 2;
-const ROUNDS = args.quick ? 1 : 3;
+const ROUNDS = args.quick ? 1 : 5;
 const MAIN_BYTES = 1 << 30;
 const SPARE_BYTES = 64 << 20;
 const REMAPS = 10_000;

@@ -10,7 +10,7 @@
  *     number of dependent misses per lookup is what sets the speed.
  *     Load factor stays in [0.68, 0.85] (growth x1.25): 18.8-23.5 bytes/entry.
  *   - two summary bitmaps over the key space: `fine`, one bit per chunk of
- *     2^fineShift keys (8 up to 2^29 keys, 64 at 2^32), set exactly when the
+ *     2^fineShift keys (1 up to 2^26 keys, 8 at 2^29, 64 at 2^32), set exactly when the
  *     chunk holds a remap; `coarse`, one bit per 8 fine chunks or more, small
  *     enough (<= 1 MiB) to stay in cache. A point lookup asks the fine bit
  *     only when the key's home slot holds another key; a range query walks
@@ -99,6 +99,8 @@ export class RemapTable {
   /** log2 of the keys one fine / coarse summary bit covers. */
   readonly fineShift: number;
   readonly coarseShift: number;
+  private readonly fineSize: number;
+  private readonly coarseSize: number;
   private readonly hdr: Int32Array;
   private readonly fine: Int32Array;
   private readonly coarse: Int32Array;
@@ -142,6 +144,8 @@ export class RemapTable {
     this.hdr = new Int32Array(this.hdrSab);
     this.fine = new Int32Array(this.fineSab);
     this.coarse = new Int32Array(this.coarseSab);
+    this.fineSize = 2 ** fineShift;
+    this.coarseSize = 2 ** coarseShift;
     this.fineInv = 2 ** -fineShift;
     this.coarseInv = 2 ** -coarseShift;
     this.slots = new Float64Array(this.slotsSab);
@@ -234,8 +238,22 @@ export class RemapTable {
     if (this.hdr[GEN] !== this.gen) this.adopt();
     if (count <= 0) return false;
     // the common case on the data path: a short request over clean space, one coarse bit
+    const last = from + count - 1;
     const c = Math.floor(from * this.coarseInv);
-    if (c === Math.floor((from + count - 1) * this.coarseInv) && (this.coarse[c >>> 5] & (1 << (c & 31))) === 0) return false;
+    if (c === Math.floor(last * this.coarseInv)) {
+      if ((this.coarse[c >>> 5] & (1 << (c & 31))) === 0) return false;
+      // fine bits within one word (a 4 KiB request of 512-byte units is 8 bits or fewer): one mask
+      const f0 = Math.floor(from * this.fineInv);
+      const f1 = Math.floor(last * this.fineInv);
+      if (f0 >>> 5 === f1 >>> 5) {
+        const lo = f0 & 31;
+        const mask = ((f1 & 31) === 31 ? -1 : (1 << ((f1 & 31) + 1)) - 1) & ~((1 << lo) - 1);
+        if ((this.fine[f0 >>> 5] & mask) === 0) return false;
+        // the range covers its chunks whole and their bits are exact: a set bit is a remap in range
+        const fineSize = this.fineSize;
+        if (fineSize <= EXACT_FINE_KEYS && from === f0 * fineSize && last + 1 === (f1 + 1) * fineSize) return true;
+      }
+    }
     return this.firstFrom(from, Math.min(from + count, this.keySpace), true) !== NONE;
   }
 
@@ -262,8 +280,8 @@ export class RemapTable {
    */
   private firstFrom(from: number, end: number, existence: boolean): number {
     if (from >= end) return NONE;
-    const fineSize = 2 ** this.fineShift;
-    const coarseSize = 2 ** this.coarseShift;
+    const fineSize = this.fineSize;
+    const coarseSize = this.coarseSize;
     const exact = existence && fineSize <= EXACT_FINE_KEYS;
     const coarse = this.coarse;
     const fine = this.fine;
@@ -277,7 +295,10 @@ export class RemapTable {
       const cHi = Math.min(end, (c + 1) * coarseSize);
       const lastF = Math.floor((cHi - 1) * this.fineInv);
       for (let f = Math.floor(cLo * this.fineInv); f <= lastF; f++) {
-        if ((fine[f >>> 5] & (1 << (f & 31))) === 0) continue;
+        if ((fine[f >>> 5] & (1 << (f & 31))) === 0) {
+          if (fine[f >>> 5] === 0) f |= 31; // the whole word is clear
+          continue;
+        }
         const lo = Math.max(cLo, f * fineSize);
         const hi = Math.min(cHi, (f + 1) * fineSize);
         if (exact && lo === f * fineSize && hi === (f + 1) * fineSize) return SOME;
@@ -531,7 +552,7 @@ export class RemapTable {
   }
 
   private clearSummaryIfEmpty(key: number): void {
-    const fineSize = 2 ** this.fineShift;
+    const fineSize = this.fineSize;
     if (fineSize > EXACT_FINE_KEYS) return; // too big to rescan: the bit stays set (still correct, only slower)
     const f = Math.floor(key * this.fineInv);
     for (let k = f * fineSize, end = Math.min(this.keySpace, k + fineSize); k < end; k++) if (this.probe(k) >= 0) return;
@@ -552,9 +573,10 @@ export class RemapTable {
 }
 
 function summaryShifts(keySpace: number): { fineShift: number; coarseShift: number } {
-  // 8 keys a bit where the bitmap stays within 8 MiB (key spaces up to 2^29: a 4 KiB request of
-  // 512-byte units is then one exact chunk, answered without a lookup), fewer above
-  const fineShift = Math.max(3, Math.ceil(Math.log2(keySpace / MAX_FINE_BITS)));
+  // as fine as an 8 MiB bitmap allows: one bit per key up to 2^26 keys (a miss is then answered
+  // by its bit, and splitting a request needs no lookups for the blocks that are not remapped),
+  // 8 keys a bit at 2^29, 64 at 2^32
+  const fineShift = Math.max(0, Math.ceil(Math.log2(keySpace / MAX_FINE_BITS)));
   const coarseShift = Math.max(fineShift + 3, Math.ceil(Math.log2(keySpace / MAX_COARSE_BITS)));
   return { fineShift, coarseShift };
 }

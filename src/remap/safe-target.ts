@@ -156,6 +156,9 @@ export interface HealthProvider {
 export type MigrateResult = 'remapped' | 'already-remapped' | 'unreadable' | 'spare-full' | 'failed';
 
 
+/** Requests of up to this many blocks are split by looking each block up (above: walking the range summaries). */
+const SHORT_RUN_WALK = 16;
+
 const C: Readonly<Record<CounterName, number>> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>;
 
 export class SafeRemapTarget implements BlockDevice, ControlTarget {
@@ -390,6 +393,20 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
   private forEachRun(b0: number, nb: number, fn: (first: number, n: number, spareFirst: number) => void): void {
     const table = this.remapTable;
     const end = b0 + nb;
+    if (nb <= SHORT_RUN_WALK) {
+      // a short request: one lookup per block, in order (a range walk would look some up twice)
+      let runStart = b0;
+      let runSpare = table.get(b0);
+      for (let k = b0 + 1; k < end; k++) {
+        const v = table.get(k);
+        if (runSpare < 0 ? v < 0 : v === runSpare + (k - runStart)) continue;
+        fn(runStart, k - runStart, runSpare);
+        runStart = k;
+        runSpare = v;
+      }
+      fn(runStart, end - runStart, runSpare);
+      return;
+    }
     let pos = b0;
     while (pos < end) {
       const k = table.firstInRange(pos, end - pos);

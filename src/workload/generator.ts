@@ -29,12 +29,14 @@ export type IoOp = 'read' | 'write' | 'trim';
 
 export interface IoRequest {
   op: IoOp;
+  /** `op` as OP_READ / OP_WRITE / OP_TRIM, for hot loops that switch on it. */
+  code: number;
   offsetBytes: number;
   lengthBytes: number;
 }
 
 export function newIoRequest(): IoRequest {
-  return { op: 'read', offsetBytes: 0, lengthBytes: 0 };
+  return { op: 'read', code: OP_READ, offsetBytes: 0, lengthBytes: 0 };
 }
 
 /** Operation codes used by fill(). */
@@ -280,6 +282,7 @@ export class IoGenerator {
     if (this.random) this.nextRandom(c, out);
     else this.nextSequential(c, out);
     out.op = OPS[c]!;
+    out.code = c;
     this.issuedBytes += out.lengthBytes;
     this.issuedIos++;
     return true;
@@ -293,7 +296,7 @@ export class IoGenerator {
     const r = this.scratch;
     let n = 0;
     while (n < count && this.next(r)) {
-      ops[n] = r.op === 'read' ? OP_READ : r.op === 'write' ? OP_WRITE : OP_TRIM;
+      ops[n] = r.code;
       offsets[n] = r.offsetBytes;
       lengths[n] = r.lengthBytes;
       n++;

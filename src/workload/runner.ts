@@ -13,7 +13,7 @@ import { type AlignedBuffer, allocAligned } from '../block/aligned.js';
 import { LatencyHistogram } from '../stats/latency.js';
 import { IoSeries } from '../stats/series.js';
 import { type Clock, realClock } from '../util/clock.js';
-import { IoGenerator, type IoOp, newIoRequest, type IoRequest } from './generator.js';
+import { IoGenerator, newIoRequest, type IoRequest } from './generator.js';
 import type { JobSpec } from './job.js';
 import { WorkloadSpecError } from './errors.js';
 import { Oracle, type ReadClass } from './oracle.js';
@@ -78,7 +78,6 @@ export interface RunResult {
   cpu: { userMs: number; systemMs: number; ctx: number; majf: number; minf: number };
 }
 
-const OPS: Record<IoOp, 0 | 1 | 2> = { read: 0, write: 1, trim: 2 };
 
 interface Clone {
   gen: IoGenerator;
@@ -219,7 +218,7 @@ export function runJobs(opts: RunJobsOptions): RunResult {
           if (s.clones.every((x) => x.done)) finish(s, now);
           continue;
         }
-        const d = OPS[req.op];
+        const d = req.code as 0 | 1 | 2;
         if (s.limited) {
           const wait = rateWait(s, d, req.lengthBytes, now);
           if (wait > 0) {

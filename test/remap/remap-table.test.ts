@@ -37,6 +37,9 @@ describe('RemapTable', () => {
         for (const p of probes) {
           expect(t.get(p)).toBe(m.get(p) ?? -1);
           expect(t.firstInRange(p, 40)).toBe(modelFirst(m, p, 40));
+          for (const [from, count] of [[p, 1], [p, 8], [p - (p % 8), 8], [p - (p % 32), 32], [p, 40], [p, 300]]) {
+            expect(t.anyInRange(from, count)).toBe(modelFirst(m, from, count) >= 0);
+          }
         }
         const snap = t.snapshot();
         expect(Array.from(snap.keys)).toEqual([...m.keys()].sort((a, b) => a - b));

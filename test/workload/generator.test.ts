@@ -348,7 +348,7 @@ function fioIologs(jobs: Record<string, string[]>): Record<string, IoRequest[]> 
         .split('\n')
         .map((l) => l.split(' '))
         .filter((f) => f.length === 5 && ['read', 'write', 'trim'].includes(f[2]!))
-        .map((f) => ({ op: f[2] as IoRequest['op'], offsetBytes: Number(f[3]), lengthBytes: Number(f[4]) }));
+        .map((f) => ({ op: f[2] as IoRequest['op'], code: ['read', 'write', 'trim'].indexOf(f[2]!), offsetBytes: Number(f[3]), lengthBytes: Number(f[4]) }));
     }
     return out;
   } finally {
