@@ -544,6 +544,7 @@ export function decodeCheckpointBlock(bytes: Uint8Array): CheckpointBlock {
     cursor: u64(40, 'cursor'),
     entries: [],
   };
+  if (blk.epoch < 1) throw bad(`${what}: epoch is 0 (epochs start at 1)`);
   if (count < 1 || index >= count) throw bad(`${what}: index ${index} of ${count} blocks`);
   if (checkpointBlockCount(blk.totalEntries) !== count) throw bad(`${what}: ${blk.totalEntries} entries cannot take ${count} blocks`);
   const expected = index < count - 1 ? CHECKPOINT_ENTRIES_PER_BLOCK : blk.totalEntries - CHECKPOINT_ENTRIES_PER_BLOCK * (count - 1);

@@ -195,6 +195,11 @@ describe('safe format: blocks (golden)', () => {
     badOp[32] = 9;
     dvOf(badOp).setUint32(4092, crc32cOf(badOp.subarray(0, 4092)), true);
     expect(formatError(() => decodeLogBlock(badOp)).message).toMatch(/unknown op 9/);
+    // epoch 0 under a valid CRC: the encoder refuses it, so the decoder must too (found by the fuzzer, seed 946234451)
+    const epoch0 = encodeCheckpoint({ volumeId: 9, epoch: 4, cursor: 10, remaps: [[1, 2]] })[0].slice();
+    dvOf(epoch0).setBigUint64(16, 0n, true);
+    dvOf(epoch0).setUint32(4092, crc32cOf(epoch0.subarray(0, 4092)), true);
+    expect(formatError(() => decodeCheckpointBlock(epoch0)).message).toMatch(/epoch is 0/);
     const huge = log.slice();
     dvOf(huge).setBigUint64(40, 1n << 60n, true);
     dvOf(huge).setUint32(4092, crc32cOf(huge.subarray(0, 4092)), true);
