@@ -14,7 +14,7 @@ import { OK, SECTOR_SIZE, type BlockDevice } from '../block/device.js';
 import { LatencyHistogram } from '../stats/latency.js';
 import { IoSeries } from '../stats/series.js';
 import { adoptClockOrigin, realClock } from '../util/clock.js';
-import { IoGenerator, newIoRequest, type IoRequest } from '../workload/generator.js';
+import { IoGenerator, newIoRequest, OP_READ, OP_TRIM, OP_WRITE, type IoRequest } from '../workload/generator.js';
 import type { JobSpec } from '../workload/job.js';
 import { Oracle, type OracleReport, type OracleShared, type ReadClass } from '../workload/oracle.js';
 import { continuesAfter, EILSEQ } from '../workload/continue-on-error.js';
@@ -126,7 +126,8 @@ interface CloneLocal {
   done: boolean;
 }
 
-const OPS = { read: P.OP_READ, write: P.OP_WRITE, trim: P.OP_TRIM } as const;
+// the generator's op codes are the protocol's: a request's code goes on the ring as it is
+if (OP_READ !== P.OP_READ || OP_WRITE !== P.OP_WRITE || OP_TRIM !== P.OP_TRIM) throw new Error('engine protocol op codes differ from the generator\'s');
 
 
 class QueueWorker {
@@ -143,6 +144,8 @@ class QueueWorker {
   private readonly port: MessagePort;
   private readonly rq = new Float64Array(P.RQ_FIELDS);
   private readonly cq = new Float64Array(P.CQ_FIELDS);
+  /** reap's record (complete's `cq` may be in use further up the stack). */
+  private readonly reapCq = new Float64Array(P.CQ_FIELDS);
   private readonly pBase: number;
   /** io_uring (or batch) for plain files: several requests in flight at once. */
   private readonly io: IoBackend | undefined;
@@ -296,7 +299,7 @@ class QueueWorker {
   /** Keeps each clone's depth of requests submitted. */
   private refill(): boolean {
     let any = false;
-    const now = realClock.nowNs();
+    const now = realClock.nowNs(); // one reading per round (a clock read costs as much as a ring push)
     for (const c of this.clones) {
       const job = c.job;
       if (c.done) continue;
@@ -320,10 +323,10 @@ class QueueWorker {
     return any;
   }
 
-  /** `now`: the refill round's clock reading (one per round: a clock read costs as much as a ring push). */
+  /** `now`: the refill round's clock reading. */
   private submit(c: CloneLocal, now: number): boolean {
     const req = c.req;
-    const op = OPS[req.op];
+    const op = req.code;
     const oracle = c.job.tally ? this.oracle : undefined;
     let unit0 = 0;
     let units = 0;
@@ -354,18 +357,45 @@ class QueueWorker {
     rq[P.RQ_BYTES] = req.lengthBytes;
     rq[P.RQ_SLOT] = slot;
     rq[P.RQ_SUBMIT_NS] = now;
-    if (!this.sqs[this.q].push(rq)) {
+    c.inflight++;
+    this.inflight++;
+    const ring = this.sqs[this.q];
+    // blk-mq's direct issue: nothing waits in this queue and its io_uring has room, so the request
+    // goes straight to it; it passes through the ring (where idle queues can steal it) when this
+    // queue backs up. A synchronous device always takes the ring: executing here would block the
+    // submitter, and the job's iodepth is only honoured when other queues can take requests.
+    if (this.io !== undefined && ring.length === 0 && this.issueDirect(rq, this.io)) return true;
+    if (!ring.push(rq)) {
+      c.inflight--;
+      this.inflight--;
       this.tagClone[tag] = undefined;
       this.freeTags.push(tag);
       this.pools.release(slot);
       if (oracle) oracle.releaseClaim(unit0, units);
       return false;
     }
-    c.inflight++;
-    this.inflight++;
     // a backed-up queue: wake a neighbour to steal
-    if (this.sqs[this.q].length > 1 && this.sqs.length > 1) this.wake((this.q + 1) % this.sqs.length);
+    if (ring.length > 1 && this.sqs.length > 1) this.wake((this.q + 1) % this.sqs.length);
     return true;
+  }
+
+  /** Queues this queue's own request on its io backend now; false when it has to wait (queue full, or an op that runs synchronously). */
+  private issueDirect(rq: Float64Array, io: IoBackend): boolean {
+    if (io.inFlight >= io.depth) return false;
+    const op = rq[P.RQ_OP];
+    const bytes = rq[P.RQ_BYTES];
+    if ((op !== P.OP_READ && op !== P.OP_WRITE) || (rq[P.RQ_FLAGS] & P.FLAG_FUA) !== 0 || rq[P.RQ_SECTOR] + bytes / SECTOR_SIZE > this.device.sectors) return false;
+    this.ioSubmit(rq, this.q);
+    return true;
+  }
+
+  /** Hands a read or write to the io backend; its completion comes back through executeBatch. */
+  private ioSubmit(rq: Float64Array, from: number): void {
+    const t = this.ioFree.pop()!;
+    this.ioPending.set(rq, t * P.RQ_FIELDS);
+    this.ioFrom[t] = from;
+    const bytes = rq[P.RQ_BYTES];
+    this.io!.submit(rq[P.RQ_OP] === P.OP_READ ? IO_READ : IO_WRITE, this.fd, rq[P.RQ_SECTOR] * SECTOR_SIZE, this.pools.view(rq[P.RQ_SLOT]).subarray(0, bytes), t);
   }
 
   /** Takes a request: ours first, else one from the queue that has the most waiting. Returns the queue it came from, or -1. */
@@ -427,10 +457,7 @@ class QueueWorker {
         submitted = true;
         continue;
       }
-      const t = this.ioFree.pop()!;
-      this.ioPending.set(rq, t * P.RQ_FIELDS);
-      this.ioFrom[t] = from;
-      io.submit(op === P.OP_READ ? IO_READ : IO_WRITE, this.fd, rq[P.RQ_SECTOR] * SECTOR_SIZE, this.pools.view(rq[P.RQ_SLOT]).subarray(0, bytes), t);
+      this.ioSubmit(rq, from);
       submitted = true;
     }
     if (io.inFlight === 0) return submitted;
@@ -462,11 +489,15 @@ class QueueWorker {
     cq[P.CQ_DONE_NS] = doneNs;
     cq[P.CQ_EXECUTOR] = this.q;
     const owner = rq[P.RQ_OWNER];
-    const ring = owner === P.MAIN_OWNER ? this.mainCq : this.cqs[owner];
-    while (!ring.push(cq)); // completion rings hold every request a submitter can have in flight
     this.progress[this.pBase + P.QS_EXECUTED]++;
     if (from !== this.q) this.progress[this.pBase + P.QS_STOLEN]++;
-    if (owner !== this.q) this.wake(owner);
+    if (owner === this.q) {
+      this.account(cq); // our own request: no need to mail it to ourselves
+      return;
+    }
+    const ring = owner === P.MAIN_OWNER ? this.mainCq : this.cqs[owner];
+    while (!ring.push(cq)); // completion rings hold every request a submitter can have in flight
+    this.wake(owner);
   }
 
   private wake(queue: number): void {
@@ -475,55 +506,60 @@ class QueueWorker {
     Atomics.notify(this.control, i, 1);
   }
 
-  /** Accounts the completions of this queue's own requests. */
+  /** Accounts the completions of this queue's own requests that other queues ran. */
   private reap(): boolean {
     const ring = this.cqs[this.q];
-    const cq = this.cq;
+    const cq = this.reapCq;
     let any = false;
     while (ring.pop(cq)) {
       any = true;
-      const tag = cq[P.CQ_TAG];
-      const rc = cq[P.CQ_STATUS];
-      const done = cq[P.CQ_DONE_NS];
-      const c = this.tagClone[tag]!;
-      const job = c.job;
-      const op = this.tagOp[tag];
-      const bytes = this.tagBytes[tag];
-      const slot = this.tagSlot[tag];
-      const d = job.dirs[op];
-      // as fio: a failed I/O counts as an I/O with its latency, but moves no bytes
-      const moved = rc === OK ? bytes : 0;
-      if (done >= job.measureFromNs) {
-        d.clat.record(Math.max(1, Math.round(done - this.tagSubmit[tag])));
-        d.ioBytes += moved;
-        d.totalIos++;
-        job.series.add(op as 0 | 1 | 2, moved, done);
-      }
-      const p = this.pBase;
-      this.progress[p + P.QS_BYTES] += moved;
-      this.progress[p + P.QS_IOS]++;
-      let verifyFailed = false;
-      const oracle = job.tally ? this.oracle : undefined;
-      if (oracle) {
-        const unit0 = (this.tagSector[tag] * SECTOR_SIZE) / oracle.unitSize;
-        const units = bytes / oracle.unitSize;
-        if (op === P.OP_READ) verifyFailed = oracle.checkRead(unit0, this.pools.view(slot).subarray(0, bytes), rc, job.tally) > 0 && rc === OK;
-        else if (op === P.OP_WRITE) oracle.completeWrite(unit0, units, rc);
-        else oracle.completeTrim(unit0, units, rc);
-        oracle.releaseClaim(unit0, units);
-      }
-      this.pools.release(slot);
-      this.tagClone[tag] = undefined;
-      this.freeTags.push(tag);
-      c.inflight--;
-      this.inflight--;
-      if (rc !== OK) {
-        d.errors++;
-        this.progress[p + P.QS_ERRORS]++;
-        if (!job.stopped && !continuesAfter(job.spec, (['read', 'write', 'trim'] as const)[op])) this.stopJob(job, rc, done);
-      } else if (verifyFailed && !job.stopped && !continuesAfter(job.spec, 'verify')) this.stopJob(job, EILSEQ, done);
+      this.account(cq);
     }
     return any;
+  }
+
+  /** Accounts one completion of this queue's own request: latency, bytes, the oracle, the slot and tag back. */
+  private account(cq: Float64Array): void {
+    const tag = cq[P.CQ_TAG];
+    const rc = cq[P.CQ_STATUS];
+    const done = cq[P.CQ_DONE_NS];
+    const c = this.tagClone[tag]!;
+    const job = c.job;
+    const op = this.tagOp[tag];
+    const bytes = this.tagBytes[tag];
+    const slot = this.tagSlot[tag];
+    const d = job.dirs[op];
+    // as fio: a failed I/O counts as an I/O with its latency, but moves no bytes
+    const moved = rc === OK ? bytes : 0;
+    if (done >= job.measureFromNs) {
+      d.clat.record(Math.max(1, Math.round(done - this.tagSubmit[tag])));
+      d.ioBytes += moved;
+      d.totalIos++;
+      job.series.add(op as 0 | 1 | 2, moved, done);
+    }
+    const p = this.pBase;
+    this.progress[p + P.QS_BYTES] += moved;
+    this.progress[p + P.QS_IOS]++;
+    let verifyFailed = false;
+    const oracle = job.tally ? this.oracle : undefined;
+    if (oracle) {
+      const unit0 = (this.tagSector[tag] * SECTOR_SIZE) / oracle.unitSize;
+      const units = bytes / oracle.unitSize;
+      if (op === P.OP_READ) verifyFailed = oracle.checkRead(unit0, this.pools.view(slot).subarray(0, bytes), rc, job.tally) > 0 && rc === OK;
+      else if (op === P.OP_WRITE) oracle.completeWrite(unit0, units, rc);
+      else oracle.completeTrim(unit0, units, rc);
+      oracle.releaseClaim(unit0, units);
+    }
+    this.pools.release(slot);
+    this.tagClone[tag] = undefined;
+    this.freeTags.push(tag);
+    c.inflight--;
+    this.inflight--;
+    if (rc !== OK) {
+      d.errors++;
+      this.progress[p + P.QS_ERRORS]++;
+      if (!job.stopped && !continuesAfter(job.spec, (['read', 'write', 'trim'] as const)[op])) this.stopJob(job, rc, done);
+    } else if (verifyFailed && !job.stopped && !continuesAfter(job.spec, 'verify')) this.stopJob(job, EILSEQ, done);
   }
 
   private stopJob(job: JobLocal, error: number, now: number): void {
