@@ -54,6 +54,8 @@ export type IoMechanism = 'sync' | 'batch' | 'io_uring';
 /** Linux's MAX_RW_COUNT: the most one read or write transfers. */
 export const MAX_IO_BYTES = 0x7ffff000;
 export const DEFAULT_IO_DEPTH = 32;
+/** io_uring: staged operations go to the kernel once this many wait (see NativeBackend.submit). */
+const SUBMIT_EVERY = 4;
 
 export interface IoBackendOptions {
   /** Native: operations in flight at most, 1..4096 (default 32). The JS backend always has depth 1. */
@@ -289,7 +291,12 @@ class NativeBackend implements IoBackend {
     this.slotTag[slot] = tag;
     this.slotBuf[slot] = op === IO_FDATASYNC ? null : buf;
     encodeOp(this.ops, this.staged, op, fd, offsetBytes, len, addr, slot);
-    this.staged++;
+    // While the device still works on earlier operations, hand new ones over a few at a time, not
+    // all at the next wait: a device fed in bursts of `depth` answers in bursts of `depth` and idles
+    // between them (O_DIRECT 4k reads at depth 32 here: ~82k IOPS in bursts, ~118k four at a time;
+    // fio submits each one). Page-cache reads complete inside the submitting call, so nothing is
+    // left in the kernel and they keep going in whole batches (fewer calls).
+    if (++this.staged >= SUBMIT_EVERY && this.mechanism === 'io_uring' && this.depth - this.freeTop - (this.cCount - this.cHead) - this.staged > 0) this.enter(0);
   }
 
   flush(): number {
