@@ -31,6 +31,7 @@ export function allocAligned(size: number, alignment = PAGE_SIZE, sys: Libc = li
       if (freed) return;
       freed = true;
       alignedMemory.delete(buf.buffer);
+      sys.forgetMemory(buf.buffer);
       sys.freeAligned(ptr);
     },
   };
@@ -41,13 +42,15 @@ export function allocAligned(size: number, alignment = PAGE_SIZE, sys: Libc = li
  * elsewhere (the engine's buffer pools), so O_DIRECT devices hand views of it
  * straight to the kernel. Per thread: each thread marks its own views.
  */
-export function markAligned(buffer: ArrayBufferLike): void {
+export function markAligned(buffer: ArrayBufferLike, sys: Libc = libc()): void {
   alignedMemory.add(buffer);
+  sys.rememberMemory(buffer);
 }
 
 /** Forgets memory registered with markAligned (before it is freed). */
-export function unmarkAligned(buffer: ArrayBufferLike): void {
+export function unmarkAligned(buffer: ArrayBufferLike, sys: Libc = libc()): void {
   alignedMemory.delete(buffer);
+  sys.forgetMemory(buffer);
 }
 
 /** True when `buf` lies in memory from allocAligned and starts and ends on `alignment`. */

@@ -35,6 +35,14 @@ export interface Libc {
   pread(fd: number, buf: Uint8Array, position: number): number;
   /** The address of buf's first byte (memory behind a typed array does not move). */
   addressOf(buf: Uint8Array): number;
+  /**
+   * Remembers where native memory allocated elsewhere lives (a koffi.view of
+   * posix_memalign memory), so pread/pwrite hand its address to the kernel
+   * without koffi resolving the typed array on every call. allocAligned's
+   * memory is remembered already. Forget it before it is freed.
+   */
+  rememberMemory(buffer: ArrayBufferLike): void;
+  forgetMemory(buffer: ArrayBufferLike): void;
   pwrite(fd: number, buf: Uint8Array, position: number): number;
 }
 
@@ -169,6 +177,14 @@ function loadLibc(): Libc {
     },
     addressOf(buf) {
       return Number(address(memsetPtr(buf, 0, 0)));
+    },
+    rememberMemory(buffer) {
+      if (buffer.byteLength > 0) knownAddress.set(buffer, Number(address(memsetPtr(new Uint8Array(buffer, 0, 1), 0, 0))));
+    },
+    forgetMemory(buffer) {
+      knownAddress.delete(buffer);
+      lastView = undefined;
+      lastAt = -1;
     },
   };
 }
