@@ -60,7 +60,7 @@ export class FileDevice implements BlockDevice {
     if (opts.direct) flags |= fs.constants.O_DIRECT;
     let fd: number;
     try {
-      fd = fs.openSync(path, flags);
+      fd = openNoAtime(path, flags);
     } catch (err) {
       throw new DeviceOpenError(`cannot open ${path}: ${describeFsError(err)}`);
     }
@@ -194,6 +194,24 @@ export class FileDevice implements BlockDevice {
     if (rc === OK) buf.set(b);
     return rc;
   }
+}
+
+/**
+ * A device's backing file is opened with O_NOATIME where the kernel allows it
+ * (the owner, or root): reads through a model are not accesses a user of the
+ * file should see, and each one would otherwise check, and under relatime now
+ * and then write, the access time (about 3% of a 4 KiB page-cache read here).
+ */
+function openNoAtime(path: string, flags: number): number {
+  const noatime = fs.constants.O_NOATIME ?? 0;
+  if (noatime !== 0) {
+    try {
+      return fs.openSync(path, flags | noatime);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    }
+  }
+  return fs.openSync(path, flags);
 }
 
 function errnoOf(err: unknown): IoStatus {

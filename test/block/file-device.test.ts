@@ -20,6 +20,20 @@ describe('FileDevice on a regular file', () => {
   const file = path.join(tmp.dir, 'a.img');
   beforeAll(() => FileDevice.createSparse(file, 8 << 20));
 
+  it('reads without touching the file\'s access time (O_NOATIME)', () => {
+    const f = path.join(tmp.dir, 'atime.img');
+    FileDevice.createSparse(f, 1 << 20);
+    const old = new Date(Date.now() - 3 * 86400_000);
+    fs.utimesSync(f, old, new Date(Date.now() - 4 * 86400_000)); // relatime would refresh an atime older than a day
+    const dev = FileDevice.open(f);
+    try {
+      expect(dev.read(0, new Uint8Array(4096))).toBe(OK);
+    } finally {
+      dev.close();
+    }
+    expect(Math.abs(fs.statSync(f).atimeMs - old.getTime())).toBeLessThan(1000);
+  });
+
   it('writes, reads back, flushes and punches holes', () => {
     const dev = FileDevice.open(file);
     try {
