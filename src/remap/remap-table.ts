@@ -10,14 +10,15 @@
  *     number of dependent misses per lookup is what sets the speed.
  *     Load factor stays in [0.68, 0.85] (growth x1.25): 18.8-23.5 bytes/entry.
  *   - two summary bitmaps over the key space: `fine`, one bit per chunk of
- *     2^fineShift keys (1 up to 2^26 keys, 8 at 2^29, 64 at 2^32), set exactly when the
- *     chunk holds a remap; `coarse`, one bit per 8 fine chunks or more, small
- *     enough (<= 1 MiB) to stay in cache. A point lookup asks the fine bit
- *     only when the key's home slot holds another key; a range query walks
- *     coarse then fine bits, so a request over clean space costs one or two
- *     bit tests whatever its length. Their size is fixed by the key space (<= 9 MiB in all), not by
- *     the number of entries. Slots and the fine bitmap ask for transparent
- *     huge pages (random lookups miss the TLB less: ~46 -> ~34 ns a load).
+ *     2^fineShift keys (1 up to 2^26 keys, 8 at 2^29, 64 at 2^32), set
+ *     exactly when the chunk holds a remap; `coarse`, one bit per 8 fine
+ *     chunks or more, small enough (<= 1 MiB) to stay in cache. A point
+ *     lookup asks the fine bit only when the key's home slot holds another
+ *     key; a range query walks coarse then fine bits, so a request over clean
+ *     space costs one or two bit tests whatever its length. Their size is
+ *     fixed by the key space (<= 9 MiB in all), not by the number of entries.
+ *     Slots and the fine bitmap ask for transparent huge pages (random
+ *     lookups miss the TLB less: ~46 -> ~34 ns a load).
  *
  * Concurrency: one writer at a time (a lock word taken with Atomics). Readers
  * take no lock and make no Atomics call (one costs ~11 ns on Node 20, more
