@@ -116,6 +116,16 @@ function newDir(): DirStats {
 
 
 export function runJobs(opts: RunJobsOptions): RunResult {
+  const aligned: AlignedBuffer[] = [];
+  try {
+    return runWith(opts, aligned);
+  } finally {
+    for (const a of aligned) a.free(); // also when a device or a job spec throws midway
+  }
+}
+
+/** runJobs' body; the job buffers it allocates go into `aligned` for the caller to free. */
+function runWith(opts: RunJobsOptions, aligned: AlignedBuffer[]): RunResult {
   const clock = opts.clock ?? realClock;
   const device = opts.device;
   const deviceBytes = device.sectors * SECTOR_SIZE;
@@ -124,7 +134,6 @@ export function runJobs(opts: RunJobsOptions): RunResult {
   const t0 = clock.nowNs();
   const defaultRuntime = opts.defaultRuntimeNs ?? 0;
   const oracle = opts.oracle;
-  const aligned: AlignedBuffer[] = [];
 
   const states: JobState[] = opts.jobs.map((spec, index) => {
     const clones: Clone[] = [];
@@ -292,7 +301,6 @@ export function runJobs(opts: RunJobsOptions): RunResult {
     }
   }
   const end = clock.nowNs();
-  for (const a of aligned) a.free();
   const usage1 = process.resourceUsage();
   return {
     startedAt,

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { isAligned } from '../../src/block/aligned.js';
+import { BlockRequestError } from '../../src/block/device.js';
 import { MemoryDevice } from '../../src/block/memory-device.js';
 import { DustDevice } from '../../src/faults/dust.js';
 import { jobFromRecord } from '../../src/workload/job.js';
@@ -7,6 +9,21 @@ import { runJobs } from '../../src/workload/runner.js';
 const dev = () => new MemoryDevice({ sectors: 2 ** 15 }); // 16 MiB
 
 describe('runJobs', () => {
+  it('frees its job buffers when a device throws midway', () => {
+    const dev = new MemoryDevice({ sectors: 2048 });
+    let seen: Uint8Array | undefined;
+    let calls = 0;
+    const read = dev.read.bind(dev);
+    dev.read = (sector, buf) => {
+      seen = buf;
+      if (++calls === 50) throw new BlockRequestError('out-of-range', 'a layer refused the request');
+      return read(sector, buf);
+    };
+    expect(() => runJobs({ device: dev, jobs: [jobFromRecord({ name: 'r', rw: 'randread', bs: '4k', size: '1m', io_size: '4m' })] })).toThrow(/a layer refused/);
+    expect(seen).toBeDefined();
+    expect(isAligned(seen!)).toBe(false); // its memory went back (a live job buffer is page-aligned native memory)
+  });
+
   it('ends a size-based job after its size, sequentially covering the region once', () => {
     const r = runJobs({ device: dev(), jobs: [jobFromRecord({ name: 's', rw: 'write', bs: '64k', size: '4m' })] });
     expect(r.jobs[0].write.ioBytes).toBe(4 << 20);
