@@ -9,6 +9,8 @@
  *                                iodepth 32 direct=1                                     >= 0.8
  *   "model-overhead-1e6"         the model in the path (safe policy, 1e6 remaps) vs the plain
  *                                file, same job                                          >= 0.85
+ * Each figure is the median of 3 alternating rounds (1 with --quick); the
+ * JSON's `rounds` holds every run.
  * Usage: npm run bench:engine [-- --json] [-- --quick]
  */
 import * as fs from 'node:fs';
@@ -23,7 +25,8 @@ import { benchArgs, emitJson } from './args.js';
 import { fioMissing, runFio } from './fio.js';
 
 const args = benchArgs();
-const RUNTIME_S = args.quick ? 2 : 5;
+const RUNTIME_S = args.quick ? 2 : 3;
+const ROUNDS = args.quick ? 1 : 3;
 const FILE_BYTES = 1 << 30;
 const missing = fioMissing();
 if (missing) {
@@ -61,8 +64,8 @@ const round = (x: number, d = 3): number => Math.round(x * 10 ** d) / 10 ** d;
 const MODEL_MAIN_BYTES = 64 * 2 ** 30; // sparse: the 1e6 remaps are spread over it as bad sectors would be
 const REMAPS = 1_000_000;
 
-/** The safe model with 1e6 remaps over a 64 GiB main whose first 1 GiB is `file`'s data, and the same job on the plain main. */
-async function modelOverhead(job: Record<string, string | number>): Promise<{ model: number; plain: number }> {
+/** The safe model with 1e6 remaps over a 64 GiB main whose first 1 GiB is `file`'s data, and the same job on the plain main; `measure` runs one pair. */
+function modelOverhead(job: Record<string, string | number>): { measure: () => Promise<{ model: number; plain: number }>; close: () => void } {
   const mainFile = path.join(dir, 'model-main.img');
   const spareFile = path.join(dir, 'model-spare.img');
   fs.copyFileSync(file, mainFile);
@@ -83,40 +86,61 @@ async function modelOverhead(job: Record<string, string | number>): Promise<{ mo
       await e.close();
     }
   };
-  try {
-    const model = await run({ kind: 'model', policy: 'safe', main: { file: { path: mainFile } }, spare: { file: { path: spareFile } }, target: primary.shared, mainPath: mainFile, sparePath: spareFile }, { primary });
-    const plain = await run({ kind: 'file', path: mainFile }, {});
-    return { model, plain };
-  } finally {
-    primary.close();
-  }
+  return {
+    measure: async () => {
+      const model = await run({ kind: 'model', policy: 'safe', main: { file: { path: mainFile } }, spare: { file: { path: spareFile } }, target: primary.shared, mainPath: mainFile, sparePath: spareFile }, { primary });
+      const plain = await run({ kind: 'file', path: mainFile }, {});
+      return { model, plain };
+    },
+    close: () => primary.close(),
+  };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
 }
 
 try {
   fillAndWarm();
   const rand = { rw: 'randread', bs: '4k', iodepth: 32, numjobs: 2, norandommap: 1 };
   const fioCommon = { filename: file, runtime: RUNTIME_S, time_based: 1, name: 'fio', invalidate: 0, group_reporting: 1 };
-  const one = await ours({ queues: 1 }, rand);
-  const two = await ours({ queues: 2 }, rand);
-  const fioRand = runFio({ ...fioCommon, ioengine: 'psync', rw: 'randread', bs: '4k', numjobs: 2, norandommap: 1, randrepeat: 0 });
-  const seqOurs = await ours({ queues: 2 }, { rw: 'read', bs: '1M', iodepth: 4, numjobs: 2 });
-  const fioSeq = runFio({ ...fioCommon, ioengine: 'psync', rw: 'read', bs: '1M', numjobs: 2 });
-  const directOurs = await ours({ queues: 2, direct: true }, { rw: 'randread', bs: '4k', iodepth: 32, norandommap: 1 });
-  const fioDirect = runFio({ ...fioCommon, ioengine: 'io_uring', rw: 'randread', bs: '4k', iodepth: 32, direct: 1, norandommap: 1, randrepeat: 0 });
-  const overhead = await modelOverhead(rand);
+  const overhead = modelOverhead(rand);
+  // Other tenants of this 2-CPU machine move results by tens of percent within a minute: every
+  // pair runs once per round, rounds alternate, and each figure is the median of its rounds.
+  const r = { one: [] as number[], two: [] as number[], fioRand: [] as number[], seq: [] as number[], fioSeq: [] as number[], direct: [] as number[], fioDirect: [] as number[], model: [] as number[], plain: [] as number[] };
+  try {
+    for (let k = 0; k < ROUNDS; k++) {
+      r.one.push((await ours({ queues: 1 }, rand)).iops);
+      r.two.push((await ours({ queues: 2 }, rand)).iops);
+      r.fioRand.push(runFio({ ...fioCommon, ioengine: 'psync', rw: 'randread', bs: '4k', numjobs: 2, norandommap: 1, randrepeat: 0 }).iops);
+      r.seq.push((await ours({ queues: 2 }, { rw: 'read', bs: '1M', iodepth: 4, numjobs: 2 })).bw);
+      r.fioSeq.push(runFio({ ...fioCommon, ioengine: 'psync', rw: 'read', bs: '1M', numjobs: 2 }).bw);
+      r.direct.push((await ours({ queues: 2, direct: true }, { rw: 'randread', bs: '4k', iodepth: 32, norandommap: 1 })).iops);
+      r.fioDirect.push(runFio({ ...fioCommon, ioengine: 'io_uring', rw: 'randread', bs: '4k', iodepth: 32, direct: 1, norandommap: 1, randrepeat: 0 }).iops);
+      const o = await overhead.measure();
+      r.model.push(o.model);
+      r.plain.push(o.plain);
+      if (!args.json) console.log(`round ${k + 1} of ${ROUNDS} done`);
+    }
+  } finally {
+    overhead.close();
+  }
   const MiB = 1 << 20;
+  const two = median(r.two);
   const comparisons = [
-    { name: 'scaling-rand-read-4k-qd32', ours: two.iops, theirs: one.iops, unit: 'IOPS (2 workers vs 1)' },
-    { name: 'rand-read-4k-qd32-vs-fio', ours: two.iops, theirs: fioRand.iops, unit: 'IOPS' },
-    { name: 'seq-read-1m-vs-fio', ours: seqOurs.bw / MiB, theirs: fioSeq.bw / MiB, unit: 'MiB/s' },
-    { name: 'direct-rand-read-4k-qd32', ours: directOurs.iops, theirs: fioDirect.iops, unit: 'IOPS' },
-    { name: 'model-overhead-1e6', ours: overhead.model, theirs: overhead.plain, unit: 'IOPS (model vs plain file)' },
+    { name: 'scaling-rand-read-4k-qd32', ours: two, theirs: median(r.one), unit: 'IOPS (2 workers vs 1)' },
+    { name: 'rand-read-4k-qd32-vs-fio', ours: two, theirs: median(r.fioRand), unit: 'IOPS' },
+    { name: 'seq-read-1m-vs-fio', ours: median(r.seq) / MiB, theirs: median(r.fioSeq) / MiB, unit: 'MiB/s' },
+    { name: 'direct-rand-read-4k-qd32', ours: median(r.direct), theirs: median(r.fioDirect), unit: 'IOPS' },
+    { name: 'model-overhead-1e6', ours: median(r.model), theirs: median(r.plain), unit: 'IOPS (model vs plain file)' },
   ].map((c) => ({ ...c, ours: Math.round(c.ours), theirs: Math.round(c.theirs), ratio: round(c.ours / c.theirs) }));
+  const rounds = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.map((x) => Math.round(x))]));
   if (!args.json) {
-    console.log(`engine vs itself and fio on a 1 GiB file in /var/tmp, ${RUNTIME_S} s per run (load average ${os.loadavg()[0].toFixed(1)})`);
+    console.log(`engine vs itself and fio on a 1 GiB file in /var/tmp, ${RUNTIME_S} s per run, median of ${ROUNDS} alternating rounds (load average ${os.loadavg()[0].toFixed(1)})`);
     for (const c of comparisons) console.log(`${c.name.padEnd(27)} ours ${String(c.ours).padStart(9)}  theirs ${String(c.theirs).padStart(9)}  ${c.unit.padEnd(22)} ratio ${c.ratio}`);
   }
-  if (args.json) emitJson({ comparisons, load: round(os.loadavg()[0], 2) });
+  if (args.json) emitJson({ comparisons, rounds, load: round(os.loadavg()[0], 2) });
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
 }
