@@ -83,7 +83,9 @@ export interface IoBackend {
    * Queues one operation. `tag` (u32) comes back with its result. For
    * IO_READ / IO_WRITE the whole of `buf` is the transfer; for IO_FDATASYNC
    * pass null. Throws RangeError for misuse (a full queue, a negative offset,
-   * a buffer the backend cannot use), never for an I/O error.
+   * a buffer the backend cannot use), never for an I/O error; io_uring may
+   * hand staged operations to the kernel here (see NativeBackend.submit), so
+   * an io_uring_enter the kernel refuses throws IoBackendError as flush does.
    */
   submit(op: IoOp, fd: number, offsetBytes: number, buf: Uint8Array | null, tag: number): void;
   /** Hands staged operations to the kernel without waiting; returns how many. */
