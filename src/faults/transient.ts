@@ -13,8 +13,9 @@
  * the next read that touches them is never failed: a retry clears the error.
  * Writes, flushes and discards pass untouched.
  */
-import { type BlockDevice, EIO, type IoStatus, type LogicalBlockSize, type WriteFlags, checkIo, checkRequest, SECTOR_SHIFT } from '../block/device.js';
+import { type BlockDevice, EIO, type IoStatus, checkIo, SECTOR_SHIFT } from '../block/device.js';
 import { Random } from '../util/random.js';
+import { ReadFaultLayer } from './read-fault-layer.js';
 import { checkRange } from './stochastic.js';
 
 export interface TransientOptions {
@@ -35,10 +36,7 @@ const REMEMBER_MAX = 256;
 const RECENT_READS = 1024;
 const RECENT_KEPT = 32;
 
-export class TransientErrorDevice implements BlockDevice {
-  readonly name: string;
-  readonly sectors: number;
-  readonly logicalBlockSize: LogicalBlockSize;
+export class TransientErrorDevice extends ReadFaultLayer {
   readonly probability: number;
   readonly sectorsPerBlock: number;
   private readonly from: number;
@@ -51,11 +49,8 @@ export class TransientErrorDevice implements BlockDevice {
   reads = 0;
   injected = 0;
 
-  constructor(
-    readonly inner: BlockDevice,
-    opts: TransientOptions = {},
-    field = 'transientErrors',
-  ) {
+  constructor(inner: BlockDevice, opts: TransientOptions = {}, field = 'transientErrors') {
+    super(inner, 'transient');
     checkRange(`${field}.probability`, opts.probability, 0, 1);
     this.probability = opts.probability ?? TRANSIENT_DEFAULTS.probability;
     this.sectorsPerBlock = opts.blockSectors ?? inner.logicalBlockSize >>> SECTOR_SHIFT;
@@ -63,9 +58,6 @@ export class TransientErrorDevice implements BlockDevice {
     this.from = opts.region?.from ?? 0;
     this.to = Math.min(opts.region?.to ?? inner.sectors, inner.sectors);
     this.random = opts.random ?? new Random(1);
-    this.name = `transient(${inner.name})`;
-    this.sectors = inner.sectors;
-    this.logicalBlockSize = inner.logicalBlockSize;
   }
 
   /**
@@ -105,23 +97,5 @@ export class TransientErrorDevice implements BlockDevice {
       return EIO;
     }
     return this.inner.read(sector, buf);
-  }
-
-  write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
-    checkIo(this, sector, buf);
-    return this.inner.write(sector, buf, flags);
-  }
-
-  flush(): IoStatus {
-    return this.inner.flush();
-  }
-
-  discard(sector: number, count: number): IoStatus {
-    checkRequest(this, sector, count);
-    return this.inner.discard(sector, count);
-  }
-
-  close(): void {
-    this.inner.close();
   }
 }

@@ -19,10 +19,11 @@
  *     `failFraction` of them; the rest stay weak), and is then moved to a
  *     bad-block list (a dust layer above this one) with `writeFailCount`.
  */
-import { type BlockDevice, type IoStatus, type LogicalBlockSize, type WriteFlags, checkIo, checkRequest, SECTOR_SHIFT } from '../block/device.js';
+import { type BlockDevice, type IoStatus, checkIo, SECTOR_SHIFT } from '../block/device.js';
 import { RemapTable, type RemapTableShared } from '../remap/remap-table.js';
 import { type Clock, realClock } from '../util/clock.js';
 import { Random } from '../util/random.js';
+import { ReadFaultLayer } from './read-fault-layer.js';
 import { checkLatencyDist, type LatencyDist, sampleLatency } from './latency.js';
 import { type BadBlockSink, checkRange, regionBlocks, StochasticFaultError } from './stochastic.js';
 
@@ -42,10 +43,7 @@ export interface WeakShared {
   blockSectors: number;
 }
 
-export class WeakSectorDevice implements BlockDevice {
-  readonly name: string;
-  readonly sectors: number;
-  readonly logicalBlockSize: LogicalBlockSize;
+export class WeakSectorDevice extends ReadFaultLayer {
   readonly sectorsPerBlock: number;
   private readonly clock: Clock;
   private readonly random: Random;
@@ -56,15 +54,10 @@ export class WeakSectorDevice implements BlockDevice {
   slowedReads = 0;
   addedNs = 0;
 
-  constructor(
-    readonly inner: BlockDevice,
-    opts: WeakDeviceOptions = {},
-  ) {
+  constructor(inner: BlockDevice, opts: WeakDeviceOptions = {}) {
+    super(inner, 'weak');
     this.sectorsPerBlock = opts.shared?.blockSectors ?? opts.blockSectors ?? inner.logicalBlockSize >>> SECTOR_SHIFT;
     if (!Number.isInteger(this.sectorsPerBlock) || this.sectorsPerBlock < 1) throw new StochasticFaultError(`weak block size must be a whole number of sectors >= 1, got ${this.sectorsPerBlock}`);
-    this.name = `weak(${inner.name})`;
-    this.sectors = inner.sectors;
-    this.logicalBlockSize = inner.logicalBlockSize;
     this.clock = opts.clock ?? realClock;
     this.random = opts.random ?? new Random(1);
     this.weakTable = new RemapTable(opts.shared ? opts.shared.table : { keySpace: Math.ceil(inner.sectors / this.sectorsPerBlock) });
@@ -133,23 +126,9 @@ export class WeakSectorDevice implements BlockDevice {
     return this.inner.read(sector, buf);
   }
 
-  write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
-    checkIo(this, sector, buf);
-    return this.inner.write(sector, buf, flags);
-  }
-
-  flush(): IoStatus {
-    return this.inner.flush();
-  }
-
-  discard(sector: number, count: number): IoStatus {
-    checkRequest(this, sector, count);
-    return this.inner.discard(sector, count);
-  }
-
-  close(): void {
+  override close(): void {
     this.weakTable.close();
-    this.inner.close();
+    super.close();
   }
 }
 
