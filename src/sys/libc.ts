@@ -191,39 +191,38 @@ function loadLibc(): Libc {
 
 const EINTR = 4;
 
+/**
+ * After a first pread/pwrite that moved `first` of `len` bytes (or failed):
+ * repeats the rest with `again(done)` until all is done, end of file (0) or
+ * an error other than EINTR. Returns the bytes moved, or -errno.
+ */
+function finishTransfer(first: number, len: number, errno: () => number, again: (done: number) => number): number {
+  let done = 0;
+  let rc = first;
+  for (;;) {
+    if (rc < 0) {
+      const e = errno();
+      if (e !== EINTR) return -e;
+    } else if (rc === 0) return done;
+    else done += rc;
+    if (done === len) return done;
+    rc = again(done);
+  }
+}
+
+/** A pread/pwrite of all of `buf`: the usual case is one call; the rest (and its closure) only when it moved less. */
+function transferAll(call: (fd: number, buf: Uint8Array, n: number, off: number) => number, fd: number, buf: Uint8Array, position: number, errno: () => number): number {
+  const len = buf.length;
+  const n = call(fd, buf, len, position);
+  if (n === len) return n;
+  return finishTransfer(n, len, errno, (done) => call(fd, buf.subarray(done), len - done, position + done));
+}
+
 /** transferAll for memory given by address. */
 function transferAt(call: (fd: number, at: number, n: number, off: number) => number, fd: number, at: number, len: number, position: number, errno: () => number): number {
   const n = call(fd, at, len, position);
   if (n === len) return n;
-  let done = 0;
-  let rc = n;
-  for (;;) {
-    if (rc < 0) {
-      const e = errno();
-      if (e !== EINTR) return -e;
-    } else if (rc === 0) return done;
-    else done += rc;
-    if (done === len) return done;
-    rc = call(fd, at + done, len - done, position + done);
-  }
-}
-
-/** Repeats a pread/pwrite until `buf` is done, end of file (0) or an error (-errno). */
-function transferAll(call: (fd: number, buf: Uint8Array, n: number, off: number) => number, fd: number, buf: Uint8Array, position: number, errno: () => number): number {
-  const len = buf.length;
-  const n = call(fd, buf, len, position);
-  if (n === len) return n; // the usual case: one call
-  let done = 0;
-  let rc = n;
-  for (;;) {
-    if (rc < 0) {
-      const e = errno();
-      if (e !== EINTR) return -e;
-    } else if (rc === 0) return done;
-    else done += rc;
-    if (done === len) return done;
-    rc = call(fd, buf.subarray(done), len - done, position + done);
-  }
+  return finishTransfer(n, len, errno, (done) => call(fd, at + done, len - done, position + done));
 }
 
 /** Linux ioctl request numbers used by more than one module. */
