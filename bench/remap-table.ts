@@ -57,38 +57,24 @@ for (const [label, n] of sizes) {
     r1m[i] = rnd.int(DEVICE_SECTORS / 2048) * 2048;
   }
 
+  const lookups = (keys: Float64Array) => (): void => {
+    let acc = 0;
+    for (let i = 0; i < keys.length; i++) acc += table.get(keys[i]);
+    sink += acc;
+  };
+  const rangeChecks = (starts: Float64Array, count: number) => (): void => {
+    let acc = 0;
+    for (let i = 0; i < starts.length; i++) if (table.anyInRange(starts[i], count)) acc++;
+    sink += acc;
+  };
   const bench = new Bench({ time: args.quick ? 100 : 500, warmupTime: 100 });
   bench
-    .add('hit', () => {
-      let acc = 0;
-      for (let i = 0; i < BATCH; i++) acc += table.get(hits[i]);
-      sink += acc;
-    })
-    .add('miss', () => {
-      let acc = 0;
-      for (let i = 0; i < BATCH; i++) acc += table.get(misses[i]);
-      sink += acc;
-    })
-    .add('cold_hit', () => {
-      let acc = 0;
-      for (let i = 0; i < COLD; i++) acc += table.get(coldHits[i]);
-      sink += acc;
-    })
-    .add('cold_miss', () => {
-      let acc = 0;
-      for (let i = 0; i < COLD; i++) acc += table.get(coldMisses[i]);
-      sink += acc;
-    })
-    .add('range_4k', () => {
-      let acc = 0;
-      for (let i = 0; i < BATCH; i++) if (table.anyInRange(r4k[i], 8)) acc++;
-      sink += acc;
-    })
-    .add('range_1m', () => {
-      let acc = 0;
-      for (let i = 0; i < BATCH; i++) if (table.anyInRange(r1m[i], 2048)) acc++;
-      sink += acc;
-    });
+    .add('hit', lookups(hits))
+    .add('miss', lookups(misses))
+    .add('cold_hit', lookups(coldHits))
+    .add('cold_miss', lookups(coldMisses))
+    .add('range_4k', rangeChecks(r4k, 8))
+    .add('range_1m', rangeChecks(r1m, 2048));
   await bench.run();
   const perOp = (name: string, keys = BATCH): number => {
     const r = bench.getTask(name)!.result;
