@@ -43,6 +43,10 @@ export interface Libc {
    */
   rememberMemory(buffer: ArrayBufferLike): void;
   forgetMemory(buffer: ArrayBufferLike): void;
+  /** madvise(2) on [address, address + length); false when the kernel refuses. */
+  madvise(address: number, length: number, advice: number): boolean;
+  /** setsockopt(2) with an int value; false when the kernel refuses. */
+  setsockoptInt(fd: number, level: number, name: number, value: number): boolean;
   pwrite(fd: number, buf: Uint8Array, position: number): number;
 }
 
@@ -115,6 +119,8 @@ function loadLibc(): Libc {
     lastAt = base === undefined ? -1 : base + buf.byteOffset;
     return lastAt;
   };
+  const madvise = lib.func('int madvise(uintptr_t addr, size_t len, int advice)');
+  const setsockopt = lib.func('int setsockopt(int fd, int level, int name, const int *value, int len)');
   // memset(p, 0, 0) changes nothing and returns p: the pointer koffi passed for a typed array
   const memsetPtr = lib.func('void *memset(void *s, int c, size_t n)');
 
@@ -177,6 +183,12 @@ function loadLibc(): Libc {
     },
     addressOf(buf) {
       return Number(address(memsetPtr(buf, 0, 0)));
+    },
+    madvise(addr, length, advice) {
+      return madvise(addr, length, advice) === 0;
+    },
+    setsockoptInt(fd, level, name, value) {
+      return setsockopt(fd, level, name, [value], 4) === 0;
     },
     rememberMemory(buffer) {
       if (buffer.byteLength > 0) knownAddress.set(buffer, Number(address(memsetPtr(new Uint8Array(buffer, 0, 1), 0, 0))));
