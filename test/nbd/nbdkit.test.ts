@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { skipReason, tmpDir } from '../helpers/tmp.js';
 import { BlockState, CmdFlag, Info, NbdError, Opt, Rep, TransmissionFlag } from '../../src/nbd/protocol.js';
 import { type CommandResult, TestNbdClient } from './client.js';
+import { KiB, MiB, pattern } from './serve-helpers.js';
 
 function nbdkitVersion(): string | undefined {
   try {
@@ -21,21 +22,6 @@ function nbdkitVersion(): string | undefined {
 const version = nbdkitVersion();
 const skip = skipReason(version === undefined ? 'nbdkit is not installed' : undefined, 'NBD codec interop tests against nbdkit');
 if (version) console.log(`NBD interop tests run against ${version}`);
-
-const KiB = 1024;
-const MiB = 1024 * KiB;
-
-function pattern(len: number, seed: number): Buffer {
-  const b = Buffer.allocUnsafe(len);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < len; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 const ok = (r: CommandResult) => expect(r.error).toBe(NbdError.OK);
 const finalReply = (replies: { kind: string }[]) => replies[replies.length - 1];
