@@ -35,6 +35,8 @@ export interface Libc {
   pread(fd: number, buf: Uint8Array, position: number): number;
   /** The address of buf's first byte (memory behind a typed array does not move). */
   addressOf(buf: Uint8Array): number;
+  /** The address of buf's first byte when it lies in memory allocated or remembered here, else -1 (no FFI call). */
+  addressIfKnown(buf: Uint8Array): number;
   /**
    * Remembers where native memory allocated elsewhere lives (a koffi.view of
    * posix_memalign memory), so pread/pwrite hand its address to the kernel
@@ -184,6 +186,7 @@ function loadLibc(): Libc {
     addressOf(buf) {
       return Number(address(memsetPtr(buf, 0, 0)));
     },
+    addressIfKnown,
     madvise(addr, length, advice) {
       return madvise(addr, length, advice) === 0;
     },
@@ -192,6 +195,8 @@ function loadLibc(): Libc {
     },
     rememberMemory(buffer) {
       if (buffer.byteLength > 0) knownAddress.set(buffer, Number(address(memsetPtr(new Uint8Array(buffer, 0, 1), 0, 0))));
+      lastView = undefined; // a view of it may have been looked up, and cached as unknown, before
+      lastAt = -1;
     },
     forgetMemory(buffer) {
       knownAddress.delete(buffer);
