@@ -22,14 +22,13 @@
  * caller's typed arrays.
  *
  * Buffers for the native backend must be native memory (allocAligned from
- * src/block/aligned.ts, or memory passed to registerNativeMemory): the kernel
+ * src/block/aligned.ts, or memory passed to markAligned): the kernel
  * fills an io_uring read after submit() has returned, and only memory outside
  * the JavaScript heap is guaranteed not to move or be collected meanwhile. The
  * backend keeps a reference to each buffer until its completion is polled.
  */
 import * as fs from 'node:fs';
-import { isAligned } from '../block/aligned.js';
-import { errnoText } from '../sys/libc.js';
+import { errnoText, type Libc, libc } from '../sys/libc.js';
 import {
   DEFAULT_URING_FLAGS,
   encodeOp,
@@ -106,17 +105,6 @@ export interface IoBackend {
 /** The backend asked for cannot be had here (library not built, io_uring refused, ...): one line, for the user. */
 export class IoBackendError extends Error {
   override readonly name = 'IoBackendError';
-}
-
-const nativeMemory = new WeakSet<ArrayBufferLike>();
-
-/** Marks memory from outside the JS heap (e.g. posix_memalign through koffi) as usable by the native backend. */
-export function registerNativeMemory(buf: ArrayBufferLike | ArrayBufferView): void {
-  nativeMemory.add(ArrayBuffer.isView(buf) ? buf.buffer : buf);
-}
-
-function isNativeMemory(ab: ArrayBufferLike): boolean {
-  return nativeMemory.has(ab) || isAligned(new Uint8Array(ab), 1);
 }
 
 export function createIoBackend(kind: IoBackendKind, opts: IoBackendOptions = {}): IoBackend {
@@ -228,8 +216,6 @@ class JsBackend implements IoBackend {
   }
 }
 
-const addressCache = new WeakMap<ArrayBufferLike, number>();
-
 class NativeBackend implements IoBackend {
   readonly kind = 'native' as const;
   private readonly ops: Uint32Array;
@@ -243,9 +229,8 @@ class NativeBackend implements IoBackend {
   private staged = 0;
   private cHead = 0;
   private cCount = 0;
-  private lastAb: ArrayBufferLike | null = null;
-  private lastBase = 0;
   private queue: QueueHandle | null;
+  private readonly sys: Libc = libc();
 
   constructor(
     private readonly io: NativeIo,
@@ -373,20 +358,11 @@ class NativeBackend implements IoBackend {
   }
 
   private addressOf(buf: Uint8Array): number {
-    const ab = buf.buffer;
-    if (ab === this.lastAb) return this.lastBase + buf.byteOffset;
-    let base = addressCache.get(ab);
-    if (base === undefined) {
-      if (!isNativeMemory(ab)) {
-        throw new RangeError('io buffer for the native backend must be native memory (allocAligned, or registerNativeMemory), not a JavaScript-heap Uint8Array');
-      }
-      base = this.io.addressOf(ab);
-      addressCache.set(ab, base);
-    }
-    this.lastAb = ab;
-    this.lastBase = base;
-    return base + buf.byteOffset;
+    const at = this.sys.addressIfKnown(buf);
+    if (at < 0) throw new RangeError('io buffer for the native backend must be native memory (allocAligned, or markAligned), not a JavaScript-heap Uint8Array');
+    return at;
   }
+
 }
 
 /** For status output: the io_uring ring details of a native io_uring backend, or undefined. */
