@@ -108,7 +108,7 @@ function loadLibc(): Libc {
   // the same calls given an address: ~75 ns cheaper than handing koffi a typed array to resolve
   const preadAt = lib.func('long pread(int fd, uintptr_t buf, size_t n, int64_t off)');
   const pwriteAt = lib.func('long pwrite(int fd, uintptr_t buf, size_t n, int64_t off)');
-  /** Base addresses of the memory this thread allocated here (it never moves). */
+  /** Base addresses of the native memory this thread allocated or remembered here (it never moves). */
   const knownAddress = new WeakMap<ArrayBufferLike, number>();
   // The last view resolved, and its address (-1: not known memory). A loop that reuses one
   // buffer view skips the lookup, whose `.buffer` read is a call into the runtime (~25 ns).
