@@ -61,6 +61,16 @@ export interface BlockDevice {
   close(): void;
 }
 
+/**
+ * A device that can show a read's bytes where they already are (a file's
+ * page cache, mapped) instead of copying them: for a caller that hands them
+ * straight to the kernel, like a socket write. undefined when this range
+ * cannot be shown that way; the caller then read()s it.
+ */
+export interface MappedReads {
+  mappedRead(sector: number, count: number): Uint8Array | undefined;
+}
+
 export type BlockRequestProblem = 'out-of-range' | 'misaligned' | 'closed';
 
 /** A request that can never be valid for this device: thrown before anything is written. */

@@ -1,7 +1,10 @@
 import * as fs from 'node:fs';
-import { type BlockDevice, type IoStatus, type LogicalBlockSize, type WriteFlags, checkIo, checkRequest, EIO, OK, SECTOR_SHIFT, SECTOR_SIZE } from './device.js';
+import { type BlockDevice, type IoStatus, type MappedReads, type LogicalBlockSize, type WriteFlags, checkIo, checkRequest, EIO, OK, SECTOR_SHIFT, SECTOR_SIZE } from './device.js';
 import { type AlignedBuffer, allocAligned, isAligned } from './aligned.js';
 import { BLKDISCARD, BLKGETSIZE64, BLKSSZGET, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type Libc, libc, SysError } from '../sys/libc.js';
+
+/** Bytes of a file one mapping of mappedRead covers; a range across two windows is not mapped. */
+const MAP_WINDOW = 1 << 30;
 
 export interface FileDeviceOptions {
   readOnly?: boolean;
@@ -25,7 +28,7 @@ export class DeviceOpenError extends Error {
  * kept open. Block devices report their size (BLKGETSIZE64) and logical block
  * size (BLKSSZGET) through ioctls.
  */
-export class FileDevice implements BlockDevice {
+export class FileDevice implements BlockDevice, MappedReads {
   readonly name: string;
   readonly sectors: number;
   readonly logicalBlockSize: LogicalBlockSize;
@@ -35,6 +38,9 @@ export class FileDevice implements BlockDevice {
   private fd: number;
   private readonly sys: Libc;
   private bounce: AlignedBuffer | undefined;
+  /** mappedRead's windows of the file, by index (window w covers bytes [w, w + 1) * MAP_WINDOW). */
+  private readonly maps = new Map<number, { ptr: unknown; buf: Uint8Array }>();
+  private mapRefused = false;
 
   private constructor(path: string, fd: number, sectors: number, lbs: LogicalBlockSize, isBlock: boolean, opts: FileDeviceOptions, sys: Libc) {
     this.name = path;
@@ -153,8 +159,38 @@ export class FileDevice implements BlockDevice {
     }
   }
 
+  /**
+   * The bytes of [sector, sector + count) in the page cache, mapped read-only
+   * (libc mapReadOnly: meant for the kernel to read; JavaScript reading it
+   * dies of SIGBUS should the file shrink under it), zeroes after close(): regular
+   * files without O_DIRECT, ranges inside one MAP_WINDOW. A block device is
+   * not mapped: its read errors must reach the layers above as errors.
+   */
+  mappedRead(sector: number, count: number): Uint8Array | undefined {
+    if (this.direct || this.isBlockDevice || this.mapRefused || this.fd < 0) return undefined;
+    checkRequest(this, sector, count);
+    const start = sector * SECTOR_SIZE;
+    const end = start + count * SECTOR_SIZE;
+    const w = Math.floor(start / MAP_WINDOW);
+    if (count === 0 || Math.floor((end - 1) / MAP_WINDOW) !== w) return undefined;
+    let m = this.maps.get(w);
+    if (m === undefined) {
+      try {
+        m = this.sys.mapReadOnly(this.fd, w * MAP_WINDOW, Math.min(MAP_WINDOW, this.sectors * SECTOR_SIZE - w * MAP_WINDOW));
+      } catch {
+        this.mapRefused = true; // a file system without mmap: read() as always
+        return undefined;
+      }
+      this.maps.set(w, m);
+    }
+    return m.buf.subarray(start - w * MAP_WINDOW, end - w * MAP_WINDOW);
+  }
+
   close(): void {
     if (this.fd < 0) return;
+    for (const m of this.maps.values()) this.sys.retireMapping(m.ptr, m.buf.length); // views kept past close() read zeroes
+
+    this.maps.clear();
     fs.closeSync(this.fd);
     this.fd = -1;
     this.bounce?.free();

@@ -5,7 +5,7 @@
  * submits (the NBD server) without blocking its event loop.
  */
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
-import { type BlockDevice, EIO, SECTOR_SIZE } from '../block/device.js';
+import { type BlockDevice, EIO, OK, SECTOR_SIZE } from '../block/device.js';
 import { decodeLatency, LatencyHistogram } from '../stats/latency.js';
 import { IoSeries } from '../stats/series.js';
 import { clockOrigin, realClock } from '../util/clock.js';
@@ -71,7 +71,18 @@ interface MainRequest {
   buf: Uint8Array | undefined;
   bytes: number;
   fua: boolean;
-  resolve: (status: number) => void;
+  /** A read whose data stays in its slot (lendRead): the slot goes to `resolve` instead of back to the pool. */
+  lend: boolean;
+  resolve: (status: number, slot: number) => void;
+}
+
+/** A read's data lent from the engine's buffer slot (Engine.lendRead). */
+export interface LentRead {
+  status: number;
+  /** The bytes read (empty when the read failed): valid until release(). */
+  data: Uint8Array;
+  /** Gives the slot back; later calls do nothing. */
+  release(): void;
 }
 
 export class EngineError extends Error {
@@ -95,7 +106,9 @@ export class Engine {
   private runId = 0;
   private pendingRun: { id: number; parts: RunDoneMessage[]; expect: number; resolve: (m: RunDoneMessage[]) => void; reject: (e: Error) => void } | undefined;
   // main-thread submissions
-  private readonly mainTags = new Map<number, { resolve: (s: number) => void; out?: Uint8Array; slot: number }>();
+  private readonly mainTags = new Map<number, { resolve: (s: number, slot: number) => void; out?: Uint8Array; slot: number; lend: boolean }>();
+  /** Slots lent out by lendRead and not yet given back. */
+  private lent = 0;
   private readonly mainBacklog: MainRequest[] = [];
   private readonly mainRq = new Float64Array(P.RQ_FIELDS);
   private nextMainTag = 0;
@@ -226,9 +239,9 @@ export class Engine {
     this.failure = why;
     for (const [tag, t] of this.mainTags) {
       this.mainTags.delete(tag);
-      t.resolve(EIO);
+      t.resolve(EIO, -1);
     }
-    for (const r of this.mainBacklog.splice(0)) r.resolve(EIO);
+    for (const r of this.mainBacklog.splice(0)) r.resolve(EIO, -1);
     this.pendingRun?.reject(new EngineError(`the run failed: ${why}`));
     this.pendingRun = undefined;
   }
@@ -343,21 +356,59 @@ export class Engine {
     if (this.failure || this.closed) return Promise.resolve(EIO);
     const bytes = op === 'trim' ? (opts.count ?? 0) * SECTOR_SIZE : (buf?.length ?? 0);
     if (bytes > this.maxRequestBytes) return Promise.reject(new EngineError(`request of ${bytes} bytes is larger than the engine's largest (${this.maxRequestBytes})`));
-    this.hold();
-    return new Promise<number>((resolve) => {
-      const req: MainRequest = {
-        op,
+    return new Promise<number>((resolve) => this.enqueue({ op, sector, buf, bytes, fua: opts.fua ?? false, lend: false, resolve }));
+  }
+
+  /**
+   * Reads `bytes` at `sector` and lends the data where the worker put it, in
+   * its buffer slot, instead of copying it out: a server can send it from
+   * there. The slot stays taken until release(); close() leaves the pools'
+   * memory allocated while any slot is still lent (a socket may hold it).
+   */
+  lendRead(sector: number, bytes: number): Promise<LentRead> {
+    if (this.failure || this.closed) return Promise.resolve(failedLend(EIO));
+    if (bytes > this.maxRequestBytes) return Promise.reject(new EngineError(`request of ${bytes} bytes is larger than the engine's largest (${this.maxRequestBytes})`));
+    return new Promise<LentRead>((resolve) =>
+      this.enqueue({
+        op: 'read',
         sector,
-        buf,
+        buf: undefined,
         bytes,
-        fua: opts.fua ?? false,
-        resolve: (status) => {
-          this.letGo();
-          resolve(status);
+        fua: false,
+        lend: true,
+        resolve: (status, slot) => {
+          if (slot < 0) return resolve(failedLend(status));
+          if (status !== OK) {
+            this.pools.release(slot);
+            return resolve(failedLend(status));
+          }
+          this.lent++;
+          let held = true;
+          const release = (): void => {
+            if (!held) return;
+            held = false;
+            this.lent--;
+            this.pools.release(slot);
+            if (!this.closed) this.startBacklog();
+          };
+          resolve({ status, data: this.pools.view(slot).subarray(0, bytes), release });
         },
-      };
-      if (!this.startMain(req)) this.mainBacklog.push(req);
-    });
+      }),
+    );
+  }
+
+  private enqueue(req: MainRequest): void {
+    this.hold();
+    const resolve = req.resolve;
+    req.resolve = (status, slot) => {
+      this.letGo();
+      resolve(status, slot);
+    };
+    if (!this.startMain(req)) this.mainBacklog.push(req);
+  }
+
+  private startBacklog(): void {
+    while (this.mainBacklog.length > 0 && !this.failure && this.startMain(this.mainBacklog[0])) this.mainBacklog.shift();
   }
 
   /** Puts a main-thread request on a queue; false when no buffer slot is free (it then waits in the backlog). */
@@ -377,7 +428,7 @@ export class Engine {
     rq[P.RQ_BYTES] = req.bytes;
     rq[P.RQ_SLOT] = slot;
     rq[P.RQ_SUBMIT_NS] = realClock.nowNs();
-    this.mainTags.set(tag, { resolve: req.resolve, out: req.op === 'read' ? req.buf : undefined, slot });
+    this.mainTags.set(tag, { resolve: req.resolve, out: req.op === 'read' ? req.buf : undefined, slot, lend: req.lend });
     if (!this.sqs[queue].push(rq)) {
       this.mainTags.delete(tag);
       this.pools.release(slot);
@@ -399,10 +450,14 @@ export class Engine {
         const t = this.mainTags.get(cq[P.CQ_TAG]);
         if (!t) continue;
         this.mainTags.delete(cq[P.CQ_TAG]);
+        if (t.lend) {
+          t.resolve(cq[P.CQ_STATUS], t.slot);
+          continue;
+        }
         if (t.out) t.out.set(this.pools.view(t.slot).subarray(0, t.out.length));
         this.pools.release(t.slot);
-        t.resolve(cq[P.CQ_STATUS]);
-        while (this.mainBacklog.length > 0 && this.startMain(this.mainBacklog[0])) this.mainBacklog.shift();
+        t.resolve(cq[P.CQ_STATUS], -1);
+        this.startBacklog();
       }
       if (this.mainTags.size === 0 || this.failure) {
         this.polling = false;
@@ -443,8 +498,13 @@ export class Engine {
     for (const p of this.ports) p.close();
     this.slowServer?.stop();
     if (this.ownsLocal) this.local.close();
-    this.pools.destroy({ force: true });
+    // lent slots may still be in a socket's write queue: their memory outlives the engine (a leak, not a use after free)
+    if (this.lent === 0) this.pools.destroy({ force: true });
   }
+}
+
+function failedLend(status: number): LentRead {
+  return { status, data: new Uint8Array(0), release: () => {} };
 }
 
 function mergeJob(spec: JobSpec, index: number, parts: RunDoneMessage[], measureFromNs: number, endNs: number): JobRunResult {

@@ -8,7 +8,7 @@
  */
 import { EROFS, type LogicalBlockSize, OK, SECTOR_SHIFT } from '../block/device.js';
 import type { Engine } from '../engine/engine.js';
-import type { ExecutorFeatures, IoCompletion, IoExecutor } from './executor.js';
+import type { ExecutorFeatures, IoCompletion, IoExecutor, LentRead } from './executor.js';
 
 export interface EngineExecutorOptions {
   name: string;
@@ -26,6 +26,8 @@ export class EngineExecutor implements IoExecutor {
   readonly sectors: number;
   readonly logicalBlockSize: LogicalBlockSize;
   readonly features: ExecutorFeatures;
+  /** A read of up to one buffer slot is sent from the slot the worker read it into (one copy fewer). */
+  readonly maxLentBytes: number;
   private readonly chunkSectors: number;
 
   constructor(
@@ -39,6 +41,11 @@ export class EngineExecutor implements IoExecutor {
     // every connection's requests go through the same engine and device: flushes cover them all
     this.features = { readOnly, trim: !readOnly && opts.trim, multiConn: true };
     this.chunkSectors = engine.maxRequestBytes >>> SECTOR_SHIFT;
+    this.maxLentBytes = engine.maxRequestBytes;
+  }
+
+  lendRead(sector: number, bytes: number): Promise<LentRead> {
+    return this.engine.lendRead(sector, bytes);
   }
 
   read(sector: number, buf: Uint8Array): IoCompletion {

@@ -24,6 +24,7 @@ import {
   EROFS,
   type IoStatus,
   type LogicalBlockSize,
+  type MappedReads,
   OK,
   SECTOR_SHIFT,
   errnoName,
@@ -31,6 +32,15 @@ import {
 import { log } from '../util/log.js';
 
 export type IoCompletion = IoStatus | Promise<IoStatus>;
+
+/** A read whose data the executor lends from its own memory instead of copying it into the reply. */
+export interface LentRead {
+  status: IoStatus;
+  /** The bytes read (empty on failure): valid until release(). */
+  data: Uint8Array;
+  /** Gives the memory back; the server calls it once the socket has taken the bytes. */
+  release(): void;
+}
 
 /** What the exported device can do; the server derives the transmission flags from it. */
 export interface ExecutorFeatures {
@@ -56,9 +66,14 @@ export interface IoExecutor {
   writeZeroes(sector: number, count: number, fua: boolean): IoCompletion;
   flush(): IoCompletion;
   discard(sector: number, count: number): IoCompletion;
+  /** Reads of at most this many bytes may go through lendRead (0 or absent: none). */
+  readonly maxLentBytes?: number;
+  /** A read whose data the executor lends (now or later); undefined when it cannot: the server then calls read(). */
+  lendRead?(sector: number, bytes: number): LentRead | Promise<LentRead> | undefined;
 }
 
 const FUA = Object.freeze({ fua: true });
+const noRelease = (): void => {};
 
 /** The largest piece a write-zeroes request is split into. */
 const ZERO_CHUNK = 1 << 20;
@@ -81,6 +96,8 @@ export class DeviceExecutor implements IoExecutor {
   readonly sectors: number;
   readonly logicalBlockSize: LogicalBlockSize;
   readonly features: ExecutorFeatures;
+  readonly maxLentBytes: number;
+  private readonly mapped: MappedReads | undefined;
 
   constructor(
     readonly device: BlockDevice,
@@ -92,6 +109,23 @@ export class DeviceExecutor implements IoExecutor {
     const readOnly = opts.readOnly ?? (device as { readOnly?: unknown }).readOnly === true;
     const trim = !readOnly && (opts.trim ?? this.guard(() => device.discard(0, 0)) !== EOPNOTSUPP);
     this.features = { readOnly, trim, multiConn: true };
+    const m = device as Partial<MappedReads>;
+    this.mapped = typeof m.mappedRead === 'function' ? (m as MappedReads) : undefined;
+    this.maxLentBytes = this.mapped ? Number.MAX_SAFE_INTEGER : 0;
+  }
+
+  /**
+   * A read the device can show where its bytes lie (a file's page cache):
+   * the socket sends them from there, and the copy a read() makes is saved.
+   */
+  lendRead(sector: number, bytes: number): LentRead | undefined {
+    let data: Uint8Array | undefined;
+    try {
+      data = this.mapped?.mappedRead(sector, bytes >>> SECTOR_SHIFT);
+    } catch {
+      return undefined; // read() reports what is wrong
+    }
+    return data === undefined ? undefined : { status: OK, data, release: noRelease };
   }
 
   read(sector: number, buf: Uint8Array): IoStatus {

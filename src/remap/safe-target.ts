@@ -20,7 +20,7 @@
  * features `reserved_sectors <n>` (metadata area at each end of the spare,
  * default SAFE_DEFAULT_RESERVED_SECTORS) and `no_discard_passdown`.
  */
-import { type BlockDevice, type IoStatus, type LogicalBlockSize, type WriteFlags, EINVAL, EIO, ENOSPC, OK, SECTOR_SHIFT, checkIo, checkRequest } from '../block/device.js';
+import { type BlockDevice, type IoStatus, type LogicalBlockSize, type MappedReads, type WriteFlags, EINVAL, EIO, ENOSPC, OK, SECTOR_SHIFT, checkIo, checkRequest } from '../block/device.js';
 import { type ControlTarget, MessageError, TableError } from '../control/target.js';
 import { kstrtoull } from '../util/kernel-parse.js';
 import { log } from '../util/log.js';
@@ -161,7 +161,7 @@ const SHORT_RUN_WALK = 16;
 
 const C: Readonly<Record<CounterName, number>> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>;
 
-export class SafeRemapTarget implements BlockDevice, ControlTarget {
+export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget {
   readonly targetType = SAFE_TARGET_NAME;
   readonly name: string;
   readonly sectors: number;
@@ -325,6 +325,19 @@ export class SafeRemapTarget implements BlockDevice, ControlTarget {
       if (rc !== OK && status === OK) status = rc;
     });
     return status;
+  }
+
+  /** read()'s bytes where they lie, when all of them are on a main device that maps them (MappedReads); else undefined. */
+  mappedRead(sector: number, count: number): Uint8Array | undefined {
+    const main = this.main as Partial<MappedReads>;
+    if (main.mappedRead === undefined) return undefined;
+    checkRequest(this, sector, count);
+    const b0 = Math.floor(sector / this.unit);
+    const nb = Math.ceil((sector + count) / this.unit) - b0;
+    if (this.remapTable.anyInRange(b0, nb)) return undefined;
+    const v = main.mappedRead(sector, count);
+    if (v !== undefined) this.c[C.reads]++;
+    return v;
   }
 
   write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {

@@ -50,6 +50,19 @@ export interface Libc {
   /** setsockopt(2) with an int value; false when the kernel refuses. */
   setsockoptInt(fd: number, level: number, name: number, value: number): boolean;
   pwrite(fd: number, buf: Uint8Array, position: number): number;
+  /**
+   * mmap(2) of [offset, offset + length) of `fd`, read-only and shared (it
+   * sees every write to the file). Only the kernel should read it (a socket
+   * write): a page past the end of a file that shrank then fails that call
+   * with EFAULT, where a read from JavaScript would kill the process (SIGBUS).
+   */
+  mapReadOnly(fd: number, offset: number, length: number): { ptr: unknown; buf: Uint8Array };
+  /**
+   * Ends a mapReadOnly mapping by mapping zero pages over it (MAP_FIXED,
+   * anonymous): the file is let go, and a view someone kept reads zeroes
+   * instead of faulting. The address range stays reserved (no memory).
+   */
+  retireMapping(ptr: unknown, length: number): void;
 }
 
 export class SysError extends Error {
@@ -125,6 +138,7 @@ function loadLibc(): Libc {
   const setsockopt = lib.func('int setsockopt(int fd, int level, int name, const int *value, int len)');
   // memset(p, 0, 0) changes nothing and returns p: the pointer koffi passed for a typed array
   const memsetPtr = lib.func('void *memset(void *s, int c, size_t n)');
+  const mmap = lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)');
 
   // loaded once: koffi's exports object is slow to read from (a megamorphic load on every call)
   const errno = koffi.errno;
@@ -203,10 +217,24 @@ function loadLibc(): Libc {
       lastView = undefined;
       lastAt = -1;
     },
+    mapReadOnly(fd, offset, length) {
+      const ptr = mmap(null, length, PROT_READ, MAP_SHARED, fd, offset);
+      if (address(ptr) === MAP_FAILED) throw new SysError('mmap', errno());
+      return { ptr, buf: new Uint8Array(koffi.view(ptr, length) as ArrayBuffer) };
+    },
+    retireMapping(ptr, length) {
+      if (address(mmap(ptr, length, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)) === MAP_FAILED) throw new SysError('mmap', errno());
+    },
   };
 }
 
 const EINTR = 4;
+const PROT_READ = 1;
+const MAP_SHARED = 1;
+const MAP_PRIVATE = 2;
+const MAP_FIXED = 0x10;
+const MAP_ANONYMOUS = 0x20;
+const MAP_FAILED = 0xffffffffffffffffn;
 
 /**
  * After a first pread/pwrite that moved `first` of `len` bytes (or failed):

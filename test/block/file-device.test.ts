@@ -73,6 +73,37 @@ describe('FileDevice on a regular file', () => {
     }
   });
 
+  it('mappedRead shows the page cache: the bytes a read gives, later writes included; not with O_DIRECT or across a window', () => {
+    const f = path.join(tmp.dir, 'mapped.img');
+    FileDevice.createSparse(f, 3 << 29); // 1.5 GiB, sparse: two mapping windows
+    const dev = FileDevice.open(f);
+    try {
+      const data = pattern(1 << 20, 4);
+      expect(dev.write(2048, data)).toBe(OK);
+      const v = dev.mappedRead(2048, 2048)!;
+      expect(v.length).toBe(1 << 20);
+      expect(Buffer.from(v).equals(Buffer.from(data))).toBe(true);
+      const next = pattern(4096, 8);
+      expect(dev.write(2048, next)).toBe(OK);
+      expect(Buffer.from(v.subarray(0, 4096)).equals(Buffer.from(next))).toBe(true); // shared with the file: no stale copy
+      const lastOfWindow = (1 << 30) / 512 - 8;
+      expect(dev.mappedRead(lastOfWindow, 8)!.length).toBe(4096);
+      expect(dev.mappedRead(lastOfWindow, 16)).toBeUndefined(); // crosses into the second window: read() it
+      expect(dev.mappedRead((1 << 30) / 512, 16)!.length).toBe(8192);
+      expect(() => dev.mappedRead(dev.sectors - 8, 16)).toThrow(/beyond|range/);
+      dev.close();
+      expect(v.every((b) => b === 0)).toBe(true); // a view kept past close() reads zeroes, it does not fault
+    } finally {
+      dev.close();
+    }
+    const direct = FileDevice.open(f, { direct: true });
+    try {
+      expect(direct.mappedRead(0, 8)).toBeUndefined();
+    } finally {
+      direct.close();
+    }
+  });
+
   it('names the problem when it cannot open', () => {
     expect(() => FileDevice.open(path.join(tmp.dir, 'missing.img'))).toThrow(/missing.img: no such file or directory/);
     expect(() => FileDevice.open(tmp.dir)).toThrow(DeviceOpenError);

@@ -72,6 +72,38 @@ describe('the engine', () => {
     expect(await e.submit('read', dev.sectors, new Uint8Array(512))).toBe(22); // out of range: EINVAL, not a crash
   });
 
+  it('lends a read in its buffer slot until released, and fails a bad one without holding a slot', async () => {
+    const { e, dev } = await engine(2);
+    const data = new Uint8Array(65536).map((_, i) => (i * 7) & 0xff);
+    expect(dev.write(128, data)).toBe(0);
+    const inUse = (): number => e.stats().pools.total.inUse;
+    const r = await e.lendRead(128, data.length);
+    expect(r.status).toBe(0);
+    expect(r.data).toEqual(data);
+    expect(inUse()).toBe(1); // the data is still in the slot
+    r.release();
+    r.release(); // a second release does nothing
+    expect(inUse()).toBe(0);
+    const bad = await e.lendRead(dev.sectors, 512);
+    expect(bad.status).toBe(22);
+    expect(bad.data.length).toBe(0);
+    expect(inUse()).toBe(0);
+    // more lent reads than slots: the rest wait for releases instead of failing
+    const slots = e.stats().pools.total.slots;
+    const first = await Promise.all(Array.from({ length: slots }, (_, i) => e.lendRead(i * 8, 4096)));
+    const late = e.lendRead(0, 4096);
+    let settled = false;
+    void late.then(() => (settled = true));
+    await new Promise((res) => setTimeout(res, 50));
+    expect(settled).toBe(false);
+    for (const x of first) x.release();
+    const l = await late;
+    expect(l.status).toBe(0);
+    l.release();
+    expect(inUse()).toBe(0);
+    await expect(e.lendRead(0, e.maxRequestBytes + 512)).rejects.toThrow(/larger than the engine's largest/);
+  });
+
   it('refuses impossible settings in one line', async () => {
     const dev = new SharedMemoryDevice({ sectors: 64 });
     const spec = { kind: 'shared-memory' as const, shared: dev.shared };

@@ -207,6 +207,42 @@ describe('NBD server: commands', () => {
     await srv.close();
   });
 
+  it('large reads of a model on files go out from the mapped page cache, and over a remapped block from read()', async () => {
+    const { FileDevice } = await import('../../src/block/file-device.js');
+    const { SafeRemapTarget } = await import('../../src/remap/safe-target.js');
+    const path = await import('node:path');
+    FileDevice.createSparse(path.join(tmp.dir, 'lend-main'), 8 * MiB);
+    FileDevice.createSparse(path.join(tmp.dir, 'lend-spare'), 1 * MiB);
+    const t = new SafeRemapTarget({ main: FileDevice.open(path.join(tmp.dir, 'lend-main')), spare: FileDevice.open(path.join(tmp.dir, 'lend-spare')), reservedSectors: 64 });
+    const srv = await serve(tmp.dir, t);
+    const lent = (): number => srv.server.stats.lentReads;
+    for (const structured of [true, false]) {
+      const c = await goClient(srv.path, structured);
+      const big = pattern(3 * MiB, structured ? 5 : 6);
+      expect((await c.write(1 * MiB, big)).error).toBe(0);
+      const r0 = lent();
+      const reads = await Promise.all([c.read(1 * MiB, 1 * MiB), c.read(2 * MiB, 2 * MiB), c.read(1 * MiB + 4 * KiB, 512 * KiB)]);
+      expect(lent() - r0).toBe(structured ? 3 : 2); // the second round's 2 MiB read covers the block the first remapped
+      expect(Buffer.from(reads[0].data!).equals(big.subarray(0, MiB))).toBe(true);
+      expect(Buffer.from(reads[1].data!).equals(big.subarray(MiB, 3 * MiB))).toBe(true);
+      expect(Buffer.from(reads[2].data!).equals(big.subarray(4 * KiB, 4 * KiB + 512 * KiB))).toBe(true);
+      // a block moved to the spare, then overwritten there: the read must show the spare's bytes
+      const block = (2 * MiB) / 512 + (structured ? 10 : 20);
+      if (t.lookup(block) < 0) t.message(['remap', String(block)]);
+      const patch = pattern(512, 9);
+      expect((await c.write(block * 512, patch)).error).toBe(0);
+      const r1 = lent();
+      const r = await c.read(2 * MiB, 1 * MiB);
+      expect(lent()).toBe(r1); // not from the map: the range holds a remapped block
+      const want = Buffer.from(big.subarray(MiB, 2 * MiB));
+      patch.copy(want, block * 512 - 2 * MiB);
+      expect(Buffer.from(r.data!).equals(want)).toBe(true);
+      await c.disconnect();
+    }
+    await srv.close();
+    t.close();
+  });
+
   it('answers invalid requests with the protocol error and keeps the connection', async () => {
     const dev = new MemoryDevice({ sectors: SECTORS, logicalBlockSize: 4096 });
     const srv = await serve(tmp.dir, dev);

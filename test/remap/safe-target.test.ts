@@ -25,6 +25,39 @@ function setup(opts: { mainSectors?: number; spareSectors?: number; lbs?: 512 | 
 }
 
 describe('safe policy: routing', () => {
+  it('mappedRead: where every block of the range is on a main that maps it; never over a remapped block', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { FileDevice } = await import('../../src/block/file-device.js');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapsim-mapped-'));
+    try {
+      FileDevice.createSparse(path.join(dir, 'm'), 4 << 20);
+      FileDevice.createSparse(path.join(dir, 's'), 1 << 20);
+      const t = new SafeRemapTarget({ main: FileDevice.open(path.join(dir, 'm')), spare: FileDevice.open(path.join(dir, 's')), reservedSectors: 64 });
+      try {
+        const data = block(64 * 1024, 3);
+        expect(t.write(256, data)).toBe(OK);
+        const v = t.mappedRead(256, 128)!;
+        expect(Buffer.from(v).equals(Buffer.from(data))).toBe(true);
+        expect(t.message(['remap', '300'])).toMatch(/./); // block 300 (512-byte blocks) now lives on the spare
+        expect(t.mappedRead(256, 128)).toBeUndefined();
+        expect(t.mappedRead(296, 8)).toBeUndefined();
+        expect(t.mappedRead(299, 1)).toBeDefined();
+        expect(t.mappedRead(301, 8)).toBeDefined();
+        const out = new Uint8Array(64 * 1024);
+        expect(t.read(256, out)).toBe(OK); // read() still gives the data (copied to the spare by the remap)
+        expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+      } finally {
+        t.close();
+      }
+      const { t: onMemory } = setup();
+      expect(onMemory.mappedRead(0, 8)).toBeUndefined(); // a main that cannot map
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('splits a request that straddles remapped blocks and sends each block where it lives', () => {
     const { t, main, mainRaw, spareRaw, bs } = setup({ lbs: 4096 });
     main.addBadBlock(5, 2); // block 5 fails its next two writes: the whole request, then the retry of that block
