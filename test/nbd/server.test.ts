@@ -243,6 +243,27 @@ describe('NBD server: commands', () => {
     t.close();
   });
 
+  it('a model file that shrinks under a mapped read costs that client its connection, not the server its life', async () => {
+    const { FileDevice } = await import('../../src/block/file-device.js');
+    const { SafeRemapTarget } = await import('../../src/remap/safe-target.js');
+    const fs = await import('node:fs');
+    const path = await import('node:path');
+    const main = path.join(tmp.dir, 'shrink-main');
+    FileDevice.createSparse(main, 8 * MiB);
+    FileDevice.createSparse(path.join(tmp.dir, 'shrink-spare'), 1 * MiB);
+    const t = new SafeRemapTarget({ main: FileDevice.open(main), spare: FileDevice.open(path.join(tmp.dir, 'shrink-spare')), reservedSectors: 64 });
+    const srv = await serve(tmp.dir, t);
+    const c = await goClient(srv.path);
+    expect((await c.read(4 * MiB, 1 * MiB)).error).toBe(0);
+    fs.truncateSync(main, 1 * MiB); // the mapped pages past the new end are gone: the kernel's copy fails (EFAULT), no SIGBUS
+    await expect(c.read(4 * MiB, 1 * MiB)).rejects.toThrow(/closed/);
+    const d = await goClient(srv.path); // the server still serves
+    expect((await d.read(0, 4 * KiB)).error).toBe(0);
+    await d.disconnect();
+    await srv.close();
+    t.close();
+  });
+
   it('answers invalid requests with the protocol error and keeps the connection', async () => {
     const dev = new MemoryDevice({ sectors: SECTORS, logicalBlockSize: 4096 });
     const srv = await serve(tmp.dir, dev);
