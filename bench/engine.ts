@@ -9,7 +9,7 @@
  *                                iodepth 32 direct=1                                     >= 0.8
  *   "model-overhead-1e6"         the model in the path (safe policy, 1e6 remaps) vs the plain
  *                                file, same job                                          >= 0.85
- * Each figure is the median of 3 alternating rounds (1 with --quick); the
+ * Each figure is the median of 5 alternating rounds (1 with --quick); the
  * JSON's `rounds` holds every run.
  * Usage: npm run bench:engine [-- --json] [-- --quick]
  */
@@ -26,7 +26,7 @@ import { fioMissing, runFio } from './fio.js';
 
 const args = benchArgs();
 const RUNTIME_S = args.quick ? 2 : 3;
-const ROUNDS = args.quick ? 1 : 3;
+const ROUNDS = args.quick ? 1 : 5;
 const FILE_BYTES = 1 << 30;
 const missing = fioMissing();
 if (missing) {

@@ -71,6 +71,15 @@ export interface MappedReads {
   mappedRead(sector: number, count: number): Uint8Array | undefined;
 }
 
+/** A read's bytes lent from memory someone else owns (an engine's buffer slot, a mapped file) instead of copied out. */
+export interface LentRead {
+  status: IoStatus;
+  /** The bytes read (empty when the read failed): valid until release(). */
+  data: Uint8Array;
+  /** Gives the memory back; later calls do nothing. */
+  release(): void;
+}
+
 export type BlockRequestProblem = 'out-of-range' | 'misaligned' | 'closed';
 
 /** A request that can never be valid for this device: thrown before anything is written. */

@@ -5,7 +5,7 @@
  * submits (the NBD server) without blocking its event loop.
  */
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
-import { type BlockDevice, EIO, OK, SECTOR_SIZE } from '../block/device.js';
+import { type BlockDevice, EIO, type LentRead, OK, SECTOR_SIZE } from '../block/device.js';
 import { decodeLatency, LatencyHistogram } from '../stats/latency.js';
 import { IoSeries } from '../stats/series.js';
 import { clockOrigin, realClock } from '../util/clock.js';
@@ -74,15 +74,6 @@ interface MainRequest {
   /** A read whose data stays in its slot (lendRead): the slot goes to `resolve` instead of back to the pool. */
   lend: boolean;
   resolve: (status: number, slot: number) => void;
-}
-
-/** A read's data lent from the engine's buffer slot (Engine.lendRead). */
-export interface LentRead {
-  status: number;
-  /** The bytes read (empty when the read failed): valid until release(). */
-  data: Uint8Array;
-  /** Gives the slot back; later calls do nothing. */
-  release(): void;
 }
 
 export class EngineError extends Error {

@@ -6,9 +6,9 @@
  * buffer slots. Requests larger than a slot are split, their pieces run in
  * parallel, and the request fails with the first piece's error.
  */
-import { EROFS, type LogicalBlockSize, OK, SECTOR_SHIFT } from '../block/device.js';
+import { EROFS, type LentRead, type LogicalBlockSize, OK, SECTOR_SHIFT } from '../block/device.js';
 import type { Engine } from '../engine/engine.js';
-import type { ExecutorFeatures, IoCompletion, IoExecutor, LentRead } from './executor.js';
+import type { ExecutorFeatures, IoCompletion, IoExecutor } from './executor.js';
 
 export interface EngineExecutorOptions {
   name: string;

@@ -23,6 +23,7 @@ import {
   EOPNOTSUPP,
   EROFS,
   type IoStatus,
+  type LentRead,
   type LogicalBlockSize,
   type MappedReads,
   OK,
@@ -33,14 +34,6 @@ import { log } from '../util/log.js';
 
 export type IoCompletion = IoStatus | Promise<IoStatus>;
 
-/** A read whose data the executor lends from its own memory instead of copying it into the reply. */
-export interface LentRead {
-  status: IoStatus;
-  /** The bytes read (empty on failure): valid until release(). */
-  data: Uint8Array;
-  /** Gives the memory back; the server calls it once the socket has taken the bytes. */
-  release(): void;
-}
 
 /** What the exported device can do; the server derives the transmission flags from it. */
 export interface ExecutorFeatures {

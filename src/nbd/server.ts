@@ -41,7 +41,7 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { BlockRequestError, EINVAL, errnoName, type IoStatus, OK, SECTOR_SHIFT } from '../block/device.js';
+import { BlockRequestError, EINVAL, errnoName, type IoStatus, type LentRead, OK, SECTOR_SHIFT } from '../block/device.js';
 import { log } from '../util/log.js';
 import { libc } from '../sys/libc.js';
 import {
@@ -72,7 +72,7 @@ import {
   TransmissionFlag,
 } from './protocol.js';
 import type { ClientMessage, NbdRequest } from './messages.js';
-import type { IoCompletion, IoExecutor, LentRead } from './executor.js';
+import type { IoCompletion, IoExecutor } from './executor.js';
 import { setSendBuffer } from './sockopt.js';
 
 export interface NbdServerOptions {
