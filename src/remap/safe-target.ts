@@ -85,6 +85,8 @@ export interface SafeShared {
   remaps: RemapTableShared;
   pending: RemapTableShared;
   counters: SharedArrayBuffer;
+  /** The move sequence (SafeRemapTarget.beginMove): odd while the primary copies a block between main and spare. */
+  moves: SharedArrayBuffer;
   reservedSectors: number;
   reservedEndSectors: number;
   discardPassdown: boolean;
@@ -98,6 +100,9 @@ export const SLOW_AFTER_WRITE_ERROR = 1;
 export const SLOW_WRITE_BLOCKS = 2;
 export const SLOW_MOVE_RUN = 3;
 export const SLOW_READ_ERROR = 4;
+/** A replica's write or discard that may have raced a block move: done again on the primary, wherever its blocks now live. */
+export const SLOW_WRITE_AGAIN = 5;
+export const SLOW_DISCARD_AGAIN = 6;
 
 /** Supplies what a metadata store decides, once the devices of a table line are open. */
 export type SafeSetup = (devices: {
@@ -183,6 +188,8 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
   private readonly counterRows: CounterRows<CounterName>;
   private readonly c: Float64Array;
   private readonly slow: SafeSlowCall | undefined;
+  /** [0]: the move sequence, shared by the primary and its replicas. */
+  private readonly moves: Int32Array;
   private readonly journal: RemapJournal;
   private cursor: number;
   private readonly badSpare = new Set<number>();
@@ -230,6 +237,7 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     this.counterRows = new CounterRows(COUNTERS, replica ? { shared: replica.shared.counters, row: replica.row } : { rows: opts.counterRows ?? 1 + availableParallelism() });
     this.c = this.counterRows.row;
     this.slow = replica?.slow;
+    this.moves = new Int32Array(replica ? replica.shared.moves : new SharedArrayBuffer(4));
     this.cursor = this.spareFirstBlock;
     if (opts.restored) {
       const keys: number[] = [];
@@ -343,11 +351,21 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
   write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
     const count = checkIo(this, sector, buf);
     this.c[C.writes]++;
-    const u = this.unitShift;
     const b0 = Math.floor(sector / this.unit);
-    const nb = count >> u;
+    const nb = count >> this.unitShift;
+    if (this.slow === undefined) return this.writeBlocksWhereTheyLive(b0, nb, buf, flags);
+    // a replica: a block the primary copies meanwhile (a move) could lose this write behind the copy
+    const seq = Atomics.load(this.moves, 0);
+    if ((seq & 1) === 0) {
+      const rc = this.writeBlocksWhereTheyLive(b0, nb, buf, flags);
+      if (Atomics.load(this.moves, 0) === seq) return rc;
+    }
+    return this.slow(SLOW_WRITE_AGAIN, [b0, nb, flags?.fua ? 1 : 0], buf);
+  }
+
+  private writeBlocksWhereTheyLive(b0: number, nb: number, buf: Uint8Array, flags: WriteFlags | undefined): IoStatus {
     if (this.pending.size === 0 && !this.remapTable.anyInRange(b0, nb)) {
-      const rc = this.main.write(sector, buf, flags);
+      const rc = this.main.write(b0 * this.unit, buf, flags);
       if (rc === OK) return OK;
       return this.slowPath(SLOW_AFTER_WRITE_ERROR, b0, nb, buf, flags);
     }
@@ -384,6 +402,16 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     if (!this.discardPassdown || count === 0) return OK;
     const b0 = Math.floor(sector / this.unit);
     const nb = count / this.unit;
+    if (this.slow === undefined) return this.discardBlocksWhereTheyLive(b0, nb);
+    const seq = Atomics.load(this.moves, 0); // as in write()
+    if ((seq & 1) === 0) {
+      const rc = this.discardBlocksWhereTheyLive(b0, nb);
+      if (Atomics.load(this.moves, 0) === seq) return rc;
+    }
+    return this.slow(SLOW_DISCARD_AGAIN, [b0, nb, 0], undefined);
+  }
+
+  private discardBlocksWhereTheyLive(b0: number, nb: number): IoStatus {
     let status: IoStatus = OK;
     this.forEachRun(b0, nb, (first, n, spareFirst) => {
       const rc = spareFirst < 0 ? this.main.discard(first * this.unit, n * this.unit) : this.spare.discard(spareFirst * this.unit, n * this.unit);
@@ -463,6 +491,10 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
         return this.moveRemappedRun(first, n, buf, flags);
       case SLOW_READ_ERROR:
         return this.readMainAgain(first * this.unit, buf);
+      case SLOW_WRITE_AGAIN:
+        return this.writeBlocksWhereTheyLive(first, n, buf, flags);
+      case SLOW_DISCARD_AGAIN:
+        return this.discardBlocksWhereTheyLive(first, n);
       default:
         return EINVAL;
     }
@@ -474,6 +506,7 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
       remaps: this.remapTable.shared,
       pending: this.pending.shared,
       counters: this.counterRows.shared,
+      moves: this.moves.buffer as SharedArrayBuffer,
       reservedSectors: this.reservedSectors,
       reservedEndSectors: this.reservedEndSectors,
       discardPassdown: this.discardPassdown,
@@ -733,15 +766,37 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
    * the moment of the move, so a write since the caller last looked is not undone.
    */
   private copyToSpare(block: number): { result: MigrateResult; rc: IoStatus } {
-    const data = new Uint8Array(this.logicalBlockSize);
-    const rd = this.main.read(block * this.unit, data);
-    if (rd !== OK) {
-      this.pending.add(block);
-      return { result: 'unreadable', rc: rd };
+    this.beginMove();
+    try {
+      const data = new Uint8Array(this.logicalBlockSize);
+      const rd = this.main.read(block * this.unit, data);
+      if (rd !== OK) {
+        this.pending.add(block);
+        return { result: 'unreadable', rc: rd };
+      }
+      const rc = this.remapBlock(block, data, { fua: true });
+      if (rc === OK) return { result: 'remapped', rc };
+      return { result: rc === ENOSPC ? 'spare-full' : 'failed', rc };
+    } finally {
+      this.endMove();
     }
-    const rc = this.remapBlock(block, data, { fua: true });
-    if (rc === OK) return { result: 'remapped', rc };
-    return { result: rc === ENOSPC ? 'spare-full' : 'failed', rc };
+  }
+
+  /**
+   * A move copies a block's data between main and spare and then changes
+   * where the block lives. A replica's write that lands on the old place
+   * after the copy read it would be lost, so the primary makes the move
+   * sequence odd for the move; a replica's write or discard that saw it odd,
+   * or saw it change while it ran, is done again here, where moves and
+   * slow paths run one at a time (write()). Seqlock-style: two atomic loads
+   * per replica write, nothing on the primary's own path.
+   */
+  private beginMove(): void {
+    Atomics.add(this.moves, 0, 1);
+  }
+
+  private endMove(): void {
+    Atomics.add(this.moves, 0, 1);
   }
 
   // ---- the health scanner's entry points ----
@@ -812,12 +867,17 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     const [block] = this.parseBlock('unremap', args);
     const spareBlock = this.remapTable.get(block);
     if (spareBlock < 0) throw new MessageError(`remap: block ${block} is not remapped`, 61);
-    const data = new Uint8Array(this.logicalBlockSize);
-    if (this.spare.read(spareBlock * this.unit, data) !== OK) throw new MessageError(`remap: cannot read spare block ${spareBlock}`, EIO);
-    if (this.main.write(block * this.unit, data, { fua: true }) !== OK) throw new MessageError(`remap: main block ${block} still fails writes; remap kept`, EIO);
-    const jr = this.journal.recordUnremap(block);
-    if (jr !== OK) throw new MessageError(`remap: cannot record the unremap of block ${block}`, jr);
-    this.remapTable.delete(block);
+    this.beginMove();
+    try {
+      const data = new Uint8Array(this.logicalBlockSize);
+      if (this.spare.read(spareBlock * this.unit, data) !== OK) throw new MessageError(`remap: cannot read spare block ${spareBlock}`, EIO);
+      if (this.main.write(block * this.unit, data, { fua: true }) !== OK) throw new MessageError(`remap: main block ${block} still fails writes; remap kept`, EIO);
+      const jr = this.journal.recordUnremap(block);
+      if (jr !== OK) throw new MessageError(`remap: cannot record the unremap of block ${block}`, jr);
+      this.remapTable.delete(block);
+    } finally {
+      this.endMove();
+    }
     return `block ${block} moved back to main`;
   }
 

@@ -114,6 +114,49 @@ describe('the engine', () => {
 });
 
 describe('the engine on a file', () => {
+  it('writes from the workers survive blocks moving to the spare and back on the primary meanwhile (none lost, none stale)', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { FileDevice } = await import('../../src/block/file-device.js');
+    const { SafeRemapTarget } = await import('../../src/remap/safe-target.js');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapsim-moves-'));
+    try {
+      const mainPath = path.join(dir, 'main');
+      const sparePath = path.join(dir, 'spare');
+      FileDevice.createSparse(mainPath, 1 << 20);
+      FileDevice.createSparse(sparePath, 64 << 20);
+      const primary = new SafeRemapTarget({ main: FileDevice.open(mainPath), spare: FileDevice.open(sparePath), reservedSectors: 64 });
+      const e = await Engine.start({ device: { kind: 'model', policy: 'safe', main: { file: { path: mainPath } }, spare: { file: { path: sparePath } }, target: primary.shared, mainPath, sparePath }, primary, queues: 2, force: true, pin: false });
+      engines.push(e);
+      const pattern = new VerifyPattern({ unitSize: 4096, runId: 4, seed: 4 });
+      const oracle = new Oracle({ pattern, units: 64 });
+      // the primary moves blocks of the 256 KiB the job writes to the spare and back, as fast as it can, while the workers write them
+      let moves = 0;
+      let running = true;
+      let k = 0;
+      const mover = (): void => {
+        if (!running) return;
+        for (let i = 0; i < 20; i++) {
+          const b = (k++ * 37) % 512;
+          primary.message(primary.lookup(b) >= 0 ? ['unremap', String(b)] : ['remap', String(b)]);
+          moves++;
+        }
+        setImmediate(mover);
+      };
+      setImmediate(mover);
+      const r = await e.runJobs([jobFromRecord({ name: 'm', rw: 'randrw', bs: '4k', iodepth: 8, numjobs: 2, size: '256k', runtime: 2, time_based: 1, verify: 'crc32c' })], { oracle });
+      running = false;
+      const v = r.jobs[0].verify!;
+      expect(moves).toBeGreaterThan(1000);
+      expect(r.jobs[0].write.totalIos).toBeGreaterThan(1000);
+      expect({ stale: v.stale, lost: v.lost, corrupt: v.corrupt, unexpectedError: v.unexpectedError }).toEqual({ stale: 0, lost: 0, corrupt: 0, unexpectedError: 0 });
+      expect(v.ok).toBeGreaterThan(1000);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   it('reads and writes through io_uring (or the JS path) with the same results', async () => {
     const fs = await import('node:fs');
     const os = await import('node:os');
