@@ -98,6 +98,8 @@ export class Engine {
   private pendingRun: { id: number; parts: RunDoneMessage[]; expect: number; resolve: (m: RunDoneMessage[]) => void; reject: (e: Error) => void } | undefined;
   // main-thread submissions
   private readonly mainTags = new Map<number, { resolve: (s: number, slot: number) => void; out?: Uint8Array; slot: number; lend: boolean }>();
+  private readonly toWake: Uint8Array;
+  private wakeQueued = false;
   /** Slots lent out by lendRead and not yet given back. */
   private lent = 0;
   private readonly mainBacklog: MainRequest[] = [];
@@ -136,6 +138,7 @@ export class Engine {
     this.control = new Int32Array(new SharedArrayBuffer(P.controlInts(n) * 4));
     this.progress = new Float64Array(new SharedArrayBuffer(n * P.QS_FIELDS * 8));
     this.sqs = assignment.map(() => new Ring({ capacity: RING_CAPACITY, fields: P.RQ_FIELDS }));
+    this.toWake = new Uint8Array(n);
     this.mainCq = new Ring({ capacity: RING_CAPACITY, fields: P.CQ_FIELDS });
     const slotSize = Math.ceil(this.maxRequestBytes / 4096) * 4096;
     const perNode = opts.slotsPerNode ?? Math.max(64, Math.ceil((64 * n) / topology.nodes.length));
@@ -425,10 +428,27 @@ export class Engine {
       this.pools.release(slot);
       return false;
     }
-    this.wake(queue);
+    this.wakeSoon(queue);
     this.pollMain();
     return true;
   }
+
+  /** Wakes `queue` once the current task's submissions are all in (a server submits a socket read's requests together): one notify per queue, not per request. */
+  private wakeSoon(queue: number): void {
+    this.toWake[queue] = 1;
+    if (this.wakeQueued) return;
+    this.wakeQueued = true;
+    queueMicrotask(this.flushWakes);
+  }
+
+  private readonly flushWakes = (): void => {
+    this.wakeQueued = false;
+    for (let q = 0; q < this.toWake.length; q++) {
+      if (this.toWake[q] === 0) continue;
+      this.toWake[q] = 0;
+      this.wake(q);
+    }
+  };
 
   /** Drains the main thread's completion ring, waiting for it asynchronously while requests are out. */
   private pollMain(): void {
@@ -459,7 +479,7 @@ export class Engine {
         setImmediate(step);
         return;
       }
-      const w = Atomics.waitAsync(this.control, idx, seen, 1000);
+      const w = Atomics.waitAsync(this.control, idx, seen);
       if (w.async) void w.value.then(step);
       else setImmediate(step);
     };

@@ -148,10 +148,11 @@ describe('the engine on a file', () => {
       const r = await e.runJobs([jobFromRecord({ name: 'm', rw: 'randrw', bs: '4k', iodepth: 8, numjobs: 2, size: '256k', runtime: 2, time_based: 1, verify: 'crc32c' })], { oracle });
       running = false;
       const v = r.jobs[0].verify!;
-      expect(moves).toBeGreaterThan(1000);
-      expect(r.jobs[0].write.totalIos).toBeGreaterThan(1000);
       expect({ stale: v.stale, lost: v.lost, corrupt: v.corrupt, unexpectedError: v.unexpectedError }).toEqual({ stale: 0, lost: 0, corrupt: 0, unexpectedError: 0 });
-      expect(v.ok).toBeGreaterThan(1000);
+      // enough of both to have met (alone here: ~9,000 moves, ~2,000 writes; without the move sequence the first torn read came within 100 ms)
+      expect(moves).toBeGreaterThan(500);
+      expect(r.jobs[0].write.totalIos).toBeGreaterThan(200);
+      expect(v.ok).toBeGreaterThan(200);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
