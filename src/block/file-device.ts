@@ -188,7 +188,13 @@ export class FileDevice implements BlockDevice, MappedReads {
 
   close(): void {
     if (this.fd < 0) return;
-    for (const m of this.maps.values()) this.sys.retireMapping(m.ptr, m.buf.length); // views kept past close() read zeroes
+    for (const m of this.maps.values()) {
+      try {
+        this.sys.retireMapping(m.ptr, m.buf.length); // views kept past close() read zeroes
+      } catch {
+        // refused (out of memory maps): the window stays mapped, holding the file, rather than a view faulting
+      }
+    }
 
     this.maps.clear();
     fs.closeSync(this.fd);
