@@ -211,11 +211,13 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     this.logicalBlockSize = main.logicalBlockSize;
     this.unit = main.logicalBlockSize >>> SECTOR_SHIFT;
     this.unitShift = Math.log2(this.unit);
-    const reserved = opts.reservedSectors ?? SAFE_DEFAULT_RESERVED_SECTORS;
+    // a replica takes the primary's layout and features, whatever its options say
+    const shared = opts.replicaOf?.shared;
+    const reserved = shared?.reservedSectors ?? opts.reservedSectors ?? SAFE_DEFAULT_RESERVED_SECTORS;
     if (!Number.isSafeInteger(reserved) || reserved < 0 || reserved % this.unit !== 0) {
       throw new TableError(`reserved_sectors must be a whole number of ${this.logicalBlockSize}-byte blocks, got ${reserved}`);
     }
-    const reservedEnd = opts.reservedEndSectors ?? reserved;
+    const reservedEnd = shared?.reservedEndSectors ?? opts.reservedEndSectors ?? reserved;
     if (!Number.isSafeInteger(reservedEnd) || reservedEnd < 0 || reservedEnd % this.unit !== 0) {
       throw new TableError(`reserved end sectors must be a whole number of ${this.logicalBlockSize}-byte blocks, got ${reservedEnd}`);
     }
@@ -228,7 +230,7 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
       const areas = reservedEnd === reserved ? `2 x ${reserved}` : `${reserved} + ${reservedEnd}`;
       throw new TableError(`spare too small: ${spare.sectors} sectors leave no room for data after ${areas} reserved sectors`, 28);
     }
-    this.discardPassdown = opts.discardPassdown ?? true;
+    this.discardPassdown = shared?.discardPassdown ?? opts.discardPassdown ?? true;
     this.journal = opts.journal ?? inMemoryJournal;
     const replica = opts.replicaOf;
     const blocks = Math.floor(main.sectors / this.unit);
@@ -336,14 +338,14 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
   }
 
   /** read()'s bytes where they lie, when all of them are on a main device that maps them (MappedReads); else undefined. */
-  mappedRead(sector: number, count: number): Uint8Array | undefined {
+  mappedRead(sector: number, count: number, opts?: { resident?: boolean }): Uint8Array | undefined {
     const main = this.main as Partial<MappedReads>;
     if (main.mappedRead === undefined) return undefined;
     checkRequest(this, sector, count);
     const b0 = Math.floor(sector / this.unit);
     const nb = Math.ceil((sector + count) / this.unit) - b0;
     if (this.remapTable.anyInRange(b0, nb)) return undefined;
-    const v = main.mappedRead(sector, count);
+    const v = main.mappedRead(sector, count, opts);
     if (v !== undefined) this.c[C.reads]++;
     return v;
   }

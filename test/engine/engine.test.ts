@@ -114,6 +114,32 @@ describe('the engine', () => {
 });
 
 describe('the engine on a file', () => {
+  it('replicas take the primary\'s layout and features: no_discard_passdown holds for trims the workers run', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { FileDevice } = await import('../../src/block/file-device.js');
+    const { SafeRemapTarget } = await import('../../src/remap/safe-target.js');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapsim-replica-'));
+    try {
+      const mainPath = path.join(dir, 'main');
+      const sparePath = path.join(dir, 'spare');
+      FileDevice.createSparse(mainPath, 1 << 20);
+      FileDevice.createSparse(sparePath, 4 << 20);
+      const primary = new SafeRemapTarget({ main: FileDevice.open(mainPath), spare: FileDevice.open(sparePath), reservedSectors: 64, discardPassdown: false });
+      const e = await Engine.start({ device: { kind: 'model', policy: 'safe', main: { file: { path: mainPath } }, spare: { file: { path: sparePath } }, target: primary.shared, mainPath, sparePath }, primary, queues: 2, force: true, pin: false });
+      engines.push(e);
+      const data = new Uint8Array(65536).fill(0x6b);
+      expect(await e.submit('write', 128, data)).toBe(0);
+      for (let i = 0; i < 4; i++) expect(await e.submit('trim', 128, undefined, { count: 128 })).toBe(0); // both queues take some
+      const out = new Uint8Array(65536);
+      expect(primary.read(128, out)).toBe(0);
+      expect(out).toEqual(data); // not passed down: the data is still there
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('writes from the workers survive blocks moving to the spare and back on the primary meanwhile (none lost, none stale)', async () => {
     const fs = await import('node:fs');
     const os = await import('node:os');
