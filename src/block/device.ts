@@ -68,7 +68,8 @@ export interface BlockDevice {
  * cannot be shown that way; the caller then read()s it.
  */
 export interface MappedReads {
-  mappedRead(sector: number, count: number): Uint8Array | undefined;
+  /** `resident`: only when every page of the range is in memory (sending it then cannot wait for a disk). */
+  mappedRead(sector: number, count: number, opts?: { resident?: boolean }): Uint8Array | undefined;
 }
 
 /** A read's bytes lent from memory someone else owns (an engine's buffer slot, a mapped file) instead of copied out. */

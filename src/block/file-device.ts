@@ -5,6 +5,7 @@ import { BLKDISCARD, BLKGETSIZE64, BLKSSZGET, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUN
 
 /** Bytes of a file one mapping of mappedRead covers; a range across two windows is not mapped. */
 const MAP_WINDOW = 1 << 30;
+const PAGE = 4096;
 
 export interface FileDeviceOptions {
   readOnly?: boolean;
@@ -39,7 +40,8 @@ export class FileDevice implements BlockDevice, MappedReads {
   private readonly sys: Libc;
   private bounce: AlignedBuffer | undefined;
   /** mappedRead's windows of the file, by index (window w covers bytes [w, w + 1) * MAP_WINDOW). */
-  private readonly maps = new Map<number, { ptr: unknown; buf: Uint8Array }>();
+  private readonly maps = new Map<number, { ptr: unknown; address: number; buf: Uint8Array }>();
+  private residency: Uint8Array | undefined;
   private mapRefused = false;
 
   private constructor(path: string, fd: number, sectors: number, lbs: LogicalBlockSize, isBlock: boolean, opts: FileDeviceOptions, sys: Libc) {
@@ -166,7 +168,7 @@ export class FileDevice implements BlockDevice, MappedReads {
    * files without O_DIRECT, ranges inside one MAP_WINDOW. A block device is
    * not mapped: its read errors must reach the layers above as errors.
    */
-  mappedRead(sector: number, count: number): Uint8Array | undefined {
+  mappedRead(sector: number, count: number, opts?: { resident?: boolean }): Uint8Array | undefined {
     if (this.direct || this.isBlockDevice || this.mapRefused || this.fd < 0) return undefined;
     checkRequest(this, sector, count);
     const start = sector * SECTOR_SIZE;
@@ -183,7 +185,20 @@ export class FileDevice implements BlockDevice, MappedReads {
       }
       this.maps.set(w, m);
     }
-    return m.buf.subarray(start - w * MAP_WINDOW, end - w * MAP_WINDOW);
+    const from = start - w * MAP_WINDOW;
+    if (opts?.resident && !this.resident(m.address + from, end - start)) return undefined;
+    return m.buf.subarray(from, end - w * MAP_WINDOW);
+  }
+
+  /** Whether every page of mapped memory [at, at + bytes) is in the page cache (mincore). */
+  private resident(at: number, bytes: number): boolean {
+    const first = at - (at % PAGE);
+    const pages = Math.ceil((at + bytes - first) / PAGE);
+    if (!this.residency || this.residency.length < pages) this.residency = new Uint8Array(Math.max(pages, 256));
+    const vec = this.residency;
+    if (this.sys.mincore(first, pages * PAGE, vec) !== 0) return false;
+    for (let i = 0; i < pages; i++) if ((vec[i] & 1) === 0) return false;
+    return true;
   }
 
   close(): void {

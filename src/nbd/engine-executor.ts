@@ -6,7 +6,7 @@
  * buffer slots. Requests larger than a slot are split, their pieces run in
  * parallel, and the request fails with the first piece's error.
  */
-import { EROFS, type LentRead, type LogicalBlockSize, OK, SECTOR_SHIFT } from '../block/device.js';
+import { EROFS, type LentRead, type LogicalBlockSize, type MappedReads, OK, SECTOR_SHIFT } from '../block/device.js';
 import type { Engine } from '../engine/engine.js';
 import type { ExecutorFeatures, IoCompletion, IoExecutor } from './executor.js';
 
@@ -17,7 +17,11 @@ export interface EngineExecutorOptions {
   readOnly?: boolean;
   /** The device does something useful with a discard (the server then advertises TRIM). */
   trim: boolean;
+  /** The engine's device on this thread (the primary target), when it can show reads in its page cache. */
+  mapped?: MappedReads;
 }
+
+const noRelease = (): void => {};
 
 let zeroes: Uint8Array | undefined;
 
@@ -29,6 +33,7 @@ export class EngineExecutor implements IoExecutor {
   /** A read of up to one buffer slot is sent from the slot the worker read it into (one copy fewer). */
   readonly maxLentBytes: number;
   private readonly chunkSectors: number;
+  private readonly mapped: MappedReads | undefined;
 
   constructor(
     private readonly engine: Engine,
@@ -42,9 +47,22 @@ export class EngineExecutor implements IoExecutor {
     this.features = { readOnly, trim: !readOnly && opts.trim, multiConn: true };
     this.chunkSectors = engine.maxRequestBytes >>> SECTOR_SHIFT;
     this.maxLentBytes = engine.maxRequestBytes;
+    this.mapped = opts.mapped;
   }
 
-  lendRead(sector: number, bytes: number): Promise<LentRead> {
+  /**
+   * A large read whose pages are all in the page cache goes out from there
+   * at once (no I/O to queue, and the event loop cannot wait for a disk);
+   * any other is read by a worker into its slot and sent from the slot.
+   */
+  lendRead(sector: number, bytes: number): LentRead | Promise<LentRead> {
+    let data: Uint8Array | undefined;
+    try {
+      data = this.mapped?.mappedRead(sector, bytes >>> SECTOR_SHIFT, { resident: true });
+    } catch {
+      data = undefined; // the engine's read reports what is wrong
+    }
+    if (data !== undefined) return { status: OK, data, release: noRelease };
     return this.engine.lendRead(sector, bytes);
   }
 

@@ -56,13 +56,15 @@ export interface Libc {
    * write): a page past the end of a file that shrank then fails that call
    * with EFAULT, where a read from JavaScript would kill the process (SIGBUS).
    */
-  mapReadOnly(fd: number, offset: number, length: number): { ptr: unknown; buf: Uint8Array };
+  mapReadOnly(fd: number, offset: number, length: number): { ptr: unknown; address: number; buf: Uint8Array };
   /**
    * Ends a mapReadOnly mapping by mapping zero pages over it (MAP_FIXED,
    * anonymous): the file is let go, and a view someone kept reads zeroes
    * instead of faulting. The address range stays reserved (no memory).
    */
   retireMapping(ptr: unknown, length: number): void;
+  /** mincore(2): one byte per page of [address, address + length) into `vec` (bit 0: in memory). 0, or -errno. */
+  mincore(address: number, length: number, vec: Uint8Array): number;
 }
 
 export class SysError extends Error {
@@ -139,6 +141,7 @@ function loadLibc(): Libc {
   // memset(p, 0, 0) changes nothing and returns p: the pointer koffi passed for a typed array
   const memsetPtr = lib.func('void *memset(void *s, int c, size_t n)');
   const mmap = lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)');
+  const mincore = lib.func('int mincore(uintptr_t addr, size_t len, _Out_ uint8_t *vec)');
 
   // loaded once: koffi's exports object is slow to read from (a megamorphic load on every call)
   const errno = koffi.errno;
@@ -220,7 +223,10 @@ function loadLibc(): Libc {
     mapReadOnly(fd, offset, length) {
       const ptr = mmap(null, length, PROT_READ, MAP_SHARED, fd, offset);
       if (address(ptr) === MAP_FAILED) throw new SysError('mmap', errno());
-      return { ptr, buf: new Uint8Array(koffi.view(ptr, length) as ArrayBuffer) };
+      return { ptr, address: Number(address(ptr)), buf: new Uint8Array(koffi.view(ptr, length) as ArrayBuffer) };
+    },
+    mincore(at, length, vec) {
+      return mincore(at, length, vec) === 0 ? 0 : -errno();
     },
     retireMapping(ptr, length) {
       if (address(mmap(ptr, length, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)) === MAP_FAILED) throw new SysError('mmap', errno());

@@ -91,6 +91,12 @@ describe('FileDevice on a regular file', () => {
       expect(dev.mappedRead(lastOfWindow, 16)).toBeUndefined(); // crosses into the second window: read() it
       expect(dev.mappedRead((1 << 30) / 512, 16)!.length).toBe(8192);
       expect(() => dev.mappedRead(dev.sectors - 8, 16)).toThrow(/beyond|range/);
+      // resident: only when every page is in the page cache (a never-touched hole is not)
+      expect(dev.mappedRead(2048, 2048, { resident: true })!.length).toBe(1 << 20);
+      const hole = (1 << 29) / 512;
+      expect(dev.mappedRead(hole, 16, { resident: true })).toBeUndefined();
+      expect(dev.write(hole, pattern(8192, 1))).toBe(OK);
+      expect(dev.mappedRead(hole, 16, { resident: true })!.length).toBe(8192);
       dev.close();
       expect(v.every((b) => b === 0)).toBe(true); // a view kept past close() reads zeroes, it does not fault
     } finally {

@@ -243,6 +243,43 @@ describe('NBD server: commands', () => {
     t.close();
   });
 
+  it('through the engine: a large read in the page cache goes out from the map, one over a remapped block from a worker\'s slot', async () => {
+    const { FileDevice } = await import('../../src/block/file-device.js');
+    const { SafeRemapTarget } = await import('../../src/remap/safe-target.js');
+    const { Engine } = await import('../../src/engine/engine.js');
+    const { EngineExecutor } = await import('../../src/nbd/engine-executor.js');
+    const path = await import('node:path');
+    const mainPath = path.join(tmp.dir, 'eng-main');
+    const sparePath = path.join(tmp.dir, 'eng-spare');
+    FileDevice.createSparse(mainPath, 8 * MiB);
+    FileDevice.createSparse(sparePath, 1 * MiB);
+    const t = new SafeRemapTarget({ main: FileDevice.open(mainPath), spare: FileDevice.open(sparePath), reservedSectors: 64 });
+    const e = await Engine.start({ device: { kind: 'model', policy: 'safe', main: { file: { path: mainPath } }, spare: { file: { path: sparePath } }, target: t.shared, mainPath, sparePath }, primary: t, queues: 2, force: true, pin: false });
+    try {
+      const ex = new EngineExecutor(e, { name: t.name, sectors: t.sectors, logicalBlockSize: t.logicalBlockSize, trim: true, mapped: t });
+      const srv = await serve(tmp.dir, ex);
+      const c = await goClient(srv.path);
+      const big = pattern(2 * MiB, 7);
+      expect((await c.write(2 * MiB, big)).error).toBe(0); // written through the workers: in the page cache now
+      const executed = (): number => e.stats().queues.reduce((a, q) => a + q.executed, 0);
+      const x0 = executed();
+      const r = await c.read(2 * MiB, 1 * MiB);
+      expect(Buffer.from(r.data!).equals(big.subarray(0, MiB))).toBe(true);
+      expect(executed()).toBe(x0); // no worker was asked: the pages were resident
+      expect(srv.server.stats.lentReads).toBe(1);
+      t.message(['remap', String((3 * MiB) / 512 + 5)]);
+      const r2 = await c.read(3 * MiB, 1 * MiB);
+      expect(Buffer.from(r2.data!).equals(big.subarray(MiB, 2 * MiB))).toBe(true);
+      expect(executed()).toBe(x0 + 1); // a remapped block in the range: a worker read it, and its slot was sent
+      expect(srv.server.stats.lentReads).toBe(2);
+      await c.disconnect();
+      await srv.close();
+    } finally {
+      await e.close();
+      t.close();
+    }
+  });
+
   it('a model file that shrinks under a mapped read costs that client its connection, not the server its life', async () => {
     const { FileDevice } = await import('../../src/block/file-device.js');
     const { SafeRemapTarget } = await import('../../src/remap/safe-target.js');
