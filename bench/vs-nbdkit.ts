@@ -9,7 +9,10 @@
  * is reported, so a neighbour's load hits both alike; the load average is
  * printed, since on a busy 2-core machine fio and the server also compete
  * with it. Also reported: server CPU time per I/O, which load disturbs less.
- * Usage: npm run bench:nbd [-- --json] [-- --quick]
+ * With --engine, remapsim serves through the per-CPU engine (`serve SCENARIO
+ * --engine workers`, the same files as the scenario's devices) instead of on
+ * its one server thread.
+ * Usage: npm run bench:nbd [-- --json] [-- --quick] [-- --engine]
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -18,7 +21,8 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchArgs, emitJson } from './args.js';
 
-const args = benchArgs();
+const args = benchArgs(process.argv.slice(2), ['--engine']);
+const ENGINE = args.flags.has('--engine');
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 function missingTool(): string | undefined {
@@ -70,7 +74,14 @@ async function waitFor(cond: () => boolean, what: string, child: ChildProcess, s
 
 async function startOurs(): Promise<ChildProcess> {
   const sectors = MAIN_BYTES / 512;
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'serve', '--socket', ourSock, '--table', `0 ${sectors} remap ${mainFile} ${spareFile}`], {
+  let what = ['--table', `0 ${sectors} remap ${mainFile} ${spareFile}`];
+  if (ENGINE) {
+    const scenario = path.join(dir, 'serve.yaml');
+    const lines = ['name: bench-nbd', 'devices:', `  main: { path: ${JSON.stringify(mainFile)} }`, `  spare: { path: ${JSON.stringify(spareFile)} }`, 'target: { policy: safe }', 'jobs:', '  - { name: unused, rw: read, bs: 4k, size: 1m }'];
+    fs.writeFileSync(scenario, lines.join('\n'));
+    what = [scenario, '--engine', 'workers'];
+  }
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'serve', '--socket', ourSock, ...what], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env },
@@ -185,11 +196,11 @@ async function main(): Promise<void> {
     );
   }
   const load1 = os.loadavg()[0];
-  console.log(`fio nbd engine, ${MAIN_BYTES >> 20} MiB page-cached file, ${ROUNDS} x ${RUNTIME_S} s per side, alternating; remapsim: safe policy, no remaps`);
+  console.log(`fio nbd engine, ${MAIN_BYTES >> 20} MiB page-cached file, ${ROUNDS} x ${RUNTIME_S} s per side, alternating; remapsim: safe policy, no remaps, ${ENGINE ? 'through the per-CPU engine' : 'on its server thread'}`);
   for (const l of lines) console.log(l);
   const busy = Math.max(load0, load1) > os.cpus().length * 0.5;
   console.log(`load average ${load0.toFixed(2)} -> ${load1.toFixed(2)} on ${os.cpus().length} CPUs${busy ? ': the machine was busy, numbers are noisy' : ''}`);
-  if (args.json) emitJson({ comparisons, loadAverage: [load0, load1], cpus: os.cpus().length });
+  if (args.json) emitJson({ comparisons, dataPath: ENGINE ? 'engine' : 'server thread', loadAverage: [load0, load1], cpus: os.cpus().length });
 }
 
 try {

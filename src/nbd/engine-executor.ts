@@ -4,7 +4,8 @@
  * parallel, and completions come back in whatever order they finish; the
  * server's event loop only moves bytes between the socket and the engine's
  * buffer slots. Requests larger than a slot are split, their pieces run in
- * parallel, and the request fails with the first piece's error.
+ * parallel, and the request fails with the first piece's error. Reads of
+ * data already in the page cache skip the queues (lendRead).
  */
 import { EROFS, type LentRead, type LogicalBlockSize, type MappedReads, OK, SECTOR_SHIFT } from '../block/device.js';
 import type { Engine } from '../engine/engine.js';
@@ -32,6 +33,8 @@ export class EngineExecutor implements IoExecutor {
   readonly features: ExecutorFeatures;
   /** A read of up to one buffer slot is sent from the slot the worker read it into (one copy fewer). */
   readonly maxLentBytes: number;
+  /** Every read is lent: from the page cache when resident (no worker round trip), else from a worker's slot. */
+  readonly minLentBytes = 0;
   private readonly chunkSectors: number;
   private readonly mapped: MappedReads | undefined;
 
@@ -51,9 +54,10 @@ export class EngineExecutor implements IoExecutor {
   }
 
   /**
-   * A large read whose pages are all in the page cache goes out from there
-   * at once (no I/O to queue, and the event loop cannot wait for a disk);
-   * any other is read by a worker into its slot and sent from the slot.
+   * A read whose pages are all in the page cache goes out from there at
+   * once (no I/O to queue, and the event loop cannot wait for a disk; the
+   * check is one mincore call); any other is read by a worker into its slot
+   * and sent from the slot.
    */
   lendRead(sector: number, bytes: number): LentRead | Promise<LentRead> {
     let data: Uint8Array | undefined;

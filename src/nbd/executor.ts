@@ -61,6 +61,8 @@ export interface IoExecutor {
   discard(sector: number, count: number): IoCompletion;
   /** Reads of at most this many bytes may go through lendRead (0 or absent: none). */
   readonly maxLentBytes?: number;
+  /** Reads of at least this many bytes do (absent: those over 128 KiB; smaller ones are copied into the server's reply slab). */
+  readonly minLentBytes?: number;
   /** A read whose data the executor lends (now or later); undefined when it cannot: the server then calls read(). */
   lendRead?(sector: number, bytes: number): LentRead | Promise<LentRead> | undefined;
 }

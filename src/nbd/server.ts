@@ -679,10 +679,11 @@ class Connection {
     this.srv.stats.readBytes += length;
     const hdr = this.structured ? DATA_CHUNK_HEADER_SIZE : SIMPLE_REPLY_HEADER_SIZE;
     const total = hdr + length;
+    const ex = this.ex;
+    const lend = ex.lendRead !== undefined && length <= (ex.maxLentBytes ?? 0) && (ex.minLentBytes === undefined ? total > SLAB_READ_MAX : length >= ex.minLentBytes);
+    if (lend && this.readLent(cookie, offset, sector, length, hdr)) return;
     if (total > SLAB_READ_MAX) {
-      if (!(this.ex.lendRead && length <= (this.ex.maxLentBytes ?? 0) && this.readLent(cookie, offset, sector, length, hdr))) {
-        this.readLarge(cookie, offset, sector, length, hdr);
-      }
+      this.readLarge(cookie, offset, sector, length, hdr);
       return;
     }
     const start = this.reserve(total);

@@ -243,7 +243,7 @@ describe('NBD server: commands', () => {
     t.close();
   });
 
-  it('through the engine: a large read in the page cache goes out from the map, one over a remapped block from a worker\'s slot', async () => {
+  it('through the engine: a read in the page cache goes out from the map, one over a remapped block from a worker\'s slot', async () => {
     const { FileDevice } = await import('../../src/block/file-device.js');
     const { SafeRemapTarget } = await import('../../src/remap/safe-target.js');
     const { Engine } = await import('../../src/engine/engine.js');
@@ -267,11 +267,16 @@ describe('NBD server: commands', () => {
       expect(Buffer.from(r.data!).equals(big.subarray(0, MiB))).toBe(true);
       expect(executed()).toBe(x0); // no worker was asked: the pages were resident
       expect(srv.server.stats.lentReads).toBe(1);
+      const small = await Promise.all([c.read(2 * MiB + 4 * KiB, 4 * KiB), c.read(2 * MiB + 64 * KiB, 512)]); // small ones too
+      expect(Buffer.from(small[0].data!).equals(big.subarray(4 * KiB, 8 * KiB))).toBe(true);
+      expect(Buffer.from(small[1].data!).equals(big.subarray(64 * KiB, 64 * KiB + 512))).toBe(true);
+      expect(executed()).toBe(x0);
+      expect(srv.server.stats.lentReads).toBe(3);
       t.message(['remap', String((3 * MiB) / 512 + 5)]);
       const r2 = await c.read(3 * MiB, 1 * MiB);
       expect(Buffer.from(r2.data!).equals(big.subarray(MiB, 2 * MiB))).toBe(true);
       expect(executed()).toBe(x0 + 1); // a remapped block in the range: a worker read it, and its slot was sent
-      expect(srv.server.stats.lentReads).toBe(2);
+      expect(srv.server.stats.lentReads).toBe(4);
       await c.disconnect();
       await srv.close();
     } finally {
