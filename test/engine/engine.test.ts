@@ -1,14 +1,36 @@
+import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { FileDevice } from '../../src/block/file-device.js';
 import { SharedMemoryDevice } from '../../src/block/shared-memory-device.js';
 import { Engine } from '../../src/engine/engine.js';
+import { SafeRemapTarget } from '../../src/remap/safe-target.js';
 import { jobFromRecord } from '../../src/workload/job.js';
 import { Oracle } from '../../src/workload/oracle.js';
 import { VerifyPattern } from '../../src/workload/verify-pattern.js';
+import { tmpDir } from '../helpers/tmp.js';
 
 const engines: Engine[] = [];
+const targets: SafeRemapTarget[] = [];
+const tmp = tmpDir('remapsim-engine-');
 afterAll(async () => {
   for (const e of engines) await e.close();
+  for (const t of targets) t.close();
+  tmp.cleanup();
 });
+
+let models = 0;
+/** A safe-policy primary on a 1 MiB main file and a spare file, and an engine of two queues whose workers run its replicas. */
+async function modelEngine(spareBytes: number, opts: { discardPassdown?: boolean } = {}): Promise<{ primary: SafeRemapTarget; e: Engine }> {
+  const mainPath = path.join(tmp.dir, `main-${++models}`);
+  const sparePath = path.join(tmp.dir, `spare-${models}`);
+  FileDevice.createSparse(mainPath, 1 << 20);
+  FileDevice.createSparse(sparePath, spareBytes);
+  const primary = new SafeRemapTarget({ main: FileDevice.open(mainPath), spare: FileDevice.open(sparePath), reservedSectors: 64, ...opts });
+  targets.push(primary);
+  const e = await Engine.start({ device: { kind: 'model', policy: 'safe', main: { file: { path: mainPath } }, spare: { file: { path: sparePath } }, target: primary.shared, mainPath, sparePath }, primary, queues: 2, force: true, pin: false });
+  engines.push(e);
+  return { primary, e };
+}
 
 async function engine(queues: number, sectors = 1 << 15): Promise<{ e: Engine; dev: SharedMemoryDevice }> {
   const dev = new SharedMemoryDevice({ sectors });
@@ -115,73 +137,41 @@ describe('the engine', () => {
 
 describe('the engine on a file', () => {
   it('replicas take the primary\'s layout and features: no_discard_passdown holds for trims the workers run', async () => {
-    const fs = await import('node:fs');
-    const os = await import('node:os');
-    const path = await import('node:path');
-    const { FileDevice } = await import('../../src/block/file-device.js');
-    const { SafeRemapTarget } = await import('../../src/remap/safe-target.js');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapsim-replica-'));
-    try {
-      const mainPath = path.join(dir, 'main');
-      const sparePath = path.join(dir, 'spare');
-      FileDevice.createSparse(mainPath, 1 << 20);
-      FileDevice.createSparse(sparePath, 4 << 20);
-      const primary = new SafeRemapTarget({ main: FileDevice.open(mainPath), spare: FileDevice.open(sparePath), reservedSectors: 64, discardPassdown: false });
-      const e = await Engine.start({ device: { kind: 'model', policy: 'safe', main: { file: { path: mainPath } }, spare: { file: { path: sparePath } }, target: primary.shared, mainPath, sparePath }, primary, queues: 2, force: true, pin: false });
-      engines.push(e);
-      const data = new Uint8Array(65536).fill(0x6b);
-      expect(await e.submit('write', 128, data)).toBe(0);
-      for (let i = 0; i < 4; i++) expect(await e.submit('trim', 128, undefined, { count: 128 })).toBe(0); // both queues take some
-      const out = new Uint8Array(65536);
-      expect(primary.read(128, out)).toBe(0);
-      expect(out).toEqual(data); // not passed down: the data is still there
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    const { primary, e } = await modelEngine(4 << 20, { discardPassdown: false });
+    const data = new Uint8Array(65536).fill(0x6b);
+    expect(await e.submit('write', 128, data)).toBe(0);
+    for (let i = 0; i < 4; i++) expect(await e.submit('trim', 128, undefined, { count: 128 })).toBe(0); // both queues take some
+    const out = new Uint8Array(65536);
+    expect(primary.read(128, out)).toBe(0);
+    expect(out).toEqual(data); // not passed down: the data is still there
   });
 
   it('writes from the workers survive blocks moving to the spare and back on the primary meanwhile (none lost, none stale)', async () => {
-    const fs = await import('node:fs');
-    const os = await import('node:os');
-    const path = await import('node:path');
-    const { FileDevice } = await import('../../src/block/file-device.js');
-    const { SafeRemapTarget } = await import('../../src/remap/safe-target.js');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapsim-moves-'));
-    try {
-      const mainPath = path.join(dir, 'main');
-      const sparePath = path.join(dir, 'spare');
-      FileDevice.createSparse(mainPath, 1 << 20);
-      FileDevice.createSparse(sparePath, 64 << 20);
-      const primary = new SafeRemapTarget({ main: FileDevice.open(mainPath), spare: FileDevice.open(sparePath), reservedSectors: 64 });
-      const e = await Engine.start({ device: { kind: 'model', policy: 'safe', main: { file: { path: mainPath } }, spare: { file: { path: sparePath } }, target: primary.shared, mainPath, sparePath }, primary, queues: 2, force: true, pin: false });
-      engines.push(e);
-      const pattern = new VerifyPattern({ unitSize: 4096, runId: 4, seed: 4 });
-      const oracle = new Oracle({ pattern, units: 64 });
-      // the primary moves blocks of the 256 KiB the job writes to the spare and back, as fast as it can, while the workers write them
-      let moves = 0;
-      let running = true;
-      let k = 0;
-      const mover = (): void => {
-        if (!running) return;
-        for (let i = 0; i < 20; i++) {
-          const b = (k++ * 37) % 512;
-          primary.message(primary.lookup(b) >= 0 ? ['unremap', String(b)] : ['remap', String(b)]);
-          moves++;
-        }
-        setImmediate(mover);
-      };
+    const { primary, e } = await modelEngine(64 << 20);
+    const pattern = new VerifyPattern({ unitSize: 4096, runId: 4, seed: 4 });
+    const oracle = new Oracle({ pattern, units: 64 });
+    // the primary moves blocks of the 256 KiB the job writes to the spare and back, as fast as it can, while the workers write them
+    let moves = 0;
+    let running = true;
+    let k = 0;
+    const mover = (): void => {
+      if (!running) return;
+      for (let i = 0; i < 20; i++) {
+        const b = (k++ * 37) % 512;
+        primary.message(primary.lookup(b) >= 0 ? ['unremap', String(b)] : ['remap', String(b)]);
+        moves++;
+      }
       setImmediate(mover);
-      const r = await e.runJobs([jobFromRecord({ name: 'm', rw: 'randrw', bs: '4k', iodepth: 8, numjobs: 2, size: '256k', runtime: 2, time_based: 1, verify: 'crc32c' })], { oracle });
-      running = false;
-      const v = r.jobs[0].verify!;
-      expect({ stale: v.stale, lost: v.lost, corrupt: v.corrupt, unexpectedError: v.unexpectedError }).toEqual({ stale: 0, lost: 0, corrupt: 0, unexpectedError: 0 });
-      // enough of both to have met (alone here: ~9,000 moves, ~2,000 writes; without the move sequence the first torn read came within 100 ms)
-      expect(moves).toBeGreaterThan(500);
-      expect(r.jobs[0].write.totalIos).toBeGreaterThan(200);
-      expect(v.ok).toBeGreaterThan(200);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+    };
+    setImmediate(mover);
+    const r = await e.runJobs([jobFromRecord({ name: 'm', rw: 'randrw', bs: '4k', iodepth: 8, numjobs: 2, size: '256k', runtime: 2, time_based: 1, verify: 'crc32c' })], { oracle });
+    running = false;
+    const v = r.jobs[0].verify!;
+    expect({ stale: v.stale, lost: v.lost, corrupt: v.corrupt, unexpectedError: v.unexpectedError }).toEqual({ stale: 0, lost: 0, corrupt: 0, unexpectedError: 0 });
+    // enough of both to have met (alone here: ~9,000 moves, ~2,000 writes; without the move sequence the first torn read came within 100 ms)
+    expect(moves).toBeGreaterThan(500);
+    expect(r.jobs[0].write.totalIos).toBeGreaterThan(200);
+    expect(v.ok).toBeGreaterThan(200);
   }, 30_000);
 
   it('reads and writes through io_uring (or the JS path) with the same results', async () => {
