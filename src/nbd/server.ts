@@ -398,6 +398,7 @@ class Connection {
 
   destroy(): void {
     this.dead = true;
+    this.sock.uncork(); // pump's cork: what was answered goes out before the socket is cut
     this.sock.destroy();
   }
 
@@ -426,6 +427,7 @@ class Connection {
   private pump(): void {
     if (this.pumping || this.dead) return;
     this.pumping = true;
+    this.sock.cork(); // replies sent from lent memory during this pass join the slab's in one writev
     try {
       while (!this.ending && !this.dead && !this.blocked()) {
         let m: ClientMessage | undefined;
@@ -442,8 +444,9 @@ class Connection {
       }
     } finally {
       this.pumping = false;
+      this.flushBatch();
+      this.sock.uncork();
     }
-    this.flushBatch();
     if (this.dead) return;
     const block = this.blocked() && !this.ending;
     if (block && !this.paused) {
