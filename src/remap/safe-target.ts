@@ -21,6 +21,7 @@
  * default SAFE_DEFAULT_RESERVED_SECTORS) and `no_discard_passdown`.
  */
 import { type BlockDevice, type IoStatus, type LogicalBlockSize, type MappedReads, type WriteFlags, EINVAL, EIO, ENOSPC, OK, SECTOR_SHIFT, checkIo, checkRequest } from '../block/device.js';
+import { FileDevice } from '../block/file-device.js';
 import { type ControlTarget, MessageError, TableError } from '../control/target.js';
 import { kstrtoull } from '../util/kernel-parse.js';
 import { log } from '../util/log.js';
@@ -188,6 +189,8 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
   private readonly counterRows: CounterRows<CounterName>;
   private readonly c: Float64Array;
   private readonly slow: SafeSlowCall | undefined;
+  /** Main is a regular file read through the page cache (no faults, no media to spare): see read(). */
+  private readonly readThrough: boolean;
   /** [0]: the move sequence, shared by the primary and its replicas. */
   private readonly moves: Int32Array;
   private readonly journal: RemapJournal;
@@ -240,6 +243,7 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     this.c = this.counterRows.row;
     this.slow = replica?.slow;
     this.moves = new Int32Array(replica ? replica.shared.moves : new SharedArrayBuffer(4));
+    this.readThrough = main instanceof FileDevice && !main.isBlockDevice && !main.direct;
     this.cursor = this.spareFirstBlock;
     if (opts.restored) {
       const keys: number[] = [];
@@ -322,8 +326,12 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     const b0 = sector >>> 0 === sector ? sector >> u : Math.floor(sector / this.unit);
     const nb = count >> u;
     if (!this.remapTable.anyInRange(b0, nb)) return this.readMain(sector, buf);
+    // a page-cached main file reads a remapped block's stale bytes as cheaply as any: one call for the whole
+    // range, and the spare's blocks laid over it, saves the call for the main part after each remapped run
+    const through = this.readThrough && this.main.read(sector, buf) === OK;
     let status: IoStatus = OK;
     this.forEachRun(b0, nb, (first, n, spareFirst) => {
+      if (through && spareFirst < 0) return;
       const part = buf.subarray((first - b0) * this.logicalBlockSize, (first - b0 + n) * this.logicalBlockSize);
       let rc: IoStatus;
       if (spareFirst < 0) rc = this.readMain(first * this.unit, part);

@@ -48,6 +48,17 @@ describe('safe policy: routing', () => {
         const out = new Uint8Array(64 * 1024);
         expect(t.read(256, out)).toBe(OK); // read() still gives the data (copied to the spare by the remap)
         expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+        // the block written again lives on the spare now, main keeps stale bytes: a read of the range through the
+        // main file (one call) must show the spare's block over them, at the start, in the middle and at the end
+        const fresh = block(512, 9);
+        expect(t.write(300, fresh)).toBe(OK);
+        const want = Buffer.from(data);
+        want.set(fresh, (300 - 256) * 512);
+        for (const [s0, n] of [[256, 128], [300, 8], [296, 5], [299, 2]]) {
+          const o = new Uint8Array(n * 512);
+          expect(t.read(s0, o)).toBe(OK);
+          expect(Buffer.from(o).equals(want.subarray((s0 - 256) * 512, (s0 - 256 + n) * 512))).toBe(true);
+        }
       } finally {
         t.close();
       }
