@@ -326,12 +326,23 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     const b0 = sector >>> 0 === sector ? sector >> u : Math.floor(sector / this.unit);
     const nb = count >> u;
     if (!this.remapTable.anyInRange(b0, nb)) return this.readMain(sector, buf);
+    if (!this.readThrough) return this.readRuns(b0, nb, buf, false);
     // a page-cached main file reads a remapped block's stale bytes as cheaply as any: one call for the whole
-    // range, and the spare's blocks laid over it, saves the call for the main part after each remapped run
-    const through = this.readThrough && this.main.read(sector, buf) === OK;
+    // range, and the spare's blocks laid over it, saves the call for the main part after each remapped run.
+    // In a replica, a block the primary moved back to main meanwhile (unremap) would keep the stale bytes: a
+    // move seen during the read (the move sequence, as in write()) sends it down the run-by-run path instead.
+    const seq = this.slow === undefined ? 0 : Atomics.load(this.moves, 0);
+    if ((seq & 1) !== 0 || this.main.read(sector, buf) !== OK) return this.readRuns(b0, nb, buf, false);
+    const rc = this.readRuns(b0, nb, buf, true);
+    if (this.slow !== undefined && Atomics.load(this.moves, 0) !== seq) return this.readRuns(b0, nb, buf, false);
+    return rc;
+  }
+
+  /** read() run by run (`overSpareOnly`: main's runs are in `buf` already). */
+  private readRuns(b0: number, nb: number, buf: Uint8Array, overSpareOnly: boolean): IoStatus {
     let status: IoStatus = OK;
     this.forEachRun(b0, nb, (first, n, spareFirst) => {
-      if (through && spareFirst < 0) return;
+      if (overSpareOnly && spareFirst < 0) return;
       const part = buf.subarray((first - b0) * this.logicalBlockSize, (first - b0 + n) * this.logicalBlockSize);
       let rc: IoStatus;
       if (spareFirst < 0) rc = this.readMain(first * this.unit, part);

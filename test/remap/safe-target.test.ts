@@ -25,6 +25,47 @@ function setup(opts: { mainSectors?: number; spareSectors?: number; lbs?: 512 | 
 }
 
 describe('safe policy: routing', () => {
+  it('a replica reading through the main file does not keep bytes a move made stale meanwhile (unremap during the read)', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { FileDevice } = await import('../../src/block/file-device.js');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapsim-through-'));
+    try {
+      const [m, sp] = [path.join(dir, 'm'), path.join(dir, 's')];
+      FileDevice.createSparse(m, 4 << 20);
+      FileDevice.createSparse(sp, 1 << 20);
+      const primary = new SafeRemapTarget({ main: FileDevice.open(m), spare: FileDevice.open(sp), reservedSectors: 64 });
+      const replicaMain = FileDevice.open(m);
+      let during: (() => void) | undefined;
+      const readMain = replicaMain.read.bind(replicaMain);
+      // the primary's move lands between the replica's read of main and its look at the table (another thread, in real life)
+      replicaMain.read = (sector, buf) => {
+        const rc = readMain(sector, buf);
+        during?.();
+        during = undefined;
+        return rc;
+      };
+      const replica = new SafeRemapTarget({ main: replicaMain, spare: FileDevice.open(sp), replicaOf: { shared: primary.shared, row: 1, slow: (op, args, data) => primary.handleSlowPath(op, args, data!) } });
+      try {
+        expect(primary.write(300, block(512, 1))).toBe(OK);
+        primary.message(['remap', '300']);
+        const fresh = block(512, 2);
+        expect(primary.write(300, fresh)).toBe(OK); // on the spare; main keeps block(512, 1)
+        during = () => primary.message(['unremap', '300']);
+        const out = new Uint8Array(8 * 512);
+        expect(replica.read(296, out)).toBe(OK);
+        expect(during).toBeUndefined(); // the move did happen mid-read
+        expect(Buffer.from(out.subarray(4 * 512, 5 * 512)).equals(Buffer.from(fresh))).toBe(true);
+      } finally {
+        replica.close();
+        primary.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('mappedRead: where every block of the range is on a main that maps it; never over a remapped block', async () => {
     const fs = await import('node:fs');
     const os = await import('node:os');
