@@ -1,9 +1,12 @@
-import { describe, expect, it } from 'vitest';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { MemoryDevice } from '../../src/block/memory-device.js';
 import { type BlockDevice, EIO, ENOSPC, OK } from '../../src/block/device.js';
 import { DustDevice } from '../../src/faults/dust.js';
 import { SafeRemapTarget } from '../../src/remap/safe-target.js';
+import { FileDevice } from '../../src/block/file-device.js';
+import { tmpDir } from '../helpers/tmp.js';
 import { parseTableLine } from '../../src/control/table-line.js';
 
 function block(bs: number, tag: number): Uint8Array {
@@ -24,90 +27,79 @@ function setup(opts: { mainSectors?: number; spareSectors?: number; lbs?: 512 | 
   return { t, main, spare, mainRaw, spareRaw, bs: lbs };
 }
 
+const files = tmpDir('remapsim-safe-');
+afterAll(() => files.cleanup());
+
+/** A safe target on a 4 MiB main file and a 1 MiB spare file (removed after the suite). */
+function onFiles(name: string): { t: SafeRemapTarget; mainPath: string; sparePath: string } {
+  const mainPath = path.join(files.dir, `${name}-main`);
+  const sparePath = path.join(files.dir, `${name}-spare`);
+  FileDevice.createSparse(mainPath, 4 << 20);
+  FileDevice.createSparse(sparePath, 1 << 20);
+  return { t: new SafeRemapTarget({ main: FileDevice.open(mainPath), spare: FileDevice.open(sparePath), reservedSectors: 64 }), mainPath, sparePath };
+}
+
 describe('safe policy: routing', () => {
-  it('a replica reading through the main file does not keep bytes a move made stale meanwhile (unremap during the read)', async () => {
-    const fs = await import('node:fs');
-    const os = await import('node:os');
-    const path = await import('node:path');
-    const { FileDevice } = await import('../../src/block/file-device.js');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapsim-through-'));
+  it('a replica reading through the main file does not keep bytes a move made stale meanwhile (unremap during the read)', () => {
+    const { t: primary, mainPath, sparePath } = onFiles('through');
+    const replicaMain = FileDevice.open(mainPath);
+    let during: (() => void) | undefined;
+    const readMain = replicaMain.read.bind(replicaMain);
+    // the primary's move lands between the replica's read of main and its look at the table (another thread, in real life)
+    replicaMain.read = (sector, buf) => {
+      const rc = readMain(sector, buf);
+      during?.();
+      during = undefined;
+      return rc;
+    };
+    const replica = new SafeRemapTarget({ main: replicaMain, spare: FileDevice.open(sparePath), replicaOf: { shared: primary.shared, row: 1, slow: (op, args, data) => primary.handleSlowPath(op, args, data!) } });
     try {
-      const [m, sp] = [path.join(dir, 'm'), path.join(dir, 's')];
-      FileDevice.createSparse(m, 4 << 20);
-      FileDevice.createSparse(sp, 1 << 20);
-      const primary = new SafeRemapTarget({ main: FileDevice.open(m), spare: FileDevice.open(sp), reservedSectors: 64 });
-      const replicaMain = FileDevice.open(m);
-      let during: (() => void) | undefined;
-      const readMain = replicaMain.read.bind(replicaMain);
-      // the primary's move lands between the replica's read of main and its look at the table (another thread, in real life)
-      replicaMain.read = (sector, buf) => {
-        const rc = readMain(sector, buf);
-        during?.();
-        during = undefined;
-        return rc;
-      };
-      const replica = new SafeRemapTarget({ main: replicaMain, spare: FileDevice.open(sp), replicaOf: { shared: primary.shared, row: 1, slow: (op, args, data) => primary.handleSlowPath(op, args, data!) } });
-      try {
-        expect(primary.write(300, block(512, 1))).toBe(OK);
-        primary.message(['remap', '300']);
-        const fresh = block(512, 2);
-        expect(primary.write(300, fresh)).toBe(OK); // on the spare; main keeps block(512, 1)
-        during = () => primary.message(['unremap', '300']);
-        const out = new Uint8Array(8 * 512);
-        expect(replica.read(296, out)).toBe(OK);
-        expect(during).toBeUndefined(); // the move did happen mid-read
-        expect(Buffer.from(out.subarray(4 * 512, 5 * 512)).equals(Buffer.from(fresh))).toBe(true);
-      } finally {
-        replica.close();
-        primary.close();
-      }
+      expect(primary.write(300, block(512, 1))).toBe(OK);
+      primary.message(['remap', '300']);
+      const fresh = block(512, 2);
+      expect(primary.write(300, fresh)).toBe(OK); // on the spare; main keeps block(512, 1)
+      during = () => primary.message(['unremap', '300']);
+      const out = new Uint8Array(8 * 512);
+      expect(replica.read(296, out)).toBe(OK);
+      expect(during).toBeUndefined(); // the move did happen mid-read
+      expect(Buffer.from(out.subarray(4 * 512, 5 * 512)).equals(Buffer.from(fresh))).toBe(true);
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      replica.close();
+      primary.close();
     }
   });
 
-  it('mappedRead: where every block of the range is on a main that maps it; never over a remapped block', async () => {
-    const fs = await import('node:fs');
-    const os = await import('node:os');
-    const path = await import('node:path');
-    const { FileDevice } = await import('../../src/block/file-device.js');
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'remapsim-mapped-'));
+  it('mappedRead: where every block of the range is on a main that maps it; never over a remapped block', () => {
+    const { t } = onFiles('mapped');
     try {
-      FileDevice.createSparse(path.join(dir, 'm'), 4 << 20);
-      FileDevice.createSparse(path.join(dir, 's'), 1 << 20);
-      const t = new SafeRemapTarget({ main: FileDevice.open(path.join(dir, 'm')), spare: FileDevice.open(path.join(dir, 's')), reservedSectors: 64 });
-      try {
-        const data = block(64 * 1024, 3);
-        expect(t.write(256, data)).toBe(OK);
-        const v = t.mappedRead(256, 128)!;
-        expect(Buffer.from(v).equals(Buffer.from(data))).toBe(true);
-        expect(t.message(['remap', '300'])).toMatch(/./); // block 300 (512-byte blocks) now lives on the spare
-        expect(t.mappedRead(256, 128)).toBeUndefined();
-        expect(t.mappedRead(296, 8)).toBeUndefined();
-        expect(t.mappedRead(299, 1)).toBeDefined();
-        expect(t.mappedRead(301, 8)).toBeDefined();
-        const out = new Uint8Array(64 * 1024);
-        expect(t.read(256, out)).toBe(OK); // read() still gives the data (copied to the spare by the remap)
-        expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
-        // the block written again lives on the spare now, main keeps stale bytes: a read of the range through the
-        // main file (one call) must show the spare's block over them, at the start, in the middle and at the end
-        const fresh = block(512, 9);
-        expect(t.write(300, fresh)).toBe(OK);
-        const want = Buffer.from(data);
-        want.set(fresh, (300 - 256) * 512);
-        for (const [s0, n] of [[256, 128], [300, 8], [296, 5], [299, 2]]) {
-          const o = new Uint8Array(n * 512);
-          expect(t.read(s0, o)).toBe(OK);
-          expect(Buffer.from(o).equals(want.subarray((s0 - 256) * 512, (s0 - 256 + n) * 512))).toBe(true);
-        }
-      } finally {
-        t.close();
+      const data = block(64 * 1024, 3);
+      expect(t.write(256, data)).toBe(OK);
+      const v = t.mappedRead(256, 128)!;
+      expect(Buffer.from(v).equals(Buffer.from(data))).toBe(true);
+      expect(t.message(['remap', '300'])).toMatch(/./); // block 300 (512-byte blocks) now lives on the spare
+      expect(t.mappedRead(256, 128)).toBeUndefined();
+      expect(t.mappedRead(296, 8)).toBeUndefined();
+      expect(t.mappedRead(299, 1)).toBeDefined();
+      expect(t.mappedRead(301, 8)).toBeDefined();
+      const out = new Uint8Array(64 * 1024);
+      expect(t.read(256, out)).toBe(OK); // read() still gives the data (copied to the spare by the remap)
+      expect(Buffer.from(out).equals(Buffer.from(data))).toBe(true);
+      // the block written again lives on the spare now, main keeps stale bytes: a read of the range through the
+      // main file (one call) must show the spare's block over them, at the start, in the middle and at the end
+      const fresh = block(512, 9);
+      expect(t.write(300, fresh)).toBe(OK);
+      const want = Buffer.from(data);
+      want.set(fresh, (300 - 256) * 512);
+      for (const [s0, n] of [[256, 128], [300, 8], [296, 5], [299, 2]]) {
+        const o = new Uint8Array(n * 512);
+        expect(t.read(s0, o)).toBe(OK);
+        expect(Buffer.from(o).equals(want.subarray((s0 - 256) * 512, (s0 - 256 + n) * 512))).toBe(true);
       }
-      const { t: onMemory } = setup();
-      expect(onMemory.mappedRead(0, 8)).toBeUndefined(); // a main that cannot map
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      t.close();
     }
+    const { t: onMemory } = setup();
+    expect(onMemory.mappedRead(0, 8)).toBeUndefined(); // a main that cannot map
   });
 
   it('splits a request that straddles remapped blocks and sends each block where it lives', () => {
