@@ -72,6 +72,28 @@ export interface MappedReads {
   mappedRead(sector: number, count: number, opts?: { resident?: boolean }): Uint8Array | undefined;
 }
 
+/** `device`'s MappedReads, when it has them. */
+export function mappedReadsOf(device: unknown): MappedReads | undefined {
+  return typeof (device as Partial<MappedReads> | undefined)?.mappedRead === 'function' ? (device as MappedReads) : undefined;
+}
+
+const noRelease = (): void => {};
+
+/**
+ * A read of `bytes` at `sector` lent from `device`'s mapped page cache, or
+ * undefined when it cannot be (the caller then reads it; a request the
+ * device refuses is reported by that read).
+ */
+export function lendMapped(device: MappedReads | undefined, sector: number, bytes: number, opts?: { resident?: boolean }): LentRead | undefined {
+  let data: Uint8Array | undefined;
+  try {
+    data = device?.mappedRead(sector, bytes >>> SECTOR_SHIFT, opts);
+  } catch {
+    return undefined;
+  }
+  return data === undefined ? undefined : { status: OK, data, release: noRelease };
+}
+
 /** A read's bytes lent from memory someone else owns (an engine's buffer slot, a mapped file) instead of copied out. */
 export interface LentRead {
   status: IoStatus;

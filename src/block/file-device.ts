@@ -161,6 +161,11 @@ export class FileDevice implements BlockDevice, MappedReads {
     }
   }
 
+  /** A regular file read through the page cache (not O_DIRECT): no media errors of its own to report, mappable. */
+  get pageCached(): boolean {
+    return !this.direct && !this.isBlockDevice;
+  }
+
   /**
    * The bytes of [sector, sector + count) in the page cache, mapped read-only
    * (libc mapReadOnly: meant for the kernel to read; JavaScript reading it
@@ -169,7 +174,7 @@ export class FileDevice implements BlockDevice, MappedReads {
    * not mapped: its read errors must reach the layers above as errors.
    */
   mappedRead(sector: number, count: number, opts?: { resident?: boolean }): Uint8Array | undefined {
-    if (this.direct || this.isBlockDevice || this.mapRefused || this.fd < 0) return undefined;
+    if (!this.pageCached || this.mapRefused || this.fd < 0) return undefined;
     checkRequest(this, sector, count);
     const start = sector * SECTOR_SIZE;
     const end = start + count * SECTOR_SIZE;

@@ -349,7 +349,7 @@ export class Engine {
   submit(op: 'read' | 'write' | 'trim' | 'flush', sector: number, buf: Uint8Array | undefined, opts: { fua?: boolean; count?: number } = {}): Promise<number> {
     if (this.failure || this.closed) return Promise.resolve(EIO);
     const bytes = op === 'trim' ? (opts.count ?? 0) * SECTOR_SIZE : (buf?.length ?? 0);
-    if (bytes > this.maxRequestBytes) return Promise.reject(new EngineError(`request of ${bytes} bytes is larger than the engine's largest (${this.maxRequestBytes})`));
+    if (bytes > this.maxRequestBytes) return this.tooLarge(bytes);
     return new Promise<number>((resolve) => this.enqueue({ op, sector, buf, bytes, fua: opts.fua ?? false, lend: false, resolve }));
   }
 
@@ -361,7 +361,7 @@ export class Engine {
    */
   lendRead(sector: number, bytes: number): Promise<LentRead> {
     if (this.failure || this.closed) return Promise.resolve(failedLend(EIO));
-    if (bytes > this.maxRequestBytes) return Promise.reject(new EngineError(`request of ${bytes} bytes is larger than the engine's largest (${this.maxRequestBytes})`));
+    if (bytes > this.maxRequestBytes) return this.tooLarge(bytes);
     return new Promise<LentRead>((resolve) =>
       this.enqueue({
         op: 'read',
@@ -389,6 +389,10 @@ export class Engine {
         },
       }),
     );
+  }
+
+  private tooLarge(bytes: number): Promise<never> {
+    return Promise.reject(new EngineError(`request of ${bytes} bytes is larger than the engine's largest (${this.maxRequestBytes})`));
   }
 
   private enqueue(req: MainRequest): void {

@@ -7,7 +7,7 @@
  * parallel, and the request fails with the first piece's error. Reads of
  * data already in the page cache skip the queues (lendRead).
  */
-import { EROFS, type LentRead, type LogicalBlockSize, type MappedReads, OK, SECTOR_SHIFT } from '../block/device.js';
+import { EROFS, type LentRead, type LogicalBlockSize, type MappedReads, OK, SECTOR_SHIFT, lendMapped } from '../block/device.js';
 import type { Engine } from '../engine/engine.js';
 import type { ExecutorFeatures, IoCompletion, IoExecutor } from './executor.js';
 
@@ -22,9 +22,9 @@ export interface EngineExecutorOptions {
   mapped?: MappedReads;
 }
 
-const noRelease = (): void => {};
 
 let zeroes: Uint8Array | undefined;
+const RESIDENT = Object.freeze({ resident: true });
 
 export class EngineExecutor implements IoExecutor {
   readonly name: string;
@@ -60,15 +60,9 @@ export class EngineExecutor implements IoExecutor {
    * and sent from the slot.
    */
   lendRead(sector: number, bytes: number): LentRead | Promise<LentRead> {
-    let data: Uint8Array | undefined;
-    try {
-      data = this.mapped?.mappedRead(sector, bytes >>> SECTOR_SHIFT, { resident: true });
-    } catch {
-      data = undefined; // the engine's read reports what is wrong
-    }
-    if (data !== undefined) return { status: OK, data, release: noRelease };
-    return this.engine.lendRead(sector, bytes);
+    return lendMapped(this.mapped, sector, bytes, RESIDENT) ?? this.engine.lendRead(sector, bytes);
   }
+
 
   read(sector: number, buf: Uint8Array): IoCompletion {
     return this.split(sector, buf.length >>> SECTOR_SHIFT, (s, from, n) => this.engine.submit('read', s, buf.subarray(from, from + (n << SECTOR_SHIFT))));

@@ -27,6 +27,8 @@ import {
   type LogicalBlockSize,
   type MappedReads,
   OK,
+  lendMapped,
+  mappedReadsOf,
   SECTOR_SHIFT,
   errnoName,
 } from '../block/device.js';
@@ -68,7 +70,6 @@ export interface IoExecutor {
 }
 
 const FUA = Object.freeze({ fua: true });
-const noRelease = (): void => {};
 
 /** The largest piece a write-zeroes request is split into. */
 const ZERO_CHUNK = 1 << 20;
@@ -104,8 +105,7 @@ export class DeviceExecutor implements IoExecutor {
     const readOnly = opts.readOnly ?? (device as { readOnly?: unknown }).readOnly === true;
     const trim = !readOnly && (opts.trim ?? this.guard(() => device.discard(0, 0)) !== EOPNOTSUPP);
     this.features = { readOnly, trim, multiConn: true };
-    const m = device as Partial<MappedReads>;
-    this.mapped = typeof m.mappedRead === 'function' ? (m as MappedReads) : undefined;
+    this.mapped = mappedReadsOf(device);
     this.maxLentBytes = this.mapped ? Number.MAX_SAFE_INTEGER : 0;
   }
 
@@ -114,14 +114,9 @@ export class DeviceExecutor implements IoExecutor {
    * the socket sends them from there, and the copy a read() makes is saved.
    */
   lendRead(sector: number, bytes: number): LentRead | undefined {
-    let data: Uint8Array | undefined;
-    try {
-      data = this.mapped?.mappedRead(sector, bytes >>> SECTOR_SHIFT);
-    } catch {
-      return undefined; // read() reports what is wrong
-    }
-    return data === undefined ? undefined : { status: OK, data, release: noRelease };
+    return lendMapped(this.mapped, sector, bytes);
   }
+
 
   read(sector: number, buf: Uint8Array): IoStatus {
     try {

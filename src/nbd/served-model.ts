@@ -11,7 +11,7 @@ import { DustDevice } from '../faults/dust.js';
 import { loadIntoDust, type SectorRange } from '../faults/badlist.js';
 import { exclusiveOpener, type ModelTarget, openTarget } from '../remap/open-target.js';
 import { type ControlLayer, ControlServer, collectLayers } from './control-socket.js';
-import { EOPNOTSUPP, type MappedReads } from '../block/device.js';
+import { EOPNOTSUPP, mappedReadsOf } from '../block/device.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineExecutor } from './engine-executor.js';
 import { DeviceExecutor, type IoExecutor } from './executor.js';
@@ -128,8 +128,7 @@ export async function serveModel(stack: ModelStack, opts: ServeOptions): Promise
     } catch {
       // a layer that refuses the probe does not advertise TRIM
     }
-    const mapped = typeof (t as Partial<MappedReads>).mappedRead === 'function' ? (t as unknown as MappedReads) : undefined;
-    executor = new EngineExecutor(opts.engine, { name: t.name, sectors: t.sectors, logicalBlockSize: t.logicalBlockSize, readOnly: opts.readOnly, trim, mapped });
+    executor = new EngineExecutor(opts.engine, { name: t.name, sectors: t.sectors, logicalBlockSize: t.logicalBlockSize, readOnly: opts.readOnly, trim, mapped: mappedReadsOf(t) });
   } else executor = new DeviceExecutor(t, { readOnly: opts.readOnly });
   const nbd = new NbdServer(executor, { description: `remapsim ${stack.target.table()}`, ...opts });
   const addresses: ListenAddress[] = [];

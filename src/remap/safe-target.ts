@@ -20,7 +20,7 @@
  * features `reserved_sectors <n>` (metadata area at each end of the spare,
  * default SAFE_DEFAULT_RESERVED_SECTORS) and `no_discard_passdown`.
  */
-import { type BlockDevice, type IoStatus, type LogicalBlockSize, type MappedReads, type WriteFlags, EINVAL, EIO, ENOSPC, OK, SECTOR_SHIFT, checkIo, checkRequest } from '../block/device.js';
+import { type BlockDevice, type IoStatus, type LogicalBlockSize, type MappedReads, type WriteFlags, EINVAL, EIO, ENOSPC, OK, SECTOR_SHIFT, checkIo, checkRequest, mappedReadsOf } from '../block/device.js';
 import { FileDevice } from '../block/file-device.js';
 import { type ControlTarget, MessageError, TableError } from '../control/target.js';
 import { kstrtoull } from '../util/kernel-parse.js';
@@ -243,7 +243,7 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     this.c = this.counterRows.row;
     this.slow = replica?.slow;
     this.moves = new Int32Array(replica ? replica.shared.moves : new SharedArrayBuffer(4));
-    this.readThrough = main instanceof FileDevice && !main.isBlockDevice && !main.direct;
+    this.readThrough = main instanceof FileDevice && main.pageCached;
     this.cursor = this.spareFirstBlock;
     if (opts.restored) {
       const keys: number[] = [];
@@ -330,12 +330,11 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     // a page-cached main file reads a remapped block's stale bytes as cheaply as any: one call for the whole
     // range, and the spare's blocks laid over it, saves the call for the main part after each remapped run.
     // In a replica, a block the primary moved back to main meanwhile (unremap) would keep the stale bytes: a
-    // move seen during the read (the move sequence, as in write()) sends it down the run-by-run path instead.
-    const seq = this.slow === undefined ? 0 : Atomics.load(this.moves, 0);
-    if ((seq & 1) !== 0 || this.main.read(sector, buf) !== OK) return this.readRuns(b0, nb, buf, false);
+    // move seen during the read sends it down the run-by-run path instead.
+    const seq = this.seqBefore();
+    if (seq < 0 || this.main.read(sector, buf) !== OK) return this.readRuns(b0, nb, buf, false);
     const rc = this.readRuns(b0, nb, buf, true);
-    if (this.slow !== undefined && Atomics.load(this.moves, 0) !== seq) return this.readRuns(b0, nb, buf, false);
-    return rc;
+    return this.movedSince(seq) ? this.readRuns(b0, nb, buf, false) : rc;
   }
 
   /** read() run by run (`overSpareOnly`: main's runs are in `buf` already). */
@@ -358,8 +357,8 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
 
   /** read()'s bytes where they lie, when all of them are on a main device that maps them (MappedReads); else undefined. */
   mappedRead(sector: number, count: number, opts?: { resident?: boolean }): Uint8Array | undefined {
-    const main = this.main as Partial<MappedReads>;
-    if (main.mappedRead === undefined) return undefined;
+    const main = mappedReadsOf(this.main);
+    if (main === undefined) return undefined;
     checkRequest(this, sector, count);
     const b0 = Math.floor(sector / this.unit);
     const nb = Math.ceil((sector + count) / this.unit) - b0;
@@ -374,14 +373,13 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     this.c[C.writes]++;
     const b0 = Math.floor(sector / this.unit);
     const nb = count >> this.unitShift;
-    if (this.slow === undefined) return this.writeBlocksWhereTheyLive(b0, nb, buf, flags);
-    // a replica: a block the primary copies meanwhile (a move) could lose this write behind the copy
-    const seq = Atomics.load(this.moves, 0);
-    if ((seq & 1) === 0) {
+    // in a replica, a block the primary copies meanwhile (a move) could lose this write behind the copy
+    const seq = this.seqBefore();
+    if (seq >= 0) {
       const rc = this.writeBlocksWhereTheyLive(b0, nb, buf, flags);
-      if (Atomics.load(this.moves, 0) === seq) return rc;
+      if (!this.movedSince(seq)) return rc;
     }
-    return this.slow(SLOW_WRITE_AGAIN, [b0, nb, flags?.fua ? 1 : 0], buf);
+    return this.slow!(SLOW_WRITE_AGAIN, [b0, nb, flags?.fua ? 1 : 0], buf);
   }
 
   private writeBlocksWhereTheyLive(b0: number, nb: number, buf: Uint8Array, flags: WriteFlags | undefined): IoStatus {
@@ -423,13 +421,12 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     if (!this.discardPassdown || count === 0) return OK;
     const b0 = Math.floor(sector / this.unit);
     const nb = count / this.unit;
-    if (this.slow === undefined) return this.discardBlocksWhereTheyLive(b0, nb);
-    const seq = Atomics.load(this.moves, 0); // as in write()
-    if ((seq & 1) === 0) {
+    const seq = this.seqBefore(); // as in write()
+    if (seq >= 0) {
       const rc = this.discardBlocksWhereTheyLive(b0, nb);
-      if (Atomics.load(this.moves, 0) === seq) return rc;
+      if (!this.movedSince(seq)) return rc;
     }
-    return this.slow(SLOW_DISCARD_AGAIN, [b0, nb, 0], undefined);
+    return this.slow!(SLOW_DISCARD_AGAIN, [b0, nb, 0], undefined);
   }
 
   private discardBlocksWhereTheyLive(b0: number, nb: number): IoStatus {
@@ -818,6 +815,18 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
 
   private endMove(): void {
     Atomics.add(this.moves, 0, 1);
+  }
+
+  /** Before a replica's data-path step: the move sequence, or -1 while a move runs (the step then goes to the primary). The primary's own steps race no move: 0. */
+  private seqBefore(): number {
+    if (this.slow === undefined) return 0;
+    const seq = Atomics.load(this.moves, 0);
+    return (seq & 1) === 0 ? seq : -1;
+  }
+
+  /** After the step: whether a move ran since seqBefore() gave `seq`. */
+  private movedSince(seq: number): boolean {
+    return this.slow !== undefined && Atomics.load(this.moves, 0) !== seq;
   }
 
   // ---- the health scanner's entry points ----
