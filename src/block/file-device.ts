@@ -9,8 +9,12 @@ const PAGE = 4096;
 
 export interface FileDeviceOptions {
   readOnly?: boolean;
-  /** Open with O_DIRECT; unaligned caller buffers bounce through an aligned one. */
-  direct?: boolean;
+  /**
+   * Open with O_DIRECT; unaligned caller buffers bounce through an aligned one.
+   * 'block': O_DIRECT for a block device, buffered for a regular file (what a
+   * reader of data the kernel writes with bios, past the page cache, needs).
+   */
+  direct?: boolean | 'block';
   /** Regular files only: the logical block size to present (default 512). */
   logicalBlockSize?: LogicalBlockSize;
   /** Regular files only: the size to present; the file must be at least this big. Default: the file's size. */
@@ -50,7 +54,7 @@ export class FileDevice implements BlockDevice, MappedReads {
     this.sectors = sectors;
     this.logicalBlockSize = lbs;
     this.isBlockDevice = isBlock;
-    this.direct = opts.direct ?? false;
+    this.direct = opts.direct === 'block' ? isBlock : opts.direct === true;
     this.readOnly = opts.readOnly ?? false;
     this.sys = sys;
   }
@@ -65,7 +69,7 @@ export class FileDevice implements BlockDevice, MappedReads {
     const isBlock = st.isBlockDevice();
     if (!isBlock && !st.isFile()) throw new DeviceOpenError(`cannot open ${path}: not a regular file or block device`);
     let flags = opts.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
-    if (opts.direct) flags |= fs.constants.O_DIRECT;
+    if (opts.direct === true || (opts.direct === 'block' && isBlock)) flags |= fs.constants.O_DIRECT;
     let fd: number;
     try {
       fd = openNoAtime(path, flags);

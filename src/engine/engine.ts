@@ -11,7 +11,7 @@ import { IoSeries } from '../stats/series.js';
 import { clockOrigin, realClock } from '../util/clock.js';
 import { resourceDelta } from '../util/resources.js';
 import { startWorker } from '../util/worker.js';
-import type { JobSpec } from '../workload/job.js';
+import { flushInterval, type JobSpec } from '../workload/job.js';
 import { Oracle, type ReadClass } from '../workload/oracle.js';
 import type { DirStats, JobRunResult, RunProgress, RunResult } from '../workload/runner.js';
 import { BufferPools, type BufferPoolStats } from './buffer-pool.js';
@@ -260,6 +260,9 @@ export class Engine {
           throw new EngineOptionError('bs', `job '${j.name}': ${d} block size ${j.blockSizes[d].max} is larger than the engine's largest request (${this.maxRequestBytes} bytes)`);
         }
       }
+      if (flushInterval(j) > 0) {
+        throw new EngineOptionError(j.fsync > 0 ? 'fsync' : 'fdatasync', `job '${j.name}': flushes (fsync=, fdatasync=) run on one thread; use --engine sync`);
+      }
       if (j.direct && j.blockSizes.read.min < this.local.logicalBlockSize) {
         throw new EngineOptionError('bs', `job '${j.name}': direct=1 needs block sizes of at least the device's logical block size (${this.local.logicalBlockSize} bytes)`);
       }
@@ -285,7 +288,16 @@ export class Engine {
       this.pendingRun = { id: runId, parts: [], expect: this.workers.length, resolve, reject };
     });
     const oracleInit = oracle
-      ? { shared: oracle.shared, units: oracle.units, unitSize: oracle.unitSize, runId: oracle.pattern.runId, seed: oracle.pattern.seed, algorithm: oracle.pattern.algorithm }
+      ? {
+          shared: oracle.shared,
+          units: oracle.units,
+          unitSize: oracle.unitSize,
+          runId: oracle.pattern.runId,
+          seed: oracle.pattern.seed,
+          algorithm: oracle.pattern.algorithm,
+          knownBad: oracle.knownBad,
+          priorContent: oracle.priorContent,
+        }
       : undefined;
     this.ports.forEach((port, q) => {
       const msg: RunMessage = { type: 'run', runId, jobs: [...jobs], clones: clones[q], endNs, measureFromNs, seeds, deviceBytes: this.local.sectors * SECTOR_SIZE, oracle: oracleInit };

@@ -16,7 +16,8 @@ import { IoSeries } from '../stats/series.js';
 import { adoptClockOrigin, realClock } from '../util/clock.js';
 import { IoGenerator, newIoRequest, OP_READ, OP_TRIM, OP_WRITE, type IoRequest } from '../workload/generator.js';
 import type { JobSpec } from '../workload/job.js';
-import { Oracle, type OracleReport, type OracleShared, type ReadClass } from '../workload/oracle.js';
+import { Oracle, type OracleReport, type OracleShared, type PriorContent, type ReadClass } from '../workload/oracle.js';
+import type { KnownBadRanges } from '../faults/known-bad.js';
 import { continuesAfter, EILSEQ } from '../workload/continue-on-error.js';
 import { VerifyPattern, type VerifyAlgorithm } from '../workload/verify-pattern.js';
 import { BufferPools, type BufferPoolsShared } from './buffer-pool.js';
@@ -63,6 +64,9 @@ export interface OracleInit {
   runId: number;
   seed: number;
   algorithm: VerifyAlgorithm;
+  /** Sectors known bad beyond what the device's own layers know (a kernel stack's list). */
+  knownBad?: KnownBadRanges;
+  priorContent: PriorContent;
 }
 
 export interface RunMessage {
@@ -282,6 +286,8 @@ class QueueWorker {
         units: o.units,
         shared: o.shared,
         isKnownBad: this.isKnownBad,
+        knownBad: o.knownBad,
+        priorContent: o.priorContent,
       });
     } else this.oracle = undefined;
     const tags = this.clones.reduce((a, c) => a + c.depth, 0);

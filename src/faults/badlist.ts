@@ -225,6 +225,22 @@ export function ddrescueBadRanges(map: DdrescueMap, opts: BadRangeOptions = {}):
   return out;
 }
 
+// ------------------------------------------------------ either kind of file
+
+/**
+ * A plain list or a ddrescue mapfile, told apart by the first line that is
+ * not blank or a comment: a mapfile's status line has two or three fields, a
+ * list line one. Returns the bad sectors as merged ranges.
+ */
+export function parseBadSectorFile(text: string): SectorRange[] {
+  const first = text
+    .split(/\r?\n/)
+    .map((l) => l.replace(/(^|\s)#.*$/, '').trim())
+    .find((l) => l !== '');
+  if (first !== undefined && first.split(/\s+/).length >= 2) return ddrescueBadRanges(parseDdrescueMapfile(text));
+  return sectorsToRanges(parseSectorList(text));
+}
+
 // -------------------------------------------------------------- into dust
 
 export interface DustLoadOptions {

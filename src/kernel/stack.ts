@@ -16,9 +16,12 @@
  *   top of the kernel's bad-sector layer and the spare.
  *
  * The state is plain JSON (saveStackState / loadStackState), so another
- * process can add bad sectors to a live stack or tear it down. Teardown only
- * touches what the state names, checks that a loop device still holds the
- * state's backing file before detaching it, and is idempotent.
+ * process can add, remove and list bad sectors of a live stack or tear it
+ * down. Teardown only touches what the state names, checks that a loop device
+ * still holds the state's backing file before detaching it, and is
+ * idempotent. Without the state, findStackLeftovers / cleanStack find and
+ * remove what a stack of a given name left: its dm devices by name, its
+ * backing files and the loop devices on them.
  *
  * All calls are synchronous and need root and a kernel with device-mapper.
  */
@@ -26,10 +29,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { SECTOR_SIZE } from '../block/device.js';
+import { describeFsError } from '../block/file-device.js';
 import { v4MinSpare } from '../remap/min-spare.js';
-import { DmControl, DmError } from './dm-control.js';
+import { DmControl, DmError, DmUnavailableError } from './dm-control.js';
 import { type DmTargetSpec, formatTargetLine } from './dm-ioctl-codec.js';
-import { attachLoop, detachLoop, loopDeviceInfo, LoopError } from './loop.js';
+import { attachLoop, detachLoop, listLoops, loopDeviceInfo, LoopError } from './loop.js';
 
 const ENXIO = 6;
 
@@ -186,11 +190,17 @@ export function saveStackState(file: string, state: StackState): void {
 
 /** Reads a state file written by saveStackState; a file that is not one is refused with the field at fault. */
 export function loadStackState(file: string): StackState {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new StackError(`cannot read stack state ${file}: ${describeFsError(err)} (the file \`remapsim stack up --state\` wrote)`);
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (err) {
-    throw new StackError(`cannot read stack state ${file}: ${(err as Error).message}`);
+    throw new StackError(`${file} is not a remapsim stack state: not JSON (${(err as Error).message.replace(/\s+/g, ' ')})`);
   }
   const s = raw as Partial<StackState>;
   const bad = (field: string): never => {
@@ -220,7 +230,12 @@ function withControl<T>(control: DmControl | undefined, fn: (dm: DmControl) => T
 }
 
 function fileBytes(p: string): number {
-  const st = fs.statSync(p);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(p);
+  } catch (err) {
+    throw new StackError(`cannot use ${p} as a backing file: ${describeFsError(err)}`);
+  }
   if (st.isFile()) return st.size;
   throw new StackError(`${p} is not a regular file; give block devices to dm directly instead of a loop device`);
 }
@@ -235,8 +250,13 @@ export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } 
   return withControl(opts.control, (dm) => {
     const badName = `${spec.name}-bad`;
     const remapName = `${spec.name}-remap`;
-    for (const n of [badName, remapName]) {
-      if (dm.exists(n)) throw new StackError(`stack '${spec.name}' looks up already: device-mapper device '${n}' exists (tear it down first)`);
+    const dir = spec.dir ?? os.tmpdir();
+    const creates = (['main', 'spare'] as const).filter((r) => r === 'spare' ? spec.spare === undefined || 'bytes' in spec.spare : 'bytes' in spec.main);
+    const left = findStackLeftovers(spec.name, { dir, control: dm, roles: creates });
+    if (leftoverCount(left) > 0) {
+      throw new StackError(
+        `stack '${spec.name}' looks up already: ${describeLeftovers(left)}. Tear it down with \`remapsim stack down STATE\`, or remove exactly these with \`remapsim stack clean ${spec.name}${spec.dir === undefined ? '' : ` --dir ${spec.dir}`}\``,
+      );
     }
     const remapTarget = spec.remapTarget === undefined ? 'dm-remap-v4' : spec.remapTarget;
     const hasDust = dm.targetVersion('dust') !== undefined;
@@ -262,7 +282,6 @@ export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } 
       notes: [],
     };
     try {
-      const dir = spec.dir ?? os.tmpdir();
       const backing = (role: StackRole, b: StackBacking): string => {
         if ('file' in b) {
           const p = path.resolve(b.file);
@@ -271,9 +290,17 @@ export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } 
         }
         const p = path.join(dir, `${spec.name}-${role}.img`);
         if (fs.existsSync(p)) throw new StackError(`backing file ${p} already exists: remove it, or pass it as ${role}: { file } to use it`);
-        fs.writeFileSync(p, '', { flag: 'wx' });
+        try {
+          fs.writeFileSync(p, '', { flag: 'wx' });
+        } catch (err) {
+          throw new StackError(`cannot create backing file ${p}: ${describeFsError(err)}`);
+        }
         state.files.push({ role, path: p, bytes: b.bytes, created: true });
-        fs.truncateSync(p, b.bytes);
+        try {
+          fs.truncateSync(p, b.bytes);
+        } catch (err) {
+          throw new StackError(`cannot make backing file ${p} ${b.bytes} bytes long: ${describeFsError(err)}`);
+        }
         return p;
       };
       const attach = (role: StackRole, file: string): { device: string; sectors: number } => {
@@ -356,45 +383,293 @@ function createDevice(dm: DmControl, name: string, table: DmTargetSpec[], state:
 
 // ------------------------------------------------------------------ live changes
 
+function badDevice(state: StackState): StackState['devices'][number] {
+  const dev = state.devices.find((d) => d.role === 'bad');
+  if (!dev) throw new StackError(`stack '${state.name}' has no bad-sector layer`);
+  return dev;
+}
+
+const DUST_FOUND = /^dust_query_block: block \d+ found in badblocklist$/;
+
+/** Whether dm-dust lists `block` now (a write to a listed block takes it off). */
+function dustHas(dm: DmControl, device: string, block: number): boolean {
+  return DUST_FOUND.test(dm.message(device, 0, `queryblock ${block}`));
+}
+
+/**
+ * Puts a new linear+error table live: load, suspend, resume (I/O in flight
+ * waits, none fails). A resume that fails drops the new table and resumes
+ * the old one: a device left suspended would hang every I/O on the stack.
+ */
+function swapLinearErrorTable(dm: DmControl, state: StackState, sectors: readonly number[]): StackState {
+  const dev = badDevice(state);
+  const mainLoop = state.loops.find((l) => l.role === 'main');
+  if (!mainLoop) throw new StackError(`stack '${state.name}' has no main loop device`);
+  const table = linearErrorTable(mainLoop.device, dev.sectors, sectors, state.logicalBlockSize);
+  dm.load(dev.name, table);
+  dm.suspend(dev.name);
+  try {
+    dm.resume(dev.name);
+  } catch (err) {
+    try {
+      dm.clear(dev.name);
+      dm.resume(dev.name);
+    } catch {
+      // report the first failure
+    }
+    throw err;
+  }
+  const devices = state.devices.map((d) => (d === dev ? { ...d, table: table.map(formatTargetLine) } : d));
+  return { ...state, devices, badSectors: [...sectors] };
+}
+
 /**
  * Adds bad sectors to a live stack and returns the new state (save it again
  * if another process will use it). dm-dust gets `addbadblock` messages for
- * the blocks not yet listed; the linear+error layer gets a new table
- * (suspend, load, resume: I/O in flight waits, none fails).
+ * the blocks not yet listed; the linear+error layer gets a new table.
  */
 export function addBadSectors(state: StackState, sectors: readonly number[], opts: { control?: DmControl } = {}): StackState {
-  const dev = state.devices.find((d) => d.role === 'bad');
-  if (!dev) throw new StackError(`stack '${state.name}' has no bad-sector layer`);
+  const dev = badDevice(state);
   const added = normaliseSectors(sectors, dev.sectors);
   const all = normaliseSectors([...state.badSectors, ...added], dev.sectors);
   return withControl(opts.control, (dm) => {
     if (state.badLayer.kind === 'dust') {
       for (const b of dustBlocksOf(added, state.badLayer.blockSize)) {
-        if (/^dust_query_block: block \d+ found in badblocklist$/.test(dm.message(dev.name, 0, `queryblock ${b}`))) continue;
-        dm.message(dev.name, 0, `addbadblock ${b}`);
+        if (!dustHas(dm, dev.name, b)) dm.message(dev.name, 0, `addbadblock ${b}`);
       }
       return { ...state, badSectors: all };
     }
-    const mainLoop = state.loops.find((l) => l.role === 'main');
-    if (!mainLoop) throw new StackError(`stack '${state.name}' has no main loop device`);
-    const table = linearErrorTable(mainLoop.device, dev.sectors, all, state.logicalBlockSize);
-    dm.load(dev.name, table);
-    dm.suspend(dev.name);
-    try {
-      dm.resume(dev.name);
-    } catch (err) {
-      // a device left suspended would hang every I/O on the stack: drop the new table and resume the old one
-      try {
-        dm.clear(dev.name);
-        dm.resume(dev.name);
-      } catch {
-        // report the first failure
-      }
-      throw err;
-    }
-    const devices = state.devices.map((d) => (d === dev ? { ...d, table: table.map(formatTargetLine) } : d));
-    return { ...state, devices, badSectors: all };
+    return swapLinearErrorTable(dm, state, all);
   });
+}
+
+/**
+ * Takes sectors off a live stack's bad list and returns the new state.
+ * dm-dust gets `removebadblock` for each block that no remaining bad sector
+ * shares and that is still listed (a write may have taken it off already);
+ * the linear+error layer gets a new table without them. A sector that is
+ * neither in the state nor failed by the kernel is refused before anything
+ * changes.
+ */
+export function removeBadSectors(state: StackState, sectors: readonly number[], opts: { control?: DmControl } = {}): StackState {
+  const dev = badDevice(state);
+  const removing = normaliseSectors(sectors, dev.sectors);
+  const gone = new Set(removing);
+  const remaining = state.badSectors.filter((s) => !gone.has(s));
+  return withControl(opts.control, (dm) => {
+    const layer = state.badLayer;
+    if (layer.kind === 'dust') {
+      const spb = layer.blockSize / SECTOR_SIZE;
+      const listed = new Map(dustBlocksOf(removing, layer.blockSize).map((b) => [b, dustHas(dm, dev.name, b)]));
+      const unknown = removing.filter((s) => !state.badSectors.includes(s) && !listed.get(Math.floor(s / spb)));
+      if (unknown.length > 0) throw notBad(state, unknown);
+      const kept = new Set(dustBlocksOf(remaining, layer.blockSize));
+      for (const [b, isListed] of listed) if (isListed && !kept.has(b)) dm.message(dev.name, 0, `removebadblock ${b}`);
+      return { ...state, badSectors: remaining };
+    }
+    const unknown = removing.filter((s) => !state.badSectors.includes(s));
+    if (unknown.length > 0) throw notBad(state, unknown);
+    return swapLinearErrorTable(dm, state, remaining);
+  });
+}
+
+function notBad(state: StackState, sectors: number[]): StackError {
+  const list = state.badSectors.length === 0 ? 'it has none' : `its bad sectors: ${abbreviate(state.badSectors)}`;
+  return new StackError(`${sectors.length === 1 ? 'sector' : 'sectors'} ${abbreviate(sectors)} ${sectors.length === 1 ? 'is' : 'are'} not bad on stack '${state.name}' (${list})`);
+}
+
+function abbreviate(xs: readonly number[], max = 20): string {
+  return xs.length <= max ? xs.join(', ') : `${xs.slice(0, max).join(', ')} and ${xs.length - max} more`;
+}
+
+/** An inclusive range of 512-byte sectors. */
+export interface SectorRange {
+  first: number;
+  last: number;
+}
+
+export interface BadSectorListing {
+  name: string;
+  /** The bad-sector layer's dm device. */
+  device: string;
+  layer: 'dust' | 'linear-error';
+  /** Sectors per block of the layer: a dust block, or a logical block for linear+error (the kernel fails whole blocks). */
+  blockSectors: number;
+  /** The bad sectors the state file holds. */
+  state: number[];
+  /** What the kernel fails now (dust's list, or the error segments of the live table); null when dm-dust does not say (a kernel that logs the list instead). */
+  kernel: SectorRange[] | null;
+  /** State sectors the kernel does not fail now (dust: a write to the block took it off the list). */
+  onlyInState: number[];
+  /** Kernel ranges holding no state sector (added behind the state's back, e.g. with `dm message`). */
+  onlyInKernel: SectorRange[];
+}
+
+/** Adjacent or overlapping ranges merged, sorted. */
+function mergeRanges(ranges: SectorRange[]): SectorRange[] {
+  const out: SectorRange[] = [];
+  for (const r of [...ranges].sort((a, b) => a.first - b.first)) {
+    const last = out[out.length - 1];
+    if (last && r.first <= last.last + 1) last.last = Math.max(last.last, r.last);
+    else out.push({ ...r });
+  }
+  return out;
+}
+
+/** dm-dust's `listbadblocks` reply as block numbers; null for a reply that is not a list. */
+export function parseDustList(text: string): number[] | null {
+  const t = text.trim();
+  if (t === '' || /^No blocks in badblocklist$/.test(t)) return [];
+  const words = t.split(/\s+/);
+  return words.every((w) => /^\d+$/.test(w)) ? words.map(Number) : null;
+}
+
+/** What the kernel's bad-sector layer fails now, next to what the state says, and where they differ. */
+export function listBadSectors(state: StackState, opts: { control?: DmControl } = {}): BadSectorListing {
+  const dev = badDevice(state);
+  const layer = state.badLayer;
+  const blockSectors = (layer.kind === 'dust' ? layer.blockSize : state.logicalBlockSize) / SECTOR_SIZE;
+  const kernel = withControl(opts.control, (dm): SectorRange[] | null => {
+    if (layer.kind === 'linear-error') {
+      return mergeRanges(dm.table(dev.name).filter((t) => t.type === 'error').map((t) => ({ first: t.start, last: t.start + t.length - 1 })));
+    }
+    const reply = dm.messageReply(dev.name, 0, 'listbadblocks');
+    const blocks = reply.replied ? parseDustList(reply.text) : null;
+    return blocks === null ? null : mergeRanges(blocks.map((b) => ({ first: b * blockSectors, last: (b + 1) * blockSectors - 1 })));
+  });
+  const inside = (r: SectorRange, s: number): boolean => r.first <= s && s <= r.last;
+  return {
+    name: state.name,
+    device: dev.name,
+    layer: layer.kind,
+    blockSectors,
+    state: [...state.badSectors],
+    kernel,
+    onlyInState: kernel === null ? [] : state.badSectors.filter((s) => !kernel.some((r) => inside(r, s))),
+    onlyInKernel: kernel === null ? [] : kernel.filter((r) => !state.badSectors.some((s) => inside(r, s))),
+  };
+}
+
+// ------------------------------------------------------------------ leftovers
+
+/** The backing files `stack up` creates for a stack name in `dir`. */
+export function stackFilePath(name: string, dir: string, role: StackRole): string {
+  return path.join(path.resolve(dir), `${name}-${role}.img`);
+}
+
+export interface StackLeftovers {
+  name: string;
+  /** dm devices `<name>-remap`, `<name>-bad` that exist, top first. */
+  devices: string[];
+  /** Loop devices backed by one of the stack's files (also by one deleted since). */
+  loops: Array<{ device: string; number: number; backingFile: string }>;
+  /** The stack's backing files that exist. */
+  files: string[];
+  /** Why dm devices were not looked for (a kernel without device-mapper has none). */
+  noDeviceMapper?: string;
+}
+
+export function leftoverCount(l: StackLeftovers): number {
+  return l.devices.length + l.loops.length + l.files.length;
+}
+
+/** "dm devices a-remap, a-bad; loop devices /dev/loop3 (on /tmp/a-main.img); files /tmp/a-main.img" */
+export function describeLeftovers(l: StackLeftovers): string {
+  const parts: string[] = [];
+  if (l.devices.length > 0) parts.push(`dm device${l.devices.length > 1 ? 's' : ''} ${l.devices.join(', ')}`);
+  if (l.loops.length > 0) parts.push(`loop device${l.loops.length > 1 ? 's' : ''} ${l.loops.map((x) => `${x.device} (on ${x.backingFile})`).join(', ')}`);
+  if (l.files.length > 0) parts.push(`file${l.files.length > 1 ? 's' : ''} ${l.files.join(', ')}`);
+  return parts.length === 0 ? 'nothing' : parts.join('; ');
+}
+
+/** `dir` with symlinks resolved, as sysfs names a loop device's backing file. */
+function realDir(dir: string): string {
+  try {
+    return fs.realpathSync(dir);
+  } catch {
+    return path.resolve(dir);
+  }
+}
+
+/**
+ * What a stack named `name` left behind: its dm devices, its backing files in
+ * `dir` (default: the system temp directory) and the loop devices on them.
+ * `roles` limits the files (and their loops) to those roles.
+ */
+export function findStackLeftovers(name: string, opts: { dir?: string; control?: DmControl; roles?: readonly StackRole[] } = {}): StackLeftovers {
+  if (typeof name !== 'string' || !NAME_RE.test(name)) {
+    throw new StackError(`name must be 1..64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit, got ${JSON.stringify(name)}`);
+  }
+  const dir = realDir(opts.dir ?? os.tmpdir());
+  const files = (opts.roles ?? ['main', 'spare']).map((r) => stackFilePath(name, dir, r));
+  const out: StackLeftovers = { name, devices: [], loops: [], files: files.filter((f) => fs.existsSync(f)) };
+  for (const l of listLoops()) {
+    if (files.some((f) => sameBacking(l.backingFile, f))) out.loops.push({ device: l.device, number: l.number, backingFile: l.backingFile });
+  }
+  let dm = opts.control;
+  try {
+    dm ??= DmControl.open();
+  } catch (err) {
+    if (!(err instanceof DmUnavailableError)) throw err;
+    out.noDeviceMapper = err.message;
+    return out;
+  }
+  try {
+    out.devices = [`${name}-remap`, `${name}-bad`].filter((n) => dm.exists(n));
+  } finally {
+    if (!opts.control) dm.close();
+  }
+  return out;
+}
+
+export interface CleanReport {
+  removedDevices: string[];
+  detachedLoops: string[];
+  removedFiles: string[];
+  /** Set when the kernel has no device-mapper (so no dm devices to remove). */
+  noDeviceMapper?: string;
+}
+
+/**
+ * Removes exactly what findStackLeftovers finds: the dm devices by name (top
+ * first), the loop devices backed by the stack's files, then the files.
+ * Throws a StackError naming what it could not remove, after trying all.
+ */
+export function cleanStack(name: string, opts: { dir?: string; control?: DmControl } = {}): CleanReport {
+  const left = findStackLeftovers(name, opts);
+  const report: CleanReport = { removedDevices: [], detachedLoops: [], removedFiles: [] };
+  if (left.noDeviceMapper) report.noDeviceMapper = left.noDeviceMapper;
+  const failures: string[] = [];
+  if (left.devices.length > 0) {
+    withControl(opts.control, (dm) => {
+      for (const d of left.devices) {
+        try {
+          dm.remove(d, { retries: 10, retryDelayMs: 100 });
+          report.removedDevices.push(d);
+        } catch (err) {
+          if (!(err instanceof DmError && err.errno === ENXIO)) failures.push(`${d}: ${(err as Error).message}`);
+        }
+      }
+    });
+  }
+  for (const l of left.loops) {
+    try {
+      if (detachLoop(l.number) === 'deferred') failures.push(`${l.device} is still open somewhere: the kernel detaches it on last close`);
+      else report.detachedLoops.push(l.device);
+    } catch (err) {
+      if (!(err instanceof LoopError && err.errno === ENXIO)) failures.push(`${l.device}: ${(err as Error).message}`);
+    }
+  }
+  for (const f of left.files) {
+    try {
+      fs.unlinkSync(f);
+      report.removedFiles.push(f);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') failures.push(`${f}: ${(err as Error).message}`);
+    }
+  }
+  if (failures.length > 0) throw new StackError(`stack '${name}' is not fully cleaned up: ${failures.join('; ')}`);
+  return report;
 }
 
 // ------------------------------------------------------------------ teardown

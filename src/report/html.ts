@@ -8,10 +8,10 @@ import { type BarGroup, type MapMarker, type Series, barChart, hasPoints, heatma
 import { fmtBytes, fmtBytesPerSec, fmtCount, fmtNs, fmtPercentile, fmtSeconds } from './format.js';
 import { DIRECTIONS, type Dir, type ReportRun } from './load.js';
 import { esc, niceMax, niceMaxBinary } from './svg.js';
+import { FINDING_CLASSES as ORACLE_FINDING_CLASSES, READ_CLASSES, type ReadClass } from '../workload/oracle.js';
 
-const READ_CLASSES = ['ok', 'stale', 'lost', 'corrupt', 'expectedError', 'unexpectedError', 'unjudged'];
-const FINDING_CLASSES = ['stale', 'lost', 'corrupt', 'unexpectedError'];
-const CLASS_TEXT: Record<string, string> = {
+const FINDING_CLASSES: readonly ReadClass[] = ORACLE_FINDING_CLASSES;
+const CLASS_TEXT: Record<ReadClass, string> = {
   ok: 'ok',
   stale: 'stale',
   lost: 'lost',
@@ -19,6 +19,7 @@ const CLASS_TEXT: Record<string, string> = {
   expectedError: 'expected error',
   unexpectedError: 'unexpected error',
   unjudged: 'unjudged',
+  notWritten: 'not written by this run',
 };
 export const DIR_COLORS: Record<Dir, string> = { read: '#1f77b4', write: '#ff7f0e', trim: '#2ca02c' };
 const RUN_COLORS = ['#4c78a8', '#f58518', '#54a24b', '#b279a2', '#e45756', '#72b7b2', '#9d755d', '#bab0ac'];
@@ -208,7 +209,7 @@ function oracleSection(runs: readonly ReportRun[]): string {
     .filter((x) => x.run.oracle?.corruptReasons && Object.keys(x.run.oracle.corruptReasons).length > 0)
     .map((x) => `<p>${esc(x.run.label)}: corrupt because ${esc(Object.entries(x.run.oracle!.corruptReasons!).map(([k, v]) => `${k} ${v}`).join(', '))}</p>`)
     .join('');
-  const intro = 'Every read judged against what was acknowledged: stale, lost, corrupt and unexpected errors are data the device lost or damaged; expected errors hit known-bad sectors; unjudged units follow a failed write.';
+  const intro = 'Every read judged against what was acknowledged: stale, lost, corrupt and unexpected errors are data the device lost or damaged; expected errors hit known-bad sectors; unjudged units follow a failed write; units not written by this run (on a target whose earlier content is unknown) are not judged.';
   return `<section id="oracle"><h2>The oracle's findings</h2><p class="intro">${esc(intro)}</p><div class="runs one">${chart}</div><table class="oracle">${head}${rows.join('')}</table>${reasons}</section>`;
 }
 

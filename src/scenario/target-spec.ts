@@ -19,12 +19,15 @@ import { type BuiltScenario, buildScenario } from './build.js';
 import { loadScenario } from './load.js';
 import { type RemapSummary, remapSummary } from './run.js';
 import { type Policy, validateScenario } from './schema.js';
+import type { PriorContent } from '../workload/oracle.js';
 
 export interface OpenedTarget {
   device: BlockDevice & Partial<ControlTarget>;
   description: string;
   /** For a scenario's model: its fault growth and known-bad sectors. */
   built?: BuiltScenario;
+  /** What the target held before: zeroes when this call created its backing files, else unknown (see OracleOptions.priorContent). */
+  priorContent: PriorContent;
   close(): void;
   remapSummary?(): RemapSummary;
 }
@@ -36,6 +39,10 @@ export interface TargetSpecOptions {
   createBytes?: number;
   policy?: Policy;
   clock?: Clock;
+  /** Files and devices only: open read-only (nothing is created either). */
+  readOnly?: boolean;
+  /** Files and devices only: O_DIRECT when the target is a block device (overrides `direct` there). */
+  directForBlockDevices?: boolean;
 }
 
 export function openTargetSpec(spec: string, opts: TargetSpecOptions = {}): OpenedTarget {
@@ -47,21 +54,30 @@ export function openTargetSpec(spec: string, opts: TargetSpecOptions = {}): Open
     case 'file':
     case 'dev':
     case 'path': {
+      let created = false;
       if (!fs.existsSync(rest)) {
         if (kind === 'dev') throw new UsageError(`--target: ${rest}: no such device`);
+        if (opts.readOnly) throw new UsageError(`--target: ${rest} does not exist`);
         if (opts.createBytes === undefined) throw new UsageError(`--target: ${rest} does not exist; give the jobs a size (--size) to create it`);
         FileDevice.createSparse(rest, opts.createBytes);
+        created = true;
       }
       const st = fs.statSync(rest);
       if (kind === 'dev' && !st.isBlockDevice()) throw new UsageError(`--target: ${rest} is not a block device (use file:${rest})`);
       if (kind === 'file' && !st.isFile()) throw new UsageError(`--target: ${rest} is not a regular file (use dev:${rest})`);
-      if (st.isFile() && opts.createBytes !== undefined && st.size < opts.createBytes) FileDevice.createSparse(rest, opts.createBytes);
-      const device = FileDevice.open(rest, { direct: opts.direct });
-      return { device, description: `${device.isBlockDevice ? 'block device' : 'file'} ${rest}`, close: () => device.close() };
+      if (st.isFile() && !opts.readOnly && opts.createBytes !== undefined && st.size < opts.createBytes) FileDevice.createSparse(rest, opts.createBytes);
+      const direct = st.isBlockDevice() && opts.directForBlockDevices !== undefined ? opts.directForBlockDevices : opts.direct;
+      const device = FileDevice.open(rest, { direct, readOnly: opts.readOnly });
+      return {
+        device,
+        description: `${device.isBlockDevice ? 'block device' : 'file'} ${rest}`,
+        priorContent: created ? 'zeroes' : 'unknown',
+        close: () => device.close(),
+      };
     }
     case 'table': {
       const device = openTarget(rest, { clock: opts.clock });
-      return { device, description: `model: ${device.table()}`, close: () => device.close() };
+      return { device, description: `model: ${device.table()}`, priorContent: 'unknown', close: () => device.close() };
     }
     case 'scenario': {
       const scenario = rest === 'default' ? validateScenario(DEFAULT_SCENARIO, 'default scenario') : loadScenario(rest);
@@ -71,6 +87,7 @@ export function openTargetSpec(spec: string, opts: TargetSpecOptions = {}): Open
         device: built.target,
         description: `model of scenario '${scenario.name}', policy ${built.policy}`,
         built,
+        priorContent: built.priorContent,
         close: () => built.close(),
         remapSummary: () => remapSummary(built, initialBad),
       };

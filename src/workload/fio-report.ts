@@ -38,6 +38,7 @@ export function toFioResult(run: RunResult, extras: ReportExtras = {}): FioResul
       read: direction(job, job.read, DIR_READ, endNs),
       write: direction(job, job.write, DIR_WRITE, endNs),
       trim: direction(job, job.trim, DIR_TRIM, endNs),
+      sync: job.flushes?.latency,
       iodepth: job.spec.iodepth,
       // one thread runs every job: each job reports the run's usage, as fio does for threads of one process
       cpu: { userMs: run.cpu.userMs, systemMs: run.cpu.systemMs },

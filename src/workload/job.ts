@@ -107,6 +107,10 @@ export interface JobSpec {
   verifyBacklog: number;
   continueOnError: ContinueOnError;
   direct: boolean;
+  /** fsync=N: flush the device after every N writes of a clone (0 = never). */
+  fsync: number;
+  /** fdatasync=N: the same with fdatasync (0 = never); the device's flush is fdatasync either way. */
+  fdatasync: number;
   filename?: string;
   groupReporting: boolean;
   thread: boolean;
@@ -422,6 +426,8 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
       throw new OptionValueError(e.key, `invalid value '${v}' (allowed: none, read, write, io, verify, all, 0, 1)`);
     }) ?? 'none';
   const direct = value('direct', (v, e) => parseBool(v, e.key)) ?? false;
+  const fsync = value('fsync', (v, e) => parseInteger(v, e.key, 0, 2 ** 32 - 1, kbBase)) ?? 0;
+  const fdatasync = value('fdatasync', (v, e) => parseInteger(v, e.key, 0, 2 ** 32 - 1, kbBase)) ?? 0;
   const filename = value('filename', (v) => v);
   const groupReporting = flag('group_reporting') ?? false;
   const thread = flag('thread') ?? false;
@@ -510,6 +516,8 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
     verifyBacklog,
     continueOnError,
     direct,
+    fsync,
+    fdatasync,
     groupReporting,
     thread,
     kbBase,
@@ -690,6 +698,12 @@ export function jobFromRecord(record: OptionRecord, options: ValidateOptions & {
   const source = options.source ?? { file: 'scenario' };
   const map = optionMapFromRecord(record, source);
   return validateJob({ name: typeof record.name === 'string' ? record.name : 'job', source, options: map }, options);
+}
+
+/** Writes between two flushes of one clone (fsync= or fdatasync=, the smaller when both are set); 0 = the job never flushes. */
+export function flushInterval(spec: JobSpec): number {
+  const set = [spec.fsync, spec.fdatasync].filter((n) => n > 0);
+  return set.length === 0 ? 0 : Math.min(...set);
 }
 
 /** The smallest block size the job issues. */

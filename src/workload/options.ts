@@ -47,6 +47,8 @@ export const SUPPORTED_OPTIONS: readonly OptionDef[] = [
   { name: 'verify_backlog', aliases: [], kind: 'value' },
   { name: 'continue_on_error', aliases: [], kind: 'value' },
   { name: 'direct', aliases: [], kind: 'value' },
+  { name: 'fsync', aliases: [], kind: 'value' },
+  { name: 'fdatasync', aliases: [], kind: 'value' },
   { name: 'filename', aliases: [], kind: 'value' },
   { name: 'group_reporting', aliases: [], kind: 'flag' },
   { name: 'thread', aliases: [], kind: 'flag' },

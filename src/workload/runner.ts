@@ -8,13 +8,13 @@
  * (so iodepth has no effect here); the per-CPU engine runs the same jobs
  * across worker threads with real queue depth.
  */
-import { type BlockDevice, OK, SECTOR_SIZE } from '../block/device.js';
+import { type BlockDevice, errnoName, OK, SECTOR_SIZE } from '../block/device.js';
 import { type AlignedBuffer, allocAligned } from '../block/aligned.js';
 import { LatencyHistogram } from '../stats/latency.js';
 import { IoSeries } from '../stats/series.js';
 import { type Clock, realClock } from '../util/clock.js';
 import { IoGenerator, newIoRequest, type IoRequest } from './generator.js';
-import type { JobSpec } from './job.js';
+import { flushInterval, type JobSpec } from './job.js';
 import { WorkloadSpecError } from './errors.js';
 import { Oracle, type ReadClass } from './oracle.js';
 import { continuesAfter, EILSEQ } from './continue-on-error.js';
@@ -39,6 +39,14 @@ export interface JobRunResult {
   series: IoSeries;
   /** How this job's reads were judged (when the oracle ran). */
   verify?: Record<ReadClass, number>;
+  /** The flushes the job made (fsync=, fdatasync=): fio's "sync" block. */
+  flushes?: FlushStats;
+}
+
+export interface FlushStats {
+  issued: number;
+  failed: number;
+  latency: LatencyHistogram;
 }
 
 export interface RunProgress {
@@ -68,6 +76,8 @@ export interface RunJobsOptions {
   progressIntervalNs?: number;
   /** Overrides each job's seed (a scenario's seed), mixed with the job index. */
   seed?: number;
+  /** Called after every flush a job makes (fsync=N, fdatasync=N), once the oracle knows its result: saving the verify state. */
+  onFlush?: (status: number) => void;
 }
 
 export interface RunResult {
@@ -86,6 +96,8 @@ interface Clone {
   /** buf's first `view.length` bytes: reused while the block size stays the same. */
   view: Uint8Array;
   done: boolean;
+  /** Writes since this clone's last flush. */
+  writesSinceFlush: number;
 }
 
 interface JobState {
@@ -107,6 +119,9 @@ interface JobState {
   rateBytes: [number, number, number];
   rateIos: [number, number, number];
   finishedNs: number;
+  /** Writes between flushes (0: none). */
+  flushEvery: number;
+  flushes: FlushStats;
 }
 
 function newDir(): DirStats {
@@ -147,7 +162,7 @@ function runWith(opts: RunJobsOptions, aligned: AlignedBuffer[]): RunResult {
       aligned.push(a);
       const buf = a.buf;
       for (let i = 0; i < buf.length; i++) buf[i] = (i * 131 + c * 7 + index) & 0xff; // fio-like: filled once
-      clones.push({ gen, req: newIoRequest(), buf, view: buf, done: false });
+      clones.push({ gen, req: newIoRequest(), buf, view: buf, done: false, writesSinceFlush: 0 });
     }
     const runtimeNs = spec.runtimeUs > 0 ? spec.runtimeUs * 1e3 : spec.timeBased ? defaultRuntime : 0;
     const verifies = spec.verify !== 'none' && oracle !== undefined;
@@ -176,6 +191,8 @@ function runWith(opts: RunJobsOptions, aligned: AlignedBuffer[]): RunResult {
       rateBytes: [0, 0, 0],
       rateIos: [0, 0, 0],
       finishedNs: t0,
+      flushEvery: flushInterval(spec),
+      flushes: { issued: 0, failed: 0, latency: new LatencyHistogram() },
     };
   });
 
@@ -276,6 +293,25 @@ function runWith(opts: RunJobsOptions, aligned: AlignedBuffer[]): RunResult {
           s.error = EILSEQ;
           finish(s, now);
         }
+        if (d === 1 && s.flushEvery > 0 && !s.done && ++c.writesSinceFlush >= s.flushEvery) {
+          c.writesSinceFlush = 0;
+          const f = s.flushes;
+          const fs0 = clock.nowNs();
+          const frc = device.flush();
+          now = clock.nowNs();
+          f.issued++;
+          if (now >= s.measureFromNs) f.latency.record(Math.max(1, Math.round(now - fs0)));
+          if (oracle !== undefined && oracle.tracksDurability) oracle.flushDone(frc);
+          if (opts.onFlush) opts.onFlush(frc);
+          if (frc !== OK) {
+            f.failed++;
+            totErrors++;
+            if (!continuesAfter(s.spec, 'write')) {
+              s.error = frc;
+              finish(s, now);
+            }
+          }
+        }
       }
     }
     if (opts.onTick) opts.onTick(now);
@@ -315,6 +351,46 @@ function runWith(opts: RunJobsOptions, aligned: AlignedBuffer[]): RunResult {
       trim: s.dirs[2],
       series: s.series,
       verify: s.tally,
+      flushes: s.flushEvery > 0 ? s.flushes : undefined,
     })),
   };
+}
+
+/**
+ * The flush before a run: a writeback error the kernel recorded before this
+ * run (and nobody has seen) is reported to the first fsync of a newly opened
+ * file, so it is taken here, where it is not this run's. Returns the status.
+ */
+export function flushBeforeRun(device: BlockDevice): number {
+  return device.flush();
+}
+
+/**
+ * The flush at the end of a run: on a buffered file or device, writes were
+ * acknowledged by the page cache, and this is where the kernel reports a
+ * writeback that failed since the last flush (EIO, once). The oracle counts
+ * the units written since its last good flush as lost. Returns the status.
+ */
+export function flushAfterRun(device: BlockDevice, oracle: Oracle | undefined): number {
+  const rc = device.flush();
+  if (oracle?.tracksDurability) oracle.flushDone(rc);
+  return rc;
+}
+
+/** The flushes of a run: before it, by its jobs (fsync=N), and at its end. Statuses by errno name ('OK', 'EIO'). */
+export interface RunDurability {
+  /** Not OK: a writeback error from before the run was pending on the target (taken there, not counted). */
+  priorFlush: string;
+  jobFlushes: { issued: number; failed: number };
+  finalFlush: string;
+}
+
+export function runDurability(run: RunResult, priorFlush: number, finalFlush: number): RunDurability {
+  let issued = 0;
+  let failed = 0;
+  for (const j of run.jobs) {
+    issued += j.flushes?.issued ?? 0;
+    failed += j.flushes?.failed ?? 0;
+  }
+  return { priorFlush: errnoName(priorFlush), jobFlushes: { issued, failed }, finalFlush: errnoName(finalFlush) };
 }

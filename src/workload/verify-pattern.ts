@@ -21,6 +21,7 @@
  */
 import { crc32c } from '@node-rs/crc32';
 import { xxh32 } from '@node-rs/xxhash';
+import { randomInt } from 'node:crypto';
 import { Random } from '../util/random.js';
 
 export const VERIFY_MAGIC = 0x52535646;
@@ -28,6 +29,11 @@ export const HEADER_BYTES = 32;
 const POOL_BYTES = 4 << 20;
 
 export type VerifyAlgorithm = 'crc32c' | 'xxhash';
+
+/** A run id no earlier run is likely to have used (never 0): what an earlier run left on a device then reads as another run's. */
+export function newRunId(): number {
+  return randomInt(1, 0x100000000);
+}
 
 export type UnitVerdict =
   | { kind: 'current' }

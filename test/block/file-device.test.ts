@@ -154,4 +154,23 @@ describe.skipIf(skipReason(loopUnavailable(), 'loop-device tests'))('FileDevice 
     fs.closeSync(fd);
     expect(raw.every((b) => b === 0)).toBe(true);
   });
+
+  it("direct: 'block' opens a block device with O_DIRECT and a regular file buffered", () => {
+    const dev = FileDevice.open(loop, { readOnly: true, direct: 'block' });
+    const file = FileDevice.open(backing, { readOnly: true, direct: 'block' });
+    try {
+      expect(dev.direct).toBe(true);
+      expect(file.direct).toBe(false);
+      expect(file.pageCached).toBe(true);
+      // the kernel shows the open flags of the fd
+      const fdFlags = fs.readFileSync(`/proc/self/fdinfo/${(dev as unknown as { fd: number }).fd}`, 'utf8');
+      expect(Number.parseInt(/^flags:\s+(\d+)$/m.exec(fdFlags)![1], 8) & fs.constants.O_DIRECT).toBe(fs.constants.O_DIRECT);
+      // an unaligned caller buffer still reads (through the bounce buffer)
+      const out = new Uint8Array(4097).subarray(1);
+      expect(dev.read(0, out)).toBe(OK);
+    } finally {
+      dev.close();
+      file.close();
+    }
+  });
 });

@@ -9,9 +9,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { dmsetupLine, formatDmDeps, formatDmInfo, formatDmTarget, formatMessageReply, parseDmTable } from '../../src/cli/commands/dm.js';
+import { dmsetupLine, formatDmDeps, formatDmInfo, formatDmTarget, formatMessageReply, noReplyLine, parseDmTable } from '../../src/cli/commands/dm.js';
+import { dmExitCode } from '../../src/cli/run-cli.js';
 import type { DmDeviceInfo } from '../../src/kernel/dm-control.js';
-import { dmMiscMinor } from '../../src/kernel/dm-control.js';
+import { dmMiscMinor, DmError, DmRequestError, DmUnavailableError } from '../../src/kernel/dm-control.js';
 import { UsageError } from '../../src/cli/errors.js';
 import { skipReason } from '../helpers/tmp.js';
 import { runInProcess as inProcess } from './in-process.js';
@@ -88,6 +89,23 @@ describe('dmsetup formats', () => {
     expect(formatMessageReply('countbadblocks: 0 badblock(s) found')).toBe('countbadblocks: 0 badblock(s) found\n');
     expect(formatMessageReply('3\n5\n')).toBe('3\n5\n');
     expect(formatMessageReply('')).toBe('');
+    expect(noReplyLine('dm message')).toBe('dm message: no reply (the target sent none: DM_DATA_OUT_FLAG not set)\n');
+  });
+
+  it('exit codes of device-mapper errors: 2 for a wrong request, 3 for the environment', () => {
+    const cases: Array<[DmError, number]> = [
+      [new DmUnavailableError(2), 3],
+      [new DmRequestError('name too long', 22), 2],
+      [new DmError("device 'x' does not exist", 6, 'DM_TABLE_STATUS', 'x'), 2],
+      [new DmError('refused', 22, 'DM_TABLE_LOAD', 'x'), 2],
+      [new DmError('refused', 22, 'DM_TARGET_MSG', 'x'), 2],
+      [new DmError('exists', 16, 'DM_DEV_CREATE', 'x'), 2],
+      [new DmError('held', 16, 'DM_TABLE_LOAD', 'x'), 2],
+      [new DmError("device 'x' is busy", 16, 'DM_DEV_REMOVE', 'x'), 3],
+      [new DmError('needs root', 1, 'DM_VERSION'), 3],
+      [new DmError('cannot open /dev/mapper/control: EINVAL', 22), 3],
+    ];
+    for (const [err, code] of cases) expect(dmExitCode(err), `${err.message} ${err.command}`).toBe(code);
   });
 
   it('parses tables as dmsetup does: lines, comments, verbatim parameters', () => {
@@ -143,6 +161,24 @@ describe('remapsim dm on a kernel without device-mapper', () => {
     check(a, 'binary: dm create');
     check(b, 'binary: dm ls');
   }, 30_000);
+
+  it.skipIf(skip)('`remapsim status NAME` and `remapsim dm status NAME` exit alike: 3 without device-mapper, 2 for bad arguments', async () => {
+    const pairs: Array<[string[], string[], number, RegExp]> = [
+      [['status', 'x'], ['dm', 'status', 'x'], 3, /^remapsim: device-mapper is not available in this kernel/],
+      [['status', 'x', '--watch', '1'], ['dm', 'status', 'x', '--watch', '1'], 3, /^remapsim: device-mapper is not available in this kernel/],
+      [['status', 'x', '--watch', 'soon'], ['dm', 'status', 'x', '--watch', 'soon'], 2, /^remapsim: --watch: must be a time from 0\.1 s to 86400 s/],
+      [['status', 'x', '--count', '3'], ['dm', 'status', 'x', '--count', '3'], 2, /^remapsim: --count: only with --watch/],
+      [['status', 'x', '--watch', '1', '--count', '0'], ['dm', 'status', 'x', '--watch', '1', '--count', '0'], 2, /^remapsim: --count: must be an integer from 1/],
+    ];
+    for (const [a, b, code, message] of pairs) {
+      for (const args of [a, b]) {
+        const r = await inProcess(args);
+        expect(r.code, args.join(' ')).toBe(code);
+        expect(r.stderr, args.join(' ')).toMatch(message);
+        expect(r.stderr.split('\n'), args.join(' ')).toHaveLength(2);
+      }
+    }
+  });
 
   it('usage errors come first, with exit 2', async () => {
     const [missing, unknown, help] = [await inProcess(['dm', 'create']), await inProcess(['dm', 'frob']), await inProcess(['dm', '--help'])];

@@ -9,6 +9,27 @@ export function tmpDir(prefix = 'remapsim-test-'): { dir: string; cleanup(): voi
   return { dir, cleanup: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
+/**
+ * A temporary directory and an undo list, both cleared after the file's
+ * tests: undos run last registered first, each failure ignored, then the
+ * directory goes.
+ */
+export function tmpWithUndo(prefix: string, afterAll: (fn: () => void) => void): { dir: string; undo: Array<() => void> } {
+  const tmp = tmpDir(prefix);
+  const undo: Array<() => void> = [];
+  afterAll(() => {
+    for (const u of undo.reverse()) {
+      try {
+        u();
+      } catch {
+        // best effort
+      }
+    }
+    tmp.cleanup();
+  });
+  return { dir: tmp.dir, undo };
+}
+
 /** Why loop devices cannot be used here, or undefined when they can. */
 export function loopUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'loop devices need root';

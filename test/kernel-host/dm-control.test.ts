@@ -29,7 +29,8 @@ import {
   decodeTableLoad,
   newEncodeDev,
 } from '../../src/kernel/dm-ioctl-codec.js';
-import { glibcMajorMinor } from '../../src/kernel/mknod.js';
+import { glibcMajorMinor, nodeSys, S_IFBLK } from '../../src/kernel/mknod.js';
+import { dmExitCode } from '../../src/cli/run-cli.js';
 import { MessageError } from '../../src/control/target.js';
 import { SysError } from '../../src/sys/libc.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -476,6 +477,64 @@ describe('DmControl against replies in the kernel layout', () => {
     expect(calls[0].buf.readBigUInt64LE(312)).toBe(0n);
     expect(dm.message('v', 16, 'addbadblock 5')).toBe('');
     expect(calls[1].buf.readBigUInt64LE(312)).toBe(16n);
+  });
+
+  it('messageReply() tells no reply (DM_DATA_OUT_FLAG not set) from an empty one (set, no text)', () => {
+    const { dm } = open((c) => {
+      const msg = c.buf.toString('latin1', 320, c.buf.indexOf(0, 320));
+      devStatus(c.buf, { minor: 1, targets: 1, flags: 1 << 5 });
+      if (c.cmd !== DmCmd.TARGET_MSG) {
+        writeSpecs(c.buf, [{ start: 0, length: 8, type: 'dm-remap-v4', params: '/dev/loop1 /dev/loop2' }]);
+        return;
+      }
+      if (msg === 'empty') {
+        resultBuffer(c.buf);
+        c.buf.write('\0', 312, 'latin1');
+        c.buf.writeUInt32LE(c.buf.readUInt32LE(28) | DM_DATA_OUT_FLAG, 28);
+        c.buf.writeUInt32LE(313, 12);
+      }
+      // 'help': the handler wrote its text but returned 0, so the kernel sends none
+    });
+    expect(dm.messageReply('v', 0, 'help')).toEqual({ text: '', replied: false });
+    expect(dm.messageReply('v', 0, 'empty')).toEqual({ text: '', replied: true });
+    expect(dm.message('v', 0, 'help')).toBe('');
+    const t = new DmDeviceTarget(dm, 'v');
+    expect(t.messageReply(['help'])).toEqual({ text: '', replied: false });
+    expect(t.messageReply(['empty'])).toEqual({ text: '', replied: true });
+  });
+
+  it('a table load refused with EBUSY names the dm target that opened the device by path (exit 2)', (ctx) => {
+    if (!isRoot) {
+      console.log('skipping: mknod needs root');
+      ctx.skip();
+    }
+    const nodes = path.join(tmp.dir, 'busy');
+    fs.mkdirSync(nodes, { recursive: true });
+    const held = path.join(nodes, 'held');
+    const free = path.join(nodes, 'free');
+    nodeSys().mknod(held, S_IFBLK | 0o600, 7, 200);
+    nodeSys().mknod(free, S_IFBLK | 0o600, 7, 201);
+    const { dm, calls } = open((c) => {
+      devStatus(c.buf, { minor: c.name === 'holder' ? 1 : 2, targets: 1, flags: 1 << 5 });
+      if (c.cmd === DmCmd.TABLE_LOAD) fail(16);
+      if (c.cmd === DmCmd.LIST_DEVICES) return writeNameList(c.buf, [{ name: 'holder', minor: 1 }, { name: 'new', minor: 2 }], true);
+      if (c.cmd === DmCmd.TABLE_STATUS) {
+        expect(c.name).toBe('holder'); // the device being loaded is not asked about itself
+        writeSpecs(c.buf, [{ start: 0, length: 8, type: 'dm-remap-v4', params: `${held} /dev/other` }]);
+      }
+    });
+    let err: unknown;
+    try {
+      dm.load('new', [{ start: 0, length: 8, type: 'linear', params: `${held} 0` }, { start: 8, length: 8, type: 'linear', params: `7:201 0` }]);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DmError);
+    const e = err as DmError;
+    expect(e.message).toBe(`device-mapper refused the table for 'new' (EBUSY: a device it names is held): ${held}: dm-remap-v4 device 'holder' opened it by path (${held}) and holds it exclusively`);
+    expect([e.errno, e.command, e.device]).toEqual([16, 'DM_TABLE_LOAD', 'new']);
+    expect(dmExitCode(e)).toBe(2);
+    expect(calls.map((c) => c.cmd)).toEqual([DmCmd.TABLE_LOAD, DmCmd.LIST_DEVICES, DmCmd.TABLE_STATUS]); // the live tables are read once
   });
 
   it('waitEvent() passes the event number and returns the new state', () => {

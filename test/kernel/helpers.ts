@@ -8,8 +8,10 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { Command } from 'commander';
 import { attachLoop, detachLoop, loopDeviceInfo } from '../../src/kernel/loop.js';
 import { DmControl } from '../../src/kernel/dm-control.js';
+import { runCli } from '../../src/cli/run-cli.js';
 
 export const NOT_IN_VM = 'kernel tests need real device-mapper: run them with `npm run test:kernel`';
 
@@ -97,4 +99,54 @@ export function parseDmsetupInfo(text: string): Record<string, string> {
     if (m) out[m[1]] = m[2];
   }
   return out;
+}
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * `remapsim <args>` in this process, with only the given command modules
+ * registered (the same commander program and error mapping as the binary; a
+ * node start costs seconds under emulation). Captures what it writes and its
+ * exit status.
+ */
+export function inProcessCli(register: ReadonlyArray<(program: Command) => void>): (...args: string[]) => Promise<CliRun> {
+  return async (...args) => {
+    const program = new Command('remapsim').version('0.0.0-test').exitOverride();
+    for (const r of register) r(program);
+    let stdout = '';
+    let stderr = '';
+    const realOut = process.stdout.write.bind(process.stdout);
+    const realErr = process.stderr.write.bind(process.stderr);
+    const savedCode = process.exitCode;
+    process.exitCode = 0;
+    // Only strings are ours: the test runner's own reports are written as Buffers.
+    process.stdout.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (typeof chunk === 'string') {
+        stdout += chunk;
+        return true;
+      }
+      return (realOut as (...a: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stdout.write;
+    process.stderr.write = ((chunk: unknown, ...rest: unknown[]) => {
+      if (typeof chunk === 'string') {
+        stderr += chunk;
+        return true;
+      }
+      return (realErr as (...a: unknown[]) => boolean)(chunk, ...rest);
+    }) as typeof process.stderr.write;
+    let code: number;
+    try {
+      await runCli(program, ['node', 'remapsim', ...args]);
+      code = Number(process.exitCode ?? 0);
+    } finally {
+      process.stdout.write = realOut;
+      process.stderr.write = realErr;
+      process.exitCode = savedCode;
+    }
+    return { code, stdout, stderr };
+  };
 }

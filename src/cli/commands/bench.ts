@@ -6,17 +6,21 @@ import { POLICIES, type Policy } from '../../scenario/schema.js';
 import { formatFioJson } from '../../stats/fio-json.js';
 import { toFioResult } from '../../workload/fio-report.js';
 import { resolveRegion } from '../../workload/generator.js';
-import { jobsFromArgv, minBlockSize } from '../../workload/job.js';
+import { flushInterval, jobsFromArgv, minBlockSize } from '../../workload/job.js';
 import { Oracle } from '../../workload/oracle.js';
-import { type RunResult, runJobs } from '../../workload/runner.js';
+import { flushAfterRun, flushBeforeRun, type RunResult, runDurability, runJobs } from '../../workload/runner.js';
 import { Engine, type EngineStats } from '../../engine/engine.js';
-import { VerifyPattern } from '../../workload/verify-pattern.js';
+import { newRunId, VerifyPattern } from '../../workload/verify-pattern.js';
+import { VerifyStateSaver } from '../../workload/verify-state-file.js';
+import { OK } from '../../block/device.js';
 import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { addEngineOptions, type EngineCliOptions, parseEngineOptions } from '../engine-options.js';
-import { fioSummaryOnly } from '../run-report.js';
+import { durabilityLines, fioSummaryOnly, verifyNotes } from '../run-report.js';
+import { addKnownBadOptions, type KnownBadCliOptions, resolveKnownBad } from '../known-bad-options.js';
+import { addVerifyStateOptions, parseVerifyStateOptions, type VerifyStateCliOptions } from '../verify-state-options.js';
 
-interface BenchOptions extends EngineCliOptions {
+interface BenchOptions extends EngineCliOptions, KnownBadCliOptions, VerifyStateCliOptions {
   target?: string;
   outputFormat: string;
   json?: string;
@@ -34,7 +38,9 @@ export function registerBench(program: Command): void {
     .option('--policy <policy>', `with scenario:, override its policy (${POLICIES.join(', ')})`)
     .allowUnknownOption()
     .allowExcessArguments();
-  addEngineOptions(cmd, 'files and devices; models run on one thread')
+  addKnownBadOptions(cmd);
+  addVerifyStateOptions(cmd);
+  addEngineOptions(cmd, 'files and devices; models, flushing jobs and --verify-state run on one thread')
     .addHelpText(
       'after',
       `
@@ -43,15 +49,33 @@ options before the first --name are defaults for every job, job files included.
 Supported: rw, rwmixread, bs, bsrange, bssplit, blockalign, iodepth, numjobs,
 size, offset, io_size, runtime, time_based, ramp_time, rate, rate_iops,
 random_distribution, randseed, randrepeat, norandommap, verify (crc32c, xxhash),
-verify_backlog, continue_on_error, direct. Unknown options are errors.
+verify_backlog, continue_on_error, direct, fsync, fdatasync (flush the target
+after every N writes of a job). Unknown options are errors.
 
-Exit status: 0; 1 when a job ended with an error or verification found lost,
-stale or corrupt data; 2 for bad input.
+Verifying on a file or device (file:, dev:):
+  - units this run did not write are not judged when the target existed
+    before the run (an earlier run's data may be there): they are counted as
+    notWritten. A file bench creates is known to hold zeroes, and is judged.
+  - read errors over sectors known to be bad are expected, not findings:
+    --stack-state FILE takes them from 'remapsim stack up' (the target must be
+    that stack's top device), --known-bad FILE from a list or ddrescue mapfile.
+  - the target is flushed before the run (a writeback error left by someone
+    else is taken there, not counted), at fsync=N, and at the end: a failed
+    flush means the kernel did not write buffered writes back, and the units
+    written since the last good flush are counted lost.
+
+Exit status: 0; 1 when a job ended with an error, verification found lost,
+stale or corrupt data, or the final flush failed; 2 for bad input.
 
 Examples:
   remapsim bench --rw randrw --bs 4k --size 256M --runtime 5 --time_based --target file:/var/tmp/t.img
   remapsim bench jobs.fio --output-format json --target dev:/dev/loop0
-  remapsim bench --rw randwrite --bs 4k --verify crc32c --runtime 5 --time_based --target scenario:default`,
+  remapsim bench --rw randwrite --bs 4k --verify crc32c --runtime 5 --time_based --target scenario:default
+  remapsim bench --rw randrw --bs 4k --verify crc32c --continue_on_error all --runtime 10 --time_based \\
+      --target dev:/dev/mapper/x-remap --stack-state x.json
+  remapsim bench --rw randwrite --bs 4k --size 64M --verify crc32c --fsync 64 --runtime 30 --time_based \\
+      --target dev:/dev/loop3 --verify-state /var/tmp/v.state    # then, after a crash:
+  remapsim verify --state /var/tmp/v.state --target dev:/dev/loop3`,
     )
     .action(async (args: string[], opts: BenchOptions) => {
       if (opts.outputFormat !== 'normal' && opts.outputFormat !== 'json') throw new UsageError(`--output-format: must be normal or json, got '${opts.outputFormat}'`);
@@ -61,28 +85,44 @@ Examples:
         policy = opts.policy as Policy;
       }
       const engineOptions = parseEngineOptions(opts);
+      const stateRequest = parseVerifyStateOptions(opts);
       const jobs = jobsFromArgv(args);
       const direct = jobs.some((j) => j.direct);
       if (direct && jobs.some((j) => !j.direct)) throw new UsageError('direct: give all jobs the same direct= setting (the target is opened once)');
+      const verifying = jobs.filter((j) => j.verify !== 'none');
+      if (stateRequest && verifying.length === 0) throw new UsageError('--verify-state: no job verifies its data (add --verify crc32c)');
       // a missing file is created as big as the largest region a job asks for
       const wanted = Math.max(...jobs.map((j) => (j.size?.kind === 'bytes' ? j.size.bytes : 0) + (j.offset.kind === 'bytes' ? j.offset.bytes : 0)));
       const target = openTargetSpec(opts.target!, { direct, createBytes: wanted > 0 ? wanted : undefined, policy });
       try {
         const device = target.device;
         for (const j of jobs) resolveRegion(j, device.sectors * 512); // refuse jobs that do not fit, before any I/O
-        const verifying = jobs.filter((j) => j.verify !== 'none');
+        const knownBad = resolveKnownBad(opts, { path: device instanceof FileDevice ? device.name : undefined, sectors: device.sectors, description: target.description });
         let oracle: Oracle | undefined;
         if (verifying.length > 0) {
           const unitSize = Math.max(device.logicalBlockSize, Math.min(...verifying.map((j) => minBlockSize(j))));
           const seed = (Date.now() ^ process.pid) >>> 0;
           oracle = new Oracle({
-            pattern: new VerifyPattern({ unitSize, runId: seed, seed, algorithm: verifying[0].verify === 'xxhash' ? 'xxhash' : 'crc32c' }),
+            pattern: new VerifyPattern({ unitSize, runId: newRunId(), seed, algorithm: verifying[0].verify === 'xxhash' ? 'xxhash' : 'crc32c' }),
             units: Math.floor((device.sectors * 512) / unitSize),
             isKnownBad: target.built ? (s, n) => target.built!.isKnownBad(s, n) : undefined,
+            knownBad: knownBad.set,
+            priorContent: target.priorContent,
           });
         }
+        const flushing = jobs.some((j) => flushInterval(j) > 0);
+        const useEngine = engineOptions !== undefined && device instanceof FileDevice && !flushing && stateRequest === undefined;
+        const syncWhy =
+          engineOptions === undefined ? '--engine sync' : !(device instanceof FileDevice) ? 'models run on one thread' : flushing ? 'jobs flush (fsync=, fdatasync=)' : '--verify-state';
+        const saver = stateRequest
+          ? new VerifyStateSaver(stateRequest.file, oracle!, {
+              target: { description: target.description, sectors: device.sectors, logicalBlockSize: device.logicalBlockSize },
+              minIntervalMs: stateRequest.minIntervalMs,
+            })
+          : undefined;
+        const priorFlush = flushBeforeRun(device);
+        saver?.start();
         const progress = new ProgressLine();
-        const useEngine = engineOptions !== undefined && device instanceof FileDevice;
         let run: RunResult;
         let engineStats: EngineStats | undefined;
         try {
@@ -106,25 +146,40 @@ Examples:
               oracle,
               onTick: target.built ? (now) => target.built!.advanceFaults(now) : undefined,
               onProgress: (p) => progress.update(p),
+              onFlush: saver?.onFlush,
             });
           }
         } finally {
           progress.done();
         }
+        const finalFlush = flushAfterRun(device, oracle);
+        saver?.finish();
         if (oracle) oracle.finalPass(device);
         const verify = oracle?.report();
+        const durability = runDurability(run, priorFlush, finalFlush);
         const fio = toFioResult(run, { oracle: verify, remap: target.remapSummary?.(), globalOptions: { target: target.description } });
         const dataPath = engineStats
           ? `engine, ${engineStats.queues.length} queue(s) on ${engineStats.topology}, io ${[...new Set(engineStats.queues.map((q) => q.io))].join('/')}`
-          : 'one thread (sync)';
-        fio.remapsim = { dataPath, ...(engineStats ? { engine: engineStats } : {}) };
+          : `one thread (sync${engineOptions !== undefined || syncWhy !== '--engine sync' ? `: ${syncWhy}` : ''})`;
+        fio.remapsim = {
+          dataPath,
+          ...(engineStats ? { engine: engineStats } : {}),
+          durability,
+          ...(knownBad.set ? { knownBad: { sectors: knownBad.set.sectors, sources: knownBad.sources } } : {}),
+          ...(saver ? { verifyState: { file: saver.file, saves: saver.saves } } : {}),
+        };
         if (opts.json !== undefined) fs.writeFileSync(opts.json, formatFioJson(fio));
         if (opts.outputFormat === 'json') process.stdout.write(formatFioJson(fio));
         else {
-          process.stdout.write(`target: ${target.description}\ndata path: ${dataPath}\n${fioSummaryOnly(fio)}`);
-          if (verify) process.stdout.write(`verify: ${Object.entries(verify.reads).map(([k, v]) => `${k}=${v}`).join(' ')}\n`);
+          const lines = [`target: ${target.description}`, `data path: ${dataPath}`];
+          for (const src of knownBad.sources) lines.push(`known bad: ${src}`);
+          process.stdout.write(`${lines.join('\n')}\n${fioSummaryOnly(fio)}`);
+          const notes = [...durabilityLines(durability, verify)];
+          if (verify) notes.push(`verify: ${Object.entries(verify.reads).map(([k, v]) => `${k}=${v}`).join(' ')}`, ...verifyNotes(verify));
+          if (saver) notes.push(`verify state: ${saver.file} (${saver.saves} saves); check the target against it with: remapsim verify --state ${saver.file} --target ${opts.target}`);
+          process.stdout.write(`${notes.join('\n')}\n`);
         }
-        const failed = run.jobs.some((j) => j.error !== 0) || (verify?.findings ?? 0) > 0;
+        const failed = run.jobs.some((j) => j.error !== 0) || (verify?.findings ?? 0) > 0 || finalFlush !== OK;
         process.exitCode = failed ? EXIT_FINDINGS : EXIT_OK;
       } finally {
         target.close();

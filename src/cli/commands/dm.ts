@@ -8,14 +8,14 @@
  */
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import { DmControl, DmError, DmRequestError, type DmDeviceInfo, type DmListedDevice } from '../../kernel/dm-control.js';
+import { DmControl, DmError, type DmDeviceInfo, type DmListedDevice, type DmMessageReply } from '../../kernel/dm-control.js';
 import type { DmTargetSpec, DmTargetSpecReply } from '../../kernel/dm-ioctl-codec.js';
+import { MAX_WATCH_S, MIN_WATCH_S, parseWatchOptions, untilStopped } from '../../status/cli.js';
+import { everyInterval, inPlace, type ViewOutput } from '../../status/watch.js';
 import { libc } from '../../sys/libc.js';
-import { UsageError, EXIT_USAGE } from '../errors.js';
+import { UsageError } from '../errors.js';
 
 const ENXIO = 6;
-const EBUSY = 16;
-const EINVAL = 22;
 /** BLKRAGET: the block layer's read-ahead, in sectors. */
 const BLKRAGET = 0x1263;
 
@@ -94,6 +94,22 @@ export function formatMessageReply(reply: string): string {
   return `${reply}\n`;
 }
 
+/** The stderr line for a message the target sent no reply to (`who`: the command). */
+export function noReplyLine(who: string): string {
+  return `${who}: no reply (the target sent none: DM_DATA_OUT_FLAG not set)\n`;
+}
+
+/**
+ * Prints a kernel target's reply: the text as dmsetup does, or {"reply": ...}
+ * with --json; no reply at all is one line on stderr (null in JSON), not an
+ * empty line.
+ */
+export function printMessageReply(reply: DmMessageReply, asJson: boolean, who: string, extra: Record<string, unknown> = {}): void {
+  if (asJson) json({ ...extra, reply: reply.replied ? reply.text : null });
+  else if (!reply.replied) process.stderr.write(noReplyLine(who));
+  else out(formatMessageReply(reply.text));
+}
+
 /**
  * The read-ahead dmsetup shows (in sectors): the bdi's read_ahead_kb from
  * sysfs, else BLKRAGET on /dev/mapper/NAME; undefined when neither answers
@@ -129,21 +145,25 @@ function json(value: unknown): void {
 }
 
 /**
- * Runs `fn` with an open control object. Kernel answers that mean the request
- * was wrong (no such device, a table or message the target refused, a name
- * in use) leave with exit status 2; the rest (no device-mapper, not root, a
- * busy device) with 3 through run-cli.
+ * Runs `fn` with an open control object. What a failure exits with is
+ * decided in one place for every command (dmExitCode in run-cli.ts): 2 for
+ * a wrong request (no such device, a refused table or message, a name in
+ * use, a table naming a held device), 3 for the environment (no
+ * device-mapper, not root, a device still open).
  */
 function withControl<T>(fn: (dm: DmControl) => T): T {
   const dm = DmControl.open();
   try {
     return fn(dm);
-  } catch (err) {
-    if (err instanceof DmRequestError) throw new UsageError(err.message, EXIT_USAGE);
-    if (err instanceof DmError && (err.errno === ENXIO || err.errno === EINVAL || (err.errno === EBUSY && err.command === 'DM_DEV_CREATE'))) {
-      throw new UsageError(err.message, EXIT_USAGE);
-    }
-    throw err;
+  } finally {
+    dm.close();
+  }
+}
+
+async function withControlAsync<T>(fn: (dm: DmControl) => Promise<T>): Promise<T> {
+  const dm = DmControl.open();
+  try {
+    return await fn(dm);
   } finally {
     dm.close();
   }
@@ -212,39 +232,92 @@ function infoJson(info: DmDeviceInfo, readAhead: number | undefined): Record<str
 
 type StatusKind = 'status' | 'table';
 
-function printTargets(dm: DmControl, kind: StatusKind, name: string | undefined, opts: { target?: string; inactive?: boolean; noflush?: boolean; json?: boolean }): void {
+interface TargetsOptions {
+  target?: string;
+  inactive?: boolean;
+  noflush?: boolean;
+  json?: boolean;
+}
+
+interface DeviceTargets {
+  name: string;
+  targets: DmTargetSpecReply[];
+}
+
+/** The status (or table) lines of one device or of all (`multiple`). */
+function collectTargets(dm: DmControl, kind: StatusKind, name: string | undefined, opts: TargetsOptions): { rows: DeviceTargets[]; multiple: boolean } {
   const { names, multiple } = devicesFor(dm, name);
-  if (multiple && names.length === 0) {
-    if (opts.json) json([]);
-    else out('No devices found\n');
-    return;
-  }
-  const results: Array<{ name: string; targets: DmTargetSpecReply[] }> = [];
+  const rows: DeviceTargets[] = [];
   forEachDevice(dm, names, multiple, (n) => {
     const targets = kind === 'status' ? dm.status(n, { inactive: opts.inactive, noflush: opts.noflush }) : dm.table(n, { inactive: opts.inactive });
-    results.push({ name: n, targets });
+    rows.push({ name: n, targets });
   });
-  if (opts.json) {
-    const rows = results.map((r) => ({
-      name: r.name,
-      targets: r.targets.filter((t) => opts.target === undefined || t.type === opts.target).map(({ start, length, type, params }) => ({ start, length, type, params })),
-    }));
-    json(multiple ? rows : rows[0]);
-    return;
-  }
-  let text = '';
-  for (const r of results) {
+  return { rows, multiple };
+}
+
+/** The --json value: one device's object, or the array of all. */
+function targetsJson(rows: DeviceTargets[], multiple: boolean, opts: TargetsOptions): unknown {
+  const objs = rows.map((r) => ({
+    name: r.name,
+    targets: r.targets.filter((t) => opts.target === undefined || t.type === opts.target).map(({ start, length, type, params }) => ({ start, length, type, params })),
+  }));
+  return multiple ? objs : objs[0];
+}
+
+/** dmsetup's text: one line per target, prefixed "NAME: " when listing every device; 'No devices found' when there are none. */
+function targetsText(rows: DeviceTargets[], multiple: boolean, opts: TargetsOptions): string[] {
+  if (multiple && rows.length === 0) return ['No devices found'];
+  const lines: string[] = [];
+  for (const r of rows) {
     const prefix = multiple ? `${r.name}: ` : '';
     if (r.targets.length === 0) {
-      if (opts.target === undefined) text += `${prefix}\n`;
+      if (opts.target === undefined) lines.push(prefix);
       continue;
     }
     for (const t of r.targets) {
       if (opts.target !== undefined && t.type !== opts.target) continue;
-      text += `${prefix}${dmsetupLine(t)}\n`;
+      lines.push(`${prefix}${dmsetupLine(t)}`);
     }
   }
-  out(text);
+  return lines;
+}
+
+function printTargets(dm: DmControl, kind: StatusKind, name: string | undefined, opts: TargetsOptions): void {
+  const { rows, multiple } = collectTargets(dm, kind, name, opts);
+  if (opts.json) json(targetsJson(rows, multiple, opts));
+  else out(targetsText(rows, multiple, opts).map((l) => `${l}\n`).join(''));
+}
+
+/**
+ * `dm status --watch`: the status lines every interval, on the shared
+ * schedule (src/status/watch.ts). Piped, each line carries the sample's
+ * timestamp; --json prints one object per sample; a terminal redraws in place
+ * under a header, as watch(1) does. Ctrl-C, SIGTERM or a closed pipe end it
+ * with exit 0.
+ */
+async function watchDmStatus(
+  dm: DmControl,
+  name: string | undefined,
+  opts: TargetsOptions & { intervalMs: number; count?: number },
+  sink: ViewOutput & Partial<NodeJS.WritableStream> = process.stdout,
+): Promise<number> {
+  const { intervalMs, count } = opts;
+  const tty = sink.isTTY === true && !opts.json;
+  const every = `Every ${intervalMs / 1000}s: remapsim dm status${name === undefined ? '' : ` ${name}`}`;
+  return untilStopped(sink, async (signal) => {
+    const screen = tty ? inPlace(sink) : undefined;
+    try {
+      return await everyInterval({ intervalMs, count, signal }, () => {
+        const time = new Date().toISOString();
+        const { rows, multiple } = collectTargets(dm, 'status', name, opts);
+        if (opts.json) sink.write(`${JSON.stringify({ time, status: targetsJson(rows, multiple, opts) })}\n`);
+        else if (screen) screen.frame([`${every}    ${time}`, '', ...targetsText(rows, multiple, opts)]);
+        else sink.write(targetsText(rows, multiple, opts).map((l) => `${time} ${l}\n`).join(''));
+      });
+    } finally {
+      screen?.end();
+    }
+  });
 }
 
 // ------------------------------------------------------------------ registration
@@ -259,13 +332,14 @@ export function registerDm(program: Command): void {
       `
 Output formats follow dmsetup's. On a kernel without device-mapper every
 command prints one line and exits 3. Exit status: 0 ok, 2 a wrong request
-(bad table, unknown device, refused message), 3 the environment (no
-device-mapper, not root, device busy).
+(bad table, unknown device, refused message, a name in use, a table naming
+a device something holds: the line says who), 3 the environment (no
+device-mapper, not root, a device still open when removed).
 
 Examples:
   remapsim dm create bad0 --table '0 204800 dust /dev/loop0 0 512'
   remapsim dm message bad0 0 addbadblock 17
-  remapsim dm status bad0
+  remapsim dm status bad0 --watch 1
   remapsim dm remove --retry bad0`,
     );
 
@@ -357,9 +431,26 @@ Examples:
     .option('--target <type>', 'only lines of this target type')
     .option('--inactive', 'the inactive table instead of the live one')
     .option('--noflush', 'do not flush before collecting status (thin, cache)')
-    .option('--json', 'print JSON')
-    .action((name: string | undefined, opts: { target?: string; inactive?: boolean; noflush?: boolean; json?: boolean }) => {
-      withControl((ctl) => printTargets(ctl, 'status', name, opts));
+    .option('--json', 'print JSON (with --watch: one object per sample, with its time)')
+    .option('--watch <seconds>', `print the status again every S seconds until Ctrl-C: 1, 0.5, 500ms, 2s (${MIN_WATCH_S} s to ${MAX_WATCH_S} s)`)
+    .option('--count <n>', 'with --watch: stop after n samples')
+    .addHelpText(
+      'after',
+      `
+With --watch, piped output has one line per target and sample, prefixed with
+the sample's time (ISO 8601, UTC); a terminal redraws in place. Ctrl-C or
+SIGTERM ends it with exit 0.
+
+Examples:
+  remapsim dm status bad0
+  remapsim dm status bad0 --watch 500ms --count 20 > bad0.log
+  remapsim dm status --watch 2 --json | jq .status`,
+    )
+    .action(async (name: string | undefined, opts: TargetsOptions & { watch?: string; count?: string }) => {
+      // bad options are refused before device-mapper is looked at (exit 2, not 3)
+      const { intervalMs, count } = parseWatchOptions(opts);
+      if (intervalMs === undefined) withControl((ctl) => printTargets(ctl, 'status', name, opts));
+      else await withControlAsync((ctl) => watchDmStatus(ctl, name, { ...opts, intervalMs, count }));
     });
 
   dm.command('table')
@@ -426,14 +517,23 @@ Examples:
     .argument('<name>', 'device name')
     .argument('<sector>', 'a sector inside the target to address (0 for single-target tables)')
     .argument('<message...>', 'the message words, passed on as given (options must come before NAME)')
-    .option('--json', 'print {"reply": ...} as JSON')
+    .option('--json', 'print {"reply": ...} as JSON (null: the target sent no reply)')
     .passThroughOptions()
+    .addHelpText(
+      'after',
+      `
+A target that sends no reply (the kernel did not set DM_DATA_OUT_FLAG; the
+dm-remap-v4 module never does) gets one line on stderr saying so, exit 0.
+
+Examples:
+  remapsim dm message bad0 0 addbadblock 17
+  remapsim dm message bad0 0 listbadblocks
+  remapsim dm message --json bad0 0 countbadblocks`,
+    )
     .action((name: string, sectorText: string, words: string[], opts: { json?: boolean }) => {
       withControl((ctl) => {
         const sector = parseSector(sectorText);
-        const reply = ctl.message(name, sector, words.join(' '));
-        if (opts.json) json({ reply });
-        else out(formatMessageReply(reply));
+        printMessageReply(ctl.messageReply(name, sector, words.join(' ')), opts.json === true, 'dm message');
       });
     });
 

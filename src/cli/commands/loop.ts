@@ -28,8 +28,9 @@ export function parseByteSize(text: string, option: string): number {
 /**
  * LoopError -> a one-line CLI error: a missing driver, missing control node
  * or missing privileges is the environment (3); the rest is the request (2).
+ * run-cli.ts applies it to a LoopError from any command (stack up, clean).
  */
-function asCliError(err: unknown): unknown {
+export function asCliError(err: unknown): unknown {
   if (!(err instanceof LoopError)) return err;
   const env = err.errno === EPERM || err.errno === EACCES || ((err.errno === ENOENT || err.errno === ENODEV || err.errno === ENXIO) && /loop devices are not available|loop-control/.test(err.message));
   return new UsageError(err.message, env ? EXIT_ENVIRONMENT : EXIT_USAGE);

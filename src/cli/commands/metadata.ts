@@ -40,7 +40,7 @@ function mainFingerprint(opts: MainOpts): DeviceFingerprint | undefined {
     if (opts.identity !== undefined) throw new UsageError('--identity needs --main <path>');
     return undefined;
   }
-  const dev = FileDevice.open(opts.main, { readOnly: true });
+  const dev = FileDevice.open(opts.main, { readOnly: true, direct: 'block' });
   try {
     return safeFingerprint(dev, opts.identity ?? deviceIdentity(opts.main));
   } finally {
@@ -48,8 +48,14 @@ function mainFingerprint(opts: MainOpts): DeviceFingerprint | undefined {
   }
 }
 
+/**
+ * A block device is opened with O_DIRECT: the kernel target writes its
+ * metadata with bios straight to the device, which the device's page cache
+ * does not see, so a buffered read of /dev/loopN (or of a dm device) while a
+ * table holds it open can return stale or blank copies.
+ */
 function withSpare<T>(path: string, readOnly: boolean, fn: (spare: FileDevice) => T): T {
-  const spare = FileDevice.open(path, { readOnly });
+  const spare = FileDevice.open(path, { readOnly, direct: 'block' });
   try {
     return fn(spare);
   } catch (err) {

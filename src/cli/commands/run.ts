@@ -12,8 +12,11 @@ import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
 import { ProgressLine } from '../progress.js';
 import { formatComparison, formatRunReport } from '../run-report.js';
 import { addEngineOptions, type EngineCliOptions, parseEngineOptions } from '../engine-options.js';
+import { addKnownBadOptions, type KnownBadCliOptions, type ResolvedKnownBad, resolveKnownBad } from '../known-bad-options.js';
+import { addVerifyStateOptions, parseVerifyStateOptions, type VerifyStateCliOptions } from '../verify-state-options.js';
+import { FileDevice } from '../../block/file-device.js';
 
-interface RunOptions extends EngineCliOptions {
+interface RunOptions extends EngineCliOptions, KnownBadCliOptions, VerifyStateCliOptions {
   policy?: string;
   duration?: string;
   seed?: string;
@@ -49,6 +52,20 @@ function withOverrides(scenario: Scenario, opts: RunOptions): Scenario {
   return s;
 }
 
+/** --stack-state / --known-bad are about the scenario's main device: the model's sectors are main's. */
+function scenarioKnownBad(scenario: Scenario, opts: RunOptions): ResolvedKnownBad | undefined {
+  if (opts.stackState === undefined && opts.knownBad === undefined) return undefined;
+  const main = scenario.devices.main;
+  if (main.path === undefined) {
+    if (opts.stackState !== undefined) throw new UsageError(`--stack-state: scenario '${scenario.name}' runs on a new file of its own; set devices.main.path to the stack's device`);
+    return resolveKnownBad(opts, { sectors: Math.floor(main.size! / 512), description: `scenario '${scenario.name}' main device` });
+  }
+  const dev = FileDevice.open(main.path, { readOnly: true, logicalBlockSize: main.logicalBlockSize });
+  const sectors = dev.sectors;
+  dev.close();
+  return resolveKnownBad(opts, { path: main.path, sectors, description: `scenario '${scenario.name}' main device ${main.path}` });
+}
+
 export function registerRun(program: Command): void {
   const cmd = program
     .command('run')
@@ -62,7 +79,9 @@ export function registerRun(program: Command): void {
     .option('--output-format <format>', 'normal (a summary) or json (the results on stdout)', 'normal')
     .option('--compare-policies', 'run the scenario under both policies and show what each lost, side by side')
     .option('--no-report', 'with --json r.json: do not write the HTML report r.html beside it');
-  addEngineOptions(cmd, 'the safe policy; dm-remap-v4 runs on one thread')
+  addKnownBadOptions(cmd);
+  addVerifyStateOptions(cmd);
+  addEngineOptions(cmd, 'the safe policy; dm-remap-v4, flushing jobs and --verify-state run on one thread')
     .addHelpText(
       'after',
       `
@@ -70,16 +89,25 @@ The default scenario: a sparse 256 MiB main and 32 MiB spare in a temporary
 directory; bad sectors appear on main during a 10 s 4 KiB random read/write
 job that verifies every read, through the model of the remap target.
 
+A scenario whose main device is an existing file or device (devices.main.path)
+may hold an earlier run's data: units this run did not write are then not
+judged (notWritten). When that device is a kernel stack built by 'remapsim
+stack up', --stack-state names its state file: read errors over the stack's
+bad sectors are expected, not findings (--known-bad: a list or ddrescue
+mapfile of them instead).
+
 Exit status: 0 when no acknowledged data was lost, stale or corrupt and no
 read failed without cause; 1 when the oracle found such units (listed in the
-report); 2 for bad input.
+report) or the final flush failed; 2 for bad input.
 
 Examples:
   remapsim run                                # the default scenario, safe policy
   remapsim run --policy dm-remap-v4           # the same under the module's policy: data is lost
   remapsim run --compare-policies --duration 5s
   remapsim run my-scenario.yaml --json results.json   # also writes results.html (remapsim report)
-  remapsim run --json r.json --no-report`,
+  remapsim run --json r.json --no-report
+  remapsim run on-stack.yaml --stack-state x.json       # devices.main.path: /dev/mapper/x-bad
+  remapsim run crash.yaml --verify-state /var/tmp/r.state`,
     )
     .action(async (file: string | undefined, opts: RunOptions) => {
       if (opts.outputFormat !== 'normal' && opts.outputFormat !== 'json') throw new UsageError(`--output-format: must be normal or json, got '${opts.outputFormat}'`);
@@ -87,11 +115,14 @@ Examples:
       const base = file === undefined ? validateScenario(DEFAULT_SCENARIO, 'default scenario') : loadScenario(file);
       const scenario = withOverrides(base, opts);
       const policies: Policy[] = opts.comparePolicies ? [...POLICIES] : [opts.policy !== undefined ? parsePolicy(opts.policy) : scenario.target.policy];
+      const verifyState = parseVerifyStateOptions(opts);
+      if (verifyState && policies.length > 1) throw new UsageError('--verify-state: one run at a time (drop --compare-policies)');
+      const knownBad = scenarioKnownBad(scenario, opts);
       const results: ScenarioResult[] = [];
       for (const policy of policies) {
         const progress = new ProgressLine();
         try {
-          results.push(await runScenario(scenario, { policy, engine, workdir: opts.workdir, onProgress: (p) => progress.update(p, `${policy}: `) }));
+          results.push(await runScenario(scenario, { policy, engine, workdir: opts.workdir, knownBad, verifyState, onProgress: (p) => progress.update(p, `${policy}: `) }));
         } finally {
           progress.done();
         }
@@ -111,6 +142,6 @@ Examples:
         for (const r of results) process.stdout.write(`${formatRunReport(r)}\n`);
         if (results.length > 1) process.stdout.write(formatComparison(results));
       }
-      process.exitCode = results.some((r) => r.findings > 0) ? EXIT_FINDINGS : EXIT_OK;
+      process.exitCode = results.some((r) => r.findings > 0 || r.durability.finalFlush !== 'OK') ? EXIT_FINDINGS : EXIT_OK;
     });
 }

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { formatBytes, SECTOR_SIZE } from '../../block/device.js';
-import { BadListError, ddrescueBadRanges, parseDdrescueMapfile, parseSectorList, type SectorRange } from '../../faults/badlist.js';
+import { BadListError, parseBadSectorFile, type SectorRange } from '../../faults/badlist.js';
 import { type ModelStack, openModelStack, serveModel } from '../../nbd/served-model.js';
 import { ROOT_LAYER } from '../../nbd/control-socket.js';
 import type { ControlTarget } from '../../control/target.js';
@@ -42,21 +42,16 @@ function intArg(option: string, text: string, min: number, max: number): number 
   return Number(text);
 }
 
-/** A plain list (one sector a line) or a GNU ddrescue mapfile, told apart by the first data line. */
-export function readBadSectors(file: string): number[] | SectorRange[] {
+/** A plain list (one sector a line) or a GNU ddrescue mapfile (parseBadSectorFile tells them apart). */
+export function readBadSectors(file: string): SectorRange[] {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     throw new UsageError(`--bad-sectors: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  const first = text
-    .split(/\r?\n/)
-    .map((l) => l.replace(/(^|\s)#.*$/, '').trim())
-    .find((l) => l !== '');
   try {
-    if (first !== undefined && first.split(/\s+/).length >= 2) return ddrescueBadRanges(parseDdrescueMapfile(text));
-    return parseSectorList(text);
+    return parseBadSectorFile(text);
   } catch (err) {
     if (err instanceof BadListError) throw new UsageError(`--bad-sectors ${file}: ${err.message}`);
     throw err;

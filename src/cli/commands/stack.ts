@@ -1,24 +1,85 @@
 import type { Command } from 'commander';
-import { loadStackState, saveStackState, buildKernelStack, teardownKernelStack } from '../../kernel/stack.js';
-import { compareScenario, stackSpecFromScenario } from '../../scenario/compare.js';
+import {
+  addBadSectors,
+  type BadSectorListing,
+  buildKernelStack,
+  cleanStack,
+  listBadSectors,
+  loadStackState,
+  removeBadSectors,
+  type SectorRange,
+  saveStackState,
+  type StackState,
+  teardownKernelStack,
+} from '../../kernel/stack.js';
+import { stackSpecFromScenario } from '../../scenario/stack-spec.js';
 import { DEFAULT_SCENARIO } from '../../scenario/default.js';
 import { loadScenario } from '../../scenario/load.js';
 import { type Scenario, validateScenario } from '../../scenario/schema.js';
-import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
+import { UsageError } from '../errors.js';
 
-function scenarioArg(file: string): Scenario {
+export function scenarioArg(file: string): Scenario {
   return file === 'default' ? validateScenario(DEFAULT_SCENARIO, 'default scenario') : loadScenario(file);
 }
 
-function positiveInt(what: string, text: string | undefined, dflt: number): number {
-  if (text === undefined) return dflt;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${what}: must be a whole number of at least 1, got '${text}'`);
-  return n;
+/** SECTOR arguments as numbers, each a whole sector of the bad-sector layer (0..sectors-1). */
+export function parseSectors(words: readonly string[], state: StackState): number[] {
+  const dev = state.devices.find((d) => d.role === 'bad');
+  const max = (dev?.sectors ?? state.sectors) - 1;
+  return words.map((w) => {
+    const n = Number(w);
+    if (!/^\d+$/.test(w) || !Number.isSafeInteger(n) || n > max) {
+      throw new UsageError(`SECTOR must be a whole 512-byte sector number in 0..${max} (the size of stack '${state.name}'), got '${w}'`);
+    }
+    return n;
+  });
+}
+
+function rangeText(r: SectorRange): string {
+  return r.first === r.last ? String(r.first) : `${r.first}-${r.last}`;
+}
+
+function listWords(items: string[]): string {
+  return items.length === 0 ? '(none)' : items.join(' ');
+}
+
+/** The human listing: the kernel's list, the state's, and each difference with its likely reason. */
+export function formatBadListing(l: BadSectorListing): string[] {
+  const unit = l.blockSectors === 1 ? 'sectors' : `sectors, in blocks of ${l.blockSectors}`;
+  const lines = [`stack '${l.name}': ${l.layer === 'dust' ? 'dm-dust' : 'dm-linear with dm-error segments'} on ${l.device} (512-byte ${unit})`];
+  lines.push(`  kernel: ${l.kernel === null ? "unknown: this kernel's dm-dust did not return its list (it logs it: see dmesg)" : listWords(l.kernel.map(rangeText))}`);
+  lines.push(`  state:  ${listWords(l.state.map(String))}`);
+  if (l.kernel === null) return lines;
+  if (l.onlyInState.length === 0 && l.onlyInKernel.length === 0) {
+    lines.push('  they agree');
+    return lines;
+  }
+  if (l.onlyInState.length > 0) {
+    const why = l.layer === 'dust' ? ': a write to a dust block takes it off the kernel\'s list' : '';
+    lines.push(`  in the state, not failed by the kernel: ${l.onlyInState.join(' ')}${why}`);
+  }
+  if (l.onlyInKernel.length > 0) lines.push(`  failed by the kernel, not in the state: ${l.onlyInKernel.map(rangeText).join(' ')} (added outside remapsim stack, e.g. with dm message)`);
+  return lines;
 }
 
 export function registerStack(program: Command): void {
-  const stack = program.command('stack').description('build and tear down the kernel test stack for a scenario: backing files, loop devices, dm-dust, dm-remap-v4 when the kernel has it');
+  const stack = program
+    .command('stack')
+    .description('build and tear down the kernel test stack for a scenario: backing files, loop devices, dm-dust, dm-remap-v4 when the kernel has it')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  remapsim stack up default --name t1 --state t1.json
+  remapsim stack bad t1.json add 4096 4097
+  remapsim stack bad t1.json list
+  remapsim stack down t1.json
+  remapsim stack clean t1                (when the state file is lost)
+
+Exit status: 0 done, 2 a bad argument or state file, a stack that is up
+already, or one that could not be fully torn down (the line says what), 3
+no device-mapper or not root.`,
+    );
   stack
     .command('up')
     .argument('<scenario>', "a scenario file, or 'default'")
@@ -45,35 +106,69 @@ export function registerStack(program: Command): void {
       const report = teardownKernelStack(loadStackState(stateFile), { keepFiles: o.keepFiles });
       process.stdout.write(`${JSON.stringify(report)}\n`);
     });
-
-  program
-    .command('compare')
-    .argument('<scenario>', "a scenario file, or 'default'")
-    .description('run one scenario on the model and on the kernel stack, operation by operation, and report every difference')
-    .option('--ops <n>', 'operations to run (from the first job, seeded)', '5000')
-    .option('--growth-every <n>', 'one cluster of the scenario\'s bad-sector growth every this many operations', '250')
-    .option('--json', 'print the report as JSON')
+  stack
+    .command('bad')
+    .argument('<state>', 'the state file `stack up` wrote')
+    .argument('<action>', 'add, remove or list')
+    .argument('[sectors...]', 'for add and remove: 512-byte sector numbers of main')
+    .option('--json', 'print the listing as JSON')
+    .description("change or list the bad sectors of a live stack; add and remove save the state file again")
     .addHelpText(
       'after',
       `
-The kernel side: loop devices, dm-dust with the scenario's bad sectors, and
-dm-remap-v4 on top when the kernel has that target (the model then runs its
-dm-remap-v4 policy; otherwise both sides stop at the bad-sector layer, and the
-report says so). Needs device-mapper (exit 3 without it). Exit 0: no
-difference; 1: differences (listed).`,
+add:    dm-dust gets addbadblock for each block not yet listed; the dm-linear +
+        dm-error layer gets a new table (suspend, load, resume: I/O waits, none fails).
+remove: dm-dust gets removebadblock for each block no other bad sector shares;
+        the linear+error layer a new table. A sector that is not bad is refused.
+list:   what the kernel fails now (dm-dust's listbadblocks, as sectors, or the
+        error segments of the table) beside what the state says, and where
+        they differ: a write to a dust block takes it off the kernel's list.
+add and remove print the listing afterwards.
+
+Examples:
+  remapsim stack bad t1.json add 4096 4097
+  remapsim stack bad t1.json remove 4097
+  remapsim stack bad t1.json list --json`,
     )
-    .action((file: string, o: { ops?: string; growthEvery?: string; json?: boolean }) => {
-      const report = compareScenario(scenarioArg(file), { ops: positiveInt('--ops', o.ops, 5000), growthEvery: positiveInt('--growth-every', o.growthEvery, 250) });
-      if (o.json) process.stdout.write(`${JSON.stringify(report)}\n`);
-      else {
-        const lines = [
-          `compared ${report.ops} operations of scenario '${report.scenario}' on layers ${report.layers.join(' + ')}${report.remap.present ? '' : ` (no remap layer: ${report.remap.reason})`}`,
-          `  reads ${report.counts.reads}, writes ${report.counts.writes}; errors: model ${report.counts.errorsModel}, kernel ${report.counts.errorsKernel}; ${report.grownBadSectors} bad sectors grown on both`,
-          report.differenceCount === 0 ? '  no differences' : `  ${report.differenceCount} differences:`,
-          ...report.differences.map((d) => `    op ${d.op} ${d.kind}${d.sector !== undefined ? ` sector ${d.sector}` : ''}: model ${d.model}, kernel ${d.kernel}`),
-        ];
-        process.stdout.write(`${lines.join('\n')}\n`);
+    .action((stateFile: string, action: string, words: string[], o: { json?: boolean }) => {
+      if (!['add', 'remove', 'list'].includes(action)) throw new UsageError(`ACTION must be add, remove or list, got '${action}'`);
+      if (action === 'list' && words.length > 0) throw new UsageError(`list takes no SECTOR arguments, got ${words.join(' ')}`);
+      if (action !== 'list' && words.length === 0) throw new UsageError(`${action} needs at least one SECTOR`);
+      let state = loadStackState(stateFile);
+      const sectors = parseSectors(words, state);
+      if (action !== 'list') {
+        state = action === 'add' ? addBadSectors(state, sectors) : removeBadSectors(state, sectors);
+        saveStackState(stateFile, state);
       }
-      process.exitCode = report.differenceCount === 0 ? EXIT_OK : EXIT_FINDINGS;
+      const listing = listBadSectors(state);
+      if (o.json) process.stdout.write(`${JSON.stringify(listing)}\n`);
+      else process.stdout.write(`${formatBadListing(listing).join('\n')}\n`);
+    });
+  stack
+    .command('clean')
+    .argument('<name>', 'the stack name (`stack up --name`, or the scenario name)')
+    .option('--dir <dir>', 'where `stack up` put the backing files (default: the system temp directory)')
+    .option('--json', 'print what was removed as JSON')
+    .description('remove what a stack of this name left behind, without its state file: dm devices NAME-remap and NAME-bad, loop devices on DIR/NAME-main.img and DIR/NAME-spare.img, and those files')
+    .addHelpText(
+      'after',
+      `
+Only those: nothing else is touched, and a stack whose main or spare was an
+existing file (not one \`stack up\` made) keeps it.
+
+Examples:
+  remapsim stack clean t1
+  remapsim stack clean t1 --dir /var/tmp/stacks --json`,
+    )
+    .action((name: string, o: { dir?: string; json?: boolean }) => {
+      const r = cleanStack(name, { dir: o.dir });
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(r)}\n`);
+        return;
+      }
+      const all = [...r.removedDevices.map((d) => `dm device ${d}`), ...r.detachedLoops.map((d) => `loop device ${d}`), ...r.removedFiles.map((f) => `file ${f}`)];
+      const lines = all.length === 0 ? [`stack '${name}': nothing left behind`] : [`stack '${name}': removed ${all.join(', ')}`];
+      if (r.noDeviceMapper) lines.push(`  (no dm devices looked for: ${r.noDeviceMapper})`);
+      process.stdout.write(`${lines.join('\n')}\n`);
     });
 }

@@ -9,7 +9,8 @@ import { MessageError } from '../../control/target.js';
 import { DmControl, DmDeviceTarget } from '../../kernel/dm-control.js';
 import { ControlConnectError, type ControlRequest, type ControlResponse, controlPathFor, controlRequest } from '../../nbd/control-socket.js';
 import { UsageError } from '../errors.js';
-import { addStatusViewOptions, runStatusView, type StatusViewOptions, wantsStatusView } from '../../status/cli.js';
+import { printMessageReply } from './dm.js';
+import { addStatusViewOptions, parseStatusViewOptions, runStatusView, type StatusViewOptions, wantsStatusView } from '../../status/cli.js';
 import { fieldRecord, parseStatusLine } from '../../status/parse.js';
 import { kernelSource, servedSource } from '../../status/sources.js';
 
@@ -119,6 +120,7 @@ const TARGET_HELP = 'a served model (the socket path given to `remapsim serve --
 /** `status --watch/--count/--format`: the named-field view of one target, sampled until Ctrl-C. */
 async function statusView(targetArg: string, opts: VerbOptions): Promise<void> {
   if (opts.all || opts.json) throw new UsageError('--watch, --count and --format show one target: pick a layer with --layer instead of --all, and use --format json instead of --json');
+  parseStatusViewOptions(opts); // bad options are refused before the target is looked at (exit 2, as `dm status`)
   const t = resolveTarget(targetArg);
   if (t.kind === 'kernel' && opts.layer !== undefined) {
     throw new UsageError(`--layer addresses the layers of a served model; '${t.name}' is a device-mapper device (stack dm devices and name each one instead)`);
@@ -144,7 +146,11 @@ Examples:
   remapsim status /tmp/model.sock --all --json
   remapsim status mydev            (a kernel device-mapper device)
   remapsim status mydev --watch 1                   (every field named, redrawn each second)
-  remapsim status /tmp/model.sock --watch 2 --format csv > status.csv`,
+  remapsim status /tmp/model.sock --watch 2 --format csv > status.csv
+  remapsim status mydev --watch 500ms --count 10 --format json
+
+Exit status (the same as \`remapsim dm status\` for a kernel device): 0 ok,
+2 bad arguments or no such device, 3 no device-mapper.`,
     );
   addStatusViewOptions(status).action((target: string, opts: VerbOptions) => (wantsStatusView(opts) ? statusView(target, opts) : statusOrTable('status', target, opts)));
 
@@ -171,26 +177,28 @@ Examples:
   remapsim message /tmp/model.sock --layer main.dust addbadblock 123 2
   remapsim message /tmp/model.sock --layer main.dust listbadblocks
   remapsim message /tmp/model.sock stats
-Exit status: 0 done, 2 the target refused the message (the reason is printed), 3 no device-mapper.`,
+  remapsim message mydev countbadblocks      (a kernel device-mapper device)
+
+A kernel target that sends no reply (DM_DATA_OUT_FLAG not set; the dm-remap-v4
+module never sets it) gets one line on stderr saying so ({"reply":null} with
+--json), exit 0.
+Exit status: 0 done, 2 the target refused the message or there is no such
+device (the reason is printed), 3 no device-mapper.`,
     )
     .action(async (targetArg: string, words: string[], opts: VerbOptions) => {
       const t = resolveTarget(targetArg);
-      let reply: string;
-      let layer: string | undefined;
       if (t.kind === 'kernel') {
         const k = kernelTarget(t.name, opts);
         try {
-          reply = k.target.message(words);
+          printMessageReply(k.target.messageReply(words), opts.json === true, 'message');
         } finally {
           k.close();
         }
-      } else {
-        const r = await ask(t.control, { op: 'message', args: words, layer: opts.layer });
-        if (!('result' in r)) throw new UsageError(`${t.control}: unexpected answer to 'message'`);
-        reply = r.result;
-        layer = r.layer;
+        return;
       }
-      if (opts.json) process.stdout.write(`${JSON.stringify({ ...(layer !== undefined ? { layer } : {}), reply })}\n`);
-      else if (reply !== '') process.stdout.write(reply.endsWith('\n') ? reply : `${reply}\n`);
+      const r = await ask(t.control, { op: 'message', args: words, layer: opts.layer });
+      if (!('result' in r)) throw new UsageError(`${t.control}: unexpected answer to 'message'`);
+      // the model answers every message it takes ('' when it has nothing to say)
+      printMessageReply({ text: r.result, replied: true }, opts.json === true, 'message', { layer: r.layer });
     });
 }
