@@ -4,27 +4,37 @@
 #   bash scripts/vm/setup.sh [--force]
 #
 # 1. installs, with apt, whatever of these is missing: qemu-system-x86,
-#    linux-image-amd64 (the Debian 6.1 kernel the VM boots; its /lib/modules
-#    on the host is the guest's module tree), busybox-static, cpio, dmsetup,
-#    mount (losetup), and for dm-dust: linux-headers-<kver>, gcc, make;
+#    linux-image-6.12-amd64 and linux-headers-6.12-amd64 (Debian bookworm's
+#    6.12 kernel, which the VM boots; its /lib/modules on the host is the
+#    guest's module tree), busybox-static, cpio, dmsetup, mount (losetup),
+#    gcc, make;
 # 2. builds dm-dust.ko out of tree from Debian's linux-source-<x.y> when the
 #    kernel lacks CONFIG_DM_DUST (Debian does not set it);
-# 3. builds the initramfs (static busybox, virtio/9p/overlay modules,
-#    scripts/vm/init.sh as /init, dm-dust.ko) and an uncompressed vmlinux.
+# 3. builds the real dm-remap-v4 module (dm-remap.ko, the system under test)
+#    from a writable copy of $REMAPSIM_DM_REMAP_SRC (default
+#    ../shared/third_party/dm-remap-v4 beside the project). Without the
+#    source, or when it does not build, one line says so and the lane runs
+#    without it (the tests that need it skip);
+# 4. builds the initramfs (static busybox, virtio/9p/overlay modules,
+#    scripts/vm/init.sh as /init, dm-dust.ko, dm-remap.ko) and an
+#    uncompressed vmlinux.
 #
 # Output in $REMAPSIM_VM_DIR (default /var/tmp/remapsim-vm). Idempotent: each
-# step is skipped when its output is up to date; --force rebuilds 2 and 3.
-# Env: REMAPSIM_VM_DIR, REMAPSIM_VM_KVER (kernel version to use).
+# step is skipped when its output is up to date; --force rebuilds 2 to 4.
+# Env: REMAPSIM_VM_DIR, REMAPSIM_VM_KVER (kernel version to use: a 6.9 or
+# newer one for the module), REMAPSIM_DM_REMAP_SRC (the module's source).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PROJECT=$(cd "$HERE/../.." && pwd)
+DMR_SRC=${REMAPSIM_DM_REMAP_SRC:-$PROJECT/../shared/third_party/dm-remap-v4}
 VM_DIR=${REMAPSIM_VM_DIR:-/var/tmp/remapsim-vm}
 KVER=${REMAPSIM_VM_KVER:-}
 FORCE=0
 case "${1:-}" in
   '') ;;
   --force) FORCE=1 ;;
-  -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "setup: error: unknown argument '$1' (allowed: --force, --help)" >&2; exit 2 ;;
 esac
 
@@ -40,10 +50,12 @@ mkdir -p "$VM_DIR" 2>/dev/null && [ -w "$VM_DIR" ] \
 APT_LOG=$VM_DIR/apt.log
 
 # ------------------------------------------------------------------ kernel
-# Newest installed kernel that has a module tree with dm-mod.
+# The lane boots Debian's 6.12 series: dm-remap-v4 needs kernel APIs from 6.9 on.
+SERIES=6.12
+# Newest installed kernel of that series that has a module tree with dm-mod.
 find_kernel() {
   local f v
-  for f in $(ls /boot/vmlinuz-* 2>/dev/null | sort -V -r); do
+  for f in $(ls /boot/vmlinuz-"$SERIES".* 2>/dev/null | sort -V -r); do
     v=${f#/boot/vmlinuz-}
     if [ -f "/lib/modules/$v/modules.dep" ] && grep -q '/dm-mod\.ko' "/lib/modules/$v/modules.dep"; then
       echo "$v"; return 0
@@ -75,28 +87,20 @@ command -v losetup >/dev/null || pkgs+=(mount)
 command -v xz >/dev/null || pkgs+=(xz-utils)
 if [ -z "$KVER" ]; then KVER=$(find_kernel || true); fi
 if [ -z "$KVER" ]; then
-  pkgs+=(linux-image-amd64)
-  NEED_DUST=1   # Debian's config never has it; checked again once installed
+  # the meta packages pull the image and the headers of the same upload
+  pkgs+=("linux-image-$SERIES-amd64" "linux-headers-$SERIES-amd64")
 else
   [ -f "/boot/vmlinuz-$KVER" ] || die "kernel $KVER: /boot/vmlinuz-$KVER is missing (REMAPSIM_VM_KVER?)"
-  if dust_builtin "$KVER"; then NEED_DUST=0; else NEED_DUST=1; fi
+  [ -f "/lib/modules/$KVER/build/Makefile" ] || pkgs+=("linux-headers-$KVER")
 fi
-if [ "$NEED_DUST" = 1 ]; then
-  command -v gcc >/dev/null || pkgs+=(gcc)
-  command -v make >/dev/null || pkgs+=(make)
-  [ -n "$KVER" ] && [ ! -f "/lib/modules/$KVER/build/Makefile" ] && pkgs+=("linux-headers-$KVER")
-fi
+# gcc and make build dm-dust and dm-remap-v4 against the headers
+command -v gcc >/dev/null || pkgs+=(gcc)
+command -v make >/dev/null || pkgs+=(make)
 
 if [ ${#pkgs[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing packages: ${pkgs[*]}; run this script as root (it installs them with apt-get)"
   command -v apt-get >/dev/null || die "missing packages: ${pkgs[*]}, and apt-get is not available"
   apt_update_once
-  if [ -z "$KVER" ] && [ "$NEED_DUST" = 1 ]; then
-    # Install the headers in the same transaction as the kernel they belong to.
-    img=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-    [ -n "$img" ] || die "apt knows no linux-image-amd64 (check the Debian sources in /etc/apt)"
-    pkgs+=("linux-headers-${img#linux-image-}")
-  fi
   say "apt-get install ${pkgs[*]}"
   # INITRD=No: the kernel package's hook skips update-initramfs; the VM
   # boots with our own initramfs, so building Debian's one is wasted time.
@@ -110,7 +114,7 @@ else
   step_done "packages: all present"
 fi
 
-if [ -z "$KVER" ]; then KVER=$(find_kernel) || die "no kernel with dm-mod in /boot after installing linux-image-amd64"; fi
+if [ -z "$KVER" ]; then KVER=$(find_kernel) || die "no $SERIES kernel with dm-mod in /boot after installing linux-image-$SERIES-amd64"; fi
 MODDIR=/lib/modules/$KVER
 [ -f "$MODDIR/modules.dep" ] || die "$MODDIR/modules.dep is missing (kernel $KVER not fully installed)"
 for c in qemu-system-x86_64 cpio dmsetup losetup xz; do
@@ -158,7 +162,45 @@ else
   rm -f "$DUST" "$VM_DIR/dm-dust.kver"
 fi
 
-# ------------------------------------------------------------------ 3. initramfs
+# ------------------------------------------------------------------ 3. dm-remap-v4
+# The system under test: built unchanged from a writable copy of its source
+# (the source folder may be read-only). A missing or broken source is one
+# line, not a failed setup: the rest of the lane runs without the module.
+DMR_KO=$VM_DIR/dm-remap.ko
+DMR_NOTE=$VM_DIR/dm-remap.note
+dmr_absent() {
+  rm -f "$DMR_KO" "$VM_DIR/dm-remap.stamp"
+  echo "$1" > "$DMR_NOTE"
+  say "dm-remap-v4: $1"
+  step_done "no dm-remap.ko: the kernel-lane tests that need the real module will skip"
+}
+if [ ! -f "$DMR_SRC/src/Makefile" ]; then
+  dmr_absent "no module source at $DMR_SRC (set REMAPSIM_DM_REMAP_SRC to a dm-remap checkout)"
+else
+  DMR_SRC=$(cd "$DMR_SRC" && pwd -P)
+  DMR_STAMP="$KVER $(cd "$DMR_SRC" && find . -type f \( -name '*.c' -o -name '*.h' -o -name Makefile \) -print0 | LC_ALL=C sort -z | xargs -0 cat | cksum)"
+  if [ "$FORCE" = 0 ] && [ -f "$DMR_KO" ] && [ "$(cat "$VM_DIR/dm-remap.stamp" 2>/dev/null)" = "$DMR_STAMP" ]; then
+    step_done "dm-remap.ko up to date ($DMR_SRC)"
+  else
+    B=$VM_DIR/dm-remap-build
+    rm -rf "$B" && cp -r "$DMR_SRC" "$B" && chmod -R u+w "$B"
+    # PWD= on make's command line: src/Makefile takes its include path from $(shell pwd),
+    # which kbuild would otherwise evaluate inside the kernel tree
+    if make -C "$B/src" BUILD_MODE=INTEGRATED KDIR="$MODDIR/build" PWD="$B/src" >"$VM_DIR/dm-remap-build.log" 2>&1 \
+        && [ -f "$B/src/dm-remap.ko" ]; then
+      cp "$B/src/dm-remap.ko" "$DMR_KO.tmp" && mv -f "$DMR_KO.tmp" "$DMR_KO"
+      echo "$DMR_STAMP" > "$VM_DIR/dm-remap.stamp"
+      echo "built from $DMR_SRC against $KVER" > "$DMR_NOTE"
+      rm -rf "$B"
+      step_done "built dm-remap.ko from $DMR_SRC"
+    else
+      tail -n 5 "$VM_DIR/dm-remap-build.log" >&2
+      dmr_absent "building $DMR_SRC against $KVER failed (log: $VM_DIR/dm-remap-build.log)"
+    fi
+  fi
+fi
+
+# ------------------------------------------------------------------ 4. initramfs
 norm() { local m=${1//-/_}; echo "${m%%.ko*}"; }
 # Paths (relative to $MODDIR) of the given modules and all they depend on.
 module_closure() {
@@ -179,13 +221,14 @@ is_module() { grep -q "/$(norm "$1" | sed 's/_/[-_]/g')\.ko" "$MODDIR/modules.de
 
 BOOT_MODULES="virtio_pci 9pnet_virtio 9p overlay"
 # Loaded before every command (the kernel loads other dm targets on demand).
-WANT_PRELOAD="loop dm-mod dm-linear dm-error dm-zero dm-flakey dm-delay dm-dust"
+WANT_PRELOAD="loop dm-mod dm-linear dm-error dm-zero dm-flakey dm-delay dm-dust dm-bufio"
 PRELOAD=""
 for m in $WANT_PRELOAD; do is_module "$m" && PRELOAD="$PRELOAD $m"; done
 PRELOAD=${PRELOAD# }
 
 INPUTS="$KVER $(cksum < "$HERE/setup.sh") $(cksum < "$HERE/init.sh") $(cksum < /bin/busybox)"
 [ -f "$DUST" ] && INPUTS="$INPUTS $(cksum < "$DUST")"
+[ -f "$DMR_KO" ] && INPUTS="$INPUTS $(cksum < "$DMR_KO")"
 if [ "$FORCE" = 0 ] && [ -f "$VM_DIR/initramfs.cpio.gz" ] && [ "$(cat "$VM_DIR/stamp" 2>/dev/null)" = "$INPUTS" ]; then
   step_done "initramfs up to date"
 else
@@ -209,6 +252,8 @@ else
   done
   cp "$MODDIR"/modules.{dep,alias,builtin,order} "$R/lib/modules/$KVER/" 2>/dev/null || true
   [ -f "$DUST" ] && cp "$DUST" "$R/extra/"
+  # loaded after dm-dust.ko (init.sh takes /extra in name order), once dm-bufio is in
+  [ -f "$DMR_KO" ] && cp "$DMR_KO" "$R/extra/"
   echo "$KVER" > "$R/etc/kver"
   echo "$BOOT_MODULES" > "$R/etc/boot-modules"
   echo "$PRELOAD" > "$R/etc/preload-modules"

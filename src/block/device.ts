@@ -61,6 +61,20 @@ export interface BlockDevice {
   close(): void;
 }
 
+/** A view of `inner` whose close() leaves it open: for a layer that must outlive what is stacked on it (a disk outlives each table loaded over it). */
+export function withoutClose(inner: BlockDevice): BlockDevice {
+  return {
+    name: inner.name,
+    sectors: inner.sectors,
+    logicalBlockSize: inner.logicalBlockSize,
+    read: (s, b) => inner.read(s, b),
+    write: (s, b, f) => inner.write(s, b, f),
+    flush: () => inner.flush(),
+    discard: (s, n) => inner.discard(s, n),
+    close: () => {},
+  };
+}
+
 /**
  * A device that can show a read's bytes where they already are (a file's
  * page cache, mapped) instead of copying them: for a caller that hands them

@@ -7,10 +7,12 @@ import { registerDm } from './commands/dm.js';
 import { registerLoop } from './commands/loop.js';
 import { registerRun } from './commands/run.js';
 import { registerBench } from './commands/bench.js';
+import { registerVerify } from './commands/verify.js';
 import { registerMetadata } from './commands/metadata.js';
 import { registerScan } from './commands/scan.js';
 import { registerReport } from './commands/report.js';
 import { registerStack } from './commands/stack.js';
+import { registerCompare } from './commands/compare.js';
 
 /** Each command module adds itself to the program; one line each. */
 const COMMANDS: Array<(program: Command) => void> = [
@@ -18,12 +20,14 @@ const COMMANDS: Array<(program: Command) => void> = [
   registerServe,
   registerRun,
   registerBench,
+  registerVerify,
   registerDm,
   registerLoop,
   registerMetadata,
   registerScan,
   registerReport,
   registerStack,
+  registerCompare,
 ];
 
 export function buildProgram(): Command {

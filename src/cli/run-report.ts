@@ -5,7 +5,8 @@
 import type { ScenarioResult } from '../scenario/run.js';
 import { formatSummary } from '../stats/summary.js';
 import type { FioResult } from '../stats/fio-json.js';
-import { READ_CLASSES, type ReadClass } from '../workload/oracle.js';
+import { type OracleReport, READ_CLASSES, type ReadClass } from '../workload/oracle.js';
+import type { RunDurability } from '../workload/runner.js';
 
 const CLASS_LABEL: Record<ReadClass, string> = {
   ok: 'ok',
@@ -15,7 +16,32 @@ const CLASS_LABEL: Record<ReadClass, string> = {
   expectedError: 'expected errors (known-bad blocks)',
   unexpectedError: 'unexpected errors',
   unjudged: 'unjudged (after a failed write)',
+  notWritten: 'not written by this run (earlier content unknown: not judged)',
 };
+
+export function durabilityLines(d: RunDurability, verify: OracleReport | undefined): string[] {
+  const f = d.jobFlushes;
+  const out = [`flushes: ${f.issued} by the jobs${f.failed > 0 ? ` (${f.failed} failed)` : ''}, final flush ${d.finalFlush}`];
+  if (d.priorFlush !== 'OK') out.push(`note: the flush before the run returned ${d.priorFlush}: a writeback error from before this run (not counted)`);
+  const lost = verify?.durability.writebackLost ?? 0;
+  if (lost > 0) {
+    out.push(
+      `writeback: ${verify!.durability.failedFlushes} flush(es) failed: the kernel did not write buffered data back; the ${lost} units acknowledged since the last good flush are counted lost (the kernel does not say which pages failed)`,
+    );
+  } else if (d.finalFlush !== 'OK' || f.failed > 0) {
+    out.push('writeback: a flush failed: the kernel did not write buffered data back (data acknowledged before it was lost)');
+  }
+  return out;
+}
+
+/** What the oracle did with units the run never wrote. */
+export function verifyNotes(v: OracleReport): string[] {
+  return [
+    v.priorContent === 'unknown'
+      ? `earlier content: unknown (the target existed before this run): ${v.reads.notWritten} reads of units this run did not write were not judged (notWritten)`
+      : 'earlier content: zeroes (the run created the target): units it did not write are judged too',
+  ];
+}
 
 /** fio's summary without our own blocks, which are printed in their own words below. */
 export function fioSummaryOnly(fio: FioResult): string {
@@ -39,7 +65,11 @@ export function formatRunReport(r: ScenarioResult): string {
   const pend = m.pending !== undefined ? `, ${m.pending} pending` : '';
   const full = m.enospc ? `, ${m.enospc} writes failed: spare full` : '';
   out.push(`remap: ${m.remaps} remaps, ${spare}${pend}${full}; main bad blocks ${m.initialBadBlocks} at start + ${m.grownBadBlocks} grown`);
+  if (m.restarts !== undefined) out.push(`restarts: the table was loaded again ${m.restarts} time(s)${m.restartsStopped ? `; then stopped: ${m.restartsStopped}` : ''}`);
   out.push(`status: ${m.status}`);
+  for (const src of r.knownBad) out.push(`known bad: ${src}`);
+  out.push(...durabilityLines(r.durability, r.verify));
+  if (r.verifyState) out.push(`verify state: ${r.verifyState.file} (${r.verifyState.saves} saves)`);
   if (r.verify) {
     const v = r.verify;
     out.push(`verify (${v.unitSize}-byte units, every written unit read back at the end):`);
@@ -50,13 +80,18 @@ export function formatRunReport(r: ScenarioResult): string {
     }
     const reasons = Object.entries(v.corruptReasons);
     if (reasons.length > 0) out.push(`  corrupt because: ${reasons.map(([k, n]) => `${k} ${n}`).join(', ')}`);
+    out.push(...verifyNotes(v).map((l) => `  ${l}`));
     out.push(
       r.findings === 0
         ? 'verdict: no acknowledged data lost, stale or corrupt; no unexpected errors'
         : `verdict: ${r.findings} units of acknowledged data lost, stale or corrupt, or unexpected errors`,
     );
   } else {
-    out.push('verdict: no job verified its data (set verify=crc32c to judge it)');
+    out.push(
+      r.durability.finalFlush !== 'OK'
+        ? `verdict: the final flush failed (${r.durability.finalFlush}): buffered writes were lost (set verify=crc32c to see which)`
+        : 'verdict: no job verified its data (set verify=crc32c to judge it)',
+    );
   }
   return `${out.join('\n')}\n`;
 }

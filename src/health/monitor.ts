@@ -567,9 +567,9 @@ export class V4HealthMonitor extends MonitorBase {
   }
 
   protected scanTick(nowNs: number): void {
-    // the module's timer: its work reads nothing; status() runs it when due
+    // the module's timer: its work reads nothing; the target runs it when due (a status call would also take its mutex)
     if (nowNs >= this.nextModuleNs) {
-      this.target.status();
+      this.target.runDueWork();
       while (this.nextModuleNs <= nowNs) this.nextModuleNs += V4_HEALTH_INTERVAL_NS;
     }
   }
@@ -588,7 +588,7 @@ export class V4HealthMonitor extends MonitorBase {
   }
 
   private moduleHealth(): HealthReport['module'] {
-    const line = this.target.message(['health']);
+    const line = this.target.messageText(['health']); // the text the module formats (it never delivers it)
     const num = (k: string): number => Number(new RegExp(`${k}=(-?\\d+)`).exec(line)?.[1] ?? NaN);
     return { healthScore: num('health_score'), scans: num('scan_count'), hotspots: num('hotspot_sectors'), consecutiveErrors: num('consecutive_errors') };
   }

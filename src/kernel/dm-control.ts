@@ -53,6 +53,7 @@ import {
   newDecodeDev,
   newEncodeDev,
 } from './dm-ioctl-codec.js';
+import { explainBusyTable } from './holders.js';
 import { glibcMajorMinor, type NodeSys, nodeSys, S_IFBLK, S_IFCHR } from './mknod.js';
 
 const ENOENT = 2;
@@ -149,6 +150,12 @@ export interface DmListedDevice {
   minor: number;
   eventNr?: number;
   uuid?: string;
+}
+
+/** A target's answer to a message: `replied` false when the kernel did not flag DM_DATA_OUT_FLAG (then `text` is ''). */
+export interface DmMessageReply {
+  text: string;
+  replied: boolean;
 }
 
 export interface SuspendOptions {
@@ -368,7 +375,13 @@ export class DmControl {
    * DM_TABLE_LOAD into the inactive slot. `readOnly` opens the table's devices
    * read-only; `secure` asks the kernel to wipe its copy (keys in the table).
    */
-  load(name: string, targets: readonly DmTargetSpec[], opts: { readOnly?: boolean; secure?: boolean } = {}): DmDeviceInfo {
+  /**
+   * DM_TABLE_LOAD into the inactive slot. A refusal with EBUSY is explained
+   * (who holds which device) by reading every live table, which runs each
+   * target's status function: `explainBusy: false` skips that, for a tester
+   * that must not touch the targets it watches.
+   */
+  load(name: string, targets: readonly DmTargetSpec[], opts: { readOnly?: boolean; secure?: boolean; explainBusy?: boolean } = {}): DmDeviceInfo {
     checkName(name);
     let flags = 0;
     if (opts.readOnly) flags |= DM_READONLY_FLAG;
@@ -377,6 +390,9 @@ export class DmControl {
       return toInfo(this.call('TABLE_LOAD', { name, flags }, (r) => encodeTableLoad(r, targets), false, name).header);
     } catch (err) {
       if (err instanceof DmError && !(err instanceof DmRequestError) && err.errno === EINVAL) throw this.explainLoadFailure(name, targets, err);
+      if (err instanceof DmError && !(err instanceof DmRequestError) && err.errno === EBUSY && opts.explainBusy !== false) {
+        throw new DmError(explainBusyTable(this, name, targets), EBUSY, err.command, name);
+      }
       throw err;
     }
   }
@@ -498,17 +514,27 @@ export class DmControl {
   }
 
   /**
-   * DM_TARGET_MSG to the target at `sector`. Returns the target's reply text
-   * when the kernel flags DM_DATA_OUT_FLAG, else ''. A reply that does not fit
-   * is retried with a bigger buffer, which sends the message again (as
-   * libdevmapper does); messages that answer are queries in practice.
+   * DM_TARGET_MSG to the target at `sector`: its reply text, '' for none (use
+   * messageReply to tell no reply from an empty one).
    */
   message(name: string, sector: number, message: string, opts: { secure?: boolean } = {}): string {
+    return this.messageReply(name, sector, message, opts).text;
+  }
+
+  /**
+   * DM_TARGET_MSG to the target at `sector`. `replied` is the kernel's
+   * DM_DATA_OUT_FLAG: a target whose handler returns 0 instead of 1 (the
+   * dm-remap-v4 module does) sends no reply even when it wrote one. A reply
+   * that does not fit is retried with a bigger buffer, which sends the
+   * message again (as libdevmapper does); messages that answer are queries
+   * in practice.
+   */
+  messageReply(name: string, sector: number, message: string, opts: { secure?: boolean } = {}): DmMessageReply {
     checkName(name);
     const flags = opts.secure ? DM_SECURE_DATA_FLAG : 0;
     const { header, buf } = this.call('TARGET_MSG', { name, flags }, (r) => encodeTargetMessage(r, sector, message), true, name);
-    if (!(header.flags & DM_DATA_OUT_FLAG)) return '';
-    return decodeMessageReply(buf) ?? '';
+    if (!(header.flags & DM_DATA_OUT_FLAG)) return { text: '', replied: false };
+    return { text: decodeMessageReply(buf) ?? '', replied: true };
   }
 
   /**
@@ -640,8 +666,13 @@ export class DmDeviceTarget implements ControlTarget {
 
   /** `dmsetup message <dev> 0 <args...>`: each argument stays one word for the kernel's splitter. */
   message(args: string[]): string {
+    return this.messageReply(args).text;
+  }
+
+  /** message(), telling a target that sent no reply from an empty one. */
+  messageReply(args: string[]): DmMessageReply {
     try {
-      return this.control.message(this.device, 0, args.map(escapeArg).join(' '));
+      return this.control.messageReply(this.device, 0, args.map(escapeArg).join(' '));
     } catch (err) {
       if (err instanceof DmError) throw new MessageError(err.message, err.errno);
       throw err;

@@ -111,9 +111,10 @@ export interface V4Model {
   restored: number;
 }
 
-/** The dm-remap-v4 policy with the module's metadata: loaded at construction, written after each remap. */
+/** The dm-remap-v4 policy as a table load makes it: the module's metadata loaded, and written (through dm-bufio) as the module writes it. */
 export function openV4Model(main: BlockDevice, spare: BlockDevice, opts: Omit<V4Options, 'main' | 'spare'> & V4StoreOptions = {}): V4Model {
   const target = new DmRemapV4Target({ main, spare, ...opts });
+  target.tableLoaded();
   const store = V4MetadataStore.open(spare, main.sectors, opts);
   const restored = store.attach(target);
   return { target, store, restored };

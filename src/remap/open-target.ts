@@ -88,6 +88,7 @@ function build(line: TableLine, open: (path: string) => BlockDevice, opts: OpenT
   switch (line.type) {
     case 'dm-remap-v4': {
       const t = DmRemapV4Target.fromTable(line, open, { ...opts });
+      t.tableLoaded();
       if (opts.v4Metadata === false) return t;
       try {
         V4MetadataStore.open(t.spare, t.main.sectors, { readOnly: opts.readOnly, nowSeconds: opts.nowSeconds }).attach(t);

@@ -1,23 +1,45 @@
 /**
- * The `dm-remap-v4` policy: what the built dm-remap-v4 module does to I/O,
- * including the data it loses (see ../shared/design/dm-remap-v4.md).
+ * The `dm-remap-v4` policy: what the built dm-remap-v4 module does, including
+ * the data it loses and the ways it hangs (see ../shared/design/dm-remap-v4.md
+ * and the findings of `remapsim compare` against the loaded module, which
+ * win where the two differ).
  *
- * Where that document is silent this follows the module's sources:
- *   - the 256-slot cache starts zero-filled, so a request that starts at
- *     sector 0 counts as a cache (and fast-path) hit before any remap exists;
- *     a cached spare sector of 0 means "no remap" and falls through to the
- *     hash lookup;
- *   - status token 14 is (spare_sectors - main_sectors) mod 2^32 (the
- *     document names it spare_sectors; its own example line says otherwise);
- *   - the `errors` and `slow_path_hits` tokens are never incremented;
- *     remapped_sectors counts remap activations;
- *   - flushes never reach the devices (the target declares no flush support:
- *     the block layer completes them at once) and discards fail EOPNOTSUPP;
- *   - clear_stats resets reads, writes, remapped reads, errors, total, normal,
- *     remapped I/Os, remapped sectors and latencies, and nothing else.
- * Where the sources contradict the document, the document wins: a remap takes
- * effect as soon as it is made (in the sources new entries stay PENDING, and
- * are skipped, until the table is loaded again).
+ * The module as it runs (checked against the kernel in the VM lane):
+ *   - map(): a request goes whole to main, or whole to the spare when its
+ *     FIRST sector has an ACTIVE remap (a 256-slot cache first, then the hash
+ *     table; among duplicates of a sector the newest wins). Never split.
+ *   - end_io(): an error from main reaches the caller; the module then queues
+ *     work on its one-at-a-time work queue: error analysis (health counters),
+ *     then a write-ahead remap of the request's sector as the bio reports it
+ *     at completion (under dm-dust, the start of the request's last
+ *     dust-block piece: dm split the bio and kept the remainder's position).
+ *   - New remaps stay PENDING for ever: the work adds the entry as pending,
+ *     writes the metadata, and then looks the entry up to activate it with
+ *     the lookup that skips pending entries, so it never finds it. map() skips
+ *     them too: a remap made while the table is loaded is never used. The
+ *     next failure of the same sector adds another entry and spends another
+ *     spare sector. Only a table load (deferred metadata read) makes
+ *     persisted entries ACTIVE.
+ *   - The status handler calls mutex_trylock() and treats 0 as success: a
+ *     status call that gets the health mutex keeps it (and shows the default
+ *     health 100 and 0 hotspots); the next one fails to get it, reads the
+ *     real values and unlocks it. While a status call holds it, error
+ *     analysis blocks, and with it every later work item: no remaps are made,
+ *     and the destructor's drain_workqueue() never returns (remove hangs).
+ *   - Metadata goes through dm-bufio: a write fills the five 128 KiB buffers
+ *     (metadata.ts), which reach the spare on dm-bufio's timer or when the
+ *     target is destroyed (the store models that, see v4-store.ts).
+ *   - presuspend stops the metadata thread, cancels pending work and frees
+ *     every remap in memory; nothing restarts them on resume. A second
+ *     presuspend (remove after suspend and resume) stops the stopped thread:
+ *     the kernel oopses (NULL pointer dereference in kthread_stop).
+ *   - Message replies never reach the caller (the handler returns 0, not 1:
+ *     DM_DATA_OUT_FLAG is never set); errors do.
+ *   - No flush, FUA or discard support: the block layer completes flushes at
+ *     once and strips FUA; discards fail EOPNOTSUPP.
+ *   - status token 14 is the spare's size in sectors (mod 2^32); the
+ *     `errors` and `slow_path_hits` tokens are never incremented; the 256-slot
+ *     cache starts zero-filled, so a request at sector 0 counts a cache hit.
  */
 import { type BlockDevice, type IoStatus, type LogicalBlockSize, EIO, EOPNOTSUPP, OK, SECTOR_SHIFT, bufferSectors } from '../block/device.js';
 import { type ControlTarget, MessageError, TableError } from '../control/target.js';
@@ -36,6 +58,15 @@ const MAX_HOTSPOTS = 32;
 const MIN_MAIN_SECTORS = 2048;
 const EEXIST = 17;
 
+/**
+ * Where the module believes a failed request failed: the bio's sector as the
+ * layer below leaves it at completion. 'first': the request's first sector.
+ * 'dm-split': the device below is a dm target that splits requests into
+ * pieces of this many sectors (dm-dust: its block size); dm resubmits the
+ * remainder, so the sector is the start of the last piece.
+ */
+export type V4FailedSectorRule = { kind: 'first' } | { kind: 'dm-split'; sectors: number };
+
 export interface V4Options extends MinSpareParams {
   main: BlockDevice;
   spare: BlockDevice;
@@ -43,6 +74,8 @@ export interface V4Options extends MinSpareParams {
   mainPath?: string;
   sparePath?: string;
   clock?: Clock;
+  /** Default { kind: 'first' }. */
+  failedSector?: V4FailedSectorRule;
 }
 
 /** A remap as the module keeps it (and persists it). */
@@ -51,35 +84,76 @@ export interface V4RemapEntry {
   spareSector: number;
   timeNs: number;
   errorCount: number;
+  /** Made while loaded: never used for I/O. Restored entries are active. */
+  pending: boolean;
 }
 
-/** Something told about each new remap: the metadata writer plugs in here. */
-export type V4RemapListener = (target: DmRemapV4Target, entry: V4RemapEntry) => void;
+/** Where the module's metadata writes go (the dm-bufio model in v4-store.ts). */
+export interface V4MetadataSink {
+  /** One metadata write: the whole table, in list order. */
+  writeTable(entries: readonly V4RemapEntry[]): void;
+  /** The target is destroyed: dm-bufio writes its dirty buffers. */
+  destroy(): void;
+  /** Time passes: dm-bufio's timer may write dirty buffers. */
+  tick?(nowNs: number): void;
+}
+
+/** What a call into the module does to the caller: returns, never returns, or oopses the kernel. */
+export type V4CallOutcome = 'ok' | 'hang' | 'oops';
+
+type Work = 'analysis' | 'writeahead' | 'sync';
+
+/** One thing the module did, in the order it did it (what its kernel log says). */
+export interface V4Event {
+  kind: 'io-error' | 'writeahead' | 'remap-added' | 'no-spare' | 'already-remapped' | 'metadata-write' | 'analysis-blocked' | 'analysis' | 'restored';
+  sector?: number;
+  spare?: number;
+}
 
 export class DmRemapV4Target implements BlockDevice, ControlTarget {
   readonly targetType = V4_TARGET_NAME;
   readonly name: string;
   readonly sectors: number;
-  readonly logicalBlockSize: LogicalBlockSize;
+  /** The dm device's: 512 whatever main's is (the target reports no devices, so dm keeps the stacking default). */
+  readonly logicalBlockSize: LogicalBlockSize = 512;
+  /** main's logical block size (status token 12); requests not aligned to it fail on main. */
+  readonly mainBlockSize: LogicalBlockSize;
   readonly main: BlockDevice;
   readonly spare: BlockDevice;
   readonly mainPath: string;
   readonly sparePath: string;
   /** spare_sectors / 2: how many remaps the bump allocator can hand out. */
   readonly spareCapacity: number;
+  /** The module's messages never reach the caller (no DM_DATA_OUT_FLAG). */
+  readonly repliesToMessages = false;
   private readonly clock: Clock;
-  private readonly remapTable: RemapTable;
-  /** Entries in creation order (the order the module persists them). */
+  private readonly failedRule: V4FailedSectorRule;
+  /** Active remaps, for lookups (a later set of the same sector wins, as the newest entry does in the hash chain). */
+  private readonly active: RemapTable;
+  /** The module's remap list, in list order (cleared by presuspend). */
   readonly entries: V4RemapEntry[] = [];
   private nextSpareSector = 0;
   private readonly cache = new Float64Array(CACHE_SLOTS * 2); // [original, remapped] per slot, zero-filled
-  private listeners: V4RemapListener[] = [];
+  private sink: V4MetadataSink | undefined;
+  /** Told of everything the module does (what its kernel log says), in order. */
+  private readonly listeners: Array<(e: V4Event) => void> = [];
+
+  // the work queue (alloc_workqueue(..., max_active 1)) and its state
+  private readonly queue: Work[] = [];
+  private blockedAnalysisSector: number | undefined;
+  private pendingErrorSector = 0;
+  private pendingRemapSector = 0;
+  private metadataDirty = false;
+  private deviceActive = true;
+  private threadAlive = true;
+  private healthMutexHeld = false;
+  private destroyed = false;
 
   // counters, named as in the module
   private reads = 0;
   private writes = 0;
   private remappedReads = 0;
-  private readonly errorCount = 0; // the module never increments it
+  private readonly errorCount = 0; // never incremented by the module
   private activeMappings = 0;
   private ioOperations = 0;
   private totalMapTimeNs = 0;
@@ -88,7 +162,7 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
   private normalIos = 0;
   private remappedIos = 0;
   private ioErrors = 0;
-  private remappedSectors = 0;
+  private remappedSectors = 0; // counts activations, which never happen while loaded
   private totalLatencyNs = 0;
   private maxLatencyNs = 0;
   private lastIoTimeNs = 0;
@@ -123,15 +197,25 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
     const minSpare = v4MinSpare(main.sectors, main.logicalBlockSize, opts);
     if (spare.sectors < minSpare) throw incompatible(`Spare device insufficient: ${spare.sectors} < ${minSpare} sectors`, 28);
     this.sectors = main.sectors;
-    this.logicalBlockSize = main.logicalBlockSize;
+    this.mainBlockSize = main.logicalBlockSize;
     this.spareCapacity = Math.floor(spare.sectors / 2);
     this.clock = opts.clock ?? realClock;
-    this.remapTable = new RemapTable({ keySpace: main.sectors });
+    this.failedRule = opts.failedSector ?? { kind: 'first' };
+    this.active = new RemapTable({ keySpace: main.sectors });
     this.nextHealthRunNs = this.clock.nowNs() + HEALTH_INTERVAL_NS;
   }
 
+  /**
+   * The table holding this target was loaded: dm's IMA measurement calls the
+   * target's status function (STATUSTYPE_IMA), which takes or releases the
+   * health mutex like any status call.
+   */
+  tableLoaded(): void {
+    this.statusTokens();
+  }
+
   /** Builds the target from a table line's arguments (`<main> <spare>`), as the module's constructor does. */
-  static fromTable(line: TableLine, open: (path: string) => BlockDevice, params: MinSpareParams & { clock?: Clock } = {}): DmRemapV4Target {
+  static fromTable(line: TableLine, open: (path: string) => BlockDevice, params: MinSpareParams & { clock?: Clock; failedSector?: V4FailedSectorRule } = {}): DmRemapV4Target {
     if (line.args.length !== 2) throw new TableError('Invalid argument count: dm-remap-v4 <main_device> <spare_device>', 22);
     const [mainPath, sparePath] = line.args;
     let main: BlockDevice;
@@ -156,16 +240,22 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
     }
   }
 
-  onRemap(listener: V4RemapListener): void {
-    this.listeners.push(listener);
+  /** Where metadata writes go. With `initial`, no valid copy was found: the metadata thread writes the empty table, as the module does. */
+  attachMetadata(sink: V4MetadataSink, opts: { initial?: boolean } = {}): void {
+    this.sink = sink;
+    if (opts.initial) {
+      this.metadataDirty = true;
+      this.requestThreadWrite();
+    }
   }
 
-  /** Restores persisted entries (the module's deferred metadata load): lookups see them, counters do not. */
-  restore(entries: Iterable<V4RemapEntry>): number {
+  /** The deferred metadata read: persisted entries come back ACTIVE (lookups see them; the status counters do not). */
+  restore(entries: Iterable<Omit<V4RemapEntry, 'pending'>>): number {
     let n = 0;
     for (const e of entries) {
-      this.entries.push({ ...e });
-      if (e.originalSector < this.sectors) this.remapTable.set(e.originalSector, e.spareSector);
+      this.entries.push({ ...e, pending: false });
+      if (e.originalSector < this.sectors) this.active.set(e.originalSector, e.spareSector);
+      this.note({ kind: 'restored', sector: e.originalSector, spare: e.spareSector });
       n++;
     }
     return n;
@@ -178,7 +268,7 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
   }
 
   write(sector: number, buf: Uint8Array): IoStatus {
-    return this.io(true, sector, buf); // FUA is dropped: the target declares no flush support
+    return this.io(true, sector, buf); // FUA is stripped: the target declares no flush support
   }
 
   flush(): IoStatus {
@@ -189,10 +279,42 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
     return EOPNOTSUPP;
   }
 
+  /** Removing the device: presuspend (unless suspended) and the destructor. Returns what the remove call does. */
+  remove(opts: { suspended?: boolean } = {}): V4CallOutcome {
+    if (!opts.suspended) {
+      const pre = this.presuspend();
+      if (pre !== 'ok') return pre;
+    }
+    return this.destroy();
+  }
+
   close(): void {
-    this.remapTable.close();
+    if (!this.destroyed) this.destroy();
+  }
+
+  /** presuspend: on every suspend and on the remove of a device that is not suspended. */
+  presuspend(): V4CallOutcome {
+    this.deviceActive = false;
+    if (!this.threadAlive) return 'oops'; // kthread_stop() on the thread the last presuspend already stopped
+    this.threadAlive = false;
+    // cancel_work() takes pending items off the queue; the write-ahead work is not cancelled, nor one already running
+    for (let i = this.queue.length - 1; i >= 0; i--) if (this.queue[i] !== 'writeahead') this.queue.splice(i, 1);
+    this.entries.length = 0;
+    this.active.clear();
+    return 'ok';
+  }
+
+  /** The destructor: drain the work queue, then dm-bufio writes back and the devices close. */
+  destroy(): V4CallOutcome {
+    this.deviceActive = false;
+    if (this.blockedAnalysisSector !== undefined && this.healthMutexHeld) return 'hang'; // drain_workqueue() waits for work that waits for a mutex nobody will unlock
+    this.runQueue();
+    this.destroyed = true;
+    this.sink?.destroy();
+    this.active.close();
     this.main.close();
     this.spare.close();
+    return 'ok';
   }
 
   private io(isWrite: boolean, sector: number, buf: Uint8Array): IoStatus {
@@ -219,7 +341,7 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
       at = cached;
       toSpare = true;
     } else {
-      const remapped = this.remapTable.get(sector);
+      const remapped = this.active.get(sector);
       if (remapped >= 0) {
         this.remappedIos++;
         if (!isWrite) this.remappedReads++;
@@ -235,14 +357,27 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
     if (mapNs > 0) this.peakThroughput = Math.max(this.peakThroughput, Math.floor((buf.length * 1e9) / mapNs));
 
     let status: IoStatus;
+    const alignSectors = this.mainBlockSize >>> SECTOR_SHIFT;
     if (toSpare && at + count > this.spare.sectors) status = EIO; // past the spare's end: the spare fails it
+    else if (at % alignSectors !== 0 || count % alignSectors !== 0) status = EIO; // the device below refuses a request its block size does not divide
     else status = isWrite ? dev.write(at, buf) : dev.read(at, buf);
 
     const lat = this.clock.nowNs() - this.lastIoTimeNs;
     this.totalLatencyNs += lat;
     if (lat > this.maxLatencyNs) this.maxLatencyNs = lat;
-    if (status !== OK) this.endIoError(sector, status, toSpare, isWrite);
+    if (status !== OK) {
+      log.warn(`I/O error detected on sector ${sector} (error=-${status}, op=${isWrite ? 'WRITE' : 'READ'})`);
+      if (!toSpare) this.handleIoError(this.failedSectorOf(sector, count)); // errors from the spare are only logged
+    }
+    this.sink?.tick?.(this.clock.nowNs());
     return status;
+  }
+
+  private failedSectorOf(sector: number, count: number): number {
+    const r = this.failedRule;
+    if (r.kind === 'first' || count <= r.sectors) return sector;
+    const last = Math.floor((sector + count - 1) / r.sectors) * r.sectors;
+    return Math.max(sector, last);
   }
 
   private cacheLookup(sector: number): number {
@@ -256,34 +391,100 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
     return 0;
   }
 
-  /** end_io() on an error: log, count, and (for main) remap the failing sector. The error still reaches the caller. */
-  private endIoError(sector: number, status: IoStatus, fromSpare: boolean, isWrite: boolean): void {
-    log.warn(`I/O error detected on sector ${sector} (error=-${status}, op=${isWrite ? 'WRITE' : 'READ'})`);
-    if (fromSpare) return; // errors from the spare are only logged
+  /** The module's lookup: active entries only. */
+  private find(sector: number): boolean {
+    return sector < this.sectors && this.active.get(sector) >= 0;
+  }
+
+  // ---- the work queue ----
+
+  private handleIoError(sector: number): void {
     this.ioErrors++;
-    this.analyzeError(sector);
-    if (this.remapTable.get(sector) >= 0) return;
+    this.note({ kind: 'io-error', sector });
+    this.pendingErrorSector = sector;
+    this.queueWork('analysis');
+    if (!this.find(sector)) {
+      this.pendingRemapSector = sector;
+      this.queueWork('writeahead');
+    }
+    this.runQueue();
+  }
+
+  private queueWork(w: Work): void {
+    if (!this.queue.includes(w)) this.queue.push(w); // queue_work() on a pending item does nothing
+  }
+
+  /** Runs queued work in order until it is empty or error analysis blocks on the health mutex. */
+  private runQueue(): void {
+    if (this.blockedAnalysisSector !== undefined) {
+      if (this.healthMutexHeld) return;
+      const s = this.blockedAnalysisSector;
+      this.blockedAnalysisSector = undefined;
+      this.analyzeError(s);
+    }
+    while (this.queue.length > 0) {
+      const w = this.queue.shift()!;
+      if (w === 'analysis') {
+        const s = this.pendingErrorSector; // read when the work starts, before it waits for the mutex
+        if (this.healthMutexHeld) {
+          this.blockedAnalysisSector = s;
+          this.note({ kind: 'analysis-blocked', sector: s });
+          return;
+        }
+        this.analyzeError(s);
+      } else if (w === 'writeahead') this.writeAhead();
+      else if (this.deviceActive && this.metadataDirty) this.requestThreadWrite();
+    }
+  }
+
+  private writeAhead(): void {
+    const sector = this.pendingRemapSector;
+    this.note({ kind: 'writeahead', sector });
+    if (this.find(sector)) {
+      this.note({ kind: 'already-remapped', sector });
+      return;
+    }
     if (this.nextSpareSector >= this.spareCapacity) {
       log.error(`No spare sectors available for write-ahead remap of sector ${sector}`);
+      this.note({ kind: 'no-spare', sector });
       return;
     }
     const spare = this.nextSpareSector++;
-    this.addRemap(sector, spare, 1);
+    this.addEntry(sector, spare);
+    this.writeMetadata();
+    // activation looks the entry up with the lookup that skips pending entries: nothing is activated
+    this.metadataDirty = true;
+    this.queueWork('sync');
   }
 
-  private addRemap(original: number, spare: number, errorCount: number): V4RemapEntry {
-    const entry: V4RemapEntry = { originalSector: original, spareSector: spare, timeNs: Date.now() * 1e6, errorCount };
+  private addEntry(original: number, spare: number): V4RemapEntry {
+    const entry: V4RemapEntry = { originalSector: original, spareSector: spare, timeNs: Date.now() * 1e6, errorCount: 1, pending: true };
     this.entries.push(entry);
     this.activeMappings++;
     this.growHashModel();
-    if (original < this.sectors) this.remapTable.set(original, spare);
-    const slot = (original % CACHE_SLOTS) * 2;
-    this.cache[slot] = original;
-    this.cache[slot + 1] = spare;
-    this.remappedSectors++;
+    this.metadataDirty = true;
     log.info(`Added remap entry: sector ${original} -> ${spare}`);
-    for (const l of this.listeners) l(this, entry);
+    this.note({ kind: 'remap-added', sector: original, spare });
     return entry;
+  }
+
+  private requestThreadWrite(): void {
+    if (this.threadAlive && this.deviceActive && this.metadataDirty) this.writeMetadata();
+  }
+
+  private writeMetadata(): void {
+    this.note({ kind: 'metadata-write' });
+    this.sink?.writeTable(this.entries);
+    this.metadataDirty = false;
+  }
+
+  /** Calls `listener` with each thing the module does from now on. */
+  onEvent(listener: (e: V4Event) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private note(e: V4Event): void {
+    for (const l of this.listeners) l(e);
   }
 
   private growHashModel(): void {
@@ -293,6 +494,7 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
   }
 
   private analyzeError(sector: number): void {
+    this.note({ kind: 'analysis', sector });
     if (!this.hotspots.includes(sector) && this.hotspots.length < MAX_HOTSPOTS) this.hotspots.push(sector);
     if (this.lastErrorSector === sector) this.consecutiveErrors++;
     else {
@@ -302,8 +504,9 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
     if (this.consecutiveErrors > 5) this.healthScore = Math.min(this.healthScore + 10, 100);
   }
 
-  /** The module's 300-second health work: it reads nothing, it recomputes a score. */
+  /** The module's 300-second health work: it reads nothing, it recomputes a score (and waits while a status call holds the mutex). */
   private runHealthIfDue(): void {
+    if (!this.deviceActive || this.healthMutexHeld) return;
     const now = this.clock.nowNs();
     while (now >= this.nextHealthRunNs) {
       this.nextHealthRunNs += HEALTH_INTERVAL_NS;
@@ -315,6 +518,12 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
         log.info(`Health scan completed. Health score: ${this.healthScore}/100, hotspots: ${this.hotspots.length}`);
       }
     }
+  }
+
+  /** Runs the module's timed work that is due (the 300 s health work, dm-bufio's timer) without a status call. */
+  runDueWork(): void {
+    this.runHealthIfDue();
+    this.sink?.tick?.(this.clock.nowNs());
   }
 
   /** Penalties are subtracted in unsigned 32-bit arithmetic, as in the module (so they can wrap). */
@@ -343,14 +552,26 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
     return `0 ${this.sectors} ${V4_TARGET_NAME} ${this.tableArgs()}`;
   }
 
-  /** The 28 status tokens after `0 <len> dm-remap-v4`. */
+  /**
+   * The 28 status tokens after `0 <len> dm-remap-v4`. Like the module's
+   * status call this takes the health mutex when it is free (and then shows
+   * the defaults) and releases it when it is held (showing the real values).
+   */
   statusTokens(): string[] {
     this.runHealthIfDue();
+    let health = 100;
+    let hotspots = 0;
+    const release = this.healthMutexHeld;
+    if (release) {
+      health = this.healthScore;
+      hotspots = this.hotspots.length;
+    }
+    this.healthMutexHeld = true;
     const avg = this.ioOperations > 0 ? Math.floor(this.totalMapTimeNs / this.ioOperations) : 0;
     const lookups = this.cacheHits + this.cacheMisses;
     const hitRate = lookups > 0 ? Math.floor((this.cacheHits * 100) / lookups) : 0;
-    const spareToken = (this.spare.sectors - this.sectors) >>> 0;
-    return [
+    const spareToken = this.spare.sectors >>> 0; // a sector_t printed with %u
+    const tokens = [
       V4_STATUS_VERSION,
       this.mainPath,
       this.sparePath,
@@ -363,7 +584,7 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
       this.totalMapTimeNs,
       avg,
       this.peakThroughput,
-      this.logicalBlockSize,
+      this.mainBlockSize,
       spareToken,
       this.totalIos,
       this.normalIos,
@@ -374,19 +595,33 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
       this.fastPathHits,
       this.slowPathHits,
       this.healthScans,
-      this.healthScore,
-      this.hotspots.length,
+      health,
+      hotspots,
       hitRate,
       'operational',
       'real',
     ].map(String);
+    if (release) {
+      // the work that waited for the mutex runs after this call has printed its line
+      this.healthMutexHeld = false;
+      this.runQueue();
+      this.runHealthIfDue();
+    }
+    return tokens;
   }
 
   status(): string {
     return `0 ${this.sectors} ${V4_TARGET_NAME} ${this.statusTokens().join(' ')}`;
   }
 
+  /** Runs a message as the module does and returns what the caller receives: nothing (the module's replies are never delivered). Refusals throw. */
   message(args: string[]): string {
+    this.messageText(args);
+    return '';
+  }
+
+  /** The reply text the module's handler formats (and then does not deliver). */
+  messageText(args: string[]): string {
     if (args.length === 0) throw new MessageError('Invalid message', 22);
     this.runHealthIfDue();
     const cmd = args[0].toLowerCase();
@@ -419,8 +654,9 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
           throw new MessageError('test_remap: sectors beyond 2^53 are not modelled', 34);
         }
         const b = Number(bad);
-        if (b < this.sectors && this.remapTable.get(b) >= 0) throw new MessageError('Failed to add remap: -17', EEXIST);
-        this.addRemap(b, Number(spare), 1);
+        if (this.find(b)) throw new MessageError('Failed to add remap: -17', EEXIST);
+        this.addEntry(b, Number(spare));
+        this.requestThreadWrite();
         return `Created test remap: bad_sector=${bad} spare_sector=${spare} (metadata write requested)`;
       }
       default:
@@ -428,20 +664,38 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
     }
   }
 
-  /** Model-only view for JSON results and tests. */
-  snapshot(): { remaps: number; nextSpareSector: number; spareCapacity: number; hashBuckets: number; ioErrors: number; sectorsPerRemap: number } {
+  /** Model-only view for JSON results, reports and tests: reading it changes nothing (a status call would). */
+  snapshot(): {
+    remaps: number;
+    pending: number;
+    nextSpareSector: number;
+    spareCapacity: number;
+    hashBuckets: number;
+    ioErrors: number;
+    sectorsPerRemap: number;
+    healthMutexHeld: boolean;
+    workBlocked: boolean;
+    metadataThread: boolean;
+    /** The health score as the module holds it (a status call may print the default instead). */
+    healthScore: number;
+  } {
     return {
       remaps: this.entries.length,
+      pending: this.entries.filter((e) => e.pending).length,
       nextSpareSector: this.nextSpareSector,
       spareCapacity: this.spareCapacity,
       hashBuckets: this.hashBuckets,
       ioErrors: this.ioErrors,
-      sectorsPerRemap: this.logicalBlockSize >>> SECTOR_SHIFT,
+      sectorsPerRemap: 1,
+      healthMutexHeld: this.healthMutexHeld,
+      workBlocked: this.blockedAnalysisSector !== undefined,
+      metadataThread: this.threadAlive,
+      healthScore: this.healthScore,
     };
   }
 
-  /** The spare sector `sector` is remapped to, or -1. */
+  /** The spare sector I/O to `sector` goes to (an active remap), or -1. */
   lookup(sector: number): number {
-    return sector < this.sectors ? this.remapTable.get(sector) : -1;
+    return sector < this.sectors ? this.active.get(sector) : -1;
   }
 }

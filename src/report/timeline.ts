@@ -249,9 +249,9 @@ export function targetSample(target: ControlTarget): TimelineSample {
     return { remaps: s.remaps, spareUsed: s.spareUsed, spareCapacity: s.spareTotal, pending: s.pending, health: target.healthScore(), healthSource: 'remap status' };
   }
   if (target instanceof DmRemapV4Target) {
+    // not statusTokens(): on this target a status call takes or releases the health mutex, and a sample must change nothing
     const v = target.snapshot();
-    const health = Number(target.statusTokens()[23]);
-    return { remaps: v.remaps, spareUsed: v.nextSpareSector, spareCapacity: v.spareCapacity, ...(Number.isFinite(health) ? { health, healthSource: 'dm-remap-v4 status' } : {}) };
+    return { remaps: v.remaps, spareUsed: v.nextSpareSector, spareCapacity: v.spareCapacity, health: v.healthScore, healthSource: 'dm-remap-v4 health score' };
   }
   return statusSample(target.status());
 }

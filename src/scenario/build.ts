@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { BlockDevice } from '../block/device.js';
+import { type BlockDevice, withoutClose } from '../block/device.js';
 import { FileDevice } from '../block/file-device.js';
 import type { ControlTarget } from '../control/target.js';
 import { ddrescueBadRanges, loadIntoDust, parseDdrescueMapfile, parseSectorList } from '../faults/badlist.js';
@@ -21,12 +21,13 @@ import { StochasticFaults, type StochasticSummary, stochasticLayers } from '../f
 import { DetectionTracker, type HealthMonitor } from '../health/monitor.js';
 import { ScannerOptionError } from '../health/scanner.js';
 import { scenarioHealthMonitor } from '../health/scenario.js';
-import type { DmRemapV4Target } from '../remap/v4-target.js';
+import { type OpenedModel, ReloadingTarget, type RemapModel } from '../remap/reloading-target.js';
 import { SafeRemapTarget } from '../remap/safe-target.js';
 import type { EngineDeviceSpec, LayerStackSpec } from '../engine/device-spec.js';
 import { type Clock, realClock } from '../util/clock.js';
 import { Random } from '../util/random.js';
 import { type DeviceSpec, type FaultLayersSpec, type Policy, type Scenario, ScenarioError } from './schema.js';
+import type { PriorContent } from '../workload/oracle.js';
 
 export type Layer = BlockDevice & Partial<ControlTarget>;
 
@@ -40,7 +41,11 @@ export interface BuiltScenario {
   layers: Map<string, Layer>;
   mainDust?: DustDevice;
   spareDust?: DustDevice;
-  /** Call with the run's clock reading: adds the bad sectors that are due. */
+  /** The remap model serving now (with target.restartEvery, a new one after each restart). */
+  model(): RemapModel;
+  /** Restarts made (target.restartEvery), and why they stopped if they did. */
+  restarts(): { done: number; stopped?: string };
+  /** Call with the run's clock reading: adds the bad sectors that are due, reads status and restarts the target when due. */
   advanceFaults(nowNs: number): void;
   /** Bad blocks added during the run so far. */
   grownBadBlocks(): number;
@@ -54,6 +59,8 @@ export interface BuiltScenario {
   detection: DetectionTracker;
   /** Counts of the stochastic fault models (latent errors, weak sectors, transient errors), per role. */
   stochasticSummary(): { main?: StochasticSummary; spare?: StochasticSummary };
+  /** 'zeroes' when the build created both backing files, else 'unknown' (an existing file or device may hold an earlier run's data). */
+  priorContent: PriorContent;
   close(): void;
 }
 
@@ -77,6 +84,7 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
   const random = new Random(scenario.seed ^ 0x6a09e667);
   const growths: BadSectorGrowth[] = [];
   const stochastic: { main?: StochasticFaults; spare?: StochasticFaults } = {};
+  let reused = 0;
   const closeAll = (): void => {
     for (const d of opened.reverse()) {
       try {
@@ -89,7 +97,8 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
   };
   try {
     const stack = (role: 'main' | 'spare', spec: DeviceSpec, faults: FaultLayersSpec | undefined): { top: BlockDevice; dust?: DustDevice; spec: LayerStackSpec } => {
-      const file = openBacking(role, spec, workdir);
+      const { file, created } = openBacking(role, spec, workdir);
+      if (!created) reused++;
       let dev: BlockDevice = file;
       opened.push(dev);
       layers.set(`${role}.file`, dev);
@@ -138,14 +147,30 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
     // both policies keep their metadata on the spare, as the real targets do: the safe
     // store formats a blank spare (and refuses one holding something else); the v4
     // store reads and rewrites the module's five copies
-    const model = policy === 'safe' ? openSafeModel(main.top, spare.top, { mainPath: 'main', sparePath: 'spare' }) : openV4Model(main.top, spare.top, { mainPath: 'main', sparePath: 'spare', clock });
-    const target = model.target;
+    const restartEvery = scenario.target.restartEvery;
+    const statusEvery = scenario.target.statusEvery;
+    if (restartEvery !== undefined && scenario.scanner) throw new ScenarioError('target.restartEvery: not with a scanner section (the scanner watches one target; a restart makes another)');
+    const openModel = (under: (d: BlockDevice) => BlockDevice): OpenedModel => {
+      if (policy === 'safe') {
+        const m = openSafeModel(under(main.top), under(spare.top), { mainPath: 'main', sparePath: 'spare' });
+        return { target: m.target, closeStore: () => m.store.close() };
+      }
+      return { target: openV4Model(under(main.top), under(spare.top), { mainPath: 'main', sparePath: 'spare', clock }).target };
+    };
+    // restarts load the table again on the same layers: each target gets views that leave them open
+    const reloading = restartEvery !== undefined ? new ReloadingTarget(() => openModel(withoutClose)) : undefined;
+    const single = reloading ? undefined : openModel((d) => d);
+    const target: BlockDevice & ControlTarget = reloading ?? single!.target;
+    const model = (): RemapModel => reloading?.model ?? single!.target;
     layers.set('target', target);
     const mainDust = main.dust;
     const detection = new DetectionTracker(mainDust?.sectorsPerBlock ?? target.logicalBlockSize / 512);
     stochastic.main?.onBad((s, n, t) => detection.appeared(s, n, t));
-    const health = scenarioHealthMonitor(target as SafeRemapTarget | DmRemapV4Target, scenario.scanner, { clock, tracker: detection });
+    const health = scenarioHealthMonitor(model(), scenario.scanner, { clock, tracker: detection });
     let nextDue = Math.min(...growths.map((g) => g.nextDueNs));
+    const t0 = clock.nowNs();
+    let nextStatus = statusEvery === undefined ? Infinity : t0 + statusEvery;
+    let nextRestart = restartEvery === undefined ? Infinity : t0 + restartEvery;
     return {
       scenario,
       policy,
@@ -154,26 +179,41 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
       layers,
       mainDust,
       spareDust: spare.dust,
+      model,
+      restarts: () => ({ done: reloading?.reloads ?? 0, stopped: reloading?.stopped }),
       advanceFaults(nowNs) {
         stochastic.main?.advance(nowNs);
         stochastic.spare?.advance(nowNs);
+        if (nowNs >= nextStatus) {
+          target.status(); // the monitor's `dmsetup status`
+          while (nextStatus <= nowNs) nextStatus += statusEvery!;
+        }
+        if (nowNs >= nextRestart) {
+          if (reloading!.reload() !== 'ok') nextRestart = Infinity;
+          else while (nextRestart <= nowNs) nextRestart += restartEvery!;
+        }
         if (nowNs < nextDue) return;
         for (const g of growths) g.advance(nowNs);
         nextDue = Math.min(...growths.map((g) => g.nextDueNs));
       },
       grownBadBlocks: () => growths.reduce((a, g) => a + g.added, 0) + (stochastic.main?.grownBadBlocks() ?? 0) + (stochastic.spare?.grownBadBlocks() ?? 0),
       engineDevice() {
-        if (!(target instanceof SafeRemapTarget)) return undefined;
+        if (!(target instanceof SafeRemapTarget)) return undefined; // dm-remap-v4, or a target that restarts
         return { kind: 'model', policy: 'safe', main: main.spec, spare: spare.spec, target: target.shared, mainPath: target.mainPath, sparePath: target.sparePath };
       },
       isKnownBad: (sector, count) => (mainDust?.hasBadIn(sector, count) ?? false) || (stochastic.main?.isTransient(sector, count) ?? false),
       health,
       detection,
       stochasticSummary: () => ({ main: stochastic.main?.summary(), spare: stochastic.spare?.summary() }),
+      priorContent: reused === 0 ? 'zeroes' : 'unknown',
       close() {
         health?.close();
-        if ('close' in model.store) model.store.close();
-        target.close(); // closes the layers below it
+        if (single?.closeStore) single.closeStore();
+        target.close(); // closes the layers below it (with restarts, the views do not: those close below)
+        if (reloading) {
+          main.top.close();
+          spare.top.close();
+        }
         opened.length = 0;
         if (ownsWorkdir) fs.rmSync(workdir, { recursive: true, force: true });
       },
@@ -187,13 +227,15 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
   }
 }
 
-function openBacking(role: string, spec: DeviceSpec, workdir: string): FileDevice {
-  if (spec.path !== undefined) return FileDevice.open(spec.path, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize });
+/** The role's backing file or device; `created`: this call made it (so it holds zeroes). */
+function openBacking(role: string, spec: DeviceSpec, workdir: string): { file: FileDevice; created: boolean } {
+  if (spec.path !== undefined) return { file: FileDevice.open(spec.path, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize }), created: false };
   const file = path.join(workdir, `${role}.img`);
   const bytes = spec.size!;
   if (bytes % spec.logicalBlockSize !== 0) throw new ScenarioError(`devices.${role}.size: ${bytes} bytes is not a multiple of the ${spec.logicalBlockSize}-byte logical block size`);
+  const created = !fs.existsSync(file);
   FileDevice.createSparse(file, bytes);
-  return FileDevice.open(file, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize, sectors: bytes / 512 });
+  return { file: FileDevice.open(file, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize, sectors: bytes / 512 }), created };
 }
 
 function initialBadSectors(role: string, faults: FaultLayersSpec, deviceSectors: number): Array<{ start: number; count: number }> {

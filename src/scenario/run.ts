@@ -11,15 +11,17 @@ import { SafeRemapTarget } from '../remap/safe-target.js';
 import type { DmRemapV4Target } from '../remap/v4-target.js';
 import type { Clock } from '../util/clock.js';
 import { toFioResult } from '../workload/fio-report.js';
-import { jobFromRecord, minBlockSize, type JobSpec } from '../workload/job.js';
+import { flushInterval, jobFromRecord, minBlockSize, type JobSpec } from '../workload/job.js';
 import { Oracle, type OracleReport } from '../workload/oracle.js';
-import { type RunProgress, type RunResult, runJobs } from '../workload/runner.js';
+import { flushAfterRun, flushBeforeRun, type RunDurability, type RunProgress, type RunResult, runDurability, runJobs } from '../workload/runner.js';
+import { VerifyStateSaver } from '../workload/verify-state-file.js';
+import type { KnownBadSectors } from '../faults/known-bad.js';
 import { Engine, type EngineStats } from '../engine/engine.js';
 import { realClock } from '../util/clock.js';
-import { VerifyPattern } from '../workload/verify-pattern.js';
+import { newRunId, VerifyPattern } from '../workload/verify-pattern.js';
 import type { HealthReport } from '../health/monitor.js';
 import { type BuiltScenario, buildScenario } from './build.js';
-import type { Policy, Scenario } from './schema.js';
+import { type Policy, type Scenario, ScenarioError } from './schema.js';
 
 /** Running on the per-CPU engine (worker threads) instead of this thread. */
 export interface ScenarioEngineOptions {
@@ -40,6 +42,10 @@ export interface ScenarioRunOptions {
   onProgress?: (p: RunProgress) => void;
   /** Skip the read-back of every written block after the jobs. */
   noFinalPass?: boolean;
+  /** Sectors known bad on the scenario's main device beyond its own fault layers (a kernel stack under it), with where they came from. */
+  knownBad?: { set?: KnownBadSectors; sources: readonly string[] };
+  /** Save the oracle's state here (see VerifyStateSaver); the run then goes on one thread. */
+  verifyState?: { file: string; minIntervalMs?: number };
 }
 
 export interface RemapSummary {
@@ -53,6 +59,9 @@ export interface RemapSummary {
   grownBadBlocks: number;
   initialBadBlocks: number;
   mainBadBlocksAtEnd: number;
+  /** target.restartEvery: table loads after the first, and why they stopped if they did. */
+  restarts?: number;
+  restartsStopped?: string;
 }
 
 export interface ScenarioResult {
@@ -72,6 +81,11 @@ export interface ScenarioResult {
   health?: HealthReport;
   /** Where the I/O ran: 'engine' with its statistics, or 'sync' (one thread) and why. */
   dataPath: { kind: 'engine'; stats: EngineStats } | { kind: 'sync'; why: string };
+  /** The flushes: before the run, by its jobs, at its end (a failed one: the kernel lost buffered writes). */
+  durability: RunDurability;
+  /** Where known-bad sectors beyond the scenario's own came from (ScenarioRunOptions.knownBad). */
+  knownBad: readonly string[];
+  verifyState?: { file: string; saves: number };
 }
 
 /** The scenario's jobs; a time-based job without a runtime runs for the scenario's duration. */
@@ -84,10 +98,12 @@ export function scenarioJobs(scenario: Scenario, durationNs = scenario.duration)
 }
 
 export function remapSummary(built: BuiltScenario, initialBad: number): RemapSummary {
-  const t = built.target;
+  const t = built.model();
+  const restarts = built.restarts();
   const base = {
     policy: built.policy,
     status: t.status(),
+    ...(built.scenario.target.restartEvery !== undefined ? { restarts: restarts.done, ...(restarts.stopped ? { restartsStopped: restarts.stopped } : {}) } : {}),
     grownBadBlocks: built.grownBadBlocks(),
     initialBadBlocks: initialBad,
     mainBadBlocksAtEnd: built.mainDust?.listBadBlocks().length ?? 0,
@@ -109,18 +125,35 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
     let oracle: Oracle | undefined;
     if (verifying.length > 0) {
       const unitSize = Math.max(target.logicalBlockSize, Math.min(...verifying.map((j) => minBlockSize(j))));
-      const pattern = new VerifyPattern({ unitSize, runId: (scenario.seed * 2654435761) >>> 0, seed: scenario.seed, algorithm: verifying[0].verify === 'xxhash' ? 'xxhash' : 'crc32c' });
-      oracle = new Oracle({ pattern, units: Math.floor((target.sectors * 512) / unitSize), isKnownBad: (s, n) => built.isKnownBad(s, n) });
+      const pattern = new VerifyPattern({ unitSize, runId: newRunId(), seed: scenario.seed, algorithm: verifying[0].verify === 'xxhash' ? 'xxhash' : 'crc32c' });
+      oracle = new Oracle({
+        pattern,
+        units: Math.floor((target.sectors * 512) / unitSize),
+        isKnownBad: (s, n) => built.isKnownBad(s, n),
+        knownBad: opts.knownBad?.set,
+        priorContent: built.priorContent,
+      });
     }
+    if (opts.verifyState && !oracle) throw new ScenarioError(`--verify-state: no job of scenario '${scenario.name}' verifies its data (set verify: crc32c)`);
+    const saver =
+      opts.verifyState && oracle
+        ? new VerifyStateSaver(opts.verifyState.file, oracle, {
+            target: { description: `model of scenario '${scenario.name}', policy ${built.policy}`, sectors: target.sectors, logicalBlockSize: target.logicalBlockSize },
+            minIntervalMs: opts.verifyState.minIntervalMs,
+          })
+        : undefined;
+    const flushing = jobs.some((j) => flushInterval(j) > 0);
     const initialBad = built.mainDust?.listBadBlocks().length ?? 0;
     const defaultRuntimeNs = opts.durationNs ?? scenario.duration;
-    const engineDevice = opts.engine ? built.engineDevice() : undefined;
+    const engineDevice = opts.engine && !flushing && !saver ? built.engineDevice() : undefined;
+    const priorFlush = flushBeforeRun(target);
+    saver?.start();
     let run: RunResult;
     let dataPath: ScenarioResult['dataPath'];
     const clock = opts.clock ?? realClock;
     // the target's state once a second (add health: monitor.report().score, healthSource: 'scanner' when a health monitor runs)
     const health = built.health;
-    const sampleState = () => ({ ...targetSample(target), badBlocks: built.mainDust?.badBlockCount, ...(health?.policy === 'safe' ? { health: health.score(), healthSource: 'remapsim health monitor' } : {}) });
+    const sampleState = () => ({ ...targetSample(built.model()), badBlocks: built.mainDust?.badBlockCount, ...(health?.policy === 'safe' ? { health: health.score(), healthSource: 'remapsim health monitor' } : {}) });
     let timeline = new TimelineRecorder({ startNs: clock.nowNs() });
     if (opts.engine && engineDevice && target instanceof SafeRemapTarget) {
       const engine = await Engine.start({
@@ -153,22 +186,45 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
         health?.tick(now);
         if (timeline.due(now)) timeline.sample(now, sampleState());
       };
-      run = runJobs({ device: target, jobs, clock: opts.clock, defaultRuntimeNs, oracle, seed: scenario.seed, onTick, onProgress: opts.onProgress });
-      dataPath = { kind: 'sync', why: opts.engine ? 'the dm-remap-v4 policy runs on one thread' : 'no engine asked for' };
+      run = runJobs({ device: target, jobs, clock: opts.clock, defaultRuntimeNs, oracle, seed: scenario.seed, onTick, onProgress: opts.onProgress, onFlush: saver?.onFlush });
+      const why = !opts.engine ? 'no engine asked for' : flushing ? 'jobs flush (fsync=, fdatasync=)' : saver ? '--verify-state' : 'the dm-remap-v4 policy runs on one thread';
+      dataPath = { kind: 'sync', why };
     }
     const endNs = (dataPath.kind === 'engine' ? realClock : clock).nowNs();
     timeline.sample(endNs, sampleState(), true);
     for (const job of run.jobs) timeline.addSeries(job.series.toJSON());
     timeline.finish(endNs);
+    const finalFlush = flushAfterRun(target, oracle);
+    saver?.finish();
     if (oracle && !opts.noFinalPass) oracle.finalPass(target);
-    const deviceMap = deviceMapOf(target, built.mainDust);
+    const deviceMap = deviceMapOf(built.model(), built.mainDust);
     const verify = oracle?.report();
     const remap = remapSummary(built, initialBad);
     const fio = toFioResult(run, { oracle: verify, remap, globalOptions: { scenario: scenario.name, policy: built.policy } });
     const timelineJson = timeline.toJSON();
     const healthReport = health?.report();
     fio.remapsim = { dataPath: dataPath.kind === 'engine' ? { kind: 'engine', ...dataPath.stats } : dataPath, timeline: timelineJson, deviceMap, health: healthReport, faults: built.stochasticSummary() };
-    return { scenario, policy: built.policy, run, fio, verify, remap, findings: verify?.findings ?? 0, dataPath, timeline: timelineJson, deviceMap, health: healthReport };
+    const durability = runDurability(run, priorFlush, finalFlush);
+    fio.remapsim.durability = durability;
+    if (opts.knownBad?.set) fio.remapsim.knownBad = { sectors: opts.knownBad.set.sectors, sources: opts.knownBad.sources };
+    const verifyState = saver ? { file: saver.file, saves: saver.saves } : undefined;
+    if (verifyState) fio.remapsim.verifyState = verifyState;
+    return {
+      scenario,
+      policy: built.policy,
+      run,
+      fio,
+      verify,
+      remap,
+      findings: verify?.findings ?? 0,
+      dataPath,
+      timeline: timelineJson,
+      deviceMap,
+      health: healthReport,
+      durability,
+      knownBad: opts.knownBad?.sources ?? [],
+      verifyState,
+    };
   } finally {
     built.close();
   }

@@ -201,6 +201,14 @@ export type Policy = (typeof POLICIES)[number];
 const target = z
   .object({
     policy: z.enum(POLICIES).default('safe'),
+    /** A monitor reads the target's status this often, as `dmsetup status` in a loop would (on dm-remap-v4 each call takes or releases a mutex). */
+    statusEvery: durationField('statusEvery')
+      .refine((ns) => ns >= 1e6 && ns <= 86400e9, { message: 'statusEvery must be from 1ms to 1d' })
+      .optional(),
+    /** The target's table is loaded again this often on the same devices, as a reboot would (remove, then create). */
+    restartEvery: durationField('restartEvery')
+      .refine((ns) => ns >= 10e6 && ns <= 86400e9, { message: 'restartEvery must be from 10ms to 1d' })
+      .optional(),
   })
   .strict();
 

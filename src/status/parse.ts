@@ -68,7 +68,7 @@ export const V4_STATUS_FIELDS: readonly FieldDef[] = [
   { key: 'avgMapTimeNs', label: 'avg map ns', kind: 'gauge', unit: 'ns' },
   { key: 'peakThroughput', label: 'peak map B/s', kind: 'gauge', unit: 'B/s', note: 'max bytes per second of map() CPU time; never reset' },
   { key: 'sectorSize', label: 'sector bytes', kind: 'gauge', unit: 'B' },
-  { key: 'spareMinusMain', label: 'spare - main', kind: 'gauge', unit: 'sectors', note: '(spare sectors - main sectors) mod 2^32; the module documents it as spare_sectors' },
+  { key: 'spareSectors', label: 'spare sectors', kind: 'gauge', unit: 'sectors', note: 'the spare device\'s size, printed with %u (mod 2^32); checked against the loaded module' },
   { key: 'totalIos', label: 'total ios', kind: 'count' },
   { key: 'normalIos', label: 'normal ios', kind: 'count' },
   { key: 'remappedIos', label: 'remapped ios', kind: 'count' },
@@ -78,8 +78,8 @@ export const V4_STATUS_FIELDS: readonly FieldDef[] = [
   { key: 'fastPathHits', label: 'fast path', kind: 'count' },
   { key: 'slowPathHits', label: 'slow path', kind: 'count', note: 'never incremented by the module: always 0' },
   { key: 'healthScans', label: 'health scans', kind: 'count' },
-  { key: 'healthScore', label: 'health', kind: 'gauge', unit: '%', note: 'every other status call on the real module prints the default 100 (trylock quirk)' },
-  { key: 'hotspots', label: 'hotspots', kind: 'gauge', note: 'every other status call on the real module prints the default 0 (trylock quirk)' },
+  { key: 'healthScore', label: 'health', kind: 'gauge', unit: '%', note: 'a status call that takes the module\'s health mutex prints the default 100; the next releases it and prints the real score (inverted trylock; a table load counts as one)' },
+  { key: 'hotspots', label: 'hotspots', kind: 'gauge', note: 'the default 0 on every status call that takes the health mutex (see health)' },
   { key: 'cacheHitRatePct', label: 'cache hit rate', kind: 'gauge', unit: '%' },
   { key: 'mode', label: 'mode', kind: 'text', note: 'operational or maintenance (nothing sets maintenance)' },
   { key: 'deviceMode', label: 'device mode', kind: 'text', note: 'real or demo: the real_device_mode module parameter now' },
@@ -127,12 +127,6 @@ function v4Fields(t: string[], length: number): FieldsOrWhy {
   const out = V4_STATUS_FIELDS.map((def, i) => field(def, def.kind === 'text' ? t[i] : num(t[i]), t[i]));
   const bad = out.find((f) => f.kind !== 'text' && typeof f.value !== 'number' && !/^\d+$/.test(String(f.value)));
   if (bad) return `dm-remap-v4 token ${out.indexOf(bad) + 1} (${bad.key}) must be a decimal number, got '${bad.raw}'`;
-  const delta = out[13].value;
-  if (typeof delta === 'number' && delta <= 0xffffffff) {
-    // the token wraps mod 2^32: read it as signed to get the spare size back (exact while |spare - main| < 2^31 sectors)
-    const spare = length + (delta >= 2 ** 31 ? delta - 2 ** 32 : delta);
-    if (spare >= 0) out.splice(14, 0, field({ key: 'spareSectors', label: 'spare sectors', kind: 'gauge', unit: 'sectors', note: 'derived: length + signed(spare - main)' }, spare, ''));
-  }
   return out;
 }
 

@@ -165,7 +165,7 @@ function wrapPairs(pairs: string[], width: number): string[] {
 }
 
 const FOOTNOTES: Record<string, string[]> = {
-  'dm-remap-v4': ['errors and slow path are never incremented by the module; on the real module', 'every other status call shows the default health 100 and hotspots 0'],
+  'dm-remap-v4': ['errors and slow path are never incremented by the module; on the real module', 'a status call that takes its health mutex shows health 100 and hotspots 0'],
   flakey: ['flakey prints no status of its own: the fields come from its table line'],
 };
 

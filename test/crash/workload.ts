@@ -103,13 +103,17 @@ export class CrashWorkload {
       const { keys, values } = model.target.remaps();
       for (let i = 0; i < keys.length; i++) this.known.set(keys[i], values[i]);
     } else {
-      model.target.onRemap((_t, e) => this.v4Made.push([e.originalSector, e.spareSector]));
+      model.target.onEvent((e) => {
+        if (e.kind === 'remap-added') this.v4Made.push([e.sector!, e.spare!]);
+      });
     }
   }
 
   step(): void {
     this.steps++;
     const r = this.rnd.next();
+    // a monitor polls `dmsetup status` now and then: on dm-remap-v4 each call takes or releases the health mutex
+    if (this.steps % 97 === 0) this.model.target.status();
     if (r < this.badRate) this.addBad();
     else if (r < this.badRate + 0.1) this.read();
     else if (r < this.badRate + 0.13) this.model.target.flush();

@@ -1,14 +1,13 @@
 /**
- * One scenario on the model and on the real kernel stack, operation by
- * operation (`remapsim compare`), and `remapsim stack up|down` for a
- * scenario. Runs in the VM: `npm run test:kernel`.
+ * `remapsim stack up|down` for a scenario: dm-dust with its bad sectors and
+ * the real dm-remap-v4 module on top, built and torn down from the command
+ * line. (`remapsim compare` runs in test/kernel/lifecycle/, a VM each.)
+ * Runs in the VM: `npm run test:kernel`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { compareScenario } from '../../src/scenario/compare.js';
-import { validateScenario } from '../../src/scenario/schema.js';
 import { loadStackState } from '../../src/kernel/stack.js';
 import { control, NOT_IN_VM, scratchDir } from './helpers.js';
 import { runInProcess } from '../cli/in-process.js';
@@ -16,24 +15,6 @@ import { runInProcess } from '../cli/in-process.js';
 assert.ok(fs.existsSync('/dev/mapper/control'), NOT_IN_VM);
 const dm = control();
 const dir = scratchDir();
-
-const scenario = validateScenario({
-  name: 'cmp',
-  seed: 5,
-  devices: { main: { size: '32M' }, spare: { size: '8M' } },
-  faults: { main: { badSectors: [4096, 4097, 20000], growth: [{ rate: 1, cluster: 8 }] } },
-  jobs: [{ rw: 'randrw', bs: '4k', size: '8m' }],
-});
-
-test('the model and the kernel agree on every operation: statuses, read data, the bad-block lists', () => {
-  const r = compareScenario(scenario, { ops: 3000, growthEvery: 200, dir, control: dm });
-  assert.equal(r.layers[0], 'dust');
-  assert.ok(r.counts.errorsKernel > 0, 'the bad sectors must cause errors, or the comparison proves nothing');
-  assert.ok(r.grownBadSectors > 0);
-  assert.equal(r.differenceCount, 0, JSON.stringify(r.differences.slice(0, 5)));
-  assert.equal(r.counts.errorsModel, r.counts.errorsKernel);
-  assert.deepEqual(dm.listDevices().filter((d) => d.name.startsWith('cmp-')), [], 'the stack is torn down');
-});
 
 test('remapsim stack up and down for a scenario', async () => {
   const file = path.join(dir, 'cmp.yaml');

@@ -73,55 +73,102 @@ describe('dm-remap-v4 I/O path and status', () => {
     expect(tokens[0]).toBe('v4.0-phase1.4');
     expect(tokens.slice(1, 9)).toEqual(['/dev/mapper/lin', '/dev/loop18', '42', '0', '0', '0', '0', '42']);
     expect(tokens[12]).toBe('512');
-    expect(tokens[13]).toBe('40960'); // (spare - main) mod 2^32, as in the document's own example line
+    expect(tokens[13]).toBe(String(SPARE)); // the spare's size in sectors, as the loaded module prints it
     expect(tokens.slice(14, 28)).toEqual(['42', '42', '0', '0', '1', '41', '1', '0', '0', '100', '0', '2', 'operational', 'real']);
     expect(Number(tokens[10])).toBe(Math.floor(Number(tokens[9]) / 42));
   });
 
-  it('the spare token wraps like the module when the spare is smaller than main', () => {
+  it('the spare token is the spare size mod 2^32', () => {
     const { t } = setup(MAIN, 40960);
-    expect(t.statusTokens()[13]).toBe(String(2 ** 32 + 40960 - MAIN));
+    expect(t.statusTokens()[13]).toBe('40960');
   });
 
-  it('passes a main error up, then remaps the first sector to spare sector 0 without copying data', () => {
-    const { t, dust, spare } = setup();
+  it('passes a main error up and adds a PENDING remap that I/O never uses; each new failure adds another', () => {
+    const { t, dust } = setup();
     expect(t.write(1000, fill(4096, 0xaa))).toBe(OK);
-    dust.addBadBlock(1000, 1); // the next write to sector 1000 fails
-    expect(t.write(1000, fill(4096, 0xbb))).toBe(EIO);
-    expect(t.lookup(1000)).toBe(0);
-    spare.write(0, fill(4096, 0x11)); // what the spare holds there is what reads now get
+    dust.addBadBlock(1000);
     const out = new Uint8Array(4096);
-    expect(t.read(1000, out)).toBe(OK);
-    expect(out[0]).toBe(0x11); // neither the acknowledged 0xaa nor the failed 0xbb
+    expect(t.read(1000, out)).toBe(EIO);
+    expect(t.lookup(1000)).toBe(-1); // pending: the lookup skips it
+    expect(t.entries.map((e) => [e.originalSector, e.spareSector, e.pending])).toEqual([[1000, 0, true]]);
+    expect(t.read(1000, out)).toBe(EIO); // still to main
+    expect(t.entries.map((e) => e.spareSector)).toEqual([0, 1]); // a duplicate, and another spare sector spent
     const s = t.statusTokens();
-    expect(s[5]).toBe('1'); // remapped_reads
-    expect(s[6]).toBe('0'); // errors: never incremented by the module
-    expect(s[7]).toBe('1'); // active_mappings
-    expect(t.message(['status'])).toBe('mappings=1 reads=1 writes=2 errors=1 health=100%');
+    expect(s[5]).toBe('0'); // remapped_reads
+    expect(s[7]).toBe('2'); // active_mappings counts pending entries
+    expect(s[17]).toBe('0'); // remapped_sectors counts activations: none
+    expect(t.snapshot()).toMatchObject({ remaps: 2, pending: 2, nextSpareSector: 2 });
   });
 
-  it('routes the whole request by its first sector, never splitting', () => {
+  it('restored entries are active: the whole request goes by its first sector, the newest duplicate wins', () => {
     const { t, mainRaw, spare } = setup();
-    t.message(['test_remap', '100', '5000']);
+    t.restore([
+      { originalSector: 100, spareSector: 5000, timeNs: 0, errorCount: 1 },
+      { originalSector: 100, spareSector: 6000, timeNs: 0, errorCount: 1 },
+    ]);
+    expect(t.lookup(100)).toBe(6000);
     expect(t.write(100, fill(8 * 512, 0x22))).toBe(OK); // starts at the remapped sector: all 8 sectors to the spare
     const raw = new Uint8Array(8 * 512);
-    spare.read(5000, raw);
+    spare.read(6000, raw);
     expect(raw.every((b) => b === 0x22)).toBe(true);
     expect(t.write(96, fill(8 * 512, 0x33))).toBe(OK); // covers sector 100 but starts at 96: all to main
     mainRaw.read(96, raw);
     expect(raw.every((b) => b === 0x33)).toBe(true);
     t.read(100, raw);
     expect(raw[0]).toBe(0x22); // sector 100 reads from the spare: the 0x33 written through main is not seen
+    expect(t.statusTokens()[7]).toBe('0'); // restored entries are not counted in active_mappings
   });
 
-  it('a read error remaps too, and the data that was there is gone', () => {
+  it('under dm-dust the remapped sector is the start of the request\'s last dust block', () => {
+    const clock = new ManualClock(1e9);
+    const dust = new DustDevice(new MemoryDevice({ sectors: MAIN }), { blockSize: 512 });
+    dust.enable();
+    const t = new DmRemapV4Target({ main: dust, spare: new MemoryDevice({ sectors: SPARE }), clock, failedSector: { kind: 'dm-split', sectors: 1 } });
+    dust.addBadBlock(4096);
+    expect(t.read(4096, new Uint8Array(4096))).toBe(EIO);
+    expect(t.entries[0].originalSector).toBe(4103); // not the failing 4096: dm resubmitted the remainder of the split bio
+  });
+
+  it('a table load leaves the health mutex locked: error analysis waits, no remap is made, and remove hangs', () => {
     const { t, dust } = setup();
-    expect(t.write(2048, fill(512, 0x44))).toBe(OK);
-    dust.addBadBlock(2048);
-    const out = new Uint8Array(512);
-    expect(t.read(2048, out)).toBe(EIO);
-    expect(t.read(2048, out)).toBe(OK);
-    expect(out.every((b) => b === 0)).toBe(true); // spare sector 0, never written: zeroes, not 0x44
+    t.tableLoaded(); // dm's IMA measurement calls the status handler
+    dust.addBadBlock(64);
+    expect(t.read(64, new Uint8Array(512))).toBe(EIO);
+    expect(t.entries).toHaveLength(0);
+    expect(t.snapshot()).toMatchObject({ healthMutexHeld: true, workBlocked: true });
+    // the next status call releases the mutex; the line it prints was read before the work ran
+    expect(t.statusTokens()[7]).toBe('0');
+    expect(t.entries).toHaveLength(1);
+    expect(t.statusTokens()[7]).toBe('1'); // ...and this one takes the mutex again
+    expect(t.snapshot().healthMutexHeld).toBe(true);
+    expect(t.read(64, new Uint8Array(512))).toBe(EIO);
+    expect(t.remove()).toBe('hang'); // drain_workqueue() waits for analysis that waits for the mutex
+  });
+
+  it('status calls alternate: one that takes the mutex prints the defaults, the next prints the real values', () => {
+    const { t, dust } = setup();
+    for (let s = 0; s < 12; s++) dust.addBadBlock(4000 + s * 8);
+    for (let s = 0; s < 12; s++) t.read(4000 + s * 8, new Uint8Array(512));
+    const first = t.statusTokens();
+    const second = t.statusTokens();
+    expect(first.slice(23, 25)).toEqual(['100', '0']);
+    expect(second.slice(23, 25)).toEqual(['100', '12']);
+  });
+
+  it('presuspend frees the table and stops the metadata thread; the next presuspend oopses', () => {
+    const { t } = setup();
+    t.restore([{ originalSector: 8, spareSector: 3000, timeNs: 0, errorCount: 1 }]);
+    expect(t.lookup(8)).toBe(3000);
+    expect(t.presuspend()).toBe('ok');
+    expect(t.lookup(8)).toBe(-1);
+    expect(t.snapshot().metadataThread).toBe(false);
+    expect(t.remove()).toBe('oops'); // remove of a resumed device: presuspend again
+  });
+
+  it('a remove after one suspend runs no second presuspend', () => {
+    const { t } = setup();
+    expect(t.presuspend()).toBe('ok');
+    expect(t.remove({ suspended: true })).toBe('ok');
   });
 
   it('hands out spare_sectors/2 remaps, then logs and stops remapping', () => {
@@ -132,8 +179,17 @@ describe('dm-remap-v4 I/O path and status', () => {
     const out = new Uint8Array(512);
     for (let s = 0; s < cap + 5; s++) expect(t.read(s, out)).toBe(EIO);
     expect(t.snapshot().remaps).toBe(cap);
-    expect(t.lookup(cap - 1)).toBe(cap - 1);
-    expect(t.lookup(cap + 1)).toBe(-1);
+    expect(t.snapshot().nextSpareSector).toBe(cap);
+  });
+
+  it('with 4096-byte main blocks the device still takes 512-byte requests, which fail on main (and are remapped)', () => {
+    const main = new MemoryDevice({ sectors: MAIN, logicalBlockSize: 4096 });
+    const t = new DmRemapV4Target({ main, spare: new MemoryDevice({ sectors: SPARE, logicalBlockSize: 4096 }) });
+    expect(t.logicalBlockSize).toBe(512);
+    expect(t.read(8, new Uint8Array(4096))).toBe(OK);
+    expect(t.read(9, new Uint8Array(512))).toBe(EIO);
+    expect(t.entries).toHaveLength(1);
+    expect(t.statusTokens()[12]).toBe('4096');
   });
 
   it('never passes flushes down and refuses discards', () => {
@@ -150,27 +206,31 @@ describe('dm-remap-v4 I/O path and status', () => {
 });
 
 describe('dm-remap-v4 messages', () => {
-  it('answers each command with the module text', () => {
+  it('delivers no reply (as the module), and formats the module text', () => {
     const { t } = setup();
-    expect(t.message(['help'])).toBe('Commands: help, status, stats, clear_stats, health, cache_stats, test_remap');
-    expect(t.message(['HELP'])).toBe(t.message(['help']));
-    expect(t.message(['health'])).toBe('health_score=100% scan_count=0 hotspot_sectors=0 consecutive_errors=0 trend=0');
-    expect(t.message(['cache_stats'])).toBe('cache_hits=0 cache_misses=0 hit_rate=0% fast_path=0 cache_size=256');
+    expect(t.repliesToMessages).toBe(false);
+    expect(t.message(['help'])).toBe('');
+    expect(t.messageText(['help'])).toBe('Commands: help, status, stats, clear_stats, health, cache_stats, test_remap');
+    expect(t.messageText(['HELP'])).toBe(t.messageText(['help']));
+    expect(t.messageText(['health'])).toBe('health_score=100% scan_count=0 hotspot_sectors=0 consecutive_errors=0 trend=0');
+    expect(t.messageText(['cache_stats'])).toBe('cache_hits=0 cache_misses=0 hit_rate=0% fast_path=0 cache_size=256');
     t.read(8, new Uint8Array(512));
-    expect(t.message(['stats'])).toMatch(/^total_ios=1 normal=1 remapped=0 errors=0 remapped_sectors=0 avg_latency_ns=\d+ max_latency_ns=\d+$/);
-    expect(t.message(['clear_stats'])).toBe('Statistics cleared');
-    expect(t.message(['stats'])).toBe('total_ios=0 normal=0 remapped=0 errors=0 remapped_sectors=0 avg_latency_ns=0 max_latency_ns=0');
+    expect(t.messageText(['stats'])).toMatch(/^total_ios=1 normal=1 remapped=0 errors=0 remapped_sectors=0 avg_latency_ns=\d+ max_latency_ns=\d+$/);
+    expect(t.message(['clear_stats'])).toBe('');
+    expect(t.messageText(['stats'])).toBe('total_ios=0 normal=0 remapped=0 errors=0 remapped_sectors=0 avg_latency_ns=0 max_latency_ns=0');
     expect(t.statusTokens()[8]).toBe('1'); // io_ops survives clear_stats
-    expect(t.message(['cache_stats'])).toBe('cache_hits=0 cache_misses=1 hit_rate=0% fast_path=0 cache_size=256');
+    expect(t.messageText(['cache_stats'])).toBe('cache_hits=0 cache_misses=1 hit_rate=0% fast_path=0 cache_size=256');
   });
 
-  it('test_remap parses like simple_strtoull and refuses an existing remap', () => {
+  it('test_remap parses like simple_strtoull, adds a pending entry, and refuses only an active one', () => {
     const { t } = setup();
     expect(() => t.message(['test_remap', '5'])).toThrow(expect.objectContaining({ message: 'Usage: test_remap <bad_sector> <spare_sector>', errno: 22 }));
-    expect(t.message(['test_remap', '0x10', '010'])).toBe('Created test remap: bad_sector=16 spare_sector=8 (metadata write requested)');
-    expect(t.lookup(16)).toBe(8);
-    expect(() => t.message(['test_remap', '16', '9'])).toThrow(expect.objectContaining({ message: 'Failed to add remap: -17', errno: 17 }));
-    expect(t.message(['test_remap', 'junk', '12abc'])).toBe('Created test remap: bad_sector=0 spare_sector=12 (metadata write requested)');
+    expect(t.messageText(['test_remap', '0x10', '010'])).toBe('Created test remap: bad_sector=16 spare_sector=8 (metadata write requested)');
+    expect(t.lookup(16)).toBe(-1); // pending: never used while loaded
+    expect(t.message(['test_remap', '16', '9'])).toBe(''); // the lookup skips pending entries: a duplicate
+    t.restore([{ originalSector: 40, spareSector: 2, timeNs: 0, errorCount: 1 }]);
+    expect(() => t.message(['test_remap', '40', '9'])).toThrow(expect.objectContaining({ message: 'Failed to add remap: -17', errno: 17 }));
+    expect(t.messageText(['test_remap', 'junk', '12abc'])).toBe('Created test remap: bad_sector=0 spare_sector=12 (metadata write requested)');
     expect(() => t.message(['frobnicate'])).toThrow(expect.objectContaining({ message: "Unknown command 'frobnicate'. Try 'help'", errno: 22 }));
   });
 
@@ -181,10 +241,10 @@ describe('dm-remap-v4 messages', () => {
     for (let s = 0; s < 12; s++) t.read(4000 + s * 8, out);
     clock.advance(299e9);
     // 12 errors in 12 I/Os: rate 10000 > 100 (-50); 12 hotspots > 10 (-10)
-    expect(t.message(['health'])).toBe('health_score=100% scan_count=0 hotspot_sectors=12 consecutive_errors=1 trend=0');
+    expect(t.messageText(['health'])).toBe('health_score=100% scan_count=0 hotspot_sectors=12 consecutive_errors=1 trend=0');
     clock.advance(1e9); // the work runs every 300 s after construction
-    expect(t.message(['health'])).toBe('health_score=40% scan_count=0 hotspot_sectors=12 consecutive_errors=1 trend=0');
-    expect(t.statusTokens()[23]).toBe('40');
-    expect(t.statusTokens()[24]).toBe('12');
+    expect(t.messageText(['health'])).toBe('health_score=40% scan_count=0 hotspot_sectors=12 consecutive_errors=1 trend=0');
+    t.statusTokens(); // takes the mutex (and prints the defaults)
+    expect(t.statusTokens().slice(23, 25)).toEqual(['40', '12']);
   });
 });

@@ -20,7 +20,7 @@ import { type RemapsimResultsBlock, TimelineRecorder, targetSample } from '../..
 
 const LATENCY = { read: 'lognormal:300us,0.7', write: 'lognormal:500us,0.9' };
 
-/** 16 MiB main, bad sectors growing under a verified random read/write job, latency on both devices. */
+/** 16 MiB main, bad sectors growing under a verified random read/write job, latency on both devices; status polled, the target restarted. */
 export const REPORT_SCENARIO: ScenarioInput = {
   name: 'report-fixture',
   description: 'bad sectors grow under a verified 4 KiB random read/write job on slow devices',
@@ -36,7 +36,7 @@ export const REPORT_SCENARIO: ScenarioInput = {
     },
     spare: { latency: LATENCY },
   },
-  target: { policy: 'safe' },
+  target: { policy: 'safe', statusEvery: '100ms', restartEvery: '700ms' },
   jobs: [{ name: 'mixed', rw: 'randrw', bs: '4k', size: '4m', verify: 'crc32c', continue_on_error: 'all', time_based: 1 }],
 };
 
@@ -57,7 +57,7 @@ export function runWithTimeline(input: ScenarioInput, policy: Policy): FioWithBl
 
     // ---- the calls proposed for runScenario
     const timeline = new TimelineRecorder({ startNs: clock.nowNs() });
-    const sampleState = () => ({ ...targetSample(target), badBlocks: built.mainDust?.badBlockCount });
+    const sampleState = () => ({ ...targetSample(built.model()), badBlocks: built.mainDust?.badBlockCount });
     timeline.sample(clock.nowNs(), sampleState(), true);
     const run = runJobs({
       device: target,
@@ -76,7 +76,7 @@ export function runWithTimeline(input: ScenarioInput, policy: Policy): FioWithBl
     for (const job of run.jobs) timeline.addSeries(job.series.toJSON());
     timeline.finish(endNs);
     oracle.finalPass(target);
-    const deviceMap = deviceMapOf(target, built.mainDust);
+    const deviceMap = deviceMapOf(built.model(), built.mainDust);
     // ----
 
     const verify = oracle.report();

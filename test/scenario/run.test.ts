@@ -42,14 +42,16 @@ describe('running a scenario', async () => {
 
   it('runs on the per-CPU engine: the model in every worker, the same verdicts', async () => {
     const file = new URL('../fixtures/v4-loses.yaml', import.meta.url).pathname;
-    const r = await runScenario(loadScenario(file), { engine: { queues: 2, force: true } });
+    const scenario = loadScenario(file);
+    const steady = { ...scenario, target: { policy: scenario.target.policy } }; // no restarts: the engine serves one target
+    const r = await runScenario(steady, { engine: { queues: 2, force: true } });
     expect(r.dataPath.kind).toBe('engine');
     expect(r.findings).toBe(0);
     expect(r.verify!.reads.ok).toBeGreaterThan(100);
     expect(r.verify!.reads.expectedError + r.remap.remaps).toBeGreaterThan(0);
     const st = (r.dataPath as { kind: 'engine'; stats: { queues: Array<{ executed: number }> } }).stats;
     expect(st.queues.reduce((a, q) => a + q.executed, 0)).toBeGreaterThan(100);
-    const v4 = await runScenario(loadScenario(file), { policy: 'dm-remap-v4', engine: { queues: 2, force: true } });
+    const v4 = await runScenario(steady, { policy: 'dm-remap-v4', engine: { queues: 2, force: true } });
     expect(v4.dataPath).toEqual({ kind: 'sync', why: 'the dm-remap-v4 policy runs on one thread' });
   });
 

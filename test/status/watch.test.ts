@@ -3,7 +3,7 @@
  * a real pipe to a child), in-place redraws on a terminal, CSV with one
  * header, JSON Lines; sampling a served model through its control socket.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -13,9 +13,9 @@ import { DustDevice } from '../../src/faults/dust.js';
 import { ControlServer, collectLayers } from '../../src/nbd/control-socket.js';
 import { SafeRemapTarget } from '../../src/remap/safe-target.js';
 import { DmRemapV4Target } from '../../src/remap/v4-target.js';
-import { parseStatusViewOptions, runStatusView } from '../../src/status/cli.js';
+import { parseStatusViewOptions, parseWatchInterval, runStatusView } from '../../src/status/cli.js';
 import { controlTargetSource, servedSource } from '../../src/status/sources.js';
-import { watchStatus } from '../../src/status/watch.js';
+import { everyInterval, watchStatus } from '../../src/status/watch.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const tmp = tmpDir('remapsim-status-');
@@ -88,7 +88,8 @@ describe('one sample', () => {
     expect(await runStatusView(controlTargetSource(v4Model(), 'model'), {}, once)).toBe(1);
     expect(once.text).not.toContain(ESC);
     expect(once.text).toMatch(/^remapsim status model {2,}\d\d:\d\d:\d\d\n/);
-    expect(once.text).toMatch(/^health scans +0 +health +100%$/m);
+    expect(once.text).toMatch(/^slow path +0 +health scans +0$/m);
+    expect(once.text).toMatch(/^health +100% +hotspots +0$/m);
     const json = new Sink(false);
     await runStatusView(controlTargetSource(v4Model(), 'model'), { format: 'json' }, json);
     expect(json.text.trim().split('\n').map((l) => JSON.parse(l).lines[0].fields.mainPath)).toEqual(['/dev/loop1']);
@@ -162,12 +163,56 @@ describe('a served model through its control socket', () => {
   });
 });
 
+describe('watch intervals', () => {
+  it('take seconds (1, 0.5) or a unit (500ms, 2s, 1m), from 0.1 s to a day; anything else is one line naming the option', () => {
+    const cases: Array<[string, number]> = [['1', 1000], ['0.5', 500], ['.25', 250], ['500ms', 500], ['2s', 2000], ['1.5s', 1500], ['1m', 60_000], ['100MS', 100], ['86400', 86_400_000], [' 3 ', 3000]];
+    for (const [text, ms] of cases) expect(parseWatchInterval(text), text).toBe(ms);
+    for (const bad of ['0', '0.05', '50ms', '86401', '2d', '-1', '1e3', 'soon', '', '1 s', 'ms']) {
+      expect(() => parseWatchInterval(bad), bad).toThrow(UsageError);
+      expect(() => parseWatchInterval(bad, '--every'), bad).toThrow(`--every: must be a time from 0.1 s to 86400 s: seconds (1, 0.5) or with a unit (500ms, 2s, 1m), got '${bad}'`);
+    }
+  });
+
+  it('take count samples an interval apart; an abort ends the wait at once; a sample returning false ends the loop uncounted', async () => {
+    const at: number[] = [];
+    const t0 = Date.now();
+    expect(await everyInterval({ intervalMs: 40, count: 4 }, () => void at.push(Date.now() - t0))).toBe(4);
+    expect(at[3]).toBeGreaterThanOrEqual(115);
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    const started = Date.now();
+    expect(await everyInterval({ intervalMs: 60_000, signal: ac.signal }, () => undefined)).toBe(1);
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(await everyInterval({}, () => false)).toBe(0);
+  });
+
+  it('SIGTERM and SIGINT end a piped watch cleanly: exit 0, nothing on stderr, whole lines only', async () => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(here, 'watch-main.ts'), '--watch', '100ms'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+      await new Promise<void>((resolve) =>
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += d.toString();
+          if (stdout.split('\n').length > 3) resolve();
+        }),
+      );
+      child.kill(signal);
+      expect(await exited, signal).toBe(0);
+      expect(stderr, signal).toBe('');
+      expect(stdout.endsWith('\n'), signal).toBe(true);
+    }
+  }, 60_000);
+});
+
 describe('view options', () => {
   it('parses --watch, --count and --format, refusing bad values in one line', () => {
     expect(parseStatusViewOptions({ watch: '0.5', count: '10', format: 'csv' })).toEqual({ format: 'csv', intervalMs: 500, count: 10 });
     expect(parseStatusViewOptions({})).toEqual({ format: 'human', intervalMs: undefined, count: undefined });
     expect(() => parseStatusViewOptions({ format: 'xml' })).toThrow("--format: must be one of human, json, csv, got 'xml'");
-    expect(() => parseStatusViewOptions({ watch: '0' })).toThrow("--watch: must be a number of seconds from 0.1 to 86400, got '0'");
+    expect(() => parseStatusViewOptions({ watch: '0' })).toThrow("--watch: must be a time from 0.1 s to 86400 s: seconds (1, 0.5) or with a unit (500ms, 2s, 1m), got '0'");
     expect(() => parseStatusViewOptions({ watch: 'soon' })).toThrow(UsageError);
     expect(() => parseStatusViewOptions({ count: '3' })).toThrow('--count: only with --watch');
     expect(() => parseStatusViewOptions({ watch: '1', count: '-1' })).toThrow("--count: must be an integer from 1 to 1000000000, got '-1'");
