@@ -2,7 +2,8 @@
  * How well the dm-remap-v4 policy predicts the real module: each scenario of
  * a seeded family (src/compare/family.ts) runs through `remapsim compare` in
  * a fresh VM with the module loaded (a scenario may wedge the kernel, so none
- * shares a kernel with another). A scenario agrees when model and kernel
+ * shares a kernel with another), and the power cut (bench/powercut.ts) is
+ * one more. A scenario agrees when model and kernel
  * agree on every I/O status, every read's data, the remap count and table,
  * the status fields and the metadata on the spare — hangs and oopses
  * included, when the model predicted them. Every kernel misbehaviour is a
@@ -19,6 +20,7 @@ import * as path from 'node:path';
 import { familyMember } from '../src/compare/family.js';
 import type { ComparisonReport, Finding } from '../src/compare/run.js';
 import { benchArgs, emitJson } from './args.js';
+import { runPowerCut } from './powercut.js';
 
 const args = benchArgs(process.argv.slice(2), ['--parallel']);
 const count = args.quick ? 6 : 24;
@@ -89,16 +91,21 @@ async function main(): Promise<void> {
     }),
   );
   results.sort((a, b) => a.index - b.index);
-  const agreeing = results.filter((r) => r.report?.agree).length;
+  // the power cut: the lifecycle step that needs two boots
+  const cut = await runPowerCut({ say });
+  say(cut.error ? `power cut: ${cut.error}` : `power cut: ${cut.agree ? 'agree' : cut.differences.map((d) => `${d.class}: model ${d.model}, kernel ${d.kernel}`).join('; ')}`);
+  const total = count + 1;
+  const agreeing = results.filter((r) => r.report?.agree).length + (cut.agree ? 1 : 0);
   const findings: Finding[] = results.flatMap((r) => r.report?.findings ?? []);
+  if (cut.finding) findings.push({ scenario: 'powercut', step: 3, what: 'power cut', log: [], ...cut.finding });
   // one line per kind of misbehaviour, with the scenarios that showed it
   const kinds = new Map<string, Finding[]>();
   for (const f of findings) kinds.set(`${f.kind} during ${f.what}`, [...(kinds.get(`${f.kind} during ${f.what}`) ?? []), f]);
   for (const [k, fs] of kinds) say(`finding: the kernel ${k}${fs.every((f) => f.predicted) ? ' (predicted by the model every time)' : ''}: ${fs.map((f) => `${f.scenario} step ${f.step}`).join(', ')}`);
-  say(`agreement: ${agreeing}/${count} scenarios; ${findings.length} findings; reports in ${work}`);
+  say(`agreement: ${agreeing}/${total} scenarios; ${findings.length} findings; reports in ${work}`);
   const cpu = os.cpus()[0]?.model ?? 'unknown';
   emitJson({
-    comparisons: [{ name: 'fidelity-agreement', ours: agreeing, theirs: count, unit: 'scenarios', ratio: agreeing / count }],
+    comparisons: [{ name: 'fidelity-agreement', ours: agreeing, theirs: total, unit: 'scenarios', ratio: agreeing / total }],
     findings: findings.map((f) => ({ scenario: f.scenario, step: f.step, what: f.what, kind: f.kind, detail: f.detail, predicted: f.predicted, reproduction: f.reproduction })),
     machine: { cpu, host: os.release(), vmKernel: readOr(path.join(process.env.REMAPSIM_VM_DIR ?? '/var/tmp/remapsim-vm', 'kver')), module: readOr(path.join(process.env.REMAPSIM_VM_DIR ?? '/var/tmp/remapsim-vm', 'dm-remap.note')) },
   });

@@ -50,4 +50,14 @@ for f in "${own[@]}"; do
   echo "test-kernel: ${f#$OUT/} in a fresh VM" >&2
   run_vm "$f" || { rc=$?; [ "$status" = 0 ] && status=$rc; }
 done
+# the power cut: a VM killed under a workload, a second one verifying, the model beside (whole lane only)
+if [ $# -eq 0 ]; then
+  if grep -q "dm-remap.ko\|built from" "$VM_DIR/dm-remap.note" 2>/dev/null; then
+    echo "test-kernel: the power cut (bench/powercut.ts): two VMs" >&2
+    node_modules/.bin/tsc -p tsconfig.build.json || exit 2
+    node_modules/.bin/tsx bench/powercut.ts || { rc=$?; [ "$status" = 0 ] && status=$rc; }
+  else
+    echo "test-kernel: skipping the power cut: no dm-remap-v4 module ($(cat "$VM_DIR/dm-remap.note" 2>/dev/null))" >&2
+  fi
+fi
 exit "$status"

@@ -10,7 +10,7 @@ import { OK, SECTOR_SIZE } from '../block/device.js';
 import type { DmTargetSpec } from '../kernel/dm-ioctl-codec.js';
 import { KernelAgent, KernelAgentGone, KernelCallError, KernelCallTimeout } from '../kernel/agent/client.js';
 import { KernelLog, type KmsgRecord, formatRecord, troubleOf } from '../kernel/kmsg.js';
-import type { StackSpec, StackState } from '../kernel/stack.js';
+import { type StackSpec, type StackState, saveStackState } from '../kernel/stack.js';
 import { V4_COPY_SECTORS } from '../metadata/dm-remap-v4.js';
 import { v4CopyIoBytes } from '../metadata/v4-store.js';
 import type { V4Event } from '../remap/v4-target.js';
@@ -55,10 +55,12 @@ export class KernelSide {
     private readonly opts: KernelSideOptions,
   ) {}
 
-  static async start(spec: StackSpec, opts: KernelSideOptions): Promise<KernelSide> {
+  /** Builds the stack; its state goes to `stateFile` so that `remapsim stack down` can remove it if this process cannot. */
+  static async start(spec: StackSpec, opts: KernelSideOptions & { stateFile: string }): Promise<KernelSide> {
     const agent = await KernelAgent.start({ callTimeoutMs: opts.callTimeoutMs });
     const side = new KernelSide(agent, KernelLog.open(), opts);
     side.state = await agent.buildStack(spec);
+    saveStackState(opts.stateFile, side.state);
     await side.waitForLoad();
     await side.openTop();
     return side;
@@ -321,6 +323,7 @@ export class KernelSide {
       if (!f.created) continue;
       try {
         await this.agent.call({ op: 'file.unlink', path: f.path });
+        removed.push(f.path);
       } catch (err) {
         leftBehind.push(`${f.path}: ${(err as Error).message}`);
       }

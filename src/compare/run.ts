@@ -89,13 +89,35 @@ export interface CompareOptions {
   onStep?: (done: number, total: number) => void;
 }
 
+const COMPARE_DIR = '/var/tmp';
+
+/**
+ * dm devices that an earlier compare left behind (its process is gone: it
+ * was killed, or the kernel wedged), each with the command that removes what
+ * it built. Reading the device list touches no target.
+ */
+export function compareLeftovers(devices: ReadonlyArray<{ name: string }>, alive: (pid: number) => boolean): Array<{ name: string; clean: string }> {
+  const out: Array<{ name: string; clean: string }> = [];
+  for (const d of devices) {
+    // -bad as well: a remove that oopsed takes -remap out of the list before it fails
+    const m = /^(.+-(\d+))-(?:remap|bad)$/.exec(d.name);
+    if (!m || alive(Number(m[2])) || out.some((o) => o.name === m[1])) continue;
+    const state = path.join(COMPARE_DIR, `remapsim-compare-${m[1]}`, 'stack.json');
+    out.push({ name: m[1], clean: fs.existsSync(state) ? `remapsim stack down ${state}` : `remapsim stack clean ${m[1]} --dir ${path.dirname(state)}` });
+  }
+  return out;
+}
+
 export async function compareScenario(scenario: Scenario, opts: CompareOptions = {}): Promise<ComparisonReport> {
   const seed = opts.seed ?? scenario.seed;
-  const dir = opts.dir ?? fs.mkdtempSync(path.join('/var/tmp', 'remapsim-compare-'));
   const name = opts.name ?? `${scenario.name.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 32)}-${process.pid}`;
+  // named after the stack, so that leftovers of a run that was killed can be traced to it (compareLeftovers)
+  const dir = opts.dir ?? path.join(COMPARE_DIR, `remapsim-compare-${name}`);
+  fs.mkdirSync(dir, { recursive: true });
   const spec = { ...stackSpecFromScenario(scenario, { name, dir }), remapTarget: 'dm-remap-v4' };
   const job = scenarioJobs(scenario)[0];
   const kernel = await KernelSide.start(spec, {
+    stateFile: path.join(dir, 'stack.json'),
     callTimeoutMs: opts.callTimeoutMs ?? 20_000,
     settleLimitMs: opts.settleLimitMs ?? 15_000,
     quietMs: 100,

@@ -134,7 +134,7 @@ describe('remapsim verify after a SIGKILL', () => {
       [['--state', foreign, '--target', img], /^remapsim: --state: .*stack\.json: not a remapsim verify-state file \(no RSIMVST magic\)\n$/],
       [['--state', path.join(tmp.dir, 'none.state'), '--target', img], /^remapsim: --state: cannot read .*none\.state: no such file\n$/],
       [['--state', state, '--target', small], /^remapsim: --target: file .*small\.img has 2048 sectors; the state was saved for file .*t\.img of 4096 sectors/],
-      [['--state', state, '--target', 'scenario:default'], /^remapsim: --target: a scenario's model is built anew each time/],
+      [['--state', state, '--target', 'scenario:default'], /^remapsim: --target: a scenario's model is built anew on new files/],
     ];
     for (const [args, want] of cases) {
       const r = await runInProcess(['verify', ...args]);

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { buildTrace, describeStep, writeData } from '../../src/compare/steps.js';
 import { moduleEvent, isLoadComplete } from '../../src/compare/module-log.js';
 import { compareStatusLines, maskVolatile } from '../../src/compare/observe.js';
+import { compareLeftovers } from '../../src/compare/run.js';
 import { parseKmsgRecord, troubleOf } from '../../src/kernel/kmsg.js';
 import { jobFromRecord } from '../../src/workload/job.js';
 
@@ -80,5 +81,15 @@ describe('compare: observations', () => {
     expect([...m.subarray(328, 336)].every((x) => x === 0)).toBe(true); // entry 0's timestamp
     expect(maskVolatile(b, 200)).toEqual(b); // past copy 0's 84,288 bytes
     expect(b[10]).toBe(0xaa); // a copy, not in place
+  });
+});
+
+describe('compare: leftovers of an earlier run', () => {
+  it('names the stacks whose compare process is gone, with the command that removes them', () => {
+    const devices = [{ name: 'cmp-4242-remap' }, { name: 'cmp-4242-bad' }, { name: 'live-7-remap' }, { name: 'oopsed-99-bad' }, { name: 'other' }];
+    expect(compareLeftovers(devices, (pid) => pid === 7)).toEqual([
+      { name: 'cmp-4242', clean: 'remapsim stack clean cmp-4242 --dir /var/tmp/remapsim-compare-cmp-4242' },
+      { name: 'oopsed-99', clean: 'remapsim stack clean oopsed-99 --dir /var/tmp/remapsim-compare-oopsed-99' },
+    ]);
   });
 });

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { formatComparison } from '../../compare/report.js';
-import { type ComparisonReport, compareScenario } from '../../compare/run.js';
+import { type ComparisonReport, compareLeftovers, compareScenario } from '../../compare/run.js';
 import { DmControl } from '../../kernel/dm-control.js';
 import { EXIT_ENVIRONMENT, EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
 import { scenarioArg } from './stack.js';
@@ -70,7 +70,9 @@ Examples:
       const callTimeoutMs = wholeNumber('--call-timeout', o.callTimeout, 20, 1) * 1000;
       const dm = DmControl.open();
       const v = dm.targetVersion('dm-remap-v4');
+      const leftovers = compareLeftovers(dm.listDevices(), pidAlive);
       dm.close();
+      for (const l of leftovers) process.stderr.write(`remapsim: compare: stack '${l.name}' of an earlier compare is still up (its process is gone); remove it with: ${l.clean}\n`);
       if (!v) {
         process.stderr.write('remapsim: compare: this kernel has no dm-remap-v4 target (load the module: modprobe dm-bufio && insmod dm-remap.ko); nothing to compare against\n');
         process.exitCode = EXIT_ENVIRONMENT;
@@ -101,6 +103,15 @@ Examples:
       }
       process.exitCode = report.agree && report.findings.length === 0 ? EXIT_OK : EXIT_FINDINGS;
     });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 function bigintJson(_k: string, v: unknown): unknown {

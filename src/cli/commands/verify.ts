@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { FileDevice } from '../../block/file-device.js';
 import { openTargetSpec } from '../../scenario/target-spec.js';
+import { loadScenario } from '../../scenario/load.js';
 import { Oracle, READ_CLASSES } from '../../workload/oracle.js';
 import { VerifyPattern } from '../../workload/verify-pattern.js';
 import { loadVerifyState } from '../../workload/verify-state-file.js';
@@ -60,7 +61,11 @@ Examples:
   cmd.action((opts: VerifyOptions) => {
     const state = loadVerifyState(opts.state);
     if (/^scenario:/.test(opts.target)) {
-      throw new UsageError("--target: a scenario's model is built anew each time; give the files it ran on (file:PATH, or table:'0 <sectors> remap <main> <spare>')");
+      const file = opts.target.slice('scenario:'.length);
+      const sc = file === 'default' ? undefined : loadScenario(file);
+      if (sc?.devices.main.path === undefined || sc.devices.spare.path === undefined) {
+        throw new UsageError("--target: a scenario's model is built anew on new files; give one whose devices.main.path and devices.spare.path name the files the run wrote, or the files themselves (file:PATH, table:'0 <sectors> remap <main> <spare>')");
+      }
     }
     const target = openTargetSpec(opts.target, { readOnly: true, directForBlockDevices: opts.direct ?? true, direct: opts.direct ?? false });
     try {
