@@ -18,7 +18,6 @@ import { type Outcome, readDigest } from './model-side.js';
 import { isLoadComplete, moduleEvent } from './module-log.js';
 import { type Step, writeData } from './steps.js';
 
-const EBUSY = 16;
 const ENXIO = 6;
 
 export interface KernelTrouble {
@@ -339,8 +338,6 @@ export class KernelSide {
     this.log?.close();
   }
 }
-
-export const EBUSY_ERRNO = EBUSY;
 
 function replyText(v: unknown): string | null {
   if (typeof v === 'string') return v === '' ? null : v;

@@ -3,7 +3,6 @@
  * what it answers. Messages travel over node's IPC channel with the
  * 'advanced' serialization, so Uint8Arrays pass as they are.
  */
-import type { DmControl } from '../dm-control.js';
 import type { StackSpec, StackState } from '../stack.js';
 
 /** DmControl's methods the agent runs, by name. */
@@ -30,6 +29,3 @@ export interface AgentCall {
 }
 
 export type AgentReply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: { name: string; message: string; errno?: number } };
-
-/** The DmControl methods, typed, for the client's convenience wrappers. */
-export type DmMethodOf<M extends DmMethod> = DmControl[M];
