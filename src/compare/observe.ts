@@ -33,6 +33,8 @@ export function compareStatusLines(model: string, kernel: string): FieldDifferen
 export interface MetadataLook {
   /** Per copy: 'valid' or why not. */
   copies: string[];
+  /** Per copy: its sequence number when valid. */
+  sequences: Array<bigint | null>;
   /** The copy the module would load, or -1. */
   best: number;
   sequence: bigint | null;
@@ -45,6 +47,7 @@ export function lookAtMetadata(copies: ReadonlyArray<Uint8Array | null>, nowSeco
   const best = choice.best;
   return {
     copies: choice.results.map((r) => (r.valid ? 'valid' : r.reason)),
+    sequences: choice.results.map((r) => (r.valid ? r.metadata.sequence : null)),
     best: best ? best.index : -1,
     sequence: best ? best.metadata.sequence : null,
     entries: best ? best.metadata.entries.map(entryView) : [],
@@ -59,7 +62,9 @@ function entryView(e: V4RemapEntry): MetadataLook['entries'][number] {
 export function compareMetadata(model: MetadataLook, kernel: MetadataLook): FieldDifference[] {
   const out: FieldDifference[] = [];
   if (model.copies.join(' ') !== kernel.copies.join(' ')) out.push({ field: 'copies', model: model.copies.join(' '), kernel: kernel.copies.join(' ') });
-  if (model.best !== kernel.best) out.push({ field: 'best copy', model: String(model.best), kernel: String(kernel.best) });
+  // which copy wins depends on how the sequence numbers of the copies compare (their values differ between any two runs)
+  const seqs = (l: MetadataLook): string => l.sequences.map((x) => (x === null ? '-' : String(x))).join(' ');
+  if (model.best !== kernel.best) out.push({ field: 'best copy', model: `${model.best} (sequences ${seqs(model)})`, kernel: `${kernel.best} (sequences ${seqs(kernel)})` });
   const fmt = (l: MetadataLook): string => l.entries.map((e) => `${e.original}->${e.spare}/${e.flags}`).join(' ');
   if (fmt(model) !== fmt(kernel)) out.push({ field: 'entries', model: `${model.entries.length}: ${clip(fmt(model))}`, kernel: `${kernel.entries.length}: ${clip(fmt(kernel))}` });
   return out;

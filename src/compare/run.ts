@@ -273,7 +273,12 @@ class Runner {
    * newest of its unwritten ones with the same entries).
    */
   private async followWriteback(): Promise<MetadataLook> {
-    const look = lookAtMetadata(await this.kernel.readCopies(), Date.now() / 1000);
+    let look = lookAtMetadata(await this.kernel.readCopies(), Date.now() / 1000);
+    // dm-bufio writes the five blocks one by one: copies of two tables mean a write-back is under way; look again
+    for (let tries = 0; tries < 5 && new Set(look.sequences.filter((x) => x !== null)).size > 1; tries++) {
+      await new Promise((r) => setTimeout(r, 100));
+      look = lookAtMetadata(await this.kernel.readCopies(), Date.now() / 1000);
+    }
     if (look.sequence !== null && look.sequence !== this.lastKernelSequence) {
       this.lastKernelSequence = look.sequence;
       const store = this.model.store;
