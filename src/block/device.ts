@@ -16,25 +16,53 @@ export const SECTOR_SHIFT = 9;
 /** I/O status: OK or an errno value (positive, as in errno.h). */
 export type IoStatus = number;
 export const OK = 0;
+export const ENOENT = 2;
 export const EIO = 5;
+export const ENXIO = 6;
 export const EINVAL = 22;
+export const EFBIG = 27;
 export const ENOSPC = 28;
 export const EROFS = 30;
 export const EOPNOTSUPP = 95;
 export const ENODATA = 61;
+export const EILSEQ = 84;
+export const ESTALE = 116;
+export const EDQUOT = 122;
 
 const ERRNO_NAMES: Record<number, string> = {
   0: 'OK',
+  1: 'EPERM',
+  [ENOENT]: 'ENOENT',
   [EIO]: 'EIO',
+  [ENXIO]: 'ENXIO',
+  9: 'EBADF',
+  12: 'ENOMEM',
+  13: 'EACCES',
   [EINVAL]: 'EINVAL',
+  [EFBIG]: 'EFBIG',
   [ENOSPC]: 'ENOSPC',
   [EROFS]: 'EROFS',
   [EOPNOTSUPP]: 'EOPNOTSUPP',
   [ENODATA]: 'ENODATA',
+  [EILSEQ]: 'EILSEQ',
+  [ESTALE]: 'ESTALE',
+  [EDQUOT]: 'EDQUOT',
 };
 
 export function errnoName(status: IoStatus): string {
   return ERRNO_NAMES[status] ?? `errno ${status}`;
+}
+
+/**
+ * Whether a failed request's status is the medium's: a sector that cannot be
+ * read or written (EIO, or ENODATA and EILSEQ as the kernel reports
+ * BLK_STS_MEDIUM and BLK_STS_PROTECTION; the fault layers return EIO). Any
+ * other errno is the store's beneath the device (a full or read-only file
+ * system, a quota, a backing file that shrank or vanished): nothing a remap
+ * to a spare block can cure.
+ */
+export function isMediaError(status: IoStatus): boolean {
+  return status === EIO || status === ENODATA || status === EILSEQ;
 }
 
 export type LogicalBlockSize = 512 | 4096;

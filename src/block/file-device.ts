@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
-import { type BlockDevice, type IoStatus, type MappedReads, type LogicalBlockSize, type WriteFlags, checkIo, checkRequest, EIO, OK, SECTOR_SHIFT, SECTOR_SIZE } from './device.js';
+import { type BlockDevice, type IoStatus, type MappedReads, type LogicalBlockSize, type WriteFlags, checkIo, checkRequest, EIO, ENOENT, ENXIO, OK, SECTOR_SHIFT, SECTOR_SIZE } from './device.js';
 import { type AlignedBuffer, allocAligned, isAligned } from './aligned.js';
-import { BLKDISCARD, BLKGETSIZE64, BLKSSZGET, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type Libc, libc, SysError } from '../sys/libc.js';
+import { claimWriter, describeBusyBlockDevice, writerHolding } from './claim.js';
+import { BLKDISCARD, BLKGETSIZE64, BLKSSZGET, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type Libc, libc, SEEK_DATA, SEEK_HOLE, SysError } from '../sys/libc.js';
 
 /** Bytes of a file one mapping of mappedRead covers; a range across two windows is not mapped. */
 const MAP_WINDOW = 1 << 30;
@@ -19,13 +20,25 @@ export interface FileDeviceOptions {
   logicalBlockSize?: LogicalBlockSize;
   /** Regular files only: the size to present; the file must be at least this big. Default: the file's size. */
   sectors?: number;
+  /**
+   * A writer's claim (src/block/claim.ts): a whole-file OFD write lock, and
+   * O_EXCL on a block device. A file or device another writer holds is
+   * refused with DeviceBusyError naming it; the claim ends at close().
+   * Every model and writer opens its backing so; readers do not.
+   */
+  exclusive?: boolean;
   /** Injected libc (tests, or machines without it). */
   sys?: Libc;
 }
 
 /** A user mistake in opening a device: reported as one line, never a stack trace. */
 export class DeviceOpenError extends Error {
-  override readonly name = 'DeviceOpenError';
+  override readonly name: string = 'DeviceOpenError';
+}
+
+/** Another writer holds the file or device (an exclusive open was refused). */
+export class DeviceBusyError extends DeviceOpenError {
+  override readonly name = 'DeviceBusyError';
 }
 
 /**
@@ -68,18 +81,26 @@ export class FileDevice implements BlockDevice, MappedReads {
     }
     const isBlock = st.isBlockDevice();
     if (!isBlock && !st.isFile()) throw new DeviceOpenError(`cannot open ${path}: not a regular file or block device`);
+    if (opts.exclusive && opts.readOnly) throw new RangeError(`${path}: a writer's (exclusive) open cannot be read-only`);
     let flags = opts.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
     if (opts.direct === true || (opts.direct === 'block' && isBlock)) flags |= fs.constants.O_DIRECT;
+    // O_EXCL on a block device is the kernel's exclusive claim (what mounts and dm tables take)
+    if (opts.exclusive && isBlock) flags |= fs.constants.O_EXCL;
     let fd: number;
     try {
       fd = openNoAtime(path, flags);
     } catch (err) {
+      if (opts.exclusive && isBlock && (err as NodeJS.ErrnoException).code === 'EBUSY') throw new DeviceBusyError(describeBusyBlockDevice(path));
       throw new DeviceOpenError(`cannot open ${path}: ${describeFsError(err)}`);
     }
     try {
       let sectors: number;
       let lbs: LogicalBlockSize;
       const sys = opts.sys ?? libc();
+      if (opts.exclusive) {
+        const holder = claimWriter(fd, path, sys);
+        if (holder !== undefined) throw new DeviceBusyError(holder);
+      }
       if (isBlock) {
         const bytes = sys.ioctlGetU64(fd, BLKGETSIZE64);
         const ssz = sys.ioctlGetInt(fd, BLKSSZGET);
@@ -134,13 +155,64 @@ export class FileDevice implements BlockDevice, MappedReads {
     return rc;
   }
 
+  /**
+   * fdatasync, and then the check that the data has somewhere to be: a
+   * regular file deleted (or replaced by a rename over it) fails with ENOENT,
+   * one that shrank below the device's size with ENXIO (blocks past its end
+   * are gone). Written data would otherwise vanish at close while every
+   * flush said OK. One fstat per flush, never per read or write.
+   */
   flush(): IoStatus {
     try {
       fs.fdatasyncSync(this.fd);
-      return OK;
     } catch (err) {
       return errnoOf(err);
     }
+    return this.backingStatus();
+  }
+
+  /** OK while the backing file is linked and at least the device's size (a block device: always OK). */
+  backingStatus(): IoStatus {
+    if (this.isBlockDevice) return OK;
+    let st: fs.Stats;
+    try {
+      st = fs.fstatSync(this.fd);
+    } catch (err) {
+      return errnoOf(err);
+    }
+    if (st.nlink === 0) return ENOENT;
+    if (st.size < this.sectors * SECTOR_SIZE) return ENXIO;
+    return OK;
+  }
+
+  /**
+   * Who holds a writer's claim on this file or device (see `exclusive`), or
+   * undefined: for a reader to say that what it shows may change under it.
+   */
+  writerHolding(): string | undefined {
+    return writerHolding(this.fd, this.name, this.sys);
+  }
+
+  /**
+   * The ranges of a regular file that hold data ([start, end) in sectors, in
+   * order; holes left out: SEEK_DATA / SEEK_HOLE), or undefined for a block
+   * device. A file system that cannot tell shows the whole file as data.
+   */
+  dataExtents(): Array<[number, number]> | undefined {
+    if (this.isBlockDevice) return undefined;
+    const end = this.sectors * SECTOR_SIZE;
+    const out: Array<[number, number]> = [];
+    for (let at = 0; at < end; ) {
+      const data = this.sys.lseek(this.fd, at, SEEK_DATA);
+      if (data === -ENXIO) break; // no data from here on
+      if (data < 0) return [[0, this.sectors]];
+      if (data >= end) break;
+      let hole = this.sys.lseek(this.fd, data, SEEK_HOLE);
+      if (hole < 0 || hole > end) hole = end;
+      out.push([Math.floor(data / SECTOR_SIZE), Math.ceil(hole / SECTOR_SIZE)]);
+      at = hole;
+    }
+    return out;
   }
 
   discard(sector: number, count: number): IoStatus {
@@ -236,8 +308,8 @@ export class FileDevice implements BlockDevice, MappedReads {
     const n = this.sys.pread(this.fd, buf, position);
     if (n === buf.length) return OK;
     if (n < 0) return -n as IoStatus;
-    buf.fill(0, n); // a sparse tail past EOF of a regular file reads as zeroes
-    return OK;
+    // the request lies inside the size the file had at open: the end of the file came first, so it shrank
+    return ENXIO;
   }
 
   private pwrite(buf: Uint8Array, position: number): IoStatus {

@@ -10,6 +10,7 @@ import { BadListError, parseBadSectorFile } from '../faults/badlist.js';
 import { KnownBadSectors } from '../faults/known-bad.js';
 import { loadStackState, StackError } from '../kernel/stack.js';
 import { UsageError } from './errors.js';
+import { sameFile } from '../util/file-identity.js';
 
 export interface KnownBadCliOptions {
   stackState?: string;
@@ -37,10 +38,7 @@ export interface ResolvedKnownBad {
 
 function sameDevice(a: string, b: string): boolean {
   try {
-    const sa = fs.statSync(a);
-    const sb = fs.statSync(b);
-    if (sa.isBlockDevice() && sb.isBlockDevice()) return sa.rdev === sb.rdev;
-    return sa.dev === sb.dev && sa.ino === sb.ino;
+    return sameFile(fs.statSync(a), fs.statSync(b));
   } catch {
     return false;
   }

@@ -1,9 +1,9 @@
 /** --verify-state and --verify-state-interval, shared by `bench` and `run`. */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Command } from 'commander';
 import { parseTime } from '../workload/size.js';
 import { UsageError } from './errors.js';
+import { checkOutputPath } from './output-path.js';
 
 export interface VerifyStateCliOptions {
   verifyState?: string;
@@ -29,8 +29,8 @@ export function parseVerifyStateOptions(o: VerifyStateCliOptions): VerifyStateRe
     if (o.verifyStateInterval !== undefined) throw new UsageError('--verify-state-interval: only with --verify-state FILE');
     return undefined;
   }
-  const dir = path.dirname(path.resolve(o.verifyState));
-  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new UsageError(`--verify-state: directory ${dir} does not exist`);
+  checkOutputPath(o.verifyState, '--verify-state');
+  // saved as a new file renamed over the old one: a device or pipe cannot be replaced that way
   if (fs.existsSync(o.verifyState) && !fs.statSync(o.verifyState).isFile()) throw new UsageError(`--verify-state: ${o.verifyState} is not a regular file`);
   let minIntervalMs = 0;
   if (o.verifyStateInterval !== undefined) {

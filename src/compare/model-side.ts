@@ -67,8 +67,8 @@ export class ModelSide {
     const sparePath = path.join(opts.dir, 'model-spare.img');
     FileDevice.createSparse(mainPath, opts.mainSectors * SECTOR_SIZE);
     FileDevice.createSparse(sparePath, opts.spareSectors * SECTOR_SIZE);
-    this.mainFile = FileDevice.open(mainPath, { logicalBlockSize: opts.logicalBlockSize });
-    this.spareFile = FileDevice.open(sparePath, { logicalBlockSize: opts.logicalBlockSize });
+    this.mainFile = FileDevice.open(mainPath, { logicalBlockSize: opts.logicalBlockSize, exclusive: true });
+    this.spareFile = FileDevice.open(sparePath, { logicalBlockSize: opts.logicalBlockSize, exclusive: true });
     this.dust = new DustDevice(this.mainFile, { blockSize: opts.dustBlockSize });
     this.addBad(opts.badSectors);
     this.dust.enable();

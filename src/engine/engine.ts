@@ -55,6 +55,8 @@ export interface EngineRunOptions {
   seed?: number;
   onProgress?: (p: RunProgress) => void;
   progressIntervalNs?: number;
+  /** Aborting it ends the jobs now, as if their time were up; the run resolves with what was done. */
+  stop?: AbortSignal;
 }
 
 export interface EngineStats {
@@ -305,11 +307,18 @@ export class Engine {
       this.wake(q);
     });
     const progressTimer = opts.onProgress ? this.progressReporter(t0, endNs, opts.onProgress, opts.progressIntervalNs ?? 1e9) : undefined;
+    const stopRun = (): void => {
+      Atomics.store(this.control, P.CT_STOP_RUN, runId);
+      this.ports.forEach((_, q) => this.wake(q));
+    };
+    if (opts.stop?.aborted) stopRun();
+    opts.stop?.addEventListener('abort', stopRun);
     let parts: RunDoneMessage[];
     this.hold();
     try {
       parts = await done;
     } finally {
+      opts.stop?.removeEventListener('abort', stopRun);
       this.letGo();
       if (progressTimer) clearInterval(progressTimer);
     }

@@ -306,10 +306,11 @@ class QueueWorker {
   private refill(): boolean {
     let any = false;
     const now = realClock.nowNs(); // one reading per round (a clock read costs as much as a ring push)
+    const stopping = Atomics.load(this.control, P.CT_STOP_RUN) === this.run!.runId;
     for (const c of this.clones) {
       const job = c.job;
       if (c.done) continue;
-      if (job.stopped || now >= job.endNs) {
+      if (job.stopped || stopping || now >= job.endNs) {
         c.done = true;
         continue;
       }

@@ -91,7 +91,7 @@ export class DustDevice implements BlockDevice, ControlTarget {
   /** block -> remaining write failures, shared with every thread that attaches */
   private readonly bad: RemapTable;
   private readonly flags: Int32Array;
-  readonly shared: DustShared;
+  private readonly flagsSab: SharedArrayBuffer;
 
   constructor(
     readonly inner: BlockDevice,
@@ -113,12 +113,15 @@ export class DustDevice implements BlockDevice, ControlTarget {
     this.devName = opts.devName ?? inner.name;
     this.name = `dust(${inner.name})`;
     this.sink = opts.log ?? defaultSink;
-    this.shared = opts.shared ?? {
-      table: new RemapTable({ keySpace: Math.floor(inner.sectors / this.sectorsPerBlock) + 1 }).shared,
-      flags: new SharedArrayBuffer(8),
-    };
-    this.bad = new RemapTable(this.shared.table);
-    this.flags = new Int32Array(this.shared.flags);
+    // one table, closed with the device; its channel to other threads opens only when `shared` is asked for
+    this.bad = new RemapTable(opts.shared?.table ?? { keySpace: Math.floor(inner.sectors / this.sectorsPerBlock) + 1 });
+    this.flagsSab = opts.shared?.flags ?? new SharedArrayBuffer(8);
+    this.flags = new Int32Array(this.flagsSab);
+  }
+
+  /** What another thread needs to see the same list and flags. */
+  get shared(): DustShared {
+    return { table: this.bad.shared, flags: this.flagsSab };
   }
 
   private get failReadOnBadBlock(): boolean {
@@ -432,6 +435,7 @@ export class DustDevice implements BlockDevice, ControlTarget {
   }
 
   close(): void {
+    this.bad.close();
     this.inner.close();
   }
 

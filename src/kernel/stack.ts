@@ -17,11 +17,12 @@
  *
  * The state is plain JSON (saveStackState / loadStackState), so another
  * process can add, remove and list bad sectors of a live stack or tear it
- * down. Teardown only touches what the state names, checks that a loop device
- * still holds the state's backing file before detaching it, and is
- * idempotent. Without the state, findStackLeftovers / cleanStack find and
- * remove what a stack of a given name left: its dm devices by name, its
- * backing files and the loop devices on them.
+ * down. It records the identity of everything stack up made (dm UUIDs, loop
+ * and file inodes: stack-identity.ts); teardown touches only what the state
+ * names and still carries that identity, and is idempotent. Without the
+ * state, findStackLeftovers / cleanStack find and remove what a stack of a
+ * given name left: its dm devices by name (those with its UUID), its backing
+ * files and the loop devices on them.
  *
  * All calls are synchronous and need root and a kernel with device-mapper.
  */
@@ -34,6 +35,9 @@ import { v4MinSpare } from '../remap/min-spare.js';
 import { DmControl, DmError, DmUnavailableError } from './dm-control.js';
 import { type DmTargetSpec, formatTargetLine } from './dm-ioctl-codec.js';
 import { attachLoop, detachLoop, listLoops, loopDeviceInfo, LoopError } from './loop.js';
+import { isStackUuid, newStackUuidStem, observeLoop, observeStack, planTeardown, type SeenLoop } from './stack-identity.js';
+import { type FileId, fileIdOf } from '../util/file-identity.js';
+import { createSparseFile } from '../util/sparse-file.js';
 
 const ENXIO = 6;
 
@@ -64,15 +68,20 @@ export interface StackSpec {
 
 export type StackRole = 'main' | 'spare';
 
+/** The state format `stack up` writes: 2 records identities (see stack-identity.ts); 1 (older) does not, and is still read. */
+export const STACK_STATE_VERSION = 2;
+
 export interface StackState {
-  version: 1;
+  version: 1 | 2;
   name: string;
   createdAt: string;
   logicalBlockSize: 512 | 4096;
-  files: Array<{ role: StackRole; path: string; bytes: number; created: boolean }>;
-  loops: Array<{ role: StackRole; device: string; number: number; major: number; minor: number; backingFile: string }>;
-  /** Bottom-up: the bad-sector layer first, the remap target (if any) last. */
-  devices: Array<{ role: 'bad' | 'remap'; name: string; path: string; major: number; minor: number; sectors: number; table: string[] }>;
+  /** dev and ino (version 2): the file's identity when stack up created or opened it. */
+  files: Array<{ role: StackRole; path: string; bytes: number; created: boolean; dev?: number; ino?: number }>;
+  /** backingDev and backingIno (version 2): the identity of the file the loop device was attached to. */
+  loops: Array<{ role: StackRole; device: string; number: number; major: number; minor: number; backingFile: string; backingDev?: number; backingIno?: number }>;
+  /** Bottom-up: the bad-sector layer first, the remap target (if any) last. uuid (version 2): the one stack up set at create. */
+  devices: Array<{ role: 'bad' | 'remap'; name: string; path: string; major: number; minor: number; sectors: number; table: string[]; uuid?: string }>;
   badLayer: { kind: 'dust'; blockSize: number } | { kind: 'linear-error' };
   /** Every bad sector given so far, sorted. With dust, a write may have taken some off the kernel's list since. */
   badSectors: number[];
@@ -92,8 +101,6 @@ export interface TeardownReport {
   removedFiles: string[];
   /** Things named in the state that were already gone (not an error). */
   alreadyGone: string[];
-  /** Loop devices now attached to something else (left alone). */
-  skipped: string[];
 }
 
 /** A stack that could not be built, changed or fully torn down; the message says what and why. */
@@ -207,11 +214,19 @@ export function loadStackState(file: string): StackState {
     throw new StackError(`${file} is not a remapsim stack state: field '${field}' is missing or malformed`);
   };
   if (!s || typeof s !== 'object') bad('(root)');
-  if (s.version !== 1) bad('version');
+  if (s.version !== 1 && s.version !== STACK_STATE_VERSION) bad('version');
   if (typeof s.name !== 'string' || !NAME_RE.test(s.name)) bad('name');
-  if (!Array.isArray(s.files) || s.files.some((f) => typeof f?.path !== 'string' || typeof f.created !== 'boolean')) bad('files');
-  if (!Array.isArray(s.loops) || s.loops.some((l) => typeof l?.device !== 'string' || !Number.isInteger(l.number) || typeof l.backingFile !== 'string')) bad('loops');
-  if (!Array.isArray(s.devices) || s.devices.some((d) => typeof d?.name !== 'string')) bad('devices');
+  // version 2 must carry the identities teardown checks; version 1 has none (teardown then touches nothing it names)
+  const v2 = s.version === STACK_STATE_VERSION;
+  const id = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
+  if (!Array.isArray(s.files) || s.files.some((f) => typeof f?.path !== 'string' || typeof f.created !== 'boolean' || (v2 && (!id(f.dev) || !id(f.ino))))) bad('files');
+  if (
+    !Array.isArray(s.loops) ||
+    s.loops.some((l) => typeof l?.device !== 'string' || !Number.isInteger(l.number) || typeof l.backingFile !== 'string' || !id(l.major) || !id(l.minor) || (v2 && (!id(l.backingDev) || !id(l.backingIno))))
+  ) {
+    bad('loops');
+  }
+  if (!Array.isArray(s.devices) || s.devices.some((d) => typeof d?.name !== 'string' || (v2 && (typeof d.uuid !== 'string' || !isStackUuid(d.uuid, s.name!))))) bad('devices');
   if (!s.badLayer || (s.badLayer.kind !== 'dust' && s.badLayer.kind !== 'linear-error')) bad('badLayer');
   if (!Array.isArray(s.badSectors)) bad('badSectors');
   if (s.logicalBlockSize !== 512 && s.logicalBlockSize !== 4096) bad('logicalBlockSize');
@@ -265,8 +280,9 @@ export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } 
     const kind: 'dust' | 'linear-error' = wanted === 'auto' ? (hasDust ? 'dust' : 'linear-error') : wanted;
     const dustBlockSize = spec.dustBlockSize ?? lbs;
 
+    const uuidStem = newStackUuidStem(spec.name);
     const state: StackState = {
-      version: 1,
+      version: STACK_STATE_VERSION,
       name: spec.name,
       createdAt: new Date().toISOString(),
       logicalBlockSize: lbs,
@@ -285,29 +301,26 @@ export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } 
       const backing = (role: StackRole, b: StackBacking): string => {
         if ('file' in b) {
           const p = path.resolve(b.file);
-          state.files.push({ role, path: p, bytes: fileBytes(p), created: false });
+          const bytes = fileBytes(p);
+          state.files.push({ role, path: p, bytes, created: false, ...fileIdOf(p) });
           return p;
         }
         const p = path.join(dir, `${spec.name}-${role}.img`);
         if (fs.existsSync(p)) throw new StackError(`backing file ${p} already exists: remove it, or pass it as ${role}: { file } to use it`);
         try {
-          fs.writeFileSync(p, '', { flag: 'wx' });
+          createSparseFile(p, b.bytes, `${role} backing file`);
         } catch (err) {
-          throw new StackError(`cannot create backing file ${p}: ${describeFsError(err)}`);
+          throw new StackError((err as Error).message);
         }
-        state.files.push({ role, path: p, bytes: b.bytes, created: true });
-        try {
-          fs.truncateSync(p, b.bytes);
-        } catch (err) {
-          throw new StackError(`cannot make backing file ${p} ${b.bytes} bytes long: ${describeFsError(err)}`);
-        }
+        state.files.push({ role, path: p, bytes: b.bytes, created: true, ...fileIdOf(p) });
         return p;
       };
       const attach = (role: StackRole, file: string): { device: string; sectors: number } => {
         const att = attachLoop(file, { blockSize: lbs, direct: spec.directIo });
+        const seen = observeLoop(att.number);
         const info = loopDeviceInfo(att.number);
-        if (!info) throw new StackError(`${att.device} vanished right after it was attached`);
-        state.loops.push({ role, device: att.device, number: att.number, major: info.major, minor: info.minor, backingFile: info.backingFile });
+        if (!seen || !info) throw new StackError(`${att.device} vanished right after it was attached`);
+        state.loops.push({ role, device: att.device, number: att.number, major: seen.major, minor: seen.minor, backingFile: seen.backingFile, backingDev: seen.backingDev, backingIno: seen.backingIno });
         return { device: att.device, sectors: info.sectors - (info.sectors % (lbs / SECTOR_SIZE)) };
       };
 
@@ -323,7 +336,7 @@ export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } 
       state.badSectors = bad;
       const badTable =
         kind === 'dust' ? [{ start: 0, length: main.sectors, type: 'dust', params: `${main.device} 0 ${dustBlockSize}` }] : linearErrorTable(main.device, main.sectors, bad, lbs);
-      const badInfo = createDevice(dm, badName, badTable, state, 'bad');
+      const badInfo = createDevice(dm, badName, badTable, state, 'bad', `${uuidStem}-bad`);
       if (kind === 'dust') {
         for (const b of dustBlocksOf(bad, dustBlockSize)) dm.message(badName, 0, `addbadblock ${b}`);
         dm.message(badName, 0, 'enable');
@@ -352,7 +365,7 @@ export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } 
             if (spare.sectors < min) throw new StackError(`spare is ${spare.sectors} sectors; dm-remap-v4 needs at least ${min} for a main device of ${main.sectors} sectors`);
           }
           const table = [{ start: 0, length: main.sectors, type: remapTarget, params: `${badInfo.path} ${spare.device}` }];
-          const top = createDevice(dm, remapName, table, state, 'remap');
+          const top = createDevice(dm, remapName, table, state, 'remap', `${uuidStem}-remap`);
           state.remap = { target: remapTarget, present: true, version: v.version.join('.') };
           state.top = top.path;
           state.sectors = top.sectors;
@@ -371,11 +384,11 @@ export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } 
   });
 }
 
-function createDevice(dm: DmControl, name: string, table: DmTargetSpec[], state: StackState, role: 'bad' | 'remap'): { path: string; sectors: number } {
-  const info = dm.create(name);
+function createDevice(dm: DmControl, name: string, table: DmTargetSpec[], state: StackState, role: 'bad' | 'remap', uuid: string): { path: string; sectors: number } {
+  const info = dm.create(name, { uuid });
   const p = `/dev/mapper/${name}`;
   const sectors = table.reduce((a, t) => Math.max(a, t.start + t.length), 0);
-  state.devices.push({ role, name, path: p, major: info.major, minor: info.minor, sectors, table: table.map(formatTargetLine) });
+  state.devices.push({ role, name, path: p, major: info.major, minor: info.minor, sectors, table: table.map(formatTargetLine), uuid });
   dm.load(name, table);
   dm.resume(name);
   return { path: p, sectors };
@@ -631,18 +644,72 @@ export interface CleanReport {
 }
 
 /**
- * Removes exactly what findStackLeftovers finds: the dm devices by name (top
- * first), the loop devices backed by the stack's files, then the files.
- * Throws a StackError naming what it could not remove, after trying all.
+ * What of a stack's leftovers `stack clean` may remove, without a state to
+ * check against: a dm device only when its UUID is one `stack up` gives a
+ * stack of this name; a loop device only when its backing file is the
+ * stack's file itself (same inode; a loop on a deleted file of that name
+ * cannot be checked and goes by its name, as the files do). Pure.
+ */
+export function planClean(left: StackLeftovers, seen: { devices: Record<string, { uuid: string } | 'gone'>; loops: Record<number, SeenLoop | 'gone'>; files: Record<string, FileId | 'gone'> }): {
+  devices: string[];
+  loops: StackLeftovers['loops'];
+  files: string[];
+  refused: string[];
+} {
+  const out = { devices: [] as string[], loops: [] as StackLeftovers['loops'], files: [] as string[], refused: [] as string[] };
+  for (const d of left.devices) {
+    const now = seen.devices[d] ?? 'gone';
+    if (now === 'gone') continue;
+    if (isStackUuid(now.uuid, left.name)) out.devices.push(d);
+    else out.refused.push(`dm device ${d} (${now.uuid === '' ? 'no UUID' : `UUID '${now.uuid}'`}: not one remapsim stack up gives stack '${left.name}')`);
+  }
+  for (const l of left.loops) {
+    const now = seen.loops[l.number] ?? 'gone';
+    if (now === 'gone') continue;
+    const file = seen.files[now.backingFile] ?? 'gone';
+    if (file !== 'gone' && (file.dev !== now.backingDev || file.ino !== now.backingIno)) {
+      out.refused.push(`loop device ${l.device} (backed by inode ${now.backingIno}, not by ${now.backingFile}, inode ${file.ino})`);
+    } else out.loops.push(l);
+  }
+  for (const f of left.files) if ((seen.files[f] ?? 'gone') !== 'gone') out.files.push(f);
+  return out;
+}
+
+/**
+ * Removes what findStackLeftovers finds and planClean allows: the dm devices
+ * (top first), the loop devices on the stack's files, then the files.
+ * Throws a StackError naming what it left alone or could not remove, after
+ * trying all.
  */
 export function cleanStack(name: string, opts: { dir?: string; control?: DmControl } = {}): CleanReport {
   const left = findStackLeftovers(name, opts);
   const report: CleanReport = { removedDevices: [], detachedLoops: [], removedFiles: [] };
   if (left.noDeviceMapper) report.noDeviceMapper = left.noDeviceMapper;
-  const failures: string[] = [];
+  const seen: Parameters<typeof planClean>[1] = { devices: {}, loops: {}, files: {} };
   if (left.devices.length > 0) {
     withControl(opts.control, (dm) => {
       for (const d of left.devices) {
+        try {
+          seen.devices[d] = { uuid: dm.info(d).uuid };
+        } catch (err) {
+          if (!(err instanceof DmError && err.errno === ENXIO)) throw err;
+        }
+      }
+    });
+  }
+  for (const l of left.loops) {
+    const now = observeLoop(l.number);
+    if (now) {
+      seen.loops[l.number] = now;
+      seen.files[now.backingFile] = fileIdOf(now.backingFile) ?? 'gone';
+    }
+  }
+  for (const f of left.files) seen.files[f] = fileIdOf(f) ?? 'gone';
+  const plan = planClean(left, seen);
+  const failures: string[] = [];
+  if (plan.devices.length > 0) {
+    withControl(opts.control, (dm) => {
+      for (const d of plan.devices) {
         try {
           dm.remove(d, { retries: 10, retryDelayMs: 100 });
           report.removedDevices.push(d);
@@ -652,7 +719,7 @@ export function cleanStack(name: string, opts: { dir?: string; control?: DmContr
       }
     });
   }
-  for (const l of left.loops) {
+  for (const l of plan.loops) {
     try {
       if (detachLoop(l.number) === 'deferred') failures.push(`${l.device} is still open somewhere: the kernel detaches it on last close`);
       else report.detachedLoops.push(l.device);
@@ -660,7 +727,7 @@ export function cleanStack(name: string, opts: { dir?: string; control?: DmContr
       if (!(err instanceof LoopError && err.errno === ENXIO)) failures.push(`${l.device}: ${(err as Error).message}`);
     }
   }
-  for (const f of left.files) {
+  for (const f of plan.files) {
     try {
       fs.unlinkSync(f);
       report.removedFiles.push(f);
@@ -668,7 +735,8 @@ export function cleanStack(name: string, opts: { dir?: string; control?: DmContr
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') failures.push(`${f}: ${(err as Error).message}`);
     }
   }
-  if (failures.length > 0) throw new StackError(`stack '${name}' is not fully cleaned up: ${failures.join('; ')}`);
+  const problems = [...(plan.refused.length > 0 ? [`left alone, not made by remapsim stack up: ${plan.refused.join(', ')}`] : []), ...failures];
+  if (problems.length > 0) throw new StackError(`stack '${name}' is not fully cleaned up: ${problems.join('; ')}`);
   return report;
 }
 
@@ -679,68 +747,61 @@ function sameBacking(sysfs: string, ours: string): boolean {
 }
 
 /**
- * Removes the dm devices (top first), detaches the loop devices that still
- * hold the state's backing files, and deletes the backing files the stack
- * created (unless keepFiles). Anything already gone is fine. Throws a
- * StackError listing what it could not remove, after trying everything.
+ * Removes the dm devices (top first), detaches the loop devices and deletes
+ * the backing files the stack created (unless keepFiles), each only while it
+ * still carries the identity the state recorded (planTeardown); anything
+ * already gone is fine. Throws a StackError naming what it left alone or
+ * could not remove, after doing the rest.
  */
 export function teardownKernelStack(state: StackState, opts: { control?: DmControl; keepFiles?: boolean } = {}): TeardownReport {
-  const report: TeardownReport = { removedDevices: [], detachedLoops: [], removedFiles: [], alreadyGone: [], skipped: [] };
+  const report: TeardownReport = { removedDevices: [], detachedLoops: [], removedFiles: [], alreadyGone: [] };
   const failures: string[] = [];
-  const dmDevices = [...state.devices].reverse();
-  if (dmDevices.length > 0) {
-    let dm: DmControl | undefined = opts.control;
+  let dm: DmControl | undefined = opts.control;
+  let dmUnreachable: string | undefined;
+  if (state.devices.length > 0 && !dm) {
     try {
-      dm ??= DmControl.open();
+      dm = DmControl.open();
     } catch (err) {
-      failures.push(`cannot reach device-mapper to remove ${dmDevices.map((d) => d.name).join(', ')}: ${(err as Error).message}`);
-    }
-    if (dm) {
-      try {
-        for (const d of dmDevices) {
-          try {
-            dm.remove(d.name, { retries: 10, retryDelayMs: 100 });
-            report.removedDevices.push(d.name);
-          } catch (err) {
-            if (err instanceof DmError && err.errno === ENXIO) report.alreadyGone.push(d.name);
-            else failures.push(`${d.name}: ${(err as Error).message}`);
-          }
-        }
-      } finally {
-        if (!opts.control) dm.close();
-      }
+      dmUnreachable = (err as Error).message;
+      failures.push(`cannot reach device-mapper to remove ${[...state.devices].reverse().map((d) => d.name).join(', ')}: ${dmUnreachable}`);
     }
   }
-  for (const l of [...state.loops].reverse()) {
-    const info = loopDeviceInfo(l.number);
-    if (!info) {
-      report.alreadyGone.push(l.device);
-      continue;
-    }
-    if (!sameBacking(info.backingFile, l.backingFile)) {
-      report.skipped.push(`${l.device} (now backed by ${info.backingFile})`);
-      continue;
-    }
-    try {
-      const r = detachLoop(l.number);
-      if (r === 'deferred') failures.push(`${l.device} is still open somewhere: the kernel detaches it on last close`);
-      else report.detachedLoops.push(l.device);
-    } catch (err) {
-      if (err instanceof LoopError && err.errno === ENXIO) report.alreadyGone.push(l.device);
-      else failures.push(`${l.device}: ${(err as Error).message}`);
-    }
-  }
-  if (!opts.keepFiles) {
-    for (const f of state.files) {
-      if (!f.created) continue;
+  try {
+    const plan = planTeardown(state, observeStack(state, dm, dmUnreachable), { keepFiles: opts.keepFiles });
+    report.alreadyGone.push(...plan.alreadyGone);
+    for (const name of plan.removeDevices) {
       try {
-        fs.unlinkSync(f.path);
-        report.removedFiles.push(f.path);
+        dm!.remove(name, { retries: 10, retryDelayMs: 100 });
+        report.removedDevices.push(name);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') report.alreadyGone.push(f.path);
-        else failures.push(`${f.path}: ${(err as Error).message}`);
+        if (err instanceof DmError && err.errno === ENXIO) report.alreadyGone.push(name);
+        else failures.push(`${name}: ${(err as Error).message}`);
       }
     }
+    for (const l of plan.detachLoops) {
+      try {
+        if (detachLoop(l.number) === 'deferred') failures.push(`${l.device} is still open somewhere: the kernel detaches it on last close`);
+        else report.detachedLoops.push(l.device);
+      } catch (err) {
+        if (err instanceof LoopError && err.errno === ENXIO) report.alreadyGone.push(l.device);
+        else failures.push(`${l.device}: ${(err as Error).message}`);
+      }
+    }
+    for (const f of plan.removeFiles) {
+      try {
+        fs.unlinkSync(f);
+        report.removedFiles.push(f);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') report.alreadyGone.push(f);
+        else failures.push(`${f}: ${(err as Error).message}`);
+      }
+    }
+    if (plan.refused.length > 0) {
+      const why = state.version < STACK_STATE_VERSION ? ' (a version-1 state, written before stack up recorded identities: check each and remove it by hand)' : '';
+      failures.unshift(`left alone, no longer what stack up made: ${plan.refused.join(', ')}${why}`);
+    }
+  } finally {
+    if (dm && !opts.control) dm.close();
   }
   if (failures.length > 0) throw new StackError(`stack '${state.name}' is not fully torn down: ${failures.join('; ')}`);
   return report;

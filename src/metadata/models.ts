@@ -17,7 +17,9 @@ import { type V4StoreOptions, V4MetadataStore } from './v4-store.js';
 
 export interface SafeStoreChoice {
   /**
-   * 'auto' (default): open the store, or format a blank spare.
+   * 'auto' (default): open the store, or format a spare that was never used
+   * (blank metadata places and, on a file, no written data: see probeSpare's
+   * 'used'). A spare that lost its metadata is never formatted again unless forced.
    * 'never': the spare must already be formatted.
    * 'always': format (a spare that holds anything needs `force`).
    */
@@ -62,7 +64,14 @@ export function openSafeStore(main: Pick<BlockDevice, 'sectors' | 'logicalBlockS
   if (content.kind === 'blank' && create === 'auto' && !opts.readOnly) return { store: format(false), formatted: true };
   if (content.kind !== 'safe' && content.kind !== 'safe-damaged') {
     if (opts.force && !opts.readOnly) return { store: format(true), formatted: true };
-    const hint = content.kind === 'blank' ? (opts.readOnly ? '' : '; format it first') : '; use --force to overwrite it with an empty table';
+    const hint =
+      content.kind === 'blank'
+        ? opts.readOnly
+          ? ''
+          : '; format it first'
+        : content.kind === 'used'
+          ? "; formatting it would send main's remapped blocks back to their old contents: restore the spare's metadata (or the spare), or use --force to format it anyway"
+          : '; use --force to overwrite it with an empty table';
     throw new MetadataFormatError(content.kind === 'blank' ? 'unformatted' : 'foreign-device', `${spare.name}: the spare holds ${describeContent(content)}${hint}`);
   }
   let store: SafeMetadataStore;

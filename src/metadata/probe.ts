@@ -4,7 +4,7 @@
  * (spare sectors 0, 256, 512, 768, 1024). Used to refuse overwriting foreign
  * or unreadable metadata, and by `inspect` to pick the format.
  */
-import type { BlockDevice } from '../block/device.js';
+import { type BlockDevice, OK } from '../block/device.js';
 import { type V4Choice, chooseBestCopy, V4_MAGIC } from './dm-remap-v4.js';
 import { type Area, type SafeSuperblock, SAFE_BLOCK_SECTORS, SAFE_BLOCK_SIZE, decodeCheckpointBlock, decodeLogBlock, decodeSuperblock, isBlankBlock } from './safe-format.js';
 import { MetadataFormatError } from './errors.js';
@@ -17,7 +17,9 @@ export type SpareContent =
   | { kind: 'safe-damaged'; problems: string[] }
   | { kind: 'dm-remap-v4'; choice: V4Choice }
   | { kind: 'dm-remap-v4-damaged'; choice: V4Choice }
-  | { kind: 'unknown'; sector: number };
+  | { kind: 'unknown'; sector: number }
+  /** No metadata where it goes, but written data elsewhere (firstWrittenSector): not a new spare. */
+  | { kind: 'used'; sector: number };
 
 const SAFE_MAGIC = new TextEncoder().encode('remapsim');
 
@@ -79,7 +81,63 @@ export function probeSpare(spare: BlockDevice, nowSeconds: number = Date.now() /
     // a checkpoint or log block of our own with no superblock: an interrupted format, free to format again
     if (!isBlankBlock(bytes) && !isOwnBodyBlock(bytes)) return { kind: 'unknown', sector: sector + firstNonZeroSector(bytes) };
   }
-  return { kind: 'blank' };
+  const written = firstWrittenSector(spare);
+  return written === undefined ? { kind: 'blank' } : { kind: 'used', sector: written };
+}
+
+/** Bytes read at a time when looking for written data. */
+const SCAN_BYTES = 1 << 20;
+
+/**
+ * The first sector of a spare file that holds written data (not zeroes, not
+ * the empty checkpoint an interrupted format leaves), or undefined.
+ *
+ * Blank metadata places alone do not make a spare new: a spare truncated
+ * while a target used it, and written to again (remapped data, log blocks),
+ * or shrunk, has blank superblocks too, and formatting it would send main's
+ * remapped blocks back to their old contents. A spare that was never used
+ * holds nothing but zeroes, and a new sparse file not even those, so only
+ * the file's data extents (SEEK_DATA) are read: nothing for a new sparse
+ * file, once the whole of a zero-filled one. A block device, or a device
+ * that is not a file, is not read beyond the metadata places (that would be
+ * all of it); neither is a spare emptied whole (truncated to zero and grown
+ * again) told from a new one: nothing on it says what it held.
+ */
+function firstWrittenSector(spare: BlockDevice): number | undefined {
+  const file = backingFile(spare);
+  const extents = file?.dataExtents();
+  if (!file || !extents) return undefined;
+  const blockSectors = SAFE_BLOCK_SECTORS;
+  for (const [start, end] of extents) {
+    const last = Math.min(file.sectors, Math.ceil(end / blockSectors) * blockSectors);
+    for (let at = start - (start % blockSectors); at < last; at += SCAN_BYTES / 512) {
+      const buf = new Uint8Array(Math.min(SCAN_BYTES, (last - at) * 512));
+      if (file.read(at, buf) !== OK) return at; // unreadable: not known to be empty
+      for (let off = 0; off < buf.length; off += SAFE_BLOCK_SIZE) {
+        const block = buf.subarray(off, off + SAFE_BLOCK_SIZE);
+        if (!isBlankBlock(block) && !isEmptyCheckpointBlock(block)) return at + off / 512 + firstNonZeroSector(block);
+      }
+    }
+  }
+  return undefined;
+}
+
+/** The device at the bottom of `dev`'s layers (each fault layer keeps `inner`), when it can tell where a file holds data. */
+function backingFile(dev: BlockDevice): (BlockDevice & { dataExtents(): Array<[number, number]> | undefined }) | undefined {
+  for (let d: unknown = dev; d !== undefined && d !== null; d = (d as { inner?: unknown }).inner) {
+    if (typeof (d as { dataExtents?: unknown }).dataExtents === 'function') return d as BlockDevice & { dataExtents(): Array<[number, number]> | undefined };
+  }
+  return undefined;
+}
+
+/** A checkpoint block without entries: what a format writes before its superblocks (an interrupted format leaves it). */
+function isEmptyCheckpointBlock(b: Uint8Array): boolean {
+  if (b.length !== SAFE_BLOCK_SIZE) return false;
+  try {
+    return decodeCheckpointBlock(b).totalEntries === 0;
+  } catch {
+    return false;
+  }
 }
 
 function isOwnBodyBlock(b: Uint8Array): boolean {
@@ -116,5 +174,7 @@ export function describeContent(c: SpareContent): string {
       return `unreadable dm-remap-v4 metadata (no valid copy: ${c.choice.results.map((r, i) => `copy ${i}: ${r.valid ? 'valid' : r.reason}`).join(', ')})`;
     case 'unknown':
       return `unknown data at spare sector ${c.sector} (not remapsim or dm-remap-v4 metadata)`;
+    case 'used':
+      return `no metadata, but written data at spare sector ${c.sector}: a spare that held a table of remaps and lost its metadata (truncated, shrunk or overwritten while in use?) or data of something else`;
   }
 }

@@ -14,6 +14,14 @@
  *
  * Commands run on the event loop between NBD requests, so a message (adding a
  * bad block, say) lands between two requests, never inside one.
+ *
+ * Bounds: a line longer than `maxLine` bytes gets one error line and the
+ * connection is closed (its bytes are dropped as they come, never kept); a
+ * client that does not read its answers is not read from until it does; at
+ * most `maxConnections` connections are open, and one idle for `idleTimeoutMs`
+ * is closed. So a connection holds at most `maxLine` bytes of a request, one
+ * socket read, and 64 KiB of answers. The socket file is 0600 unless asked
+ * otherwise (unix-socket.ts).
  */
 import * as net from 'node:net';
 import * as fs from 'node:fs';
@@ -21,7 +29,7 @@ import { z } from 'zod';
 import type { BlockDevice } from '../block/device.js';
 import { type ControlTarget, MessageError, TableError } from '../control/target.js';
 import { log } from '../util/log.js';
-import { removeStaleSocket } from './server.js';
+import { listenUnixSocket, type SocketAccess } from './unix-socket.js';
 
 export interface ControlLayer {
   name: string;
@@ -29,8 +37,26 @@ export interface ControlLayer {
 }
 
 export const ROOT_LAYER = 'target';
-/** Longest request line accepted. */
+/** Longest request line accepted (bytes, the newline not counted). */
 export const MAX_CONTROL_LINE = 64 * 1024;
+/** Answer bytes waiting for a client before its connection is no longer read. */
+const MAX_ANSWER_BACKLOG = 64 * 1024;
+/**
+ * After a line over the limit: how long, and for how many more bytes (read and
+ * dropped), the connection lingers so the client can read its error line
+ * before a reset, before it is cut.
+ */
+const OVERFLOW_LINGER_MS = 1000;
+const OVERFLOW_LINGER_BYTES = 1024 * 1024;
+
+export interface ControlServerOptions {
+  /** Longest request line in bytes; a longer one closes the connection. Default 64 KiB. */
+  maxLine?: number;
+  /** Connections open at once; one more is closed at once. Default 32. */
+  maxConnections?: number;
+  /** A connection that sends nothing for this long is closed. Default 30 s. */
+  idleTimeoutMs?: number;
+}
 
 function isControlTarget(x: unknown): x is ControlTarget {
   const t = x as Partial<ControlTarget> | undefined;
@@ -115,19 +141,23 @@ export class ControlServer {
   private server: net.Server | undefined;
   private path: string | undefined;
   private readonly sockets = new Set<net.Socket>();
+  private readonly maxLine: number;
+  private readonly maxConnections: number;
+  private readonly idleTimeoutMs: number;
 
-  constructor(readonly layers: readonly ControlLayer[]) {}
+  constructor(
+    readonly layers: readonly ControlLayer[],
+    opts: ControlServerOptions = {},
+  ) {
+    this.maxLine = opts.maxLine ?? MAX_CONTROL_LINE;
+    this.maxConnections = opts.maxConnections ?? 32;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
+  }
 
-  async listen(path: string): Promise<void> {
-    await removeStaleSocket(path);
+  /** Listens on `path`, created 0600 unless `access` says otherwise. */
+  async listen(path: string, access?: SocketAccess): Promise<void> {
     const srv = net.createServer((sock) => this.accept(sock));
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen(path, () => {
-        srv.off('error', reject);
-        resolve();
-      });
-    });
+    await listenUnixSocket(srv, path, access);
     srv.on('error', (err) => log.error({ err }, 'control socket error'));
     this.server = srv;
     this.path = path;
@@ -142,35 +172,107 @@ export class ControlServer {
   }
 
   private accept(sock: net.Socket): void {
+    if (this.sockets.size >= this.maxConnections) {
+      log.warn(`control socket: ${this.sockets.size} connections open (the limit); closing a new one`);
+      sock.destroy();
+      return;
+    }
     this.sockets.add(sock);
     sock.on('close', () => this.sockets.delete(sock));
     sock.on('error', () => sock.destroy());
-    sock.setEncoding('utf8');
-    let pending = '';
-    sock.on('data', (text: string) => {
-      pending += text;
-      for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
-        const line = pending.slice(0, nl).trim();
-        pending = pending.slice(nl + 1);
-        if (line === '') continue;
-        let raw: unknown;
-        try {
-          raw = JSON.parse(line);
-        } catch {
-          this.answer(sock, { ok: false, kind: 'RequestError', error: 'bad control request: not a JSON object on one line' });
-          continue;
-        }
-        this.answer(sock, handleControlRequest(this.layers, raw));
-      }
-      if (pending.length > MAX_CONTROL_LINE) {
-        this.answer(sock, { ok: false, kind: 'RequestError', error: `bad control request: line longer than ${MAX_CONTROL_LINE} bytes` });
-        sock.end();
-      }
-    });
+    sock.setTimeout(this.idleTimeoutMs, () => sock.destroy());
+    new LineReader(sock, this.maxLine, (line) => this.answer(sock, this.handleLine(line)));
+  }
+
+  private handleLine(line: string): ControlResponse {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch {
+      return { ok: false, kind: 'RequestError', error: 'bad control request: not a JSON object on one line' };
+    }
+    return handleControlRequest(this.layers, raw);
   }
 
   private answer(sock: net.Socket, r: ControlResponse): void {
     if (sock.writable) sock.write(`${JSON.stringify(r)}\n`);
+  }
+}
+
+/**
+ * Splits what a client sends into lines, within bounds: the bytes of the line
+ * being received are kept up to `maxLine`; past that the client gets one error
+ * line and the connection ends. Lines are handed on only while the client
+ * reads its answers (fewer than MAX_ANSWER_BACKLOG bytes wait); otherwise the
+ * rest of the read is held and the socket paused until it drains.
+ */
+class LineReader {
+  /** Bytes of the line being received, copied out of the reads they came in. */
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
+  /** The part of the last read not looked at yet (the socket is paused while there is one). */
+  private held: Buffer | undefined;
+  private overflowed = false;
+  private dropped = 0;
+
+  constructor(
+    private readonly sock: net.Socket,
+    private readonly maxLine: number,
+    private readonly onLine: (line: string) => void,
+  ) {
+    sock.on('data', (chunk: Buffer) => {
+      if (this.overflowed) {
+        this.dropped += chunk.length;
+        if (this.dropped > OVERFLOW_LINGER_BYTES) this.sock.destroy();
+        return;
+      }
+      this.held = this.held ? Buffer.concat([this.held, chunk]) : chunk;
+      this.run();
+    });
+    sock.on('drain', () => {
+      if (this.held && !this.overflowed) this.run();
+    });
+  }
+
+  private run(): void {
+    while (this.held) {
+      if (this.sock.writableLength >= MAX_ANSWER_BACKLOG) {
+        this.sock.pause();
+        return;
+      }
+      const chunk = this.held;
+      const nl = chunk.indexOf(0x0a);
+      const part = nl < 0 ? chunk : chunk.subarray(0, nl);
+      if (this.partialBytes + part.length > this.maxLine) {
+        this.overflow();
+        return;
+      }
+      if (nl < 0) {
+        this.partial.push(Buffer.from(part)); // a copy: the read it came in is not kept alive
+        this.partialBytes += part.length;
+        this.held = undefined;
+        break;
+      }
+      this.held = nl + 1 < chunk.length ? chunk.subarray(nl + 1) : undefined;
+      const line = this.partialBytes === 0 ? part : Buffer.concat([...this.partial, part]);
+      this.partial = [];
+      this.partialBytes = 0;
+      const text = line.toString('utf8').trim();
+      if (text !== '') this.onLine(text);
+    }
+    if (this.sock.isPaused()) this.sock.resume();
+  }
+
+  private overflow(): void {
+    this.overflowed = true;
+    this.partial = [];
+    this.partialBytes = 0;
+    this.held = undefined;
+    const r: ControlResponse = { ok: false, kind: 'RequestError', error: `bad control request: line longer than ${this.maxLine} bytes; closing the connection` };
+    // Reading goes on (and drops what comes) so the client sees the answer and an end rather than a reset, for a while.
+    this.sock.resume();
+    this.sock.end(`${JSON.stringify(r)}\n`);
+    setTimeout(() => this.sock.destroy(), OVERFLOW_LINGER_MS).unref();
   }
 }
 

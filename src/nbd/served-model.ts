@@ -11,11 +11,12 @@ import { DustDevice } from '../faults/dust.js';
 import { loadIntoDust, type SectorRange } from '../faults/badlist.js';
 import { exclusiveOpener, type ModelTarget, openTarget } from '../remap/open-target.js';
 import { type ControlLayer, ControlServer, collectLayers } from './control-socket.js';
-import { EOPNOTSUPP, mappedReadsOf } from '../block/device.js';
+import { EOPNOTSUPP, formatBytes, mappedReadsOf } from '../block/device.js';
 import type { Engine } from '../engine/engine.js';
 import { EngineExecutor } from './engine-executor.js';
 import { DeviceExecutor, type IoExecutor } from './executor.js';
 import { type ListenAddress, NbdServer, type NbdServerOptions } from './server.js';
+import { type SocketAccess, SocketSetupError, socketPathProblem } from './unix-socket.js';
 
 export interface ModelStackOptions {
   /** The table line, e.g. `0 204800 remap /var/tmp/main.img /var/tmp/spare.img`. */
@@ -99,6 +100,10 @@ export interface ServeOptions extends NbdServerOptions {
   host?: string;
   /** Control socket path (default `<socket>.ctl`; with only a TCP port, none unless given). */
   control?: string;
+  /** Mode and group of both socket files (default 0600, the process's group). */
+  socketAccess?: SocketAccess;
+  /** Put the table line, with the backing files' paths, in the export's description (default: the policy and size only). */
+  describePaths?: boolean;
   readOnly?: boolean;
   /**
    * Run the requests on this per-CPU engine (started over the stack's target
@@ -117,8 +122,24 @@ export interface Serving {
   stop(graceMs?: number): Promise<number>;
 }
 
+/**
+ * What NBD clients see as the export's description (nbdinfo, NBD_OPT_LIST):
+ * `remapsim safe policy, 256 MiB`. The table line names host paths, which a
+ * client has no business knowing unless the owner says so.
+ */
+export function exportDescription(target: ModelTarget, describePaths = false): string {
+  if (describePaths) return `remapsim ${target.table()}`;
+  const what = target.targetType === 'remap' ? 'safe policy' : target.targetType === 'dm-remap-v4' ? 'dm-remap-v4 policy' : `${target.targetType} target`;
+  return `remapsim ${what}, ${formatBytes(target.sectors * 512).replace('.0 ', ' ')}`;
+}
+
 export async function serveModel(stack: ModelStack, opts: ServeOptions): Promise<Serving> {
   if (opts.socket === undefined && opts.port === undefined) throw new RangeError('serve needs a Unix socket path or a TCP port');
+  const controlPath = opts.control ?? (opts.socket !== undefined ? `${opts.socket}.ctl` : undefined);
+  for (const p of [opts.socket, controlPath]) {
+    const problem = p === undefined ? undefined : socketPathProblem(p);
+    if (problem) throw new SocketSetupError(`${p}: ${problem}`); // before any socket is created
+  }
   const t = stack.target;
   let executor: IoExecutor;
   if (opts.engine) {
@@ -130,16 +151,15 @@ export async function serveModel(stack: ModelStack, opts: ServeOptions): Promise
     }
     executor = new EngineExecutor(opts.engine, { name: t.name, sectors: t.sectors, logicalBlockSize: t.logicalBlockSize, readOnly: opts.readOnly, trim, mapped: mappedReadsOf(t) });
   } else executor = new DeviceExecutor(t, { readOnly: opts.readOnly });
-  const nbd = new NbdServer(executor, { description: `remapsim ${stack.target.table()}`, ...opts });
+  const nbd = new NbdServer(executor, { description: exportDescription(t, opts.describePaths), ...opts });
   const addresses: ListenAddress[] = [];
   let control: ControlServer | undefined;
-  const controlPath = opts.control ?? (opts.socket !== undefined ? `${opts.socket}.ctl` : undefined);
   try {
-    if (opts.socket !== undefined) addresses.push(await nbd.listenUnix(opts.socket));
+    if (opts.socket !== undefined) addresses.push(await nbd.listenUnix(opts.socket, opts.socketAccess));
     if (opts.port !== undefined) addresses.push(await nbd.listenTcp(opts.port, opts.host));
     if (controlPath !== undefined) {
       control = new ControlServer(stack.layers);
-      await control.listen(controlPath);
+      await control.listen(controlPath, opts.socketAccess);
     }
   } catch (err) {
     await nbd.close(0);

@@ -18,6 +18,10 @@
  *   throws or rejects fails that request with EIO (EINVAL for a
  *   BlockRequestError), never the server.
  *
+ * Admission: at most `maxConnections` connections, handshake and transmission
+ * together; one that has not finished its handshake `handshakeTimeoutMs`
+ * after it connected is closed (the policy: connection-limiter.ts).
+ *
  * Backpressure, per connection: requests are parsed only while fewer than
  * `maxInflight` requests (and `maxInflightBytes` bytes) are being executed
  * and fewer than `maxOutputBacklog` reply bytes wait in the process for the
@@ -74,8 +78,10 @@ import {
 import type { ClientMessage, NbdRequest } from './messages.js';
 import type { IoCompletion, IoExecutor } from './executor.js';
 import { setSendBuffer } from './sockopt.js';
+import { type ConnectionLimits, ConnectionLimiter, type ConnectionSlot } from './connection-limiter.js';
+import { listenUnixSocket, type SocketAccess } from './unix-socket.js';
 
-export interface NbdServerOptions {
+export interface NbdServerOptions extends ConnectionLimits {
   /** The export's name ('' is the default export a client gets without naming one). Default ''. */
   exportName?: string;
   /** Free text shown by `nbdinfo` and in NBD_OPT_LIST. */
@@ -90,8 +96,6 @@ export interface NbdServerOptions {
   maxInflightBytes?: number;
   /** Reply bytes queued in the process (beyond the kernel's socket buffer) before the client's socket is paused. Default 2 MiB. */
   maxOutputBacklog?: number;
-  /** Connections served at once; more are refused by closing them. Default 256. */
-  maxConnections?: number;
   /** SO_SNDBUF asked for each client socket (0: the system default). Default 4 MiB. */
   sendBuffer?: number;
 }
@@ -101,6 +105,10 @@ export interface NbdServerStats {
   connectionsTotal: number;
   /** Connections dropped for breaking the protocol. */
   protocolErrors: number;
+  /** Connections closed at once because the server was full (maxConnections). */
+  refused: number;
+  /** Connections closed because they had not finished the handshake in time. */
+  handshakeTimeouts: number;
   requests: number;
   readBytes: number;
   /** Reads sent from memory the executor lent (a mapped page cache, an engine slot): no copy into a reply buffer. */
@@ -195,12 +203,12 @@ export class NbdServer {
   readonly maxBlockSize: number;
   readonly limits: { maxInflight: number; maxInflightBytes: number; maxOutputBacklog: number };
   readonly sendBuffer: number;
-  readonly stats: NbdServerStats = { connections: 0, connectionsTotal: 0, protocolErrors: 0, requests: 0, readBytes: 0, lentReads: 0, writtenBytes: 0, errors: 0 };
+  readonly stats: NbdServerStats = { connections: 0, connectionsTotal: 0, protocolErrors: 0, refused: 0, handshakeTimeouts: 0, requests: 0, readBytes: 0, lentReads: 0, writtenBytes: 0, errors: 0 };
+  readonly limiter: ConnectionLimiter;
   readonly pool = new BufferPool();
   private readonly servers: net.Server[] = [];
   private readonly unixPaths: string[] = [];
   private readonly conns = new Set<Connection>();
-  private readonly maxConnections: number;
   private closing = false;
 
   constructor(
@@ -220,7 +228,7 @@ export class NbdServer {
       maxInflightBytes: intOption('maxInflightBytes', opts.maxInflightBytes, 64 * MiB, 1, Number.MAX_SAFE_INTEGER),
       maxOutputBacklog: intOption('maxOutputBacklog', opts.maxOutputBacklog, 2 * MiB, 1, Number.MAX_SAFE_INTEGER),
     };
-    this.maxConnections = intOption('maxConnections', opts.maxConnections, 256, 1, 65536);
+    this.limiter = new ConnectionLimiter(opts, this.stats);
     this.sendBuffer = intOption('sendBuffer', opts.sendBuffer, 4 * MiB, 0, 0x7fffffff);
     const f = executor.features;
     let flags = TransmissionFlag.HAS_FLAGS | TransmissionFlag.SEND_FLUSH | TransmissionFlag.SEND_CACHE;
@@ -230,11 +238,14 @@ export class NbdServer {
     this.transmissionFlags = flags;
   }
 
-  /** Listens on a Unix socket. A stale socket file (nobody listening) is replaced; a live one is an error. */
-  async listenUnix(path: string): Promise<ListenAddress> {
-    await removeStaleSocket(path);
+  /**
+   * Listens on a Unix socket, created 0600 unless `access` says otherwise
+   * (unix-socket.ts). A stale socket file (nobody listening) is replaced; a
+   * live one, a path too long for sun_path or a missing directory is an error.
+   */
+  async listenUnix(path: string, access?: SocketAccess): Promise<ListenAddress> {
     const srv = this.makeServer();
-    await listen(srv, { path });
+    await listenUnixSocket(srv, path, access);
     this.unixPaths.push(path);
     return { kind: 'unix', address: path, uri: `nbd+unix:///${encodeURIComponent(this.exportName)}?socket=${path}` };
   }
@@ -275,7 +286,6 @@ export class NbdServer {
 
   private makeServer(): net.Server {
     const srv = net.createServer({ noDelay: true, allowHalfOpen: true }, (sock) => this.accept(sock));
-    srv.maxConnections = this.maxConnections;
     srv.on('error', (err) => log.error({ err }, 'nbd listener error'));
     this.servers.push(srv);
     return srv;
@@ -286,12 +296,18 @@ export class NbdServer {
       sock.destroy();
       return;
     }
+    const slot = this.limiter.admit(() => sock.destroy());
+    if (!slot) {
+      sock.destroy();
+      return;
+    }
     if (this.sendBuffer > 0) setSendBuffer(sock, this.sendBuffer);
-    const c = new Connection(this, sock);
+    const c = new Connection(this, sock, slot);
     this.conns.add(c);
     this.stats.connections = this.conns.size;
     this.stats.connectionsTotal++;
     void c.closed.then(() => {
+      slot.release();
       this.conns.delete(c);
       this.stats.connections = this.conns.size;
     });
@@ -313,27 +329,6 @@ function listen(srv: net.Server, opts: net.ListenOptions): Promise<void> {
       resolve();
     });
   });
-}
-
-/** Removes a socket file nobody listens on; throws when something does, or when the path is not a socket. */
-export async function removeStaleSocket(path: string): Promise<void> {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(path);
-  } catch {
-    return;
-  }
-  if (!st.isSocket()) throw new Error(`${path} exists and is not a socket; refusing to replace it`);
-  const live = await new Promise<boolean>((resolve) => {
-    const s = net.createConnection(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-  if (live) throw new Error(`${path}: another server is already listening there`);
-  fs.rmSync(path, { force: true });
 }
 
 /** One client. */
@@ -363,6 +358,7 @@ class Connection {
   constructor(
     private readonly srv: NbdServer,
     private readonly sock: net.Socket,
+    private readonly slot: ConnectionSlot,
   ) {
     this.ex = srv.executor;
     this.size = srv.size;
@@ -495,6 +491,7 @@ class Connection {
           return;
         }
         this.sock.write(encodeExportNameReply({ size: srv.size, transmissionFlags: srv.transmissionFlags }, this.noZeroes));
+        this.slot.transmitting();
         return;
       case 'info':
       case 'go': {
@@ -512,7 +509,10 @@ class Connection {
         // Sent whether asked or not: clients must learn the minimum (the logical block size).
         this.reply({ kind: 'rep-info', option, info: { kind: 'block-size', minimum: srv.minBlockSize, preferred: srv.preferredBlockSize, maximum: srv.maxBlockSize } });
         this.reply({ kind: 'rep-ack', option });
-        if (m.kind === 'go') this.parser.goAccepted();
+        if (m.kind === 'go') {
+          this.parser.goAccepted();
+          this.slot.transmitting();
+        }
         return;
       }
       case 'list':

@@ -47,7 +47,8 @@ export interface OpenTargetOptions extends MinSpareParams {
 
 /**
  * Opens paths as FileDevices, refusing a second claim of the same file or
- * block device (as the kernel's exclusive open does).
+ * block device (as the kernel's exclusive open does): within one table, and,
+ * for a writer, against every other writer (FileDevice's `exclusive` claim).
  */
 export function exclusiveOpener(readOnly = false): { open: (path: string) => BlockDevice; opened: BlockDevice[] } {
   const claimed = new Map<string, string>();
@@ -64,7 +65,7 @@ export function exclusiveOpener(readOnly = false): { open: (path: string) => Blo
       const id = st.isBlockDevice() ? `blk:${st.rdev}` : `file:${st.dev}:${st.ino}`;
       const prev = claimed.get(id);
       if (prev !== undefined) throw new TableError(`${path}: already claimed as ${prev} (device or resource busy)`, 16);
-      const dev = FileDevice.open(path, { readOnly });
+      const dev = FileDevice.open(path, { readOnly, exclusive: !readOnly });
       claimed.set(id, path);
       opened.push(dev);
       return dev;

@@ -113,6 +113,12 @@ export class RemapTable {
   private slots: Float64Array;
   private capacity: number;
   private gen: number;
+  /**
+   * Coarse summary words this instance set bits in, while it is the table's
+   * only writer (never shared with another thread): clear() zeroes just those.
+   * Once shared, undefined: clear() scans the coarse bitmap.
+   */
+  private ownWords: Set<number> | undefined = new Set();
   private readonly fineSab: SharedArrayBuffer;
   private readonly coarseSab: SharedArrayBuffer;
   private readonly hdrSab: SharedArrayBuffer;
@@ -375,9 +381,37 @@ export class RemapTable {
       this.publish(newSlots(MIN_CAPACITY));
       Atomics.store(this.hdr, LIVE, 0);
       Atomics.store(this.hdr, USED, 0);
-      this.fine.fill(0);
-      this.coarse.fill(0);
+      this.clearSummaries();
     });
+  }
+
+  /**
+   * Zeroes the summary bits. A fine bit is only ever set with its coarse bit,
+   * so only the fine words under set coarse bits are written, and a table no
+   * other thread writes knows which coarse words it set: a table over a big
+   * device that holds a few remaps (a dm-remap-v4 presuspend) is cleared in
+   * microseconds instead of writing, and faulting in, 9 MiB of bitmaps.
+   */
+  private clearSummaries(): void {
+    const coarse = this.coarse;
+    const fine = this.fine;
+    const perCoarse = 2 ** (this.coarseShift - this.fineShift);
+    const clearWord = (w: number): void => {
+      let bits = coarse[w];
+      while (bits !== 0) {
+        const b = 31 - Math.clz32(bits);
+        bits &= ~(1 << b);
+        const c = w * 32 + b;
+        fine.fill(0, Math.floor((c * perCoarse) / 32), Math.floor(((c + 1) * perCoarse - 1) / 32) + 1);
+      }
+      coarse[w] = 0;
+    };
+    if (this.ownWords) {
+      for (const w of this.ownWords) clearWord(w);
+      this.ownWords.clear();
+      return;
+    }
+    for (let w = 0; w < coarse.length; w++) if (coarse[w] !== 0) clearWord(w);
   }
 
   /** Calls fn for every live entry, in key order. */
@@ -417,6 +451,7 @@ export class RemapTable {
   }
 
   private openChannel(): void {
+    this.ownWords = undefined;
     if (this.channel) return;
     const channel = new BroadcastChannel(this.channelName);
     channel.onmessage = (ev) => this.onChannelMessage((ev as { data: ChannelMessage }).data);
@@ -550,6 +585,7 @@ export class RemapTable {
     const c = Math.floor(key * this.coarseInv);
     Atomics.or(this.fine, f >>> 5, 1 << (f & 31));
     Atomics.or(this.coarse, c >>> 5, 1 << (c & 31));
+    this.ownWords?.add(c >>> 5);
   }
 
   private clearSummaryIfEmpty(key: number): void {

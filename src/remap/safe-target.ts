@@ -13,6 +13,10 @@
  *     is lost that was not already unreadable).
  *   - The metadata areas at both ends of the spare are never given to data.
  *   - A full spare makes the write fail with ENOSPC, counted in the status.
+ *   - Only media errors (isMediaError) are remapped or marked pending. An
+ *     error of the store beneath (a full file system, a backing file that
+ *     shrank or was deleted) fails the request with its errno, spends no
+ *     spare block, and shows in the status (store-condition.ts).
  *   - flush reaches both devices; FUA is honoured on whichever device a block
  *     lands on.
  *
@@ -20,12 +24,13 @@
  * features `reserved_sectors <n>` (metadata area at each end of the spare,
  * default SAFE_DEFAULT_RESERVED_SECTORS) and `no_discard_passdown`.
  */
-import { type BlockDevice, type IoStatus, type LogicalBlockSize, type MappedReads, type WriteFlags, EINVAL, EIO, ENOSPC, OK, SECTOR_SHIFT, checkIo, checkRequest, mappedReadsOf } from '../block/device.js';
+import { type BlockDevice, type IoStatus, type LogicalBlockSize, type MappedReads, type WriteFlags, EINVAL, EIO, ENOSPC, OK, SECTOR_SHIFT, checkIo, checkRequest, errnoName, isMediaError, mappedReadsOf } from '../block/device.js';
 import { FileDevice } from '../block/file-device.js';
 import { type ControlTarget, MessageError, TableError } from '../control/target.js';
 import { kstrtoull } from '../util/kernel-parse.js';
 import { log } from '../util/log.js';
 import { RemapTable, type RemapTableShared } from './remap-table.js';
+import { StoreCondition, type StoreRole } from './store-condition.js';
 import { BlockSet } from './block-set.js';
 import { CounterRows } from '../util/counter-rows.js';
 import { availableParallelism } from 'node:os';
@@ -88,6 +93,8 @@ export interface SafeShared {
   counters: SharedArrayBuffer;
   /** The move sequence (SafeRemapTarget.beginMove): odd while the primary copies a block between main and spare. */
   moves: SharedArrayBuffer;
+  /** The store condition (StoreCondition): one for the primary and its replicas. */
+  condition: SharedArrayBuffer;
   reservedSectors: number;
   reservedEndSectors: number;
   discardPassdown: boolean;
@@ -130,6 +137,7 @@ const COUNTERS = [
   'enospc',
   'proactiveRemaps',
   'scannerPending',
+  'storeErrors',
 ] as const;
 type CounterName = (typeof COUNTERS)[number];
 
@@ -150,6 +158,8 @@ interface SafeCounters {
   proactiveRemaps: number;
   /** Unreadable blocks the scanner marked pending. */
   scannerPending: number;
+  /** Requests failed by the store under a device (not its medium): nothing remapped. */
+  storeErrors: number;
 }
 
 /** What a health monitor tells the target: its `health` reply and its score. */
@@ -193,6 +203,9 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
   private readonly readThrough: boolean;
   /** [0]: the move sequence, shared by the primary and its replicas. */
   private readonly moves: Int32Array;
+  private readonly condition: StoreCondition;
+  /** condition.words: word 0 is read after each write that succeeded. */
+  private readonly cond: Int32Array;
   private readonly journal: RemapJournal;
   private cursor: number;
   private readonly badSpare = new Set<number>();
@@ -243,6 +256,8 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     this.c = this.counterRows.row;
     this.slow = replica?.slow;
     this.moves = new Int32Array(replica ? replica.shared.moves : new SharedArrayBuffer(4));
+    this.condition = new StoreCondition(replica?.shared.condition);
+    this.cond = this.condition.words;
     this.readThrough = main instanceof FileDevice && main.pageCached;
     this.cursor = this.spareFirstBlock;
     if (opts.restored) {
@@ -348,7 +363,8 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
       else {
         this.c[C.remappedReads]++;
         rc = this.spare.read(spareFirst * this.unit, part);
-        if (rc !== OK) this.c[C.readErrors]++;
+        if (rc !== OK && !isMediaError(rc)) rc = this.storeError('spare', rc, `reading spare block ${spareFirst}`);
+        else if (rc !== OK) this.c[C.readErrors]++;
       }
       if (rc !== OK && status === OK) status = rc;
     });
@@ -375,18 +391,20 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     const nb = count >> this.unitShift;
     // in a replica, a block the primary copies meanwhile (a move) could lose this write behind the copy
     const seq = this.seqBefore();
+    let rc: IoStatus;
     if (seq >= 0) {
-      const rc = this.writeBlocksWhereTheyLive(b0, nb, buf, flags);
-      if (!this.movedSince(seq)) return rc;
-    }
-    return this.slow!(SLOW_WRITE_AGAIN, [b0, nb, flags?.fua ? 1 : 0], buf);
+      rc = this.writeBlocksWhereTheyLive(b0, nb, buf, flags);
+      if (this.movedSince(seq)) rc = this.slow!(SLOW_WRITE_AGAIN, [b0, nb, flags?.fua ? 1 : 0], buf);
+    } else rc = this.slow!(SLOW_WRITE_AGAIN, [b0, nb, flags?.fua ? 1 : 0], buf);
+    // a store error clears with a write that succeeds; a failed target fails it (its data may have gone nowhere)
+    return rc === OK && this.cond[0] !== 0 ? this.condition.afterWrite() : rc;
   }
 
   private writeBlocksWhereTheyLive(b0: number, nb: number, buf: Uint8Array, flags: WriteFlags | undefined): IoStatus {
     if (this.pending.size === 0 && !this.remapTable.anyInRange(b0, nb)) {
       const rc = this.main.write(b0 * this.unit, buf, flags);
       if (rc === OK) return OK;
-      return this.slowPath(SLOW_AFTER_WRITE_ERROR, b0, nb, buf, flags);
+      return this.slowPath(SLOW_AFTER_WRITE_ERROR, b0, nb, buf, flags, rc);
     }
     let status: IoStatus = OK;
     this.forEachRun(b0, nb, (first, n, spareFirst) => {
@@ -400,7 +418,7 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
         rc = this.slowPath(SLOW_WRITE_BLOCKS, first, n, part, flags);
       } else {
         rc = this.main.write(first * this.unit, part, flags);
-        if (rc !== OK) rc = this.slowPath(SLOW_AFTER_WRITE_ERROR, first, n, part, flags);
+        if (rc !== OK) rc = this.slowPath(SLOW_AFTER_WRITE_ERROR, first, n, part, flags, rc);
       }
       if (rc !== OK && status === OK) status = rc;
     });
@@ -409,9 +427,14 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
 
   flush(): IoStatus {
     this.c[C.flushes]++;
-    const a = this.main.flush();
-    const b = this.spare.flush();
+    let a = this.main.flush();
+    let b = this.spare.flush();
     const c = this.journal.flush();
+    if (a !== OK && !isMediaError(a)) a = this.storeError('main', a, 'flushing');
+    if (b !== OK && !isMediaError(b)) b = this.storeError('spare', b, 'flushing');
+    if (c !== OK) this.condition.metadataFailed(this.sparePath, c);
+    const failed = this.condition.failure;
+    if (failed !== OK) return failed; // acknowledged data whose file is gone is not durable: no flush may say so
     return a !== OK ? a : b !== OK ? b : c;
   }
 
@@ -494,15 +517,16 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
    * The rare paths: here in a primary; in a replica, sent to the primary
    * (whose journal and allocator are the only ones) with the request's bytes.
    */
-  private slowPath(op: number, first: number, n: number, buf: Uint8Array, flags: WriteFlags | undefined): IoStatus {
-    if (this.slow) return this.slow(op, [first, n, flags?.fua ? 1 : 0], buf);
-    return this.runSlowPath(op, first, n, buf, flags);
+  private slowPath(op: number, first: number, n: number, buf: Uint8Array, flags: WriteFlags | undefined, failed: IoStatus = OK): IoStatus {
+    if (this.slow) return this.slow(op, [first, n, flags?.fua ? 1 : 0, failed], buf);
+    return this.runSlowPath(op, first, n, buf, flags, failed);
   }
 
-  private runSlowPath(op: number, first: number, n: number, buf: Uint8Array, flags: WriteFlags | undefined): IoStatus {
+  /** `failed`: the status of the write that sent SLOW_AFTER_WRITE_ERROR here. */
+  private runSlowPath(op: number, first: number, n: number, buf: Uint8Array, flags: WriteFlags | undefined, failed: IoStatus): IoStatus {
     switch (op) {
       case SLOW_AFTER_WRITE_ERROR:
-        return this.afterMainWriteError(first, n, buf, flags);
+        return this.afterMainWriteError(first, n, buf, flags, failed);
       case SLOW_WRITE_BLOCKS:
         return this.writeBlocks(first, n, buf, flags, first);
       case SLOW_MOVE_RUN:
@@ -525,6 +549,7 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
       pending: this.pending.shared,
       counters: this.counterRows.shared,
       moves: this.moves.buffer as SharedArrayBuffer,
+      condition: this.condition.shared,
       reservedSectors: this.reservedSectors,
       reservedEndSectors: this.reservedEndSectors,
       discardPassdown: this.discardPassdown,
@@ -536,10 +561,16 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     return this.counterRows.rows;
   }
 
-  /** In the primary: serves a replica's slow-path call. `args` = [first block, blocks, fua]; `data` holds the request's bytes. */
+  /** In the primary: serves a replica's slow-path call. `args` = [first block, blocks, fua, failed status]; `data` holds the request's bytes. */
   handleSlowPath(op: number, args: ArrayLike<number>, data: Uint8Array): IoStatus {
     const n = args[1];
-    return this.runSlowPath(op, args[0], n, data.subarray(0, n * this.logicalBlockSize), args[2] ? { fua: true } : undefined);
+    return this.runSlowPath(op, args[0], n, data.subarray(0, n * this.logicalBlockSize), args[2] ? { fua: true } : undefined, args[3] ?? EIO);
+  }
+
+  /** A request to `role` failed with a store's errno (not a media error): counted, named in the status, and the errno to fail it with. */
+  private storeError(role: StoreRole, status: IoStatus, doing: string): IoStatus {
+    this.c[C.storeErrors]++;
+    return this.condition.storeError(role, role === 'main' ? this.mainPath : this.sparePath, status, doing);
   }
 
   private readMain(sector: number, buf: Uint8Array): IoStatus {
@@ -553,14 +584,15 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
   private readMainAgain(sector: number, buf: Uint8Array, firstRc?: IoStatus): IoStatus {
     const rc = firstRc ?? this.main.read(sector, buf);
     if (rc === OK) return OK;
-    this.c[C.readErrors]++;
-    // find which blocks fail, so only those become pending
-    const bs = this.logicalBlockSize;
     const first = Math.floor(sector / this.unit);
+    if (!isMediaError(rc)) return this.storeError('main', rc, `reading main block ${first}`);
+    this.c[C.readErrors]++;
+    // find which blocks fail on the medium, so only those become pending
+    const bs = this.logicalBlockSize;
     const n = buf.length / bs;
     for (let i = 0; i < n; i++) {
       const part = buf.subarray(i * bs, (i + 1) * bs);
-      if (n === 1 || this.main.read((first + i) * this.unit, part) !== OK) {
+      if (n === 1 || isMediaError(this.main.read((first + i) * this.unit, part))) {
         if (!this.pending.has(first + i)) log.warn(`read error on main block ${first + i}: marked pending, the next write remaps it`);
         this.pending.add(first + i);
       }
@@ -572,7 +604,8 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
    * A write of [first, first+n) failed on main. One block: it is the failing
    * one, remap it. Several: write them one by one to find which fail.
    */
-  private afterMainWriteError(first: number, n: number, buf: Uint8Array, flags: WriteFlags | undefined): IoStatus {
+  private afterMainWriteError(first: number, n: number, buf: Uint8Array, flags: WriteFlags | undefined, failed: IoStatus): IoStatus {
+    if (!isMediaError(failed)) return this.storeError('main', failed, `writing main block ${first}${n > 1 ? ` (+${n - 1})` : ''}`);
     if (n > 1) return this.writeBlocks(first, n, buf, flags, first);
     this.c[C.writeErrors]++;
     return this.remapBlock(first, buf, flags);
@@ -593,7 +626,8 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
         if (rc === OK) this.c[C.pendingRemapped]++;
       } else {
         rc = this.main.write(b * this.unit, part, flags);
-        if (rc !== OK) {
+        if (rc !== OK && !isMediaError(rc)) rc = this.storeError('main', rc, `writing main block ${b}`);
+        else if (rc !== OK) {
           this.c[C.writeErrors]++;
           rc = this.remapBlock(b, part, flags);
         }
@@ -611,7 +645,8 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
       const part = buf.subarray(i * bs, (i + 1) * bs);
       const old = this.remapTable.get(first + i);
       let rc = this.spare.write(old * this.unit, part, flags);
-      if (rc !== OK) {
+      if (rc !== OK && !isMediaError(rc)) rc = this.storeError('spare', rc, `writing spare block ${old}`);
+      else if (rc !== OK) {
         this.c[C.spareWriteErrors]++;
         this.markBadSpare(old);
         rc = this.remapBlock(first + i, part, flags);
@@ -631,6 +666,10 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
         return ENOSPC;
       }
       const rc = this.spare.write(spareBlock * this.unit, data, flags);
+      if (rc !== OK && !isMediaError(rc)) {
+        this.cursor = spareBlock; // nothing wrong with the block: the next remap takes it
+        return this.storeError('spare', rc, `writing spare block ${spareBlock} for main block ${block}`);
+      }
       if (rc !== OK) {
         this.c[C.spareWriteErrors]++;
         this.markBadSpare(spareBlock);
@@ -638,7 +677,10 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
       }
       // data first, then the durable record, then the table: the write is acknowledged only after all three
       const jr = this.journal.recordRemap(block, spareBlock, this.cursor);
-      if (jr !== OK) return jr;
+      if (jr !== OK) {
+        this.condition.metadataFailed(this.sparePath, jr);
+        return jr;
+      }
       this.remapTable.set(block, spareBlock);
       this.pending.delete(block);
       this.c[C.remapsMade]++;
@@ -694,9 +736,12 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     return r.sum('reads') + r.sum('writes') + r.sum('flushes') + r.sum('discards');
   }
 
-  /** Status tokens: `v1 <main> <spare> <remaps> <pending> <spare used>/<spare total> <read errors> <write errors> <enospc> <state> <health score>`. */
+  /**
+   * Status tokens: `v1 <main> <spare> <remaps> <pending> <spare used>/<spare total> <read errors> <write errors> <enospc> <state> <health score>`.
+   * state: the store condition when there is one (failed_<main|spare>_<deleted|shrunk>, metadata_failed, store_<errno>), else spare_full or ok.
+   */
   statusTokens(): string[] {
-    const state = this.cursor >= this.spareEndBlock ? 'spare_full' : 'ok';
+    const state = this.condition.token() ?? (this.cursor >= this.spareEndBlock ? 'spare_full' : 'ok');
     return [
       SAFE_STATUS_VERSION,
       this.mainPath,
@@ -732,7 +777,7 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
         return this.healthProvider ? this.healthProvider.line() : this.ownHealth();
       case 'status': {
         const s = this.stats();
-        return `remaps=${s.remaps} pending=${s.pending} spare_used=${s.spareUsed} spare_total=${s.spareTotal} read_errors=${s.readErrors} write_errors=${s.writeErrors} enospc=${s.enospc}`;
+        return `remaps=${s.remaps} pending=${s.pending} spare_used=${s.spareUsed} spare_total=${s.spareTotal} read_errors=${s.readErrors} write_errors=${s.writeErrors} enospc=${s.enospc} store_errors=${s.storeErrors}`;
       }
       case 'stats':
         return Object.entries(this.stats())
@@ -774,7 +819,7 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     if (r.result === 'unreadable') {
       throw new MessageError(`remap: block ${block} cannot be read, so its data cannot be moved; it is now pending and the next write remaps it`, EIO);
     }
-    if (r.rc !== OK) throw new MessageError(`remap: cannot remap block ${block}: ${r.rc === ENOSPC ? 'spare full' : `errno ${r.rc}`}`, r.rc);
+    if (r.rc !== OK) throw new MessageError(`remap: cannot remap block ${block}: ${r.result === 'spare-full' ? 'spare full' : errnoName(r.rc)}`, r.rc);
     return `block ${block} remapped to spare block ${this.remapTable.get(block)}`;
   }
 
@@ -788,13 +833,14 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     try {
       const data = new Uint8Array(this.logicalBlockSize);
       const rd = this.main.read(block * this.unit, data);
+      if (rd !== OK && !isMediaError(rd)) return { result: 'failed', rc: this.storeError('main', rd, `reading main block ${block}`) };
       if (rd !== OK) {
         this.pending.add(block);
         return { result: 'unreadable', rc: rd };
       }
       const rc = this.remapBlock(block, data, { fua: true });
       if (rc === OK) return { result: 'remapped', rc };
-      return { result: rc === ENOSPC ? 'spare-full' : 'failed', rc };
+      return { result: rc === ENOSPC && this.cursor >= this.spareEndBlock ? 'spare-full' : 'failed', rc };
     } finally {
       this.endMove();
     }
@@ -901,7 +947,8 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     try {
       const data = new Uint8Array(this.logicalBlockSize);
       if (this.spare.read(spareBlock * this.unit, data) !== OK) throw new MessageError(`remap: cannot read spare block ${spareBlock}`, EIO);
-      if (this.main.write(block * this.unit, data, { fua: true }) !== OK) throw new MessageError(`remap: main block ${block} still fails writes; remap kept`, EIO);
+      const w = this.main.write(block * this.unit, data, { fua: true });
+      if (w !== OK) throw new MessageError(`remap: main block ${block} ${isMediaError(w) ? 'still fails writes' : `cannot be written (${errnoName(w)}: the store under it, not the medium)`}; remap kept`, w);
       const jr = this.journal.recordUnremap(block);
       if (jr !== OK) throw new MessageError(`remap: cannot record the unremap of block ${block}`, jr);
       this.remapTable.delete(block);
@@ -929,6 +976,11 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
   /** All remaps, sorted by main block. */
   remaps(): { keys: Float64Array; values: Float64Array } {
     return this.remapTable.snapshot();
+  }
+
+  /** The last store error a request failed with ('ENOSPC on main'), also after it cleared; undefined when none did. */
+  get lastStoreError(): string | undefined {
+    return this.condition.last;
   }
 
   get allocationCursor(): number {

@@ -28,6 +28,11 @@ import { type Clock, realClock } from '../util/clock.js';
 import { Random } from '../util/random.js';
 import { type DeviceSpec, type FaultLayersSpec, type Policy, type Scenario, ScenarioError } from './schema.js';
 import type { PriorContent } from '../workload/oracle.js';
+import { safeMinSpare, v4MinSpare } from '../remap/min-spare.js';
+import { checkFileSize, createSparseFile } from '../util/sparse-file.js';
+import { formatSize } from '../workload/size.js';
+import { checkWorkdir, openWorkdir, type Workdir } from './workdir.js';
+import { sameFile, statIfAny } from '../util/file-identity.js';
 
 export type Layer = BlockDevice & Partial<ControlTarget>;
 
@@ -70,15 +75,71 @@ export interface BuildOptions {
   policy?: Policy;
   /** Overrides scenario.workdir. */
   workdir?: string;
+  /** With a work directory: remove the images an earlier run left there first (see workdir.ts). */
+  fresh?: boolean;
+}
+
+/**
+ * Checks what the build will make or open, before anything is made: the
+ * work directory (workdir.ts), that the filesystem can hold each new backing
+ * file, that main and spare are not the same file or device, and that the
+ * spare is big enough for the policy. Throws a ScenarioError (one line,
+ * naming the field); creates nothing.
+ */
+export function checkScenarioDevices(scenario: Scenario, opts: { policy?: Policy; workdir?: string; fresh?: boolean } = {}): void {
+  const policy = opts.policy ?? scenario.target.policy;
+  const given = opts.workdir ?? scenario.workdir;
+  const what = opts.workdir !== undefined ? '--workdir' : 'workdir';
+  if (given !== undefined) checkWorkdir(path.resolve(given), scenario, policy, { fresh: opts.fresh, what });
+  // a new image in a temporary directory is a file of its own: nothing to compare
+  const where = (role: 'main' | 'spare'): string | undefined => scenario.devices[role].path ?? (given === undefined ? undefined : path.join(path.resolve(given), `${role}.img`));
+  const sectors = { main: 0, spare: 0 };
+  for (const role of ['main', 'spare'] as const) {
+    const spec = scenario.devices[role];
+    if (spec.size !== undefined) {
+      if (spec.size % spec.logicalBlockSize !== 0) throw new ScenarioError(`devices.${role}.size: ${spec.size} bytes is not a multiple of the ${spec.logicalBlockSize}-byte logical block size`);
+      sectors[role] = spec.size / 512;
+      const image = where(role);
+      const reusable = image !== undefined && !opts.fresh && statIfAny(image)?.size === spec.size;
+      if (!reusable) checkFileSize(image === undefined ? os.tmpdir() : existingDir(path.dirname(image)), spec.size, `devices.${role}.size`);
+    } else {
+      const dev = FileDevice.open(spec.path!, { readOnly: true, logicalBlockSize: spec.logicalBlockSize });
+      sectors[role] = dev.sectors;
+      dev.close();
+    }
+  }
+  const [m, s] = [where('main'), where('spare')];
+  if (m !== undefined && s !== undefined) {
+    const mid = statIfAny(m);
+    const sid = statIfAny(s);
+    const same = mid && sid ? sameFile(mid, sid) : path.resolve(m) === path.resolve(s);
+    if (same) {
+      const id = mid?.isBlockDevice() ? `device number ${mid.rdev}` : mid ? `inode ${mid.ino} on device ${mid.dev}` : 'the same path';
+      throw new ScenarioError(`devices.spare: ${s} is the same ${mid?.isBlockDevice() ? 'block device' : 'file'} as devices.main (${m}, ${id}); main and spare must be two devices`);
+    }
+  }
+  const lbs = scenario.devices.main.logicalBlockSize;
+  const min = policy === 'safe' ? safeMinSpare(lbs) : v4MinSpare(sectors.main, lbs);
+  if (sectors.spare < min) {
+    const needs = policy === 'safe' ? 'the safe policy needs' : `dm-remap-v4 needs, for a main device of ${formatSize(sectors.main * 512)} (${sectors.main} sectors),`;
+    throw new ScenarioError(`devices.spare: ${formatSize(sectors.spare * 512)} (${sectors.spare} sectors) is too small: ${needs} a spare of at least ${formatSize(min * 512)} (${min} sectors)`);
+  }
+}
+
+/** `dir`, or its nearest ancestor that exists (a work directory not made yet lands on that filesystem). */
+function existingDir(dir: string): string {
+  let d = path.resolve(dir);
+  while (!fs.existsSync(d) && path.dirname(d) !== d) d = path.dirname(d);
+  return d;
 }
 
 export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): BuiltScenario {
   const clock = opts.clock ?? realClock;
   const policy = opts.policy ?? scenario.target.policy;
   const given = opts.workdir ?? scenario.workdir;
-  const workdir = given ?? fs.mkdtempSync(path.join(os.tmpdir(), `remapsim-${scenario.name}-`));
-  const ownsWorkdir = given === undefined;
-  if (given !== undefined) fs.mkdirSync(given, { recursive: true });
+  checkScenarioDevices(scenario, { policy, workdir: opts.workdir, fresh: opts.fresh });
+  const wd = openWorkdir(given, scenario, policy, { fresh: opts.fresh, what: opts.workdir !== undefined ? '--workdir' : 'workdir' });
+  const workdir = wd.dir;
   const layers = new Map<string, Layer>();
   const opened: BlockDevice[] = [];
   const random = new Random(scenario.seed ^ 0x6a09e667);
@@ -93,11 +154,11 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
         // closing is best effort
       }
     }
-    if (ownsWorkdir) fs.rmSync(workdir, { recursive: true, force: true });
+    wd.close();
   };
   try {
     const stack = (role: 'main' | 'spare', spec: DeviceSpec, faults: FaultLayersSpec | undefined): { top: BlockDevice; dust?: DustDevice; spec: LayerStackSpec } => {
-      const { file, created } = openBacking(role, spec, workdir);
+      const { file, created } = openBacking(role, spec, wd);
       if (!created) reused++;
       let dev: BlockDevice = file;
       opened.push(dev);
@@ -215,7 +276,7 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
           spare.top.close();
         }
         opened.length = 0;
-        if (ownsWorkdir) fs.rmSync(workdir, { recursive: true, force: true });
+        wd.close();
       },
     };
   } catch (err) {
@@ -228,14 +289,13 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
 }
 
 /** The role's backing file or device; `created`: this call made it (so it holds zeroes). */
-function openBacking(role: string, spec: DeviceSpec, workdir: string): { file: FileDevice; created: boolean } {
-  if (spec.path !== undefined) return { file: FileDevice.open(spec.path, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize }), created: false };
-  const file = path.join(workdir, `${role}.img`);
+function openBacking(role: 'main' | 'spare', spec: DeviceSpec, wd: Workdir): { file: FileDevice; created: boolean } {
+  if (spec.path !== undefined) return { file: FileDevice.open(spec.path, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize, exclusive: true }), created: false };
   const bytes = spec.size!;
-  if (bytes % spec.logicalBlockSize !== 0) throw new ScenarioError(`devices.${role}.size: ${bytes} bytes is not a multiple of the ${spec.logicalBlockSize}-byte logical block size`);
-  const created = !fs.existsSync(file);
-  FileDevice.createSparse(file, bytes);
-  return { file: FileDevice.open(file, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize, sectors: bytes / 512 }), created };
+  const { file, reuse } = wd.image(role);
+  if (!reuse) createSparseFile(file, bytes, `devices.${role}.size`);
+  wd.record(role, { bytes, logicalBlockSize: spec.logicalBlockSize });
+  return { file: FileDevice.open(file, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize, sectors: bytes / 512, exclusive: true }), created: !reuse };
 }
 
 function initialBadSectors(role: string, faults: FaultLayersSpec, deviceSectors: number): Array<{ start: number; count: number }> {

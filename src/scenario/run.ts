@@ -11,9 +11,9 @@ import { SafeRemapTarget } from '../remap/safe-target.js';
 import type { DmRemapV4Target } from '../remap/v4-target.js';
 import type { Clock } from '../util/clock.js';
 import { toFioResult } from '../workload/fio-report.js';
-import { flushInterval, jobFromRecord, minBlockSize, type JobSpec } from '../workload/job.js';
+import { checkInFlight, flushInterval, jobFromRecord, minBlockSize, type JobSpec } from '../workload/job.js';
 import { Oracle, type OracleReport } from '../workload/oracle.js';
-import { flushAfterRun, flushBeforeRun, type RunDurability, type RunProgress, type RunResult, runDurability, runJobs } from '../workload/runner.js';
+import { flushAfterRun, flushBeforeRun, type RunDurability, type RunProgress, type RunResult, runDurability, runJobs, runJobsYielding } from '../workload/runner.js';
 import { VerifyStateSaver } from '../workload/verify-state-file.js';
 import type { KnownBadSectors } from '../faults/known-bad.js';
 import { Engine, type EngineStats } from '../engine/engine.js';
@@ -46,6 +46,10 @@ export interface ScenarioRunOptions {
   knownBad?: { set?: KnownBadSectors; sources: readonly string[] };
   /** Save the oracle's state here (see VerifyStateSaver); the run then goes on one thread. */
   verifyState?: { file: string; minIntervalMs?: number };
+  /** With a work directory: remove the images an earlier run left there first. */
+  fresh?: boolean;
+  /** Aborted (a signal): the jobs end now, the target is flushed and closed, and the read-back of written units is skipped. */
+  stop?: AbortSignal;
 }
 
 export interface RemapSummary {
@@ -56,6 +60,9 @@ export interface RemapSummary {
   spareCapacity: number;
   pending?: number;
   enospc?: number;
+  /** Requests the store under a device failed (a full file system, a backing file gone), not its medium; and the last one's errno and device. */
+  storeErrors?: number;
+  lastStoreError?: string;
   grownBadBlocks: number;
   initialBadBlocks: number;
   mainBadBlocksAtEnd: number;
@@ -86,15 +93,19 @@ export interface ScenarioResult {
   /** Where known-bad sectors beyond the scenario's own came from (ScenarioRunOptions.knownBad). */
   knownBad: readonly string[];
   verifyState?: { file: string; saves: number };
+  /** The run was stopped (ScenarioRunOptions.stop) before its jobs ended: the results hold what ran, without the read-back. */
+  stopped: boolean;
 }
 
 /** The scenario's jobs; a time-based job without a runtime runs for the scenario's duration. */
 export function scenarioJobs(scenario: Scenario, durationNs = scenario.duration): JobSpec[] {
-  return scenario.jobs.map((record, i) => {
+  const jobs = scenario.jobs.map((record, i) => {
     const timeBased = record.time_based !== undefined && record.time_based !== 0 && record.time_based !== false && record.time_based !== '0';
     const withRuntime = timeBased && record.runtime === undefined ? { ...record, runtime: `${Math.max(1, Math.round(durationNs / 1e6))}ms` } : record;
     return jobFromRecord(withRuntime, { source: { file: `jobs[${i}]` } });
   });
+  checkInFlight(jobs);
+  return jobs;
 }
 
 export function remapSummary(built: BuiltScenario, initialBad: number): RemapSummary {
@@ -110,7 +121,8 @@ export function remapSummary(built: BuiltScenario, initialBad: number): RemapSum
   };
   if (t instanceof SafeRemapTarget) {
     const s = t.stats();
-    return { ...base, remaps: s.remaps, spareUsed: s.spareUsed, spareCapacity: s.spareTotal, pending: s.pending, enospc: s.enospc };
+    const store = s.storeErrors > 0 ? { storeErrors: s.storeErrors, lastStoreError: t.lastStoreError } : {};
+    return { ...base, remaps: s.remaps, spareUsed: s.spareUsed, spareCapacity: s.spareTotal, pending: s.pending, enospc: s.enospc, ...store };
   }
   const v = (t as DmRemapV4Target).snapshot();
   return { ...base, remaps: v.remaps, spareUsed: v.nextSpareSector, spareCapacity: v.spareCapacity };
@@ -118,7 +130,7 @@ export function remapSummary(built: BuiltScenario, initialBad: number): RemapSum
 
 export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions = {}): Promise<ScenarioResult> {
   const jobs = scenarioJobs(scenario, opts.durationNs ?? scenario.duration);
-  const built = buildScenario(scenario, { policy: opts.policy, workdir: opts.workdir, clock: opts.clock });
+  const built = buildScenario(scenario, { policy: opts.policy, workdir: opts.workdir, fresh: opts.fresh, clock: opts.clock });
   try {
     const target = built.target;
     const verifying = jobs.filter((j) => j.verify !== 'none');
@@ -173,7 +185,7 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
         if (timeline.due(now)) timeline.sample(now, sampleState());
       }, 5);
       try {
-        run = await engine.runJobs(jobs, { oracle, defaultRuntimeNs, seed: scenario.seed, onProgress: opts.onProgress });
+        run = await engine.runJobs(jobs, { oracle, defaultRuntimeNs, seed: scenario.seed, onProgress: opts.onProgress, stop: opts.stop });
         dataPath = { kind: 'engine', stats: engine.stats() };
       } finally {
         clearInterval(ticker);
@@ -186,7 +198,9 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
         health?.tick(now);
         if (timeline.due(now)) timeline.sample(now, sampleState());
       };
-      run = runJobs({ device: target, jobs, clock: opts.clock, defaultRuntimeNs, oracle, seed: scenario.seed, onTick, onProgress: opts.onProgress, onFlush: saver?.onFlush });
+      const runOpts = { device: target, jobs, clock: opts.clock, defaultRuntimeNs, oracle, seed: scenario.seed, onTick, onProgress: opts.onProgress, onFlush: saver?.onFlush, stop: opts.stop };
+      // with a stop signal, the event loop gets turns to see it (a signal handler sets it)
+      run = opts.stop ? await runJobsYielding(runOpts) : runJobs(runOpts);
       const why = !opts.engine ? 'no engine asked for' : flushing ? 'jobs flush (fsync=, fdatasync=)' : saver ? '--verify-state' : 'the dm-remap-v4 policy runs on one thread';
       dataPath = { kind: 'sync', why };
     }
@@ -196,7 +210,8 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
     timeline.finish(endNs);
     const finalFlush = flushAfterRun(target, oracle);
     saver?.finish();
-    if (oracle && !opts.noFinalPass) oracle.finalPass(target);
+    const stopped = opts.stop?.aborted ?? false;
+    if (oracle && !opts.noFinalPass && !stopped) oracle.finalPass(target);
     const deviceMap = deviceMapOf(built.model(), built.mainDust);
     const verify = oracle?.report();
     const remap = remapSummary(built, initialBad);
@@ -224,6 +239,7 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
       durability,
       knownBad: opts.knownBad?.sources ?? [],
       verifyState,
+      stopped,
     };
   } finally {
     built.close();

@@ -13,6 +13,7 @@ import { FileDevice } from '../block/file-device.js';
 import type { ControlTarget } from '../control/target.js';
 import { openTarget } from '../remap/open-target.js';
 import { UsageError } from '../cli/errors.js';
+import { createSparseFile, growFile } from '../util/sparse-file.js';
 import type { Clock } from '../util/clock.js';
 import { DEFAULT_SCENARIO } from './default.js';
 import { type BuiltScenario, buildScenario } from './build.js';
@@ -59,15 +60,15 @@ export function openTargetSpec(spec: string, opts: TargetSpecOptions = {}): Open
         if (kind === 'dev') throw new UsageError(`--target: ${rest}: no such device`);
         if (opts.readOnly) throw new UsageError(`--target: ${rest} does not exist`);
         if (opts.createBytes === undefined) throw new UsageError(`--target: ${rest} does not exist; give the jobs a size (--size) to create it`);
-        FileDevice.createSparse(rest, opts.createBytes);
+        createSparseFile(rest, opts.createBytes, '--target');
         created = true;
       }
       const st = fs.statSync(rest);
       if (kind === 'dev' && !st.isBlockDevice()) throw new UsageError(`--target: ${rest} is not a block device (use file:${rest})`);
       if (kind === 'file' && !st.isFile()) throw new UsageError(`--target: ${rest} is not a regular file (use dev:${rest})`);
-      if (st.isFile() && !opts.readOnly && opts.createBytes !== undefined && st.size < opts.createBytes) FileDevice.createSparse(rest, opts.createBytes);
+      if (st.isFile() && !opts.readOnly && opts.createBytes !== undefined && st.size < opts.createBytes) growFile(rest, opts.createBytes, '--target');
       const direct = st.isBlockDevice() && opts.directForBlockDevices !== undefined ? opts.directForBlockDevices : opts.direct;
-      const device = FileDevice.open(rest, { direct, readOnly: opts.readOnly });
+      const device = FileDevice.open(rest, { direct, readOnly: opts.readOnly, exclusive: !opts.readOnly });
       return {
         device,
         description: `${device.isBlockDevice ? 'block device' : 'file'} ${rest}`,

@@ -97,7 +97,12 @@ export const REMAP_STATUS_FIELDS: readonly FieldDef[] = [
   { key: 'readErrors', label: 'read errors', kind: 'count' },
   { key: 'writeErrors', label: 'write errors', kind: 'count' },
   { key: 'enospc', label: 'spare full', kind: 'count', note: 'writes that failed because the spare was full' },
-  { key: 'state', label: 'state', kind: 'text', note: 'ok or spare_full' },
+  {
+    key: 'state',
+    label: 'state',
+    kind: 'text',
+    note: 'ok, spare_full, store_<errno> (the store under a device failed the last write, e.g. store_enospc: a full file system; clears with the next write that succeeds), metadata_failed (no remap can be recorded until reopened), failed_<main|spare>_<deleted|shrunk> (a backing file lost: writes and flushes fail until reopened)',
+  },
   { key: 'health', label: 'health', kind: 'gauge', unit: '%', note: "health score 0..100 (the scanner's when one runs)" },
 ];
 

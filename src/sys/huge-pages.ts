@@ -10,6 +10,16 @@ import { type Libc, libc } from './libc.js';
 
 const MADV_HUGEPAGE = 14;
 const HUGE_PAGE = 2 * 1024 * 1024;
+let adviceOn = true;
+
+/**
+ * Turns the advice off for this process: for one that makes many short-lived,
+ * sparsely used tables (the simulator), where a huge page costs a 2 MiB
+ * zeroing, and often a compaction, per table touched (~10 ms here) and saves nothing.
+ */
+export function setHugePageAdvice(on: boolean): void {
+  adviceOn = on;
+}
 
 /**
  * Asks the kernel to back the 2 MiB-aligned part of `buf` with huge pages.
@@ -17,7 +27,7 @@ const HUGE_PAGE = 2 * 1024 * 1024;
  * refuses (THP off): the memory then simply keeps normal pages.
  */
 export function adviseHugePages(buf: SharedArrayBuffer | ArrayBuffer, sys?: Libc): boolean {
-  if (buf.byteLength < 2 * HUGE_PAGE) return false;
+  if (!adviceOn || buf.byteLength < 2 * HUGE_PAGE) return false;
   let s: Libc;
   try {
     s = sys ?? libc();

@@ -65,6 +65,22 @@ export interface Libc {
   retireMapping(ptr: unknown, length: number): void;
   /** mincore(2): one byte per page of [address, address + length) into `vec` (bit 0: in memory). 0, or -errno. */
   mincore(address: number, length: number, vec: Uint8Array): number;
+  /**
+   * An open file description lock over the whole file (fcntl F_OFD_SETLK):
+   * 'write' takes it exclusively (the fd must be open for writing), 'unlock'
+   * drops it. 0, or -errno (EAGAIN: another open file description holds a
+   * conflicting lock). It lasts until the last fd of this open file
+   * description is closed.
+   */
+  ofdSetLock(fd: number, type: 'write' | 'unlock'): number;
+  /**
+   * fcntl F_OFD_GETLK for a whole-file write lock: the kind of lock another
+   * open file description holds on the file ('read' or 'write'), or
+   * undefined when none would conflict. Works on an fd opened read-only.
+   */
+  ofdGetLock(fd: number): 'read' | 'write' | undefined;
+  /** lseek(2): the resulting offset, or -errno (SEEK_DATA with no data from `offset` on: -ENXIO). */
+  lseek(fd: number, offset: number, whence: number): number;
 }
 
 export class SysError extends Error {
@@ -84,14 +100,21 @@ const ERRNO_TEXT: Record<number, string> = {
   6: 'ENXIO (no such device or address)',
   9: 'EBADF (bad file descriptor)',
   12: 'ENOMEM (out of memory)',
+  11: 'EAGAIN (resource temporarily unavailable)',
   13: 'EACCES (permission denied)',
   16: 'EBUSY (device or resource busy)',
   17: 'EEXIST (file exists)',
   19: 'ENODEV (no such device)',
   22: 'EINVAL (invalid argument)',
   25: 'ENOTTY (inappropriate ioctl for device)',
+  27: 'EFBIG (file too large)',
   28: 'ENOSPC (no space left on device)',
+  30: 'EROFS (read-only file system)',
+  61: 'ENODATA (no data available)',
+  84: 'EILSEQ (invalid or incomplete multibyte or wide character)',
   95: 'EOPNOTSUPP (operation not supported)',
+  116: 'ESTALE (stale file handle)',
+  122: 'EDQUOT (disk quota exceeded)',
 };
 
 export function errnoText(errno: number): string {
@@ -142,6 +165,9 @@ function loadLibc(): Libc {
   const memsetPtr = lib.func('void *memset(void *s, int c, size_t n)');
   const mmap = lib.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off)');
   const mincore = lib.func('int mincore(uintptr_t addr, size_t len, _Out_ uint8_t *vec)');
+  // fcntl is variadic; its lock argument is a pointer, passed as ioctl's is above
+  const fcntlLock = lib.func('fcntl', 'int', ['int', 'int', koffi.inout(koffi.pointer('uint8_t'))]);
+  const lseek = lib.func('int64_t lseek(int fd, int64_t offset, int whence)');
 
   // loaded once: koffi's exports object is slow to read from (a megamorphic load on every call)
   const errno = koffi.errno;
@@ -228,6 +254,20 @@ function loadLibc(): Libc {
     mincore(at, length, vec) {
       return mincore(at, length, vec) === 0 ? 0 : -errno();
     },
+    ofdSetLock(fd, type) {
+      const lk = flockBytes(type === 'write' ? F_WRLCK : F_UNLCK);
+      return fcntlLock(fd, F_OFD_SETLK, lk) === 0 ? 0 : -errno();
+    },
+    ofdGetLock(fd) {
+      const lk = flockBytes(F_WRLCK);
+      if (fcntlLock(fd, F_OFD_GETLK, lk) !== 0) throw new SysError('fcntl(F_OFD_GETLK)', errno());
+      const type = new DataView(lk.buffer).getInt16(0, true);
+      return type === F_RDLCK ? 'read' : type === F_WRLCK ? 'write' : undefined;
+    },
+    lseek(fd, offset, whence) {
+      const at = Number(lseek(fd, offset, whence));
+      return at < 0 ? -errno() : at;
+    },
     retireMapping(ptr, length) {
       if (address(mmap(ptr, length, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)) === MAP_FAILED) throw new SysError('mmap', errno());
     },
@@ -235,6 +275,18 @@ function loadLibc(): Libc {
 }
 
 const EINTR = 4;
+const F_OFD_GETLK = 36;
+const F_OFD_SETLK = 37;
+const F_RDLCK = 0;
+const F_WRLCK = 1;
+const F_UNLCK = 2;
+
+/** struct flock (64-bit Linux: l_type, l_whence, l_start, l_len, l_pid at 0, 2, 8, 16, 24) for the whole file. */
+function flockBytes(type: number): Uint8Array {
+  const b = new Uint8Array(32);
+  new DataView(b.buffer).setInt16(0, type, true); // l_whence SEEK_SET, l_start 0, l_len 0 (to the end, however it grows)
+  return b;
+}
 const PROT_READ = 1;
 const MAP_SHARED = 1;
 const MAP_PRIVATE = 2;
@@ -283,3 +335,5 @@ export const BLKDISCARD = 0x1277;
 export const BLKFLSBUF = 0x1261;
 export const FALLOC_FL_KEEP_SIZE = 0x01;
 export const FALLOC_FL_PUNCH_HOLE = 0x02;
+export const SEEK_DATA = 3;
+export const SEEK_HOLE = 4;

@@ -153,6 +153,24 @@ const CONTINUE: Record<string, ContinueOnError> = { none: 'none', read: 'read', 
 
 const DEFAULT_BS = 4096;
 
+/**
+ * iodepth's bound. fio sets none (its io_uring engine refuses more than
+ * 32768 entries, IORING_MAX_ENTRIES; libaio more than fs.aio-max-nr, 65536
+ * by default); here every request a clone keeps in flight holds memory.
+ */
+export const MAX_IODEPTH = 65536;
+/** numjobs' bound: fio's own limit on jobs (REAL_MAX_JOBS); each clone holds a buffer of the largest block size. */
+export const MAX_NUMJOBS = 4096;
+/** Requests in flight over all jobs of a run, iodepth x numjobs summed (each holds a tag and a buffer slot). */
+export const MAX_IN_FLIGHT = 1 << 20;
+
+/** A count of at least 1 and at most `max`; the message names the limit and `why` it is there. */
+function boundedCount(text: string, option: string, max: number, why: string, kbBase: KbBase): number {
+  const n = parseInteger(text, option, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, kbBase);
+  if (n < 1 || n > max) throw new OptionValueError(option, `${n} is out of range (allowed 1 to ${max}: ${why})`);
+  return n;
+}
+
 const supportedNames = new Set(SUPPORTED_OPTIONS.map((d) => d.name));
 
 function directionsOf(rw: RwMode): Direction[] {
@@ -393,8 +411,8 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
   const bssplit = value('bssplit', (v, e) => parsePerDir<BsSplitEntry[] | undefined>(v, e.key, (p) => parseBsSplit(p, e.key, kbBase), undefined));
   const ba = value('ba', (v, e) => parsePerDir<number | undefined>(v, e.key, positiveSize(e.key), undefined));
 
-  const iodepth = value('iodepth', (v, e) => parseInteger(v, e.key, 1, 2 ** 32 - 1, kbBase)) ?? 1;
-  const numjobs = value('numjobs', (v, e) => parseInteger(v, e.key, 1, 2 ** 32 - 1, kbBase)) ?? 1;
+  const iodepth = value('iodepth', (v, e) => boundedCount(v, e.key, MAX_IODEPTH, "remapsim's limit, libaio's default in fio; fio's io_uring takes at most 32768", kbBase)) ?? 1;
+  const numjobs = value('numjobs', (v, e) => boundedCount(v, e.key, MAX_NUMJOBS, "fio's own limit on jobs", kbBase)) ?? 1;
   const sizeOpt = value('size', (v, e) => parseSizeOrPercent(v, e.key, kbBase));
   const size = sizeOpt && sizeOpt.kind === 'bytes' && sizeOpt.bytes === 0 ? undefined : sizeOpt; // fio: size=0 means the whole device
   const offset = value('offset', (v, e) => parseSizeOrPercent(v, e.key, kbBase)) ?? { kind: 'bytes', bytes: 0 };
@@ -698,6 +716,15 @@ export function jobFromRecord(record: OptionRecord, options: ValidateOptions & {
   const source = options.source ?? { file: 'scenario' };
   const map = optionMapFromRecord(record, source);
   return validateJob({ name: typeof record.name === 'string' ? record.name : 'job', source, options: map }, options);
+}
+
+/** Refuses jobs that together keep more than MAX_IN_FLIGHT requests in flight (iodepth x numjobs, summed), before any memory is taken for them. */
+export function checkInFlight(jobs: readonly JobSpec[]): void {
+  const total = jobs.reduce((a, j) => a + j.iodepth * j.numjobs, 0);
+  if (total > MAX_IN_FLIGHT) {
+    const each = jobs.map((j) => `${j.name}: ${j.iodepth} x ${j.numjobs}`).join(', ');
+    throw new WorkloadSpecError({ option: 'iodepth', message: `the jobs keep ${total} requests in flight (iodepth x numjobs: ${each}); at most ${MAX_IN_FLIGHT} over all jobs` });
+  }
 }
 
 /** Writes between two flushes of one clone (fsync= or fdatasync=, the smaller when both are set); 0 = the job never flushes. */

@@ -78,6 +78,8 @@ export interface RunJobsOptions {
   seed?: number;
   /** Called after every flush a job makes (fsync=N, fdatasync=N), once the oracle knows its result: saving the verify state. */
   onFlush?: (status: number) => void;
+  /** Aborted: every job ends now, as if its time were up, and the result holds what was done (a signal stopped the run). */
+  stop?: AbortSignal;
 }
 
 export interface RunResult {
@@ -133,14 +135,35 @@ function newDir(): DirStats {
 export function runJobs(opts: RunJobsOptions): RunResult {
   const aligned: AlignedBuffer[] = [];
   try {
-    return runWith(opts, aligned);
+    const r = runWith(opts, aligned, Infinity).next();
+    if (!r.done) throw new Error('runJobs: the run paused without a time slice');
+    return r.value;
   } finally {
     for (const a of aligned) a.free(); // also when a device or a job spec throws midway
   }
 }
 
-/** runJobs' body; the job buffers it allocates go into `aligned` for the caller to free. */
-function runWith(opts: RunJobsOptions, aligned: AlignedBuffer[]): RunResult {
+/**
+ * runJobs on this thread, giving the event loop a turn every `sliceMs` of
+ * run time: signal handlers and timers run meanwhile (and can abort
+ * `opts.stop`). The I/O is the same as runJobs'.
+ */
+export async function runJobsYielding(opts: RunJobsOptions, sliceMs = 20): Promise<RunResult> {
+  const aligned: AlignedBuffer[] = [];
+  try {
+    const steps = runWith(opts, aligned, sliceMs * 1e6);
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    for (const a of aligned) a.free();
+  }
+}
+
+/** runJobs' body, pausing (yield) every `sliceNs` of clock time; the job buffers it allocates go into `aligned` for the caller to free. */
+function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: number): Generator<void, RunResult, void> {
   const clock = opts.clock ?? realClock;
   const device = opts.device;
   const deviceBytes = device.sectors * SECTOR_SIZE;
@@ -226,8 +249,20 @@ function runWith(opts: RunJobsOptions, aligned: AlignedBuffer[]): RunResult {
     return at > now ? at : 0;
   };
 
+  const stop = opts.stop;
   let now = t0;
+  let pausedAt = t0;
   while (active > 0) {
+    if (stop?.aborted) {
+      for (const s of states) finish(s, now);
+      break;
+    }
+    if (now - pausedAt >= sliceNs) {
+      yield;
+      now = clock.nowNs();
+      pausedAt = now;
+      continue;
+    }
     let issued = 0;
     let earliest = Infinity;
     for (const s of states) {

@@ -16,6 +16,7 @@ import { FileDevice } from '../../src/block/file-device.js';
 import { controlRequest } from '../../src/nbd/control-socket.js';
 import { skipReason, tmpDir } from '../helpers/tmp.js';
 import { cliInProcess, toolVersion, until } from './serve-helpers.js';
+import { readFioJson, runTool } from './tools.js';
 
 const run = promisify(execFile);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -81,7 +82,10 @@ describe('remapsim serve (the CLI, as a child process)', () => {
     expect(info.exports).toHaveLength(1);
     const e = info.exports[0];
     expect(e['export-name']).toBe('');
-    expect(e.description.startsWith(`remapsim ${table}`)).toBe(true);
+    // no host paths unless --describe-paths (finding 10 of issue 17)
+    expect(e.description).toBe('remapsim safe policy, 64 MiB');
+    const { uri: _uri, ...told } = e; // the uri is the client's own
+    expect(JSON.stringify(told)).not.toContain(tmp.dir);
     expect(e['export-size']).toBe(MAIN_BYTES);
     expect(e.block_size_minimum).toBe(512);
     expect([e.can_flush, e.can_fua, e.can_trim, e.can_zero, e.can_multi_conn, e.is_read_only]).toEqual([true, true, true, true, true, false]);
@@ -89,7 +93,8 @@ describe('remapsim serve (the CLI, as a child process)', () => {
 
   it.skipIf(noFio)('fio crc32c verify (randrw, iodepth 16) with bad blocks injected while it runs: no verify error, every write failure remapped', async () => {
     const out = path.join(tmp.dir, 'fio.json');
-    const fio = run('fio', [
+    const fio = runTool('fio', [
+      '--thread',
       '--name=v',
       '--ioengine=nbd',
       `--uri=nbd+unix:///?socket=${sock}`,
@@ -105,7 +110,7 @@ describe('remapsim serve (the CLI, as a child process)', () => {
       '--verify_state_save=0',
       '--output-format=json',
       `--output=${out}`,
-    ], { cwd: tmp.dir });
+    ], { cwd: tmp.dir, timeoutS: 120 });
     let fioDone = false;
     void fio.finally(() => (fioDone = true)).catch(() => {});
     // bad blocks (512-byte dust blocks = sectors), each failing 1..3 writes, added while fio runs
@@ -119,9 +124,10 @@ describe('remapsim serve (the CLI, as a child process)', () => {
       if (!fioDone) whileRunning++;
       await new Promise((res) => setTimeout(res, 3));
     }
-    const { stderr } = await fio;
+    const { code, stderr } = await fio;
+    expect(code, stderr.slice(0, 2000)).toBe(0);
     expect(stderr).not.toMatch(/verify: |verify failed|bad magic/i);
-    const job = JSON.parse(fs.readFileSync(out, 'utf8')).jobs[0];
+    const job = readFioJson(out).jobs[0];
     expect(injected).toBe(160);
     expect(whileRunning).toBeGreaterThan(20);
     expect([0, 5]).toContain(job.error); // 5 (EIO) is the first ignored read error, if any

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { skipReason, tmpDir } from '../helpers/tmp.js';
 import { runCli } from '../helpers/cli.js';
+import { readFioJson, runToolSync } from './tools.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const tmp = tmpDir('remapsim-serve-scenario-');
@@ -74,8 +75,8 @@ describe.skipIf(skipReason(hasNbdinfo(), 'serving a scenario'))('remapsim serve 
     const json = path.join(tmp.dir, 'engine-fio.json');
     // the whole device is written before it is verified: each bad sector fails its first writes (3, more than
     // the target's retry absorbs) and is remapped
-    execFileSync('fio', ['--name=v', '--ioengine=nbd', `--uri=nbd+unix:///?socket=${sock}`, '--rw=randwrite', '--bs=4k', '--iodepth=16', '--size=32M', '--verify=crc32c', '--verify_state_save=0', '--output-format=json', `--output=${json}`], { cwd: tmp.dir, stdio: 'ignore' });
-    const job = JSON.parse(fs.readFileSync(json, 'utf8')).jobs[0];
+    runToolSync('fio', ['--thread', '--name=v', '--ioengine=nbd', `--uri=nbd+unix:///?socket=${sock}`, '--rw=randwrite', '--bs=4k', '--iodepth=16', '--size=32M', '--verify=crc32c', '--verify_state_save=0', '--output-format=json', `--output=${json}`], { cwd: tmp.dir, timeoutS: 120 });
+    const job = readFioJson(json).jobs[0];
     expect(job.error).toBe(0);
     expect(job.write.total_ios).toBe(8192);
     expect(job.read.total_ios, 'every block read back and verified').toBe(8192);

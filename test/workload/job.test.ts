@@ -215,7 +215,7 @@ describe('options', () => {
 describe('validation errors', () => {
   it('name the option, the allowed range and the line', () => {
     expect(problems('rwmixread=101')).toEqual(['jobs.fio:2: rwmixread: 101 is out of range (allowed 0 to 100)']);
-    expect(problems('iodepth=0')).toEqual(['jobs.fio:2: iodepth: 0 is out of range (allowed 1 to 4294967295)']);
+    expect(problems('iodepth=0')).toEqual(["jobs.fio:2: iodepth: 0 is out of range (allowed 1 to 65536: remapsim's limit, libaio's default in fio; fio's io_uring takes at most 32768)"]);
     expect(problems('bs=x4k')).toEqual(["jobs.fio:2: bs: invalid size 'x4k'"]);
     expect(problems('bs=1000')).toEqual(['jobs.fio:2: bs: read block size 1000 is not a multiple of 512 (the sector size)']);
     expect(problems('direct')).toEqual(['jobs.fio:2: direct: missing value']);
@@ -245,7 +245,7 @@ describe('validation errors', () => {
 
   it('lists all problems in file order', () => {
     expect(problems('iodepth=0\nbs=x4k\nrwmixread=101')).toEqual([
-      'jobs.fio:2: iodepth: 0 is out of range (allowed 1 to 4294967295)',
+      "jobs.fio:2: iodepth: 0 is out of range (allowed 1 to 65536: remapsim's limit, libaio's default in fio; fio's io_uring takes at most 32768)",
       "jobs.fio:3: bs: invalid size 'x4k'",
       'jobs.fio:4: rwmixread: 101 is out of range (allowed 0 to 100)',
     ]);
@@ -312,7 +312,7 @@ describe('records (scenarios)', () => {
     const j = jobFromRecord({ name: 'mix', rw: 'randrw', bs: '4k', iodepth: 16, time_based: true, runtime: 5, direct: true, norandommap: false });
     expect(j).toMatchObject({ name: 'mix', rw: 'randrw', iodepth: 16, timeBased: true, runtimeUs: 5e6, direct: true, norandommap: false });
     expect(() => optionMapFromRecord({ blocksizee: '4k' }, { file: 'scenario.yaml' })).toThrow("scenario.yaml: unknown option 'blocksizee'");
-    expect(() => jobFromRecord({ iodepth: 0 })).toThrow('scenario: iodepth: 0 is out of range (allowed 1 to 4294967295)');
+    expect(() => jobFromRecord({ iodepth: 0 })).toThrow("scenario: iodepth: 0 is out of range (allowed 1 to 65536: remapsim's limit, libaio's default in fio; fio's io_uring takes at most 32768)");
   });
 
   it('validate a section built by hand', () => {

@@ -4,7 +4,7 @@ import { BlockRequestError } from '../../src/block/device.js';
 import { MemoryDevice } from '../../src/block/memory-device.js';
 import { DustDevice } from '../../src/faults/dust.js';
 import { jobFromRecord } from '../../src/workload/job.js';
-import { runJobs } from '../../src/workload/runner.js';
+import { runJobs, runJobsYielding } from '../../src/workload/runner.js';
 
 const dev = () => new MemoryDevice({ sectors: 2 ** 15 }); // 16 MiB
 
@@ -69,5 +69,26 @@ describe('runJobs', () => {
     expect(r.jobs[0].runtimeNs).toBeGreaterThan(290e6);
     expect(r.jobs[0].runtimeNs).toBeLessThan(400e6);
     expect(r.elapsedNs).toBeGreaterThan(590e6);
+  });
+});
+
+describe('runJobsYielding', () => {
+  it('lets timers run meanwhile; aborting its stop signal ends every job at once with what ran (a signal stopping the run)', async () => {
+    const device = new MemoryDevice({ sectors: 16384 });
+    const job = jobFromRecord({ rw: 'randrw', bs: '4k', runtime: '30s', time_based: 1 });
+    const ac = new AbortController();
+    const t0 = Date.now();
+    setTimeout(() => ac.abort('SIGINT'), 300);
+    const r = await runJobsYielding({ device, jobs: [job, { ...job, name: 'second' }], stop: ac.signal });
+    expect(Date.now() - t0).toBeLessThan(5000);
+    for (const j of r.jobs) {
+      expect(j.error).toBe(0);
+      expect(j.read.totalIos + j.write.totalIos).toBeGreaterThan(0);
+      expect(j.runtimeNs).toBeGreaterThan(200e6);
+      expect(j.runtimeNs).toBeLessThan(5e9);
+    }
+    // already aborted: nothing runs
+    const none = await runJobsYielding({ device, jobs: [job], stop: ac.signal });
+    expect(none.jobs[0].read.totalIos + none.jobs[0].write.totalIos).toBe(0);
   });
 });

@@ -6,9 +6,9 @@ import { POLICIES, type Policy } from '../../scenario/schema.js';
 import { formatFioJson } from '../../stats/fio-json.js';
 import { toFioResult } from '../../workload/fio-report.js';
 import { resolveRegion } from '../../workload/generator.js';
-import { flushInterval, jobsFromArgv, minBlockSize } from '../../workload/job.js';
+import { checkInFlight, flushInterval, jobsFromArgv, minBlockSize } from '../../workload/job.js';
 import { Oracle } from '../../workload/oracle.js';
-import { flushAfterRun, flushBeforeRun, type RunResult, runDurability, runJobs } from '../../workload/runner.js';
+import { flushAfterRun, flushBeforeRun, type RunResult, runDurability, runJobsYielding } from '../../workload/runner.js';
 import { Engine, type EngineStats } from '../../engine/engine.js';
 import { newRunId, VerifyPattern } from '../../workload/verify-pattern.js';
 import { VerifyStateSaver } from '../../workload/verify-state-file.js';
@@ -19,6 +19,8 @@ import { addEngineOptions, type EngineCliOptions, parseEngineOptions } from '../
 import { durabilityLines, fioSummaryOnly, verifyNotes } from '../run-report.js';
 import { addKnownBadOptions, type KnownBadCliOptions, resolveKnownBad } from '../known-bad-options.js';
 import { addVerifyStateOptions, parseVerifyStateOptions, type VerifyStateCliOptions } from '../verify-state-options.js';
+import { checkOutputPath } from '../output-path.js';
+import { withInterrupt } from '../interrupt.js';
 
 interface BenchOptions extends EngineCliOptions, KnownBadCliOptions, VerifyStateCliOptions {
   target?: string;
@@ -64,8 +66,18 @@ Verifying on a file or device (file:, dev:):
     flush means the kernel did not write buffered writes back, and the units
     written since the last good flush are counted lost.
 
+SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the jobs the same way: fio's
+summary of what ran so far is printed (and written to --json), without the
+read-back of written units; the target is flushed and closed, and a model's
+temporary files are removed. A second signal ends the process at once.
+
+Limits: iodepth at most 65536 and numjobs at most 4096 per job, and at most
+1048576 requests in flight over all jobs (iodepth x numjobs), so memory stays
+bounded.
+
 Exit status: 0; 1 when a job ended with an error, verification found lost,
-stale or corrupt data, or the final flush failed; 2 for bad input.
+stale or corrupt data, or the final flush failed; 2 for bad input; 130, 143,
+129 when SIGINT, SIGTERM or SIGHUP stopped it (128 + the signal's number).
 
 Examples:
   remapsim bench --rw randrw --bs 4k --size 256M --runtime 5 --time_based --target file:/var/tmp/t.img
@@ -77,112 +89,119 @@ Examples:
       --target dev:/dev/loop3 --verify-state /var/tmp/v.state    # then, after a crash:
   remapsim verify --state /var/tmp/v.state --target dev:/dev/loop3`,
     )
-    .action(async (args: string[], opts: BenchOptions) => {
-      if (opts.outputFormat !== 'normal' && opts.outputFormat !== 'json') throw new UsageError(`--output-format: must be normal or json, got '${opts.outputFormat}'`);
-      let policy: Policy | undefined;
-      if (opts.policy !== undefined) {
-        if (!(POLICIES as readonly string[]).includes(opts.policy)) throw new UsageError(`--policy: unknown policy '${opts.policy}' (allowed: ${POLICIES.join(', ')})`);
-        policy = opts.policy as Policy;
-      }
-      const engineOptions = parseEngineOptions(opts);
-      const stateRequest = parseVerifyStateOptions(opts);
-      const jobs = jobsFromArgv(args);
-      const direct = jobs.some((j) => j.direct);
-      if (direct && jobs.some((j) => !j.direct)) throw new UsageError('direct: give all jobs the same direct= setting (the target is opened once)');
-      const verifying = jobs.filter((j) => j.verify !== 'none');
-      if (stateRequest && verifying.length === 0) throw new UsageError('--verify-state: no job verifies its data (add --verify crc32c)');
-      // a missing file is created as big as the largest region a job asks for
-      const wanted = Math.max(...jobs.map((j) => (j.size?.kind === 'bytes' ? j.size.bytes : 0) + (j.offset.kind === 'bytes' ? j.offset.bytes : 0)));
-      const target = openTargetSpec(opts.target!, { direct, createBytes: wanted > 0 ? wanted : undefined, policy });
-      try {
-        const device = target.device;
-        for (const j of jobs) resolveRegion(j, device.sectors * 512); // refuse jobs that do not fit, before any I/O
-        const knownBad = resolveKnownBad(opts, { path: device instanceof FileDevice ? device.name : undefined, sectors: device.sectors, description: target.description });
-        let oracle: Oracle | undefined;
-        if (verifying.length > 0) {
-          const unitSize = Math.max(device.logicalBlockSize, Math.min(...verifying.map((j) => minBlockSize(j))));
-          const seed = (Date.now() ^ process.pid) >>> 0;
-          oracle = new Oracle({
-            pattern: new VerifyPattern({ unitSize, runId: newRunId(), seed, algorithm: verifying[0].verify === 'xxhash' ? 'xxhash' : 'crc32c' }),
-            units: Math.floor((device.sectors * 512) / unitSize),
-            isKnownBad: target.built ? (s, n) => target.built!.isKnownBad(s, n) : undefined,
-            knownBad: knownBad.set,
-            priorContent: target.priorContent,
-          });
-        }
-        const flushing = jobs.some((j) => flushInterval(j) > 0);
-        const useEngine = engineOptions !== undefined && device instanceof FileDevice && !flushing && stateRequest === undefined;
-        const syncWhy =
-          engineOptions === undefined ? '--engine sync' : !(device instanceof FileDevice) ? 'models run on one thread' : flushing ? 'jobs flush (fsync=, fdatasync=)' : '--verify-state';
-        const saver = stateRequest
-          ? new VerifyStateSaver(stateRequest.file, oracle!, {
-              target: { description: target.description, sectors: device.sectors, logicalBlockSize: device.logicalBlockSize },
-              minIntervalMs: stateRequest.minIntervalMs,
-            })
-          : undefined;
-        const priorFlush = flushBeforeRun(device);
-        saver?.start();
-        const progress = new ProgressLine();
-        let run: RunResult;
-        let engineStats: EngineStats | undefined;
+    .action((args: string[], opts: BenchOptions) => withInterrupt((interrupt) => bench(args, opts, interrupt.stop)));
+}
+
+async function bench(args: string[], opts: BenchOptions, stop: AbortSignal): Promise<void> {
+  if (opts.outputFormat !== 'normal' && opts.outputFormat !== 'json') throw new UsageError(`--output-format: must be normal or json, got '${opts.outputFormat}'`);
+  let policy: Policy | undefined;
+  if (opts.policy !== undefined) {
+    if (!(POLICIES as readonly string[]).includes(opts.policy)) throw new UsageError(`--policy: unknown policy '${opts.policy}' (allowed: ${POLICIES.join(', ')})`);
+    policy = opts.policy as Policy;
+  }
+  const engineOptions = parseEngineOptions(opts);
+  const stateRequest = parseVerifyStateOptions(opts);
+  const jobs = jobsFromArgv(args);
+  checkInFlight(jobs);
+  if (opts.json !== undefined) checkOutputPath(opts.json, '--json');
+  const direct = jobs.some((j) => j.direct);
+  if (direct && jobs.some((j) => !j.direct)) throw new UsageError('direct: give all jobs the same direct= setting (the target is opened once)');
+  const verifying = jobs.filter((j) => j.verify !== 'none');
+  if (stateRequest && verifying.length === 0) throw new UsageError('--verify-state: no job verifies its data (add --verify crc32c)');
+  // a missing file is created as big as the largest region a job asks for
+  const wanted = Math.max(...jobs.map((j) => (j.size?.kind === 'bytes' ? j.size.bytes : 0) + (j.offset.kind === 'bytes' ? j.offset.bytes : 0)));
+  const target = openTargetSpec(opts.target!, { direct, createBytes: wanted > 0 ? wanted : undefined, policy });
+  try {
+    const device = target.device;
+    for (const j of jobs) resolveRegion(j, device.sectors * 512); // refuse jobs that do not fit, before any I/O
+    const knownBad = resolveKnownBad(opts, { path: device instanceof FileDevice ? device.name : undefined, sectors: device.sectors, description: target.description });
+    let oracle: Oracle | undefined;
+    if (verifying.length > 0) {
+      const unitSize = Math.max(device.logicalBlockSize, Math.min(...verifying.map((j) => minBlockSize(j))));
+      const seed = (Date.now() ^ process.pid) >>> 0;
+      oracle = new Oracle({
+        pattern: new VerifyPattern({ unitSize, runId: newRunId(), seed, algorithm: verifying[0].verify === 'xxhash' ? 'xxhash' : 'crc32c' }),
+        units: Math.floor((device.sectors * 512) / unitSize),
+        isKnownBad: target.built ? (s, n) => target.built!.isKnownBad(s, n) : undefined,
+        knownBad: knownBad.set,
+        priorContent: target.priorContent,
+      });
+    }
+    const flushing = jobs.some((j) => flushInterval(j) > 0);
+    const useEngine = engineOptions !== undefined && device instanceof FileDevice && !flushing && stateRequest === undefined;
+    const syncWhy =
+      engineOptions === undefined ? '--engine sync' : !(device instanceof FileDevice) ? 'models run on one thread' : flushing ? 'jobs flush (fsync=, fdatasync=)' : '--verify-state';
+    const saver = stateRequest
+      ? new VerifyStateSaver(stateRequest.file, oracle!, {
+          target: { description: target.description, sectors: device.sectors, logicalBlockSize: device.logicalBlockSize },
+          minIntervalMs: stateRequest.minIntervalMs,
+        })
+      : undefined;
+    const priorFlush = flushBeforeRun(device);
+    saver?.start();
+    const progress = new ProgressLine();
+    let run: RunResult;
+    let engineStats: EngineStats | undefined;
+    try {
+      if (useEngine) {
+        const fileDevice = device as FileDevice;
+        const engine = await Engine.start({
+          device: { kind: 'file', path: fileDevice.name, direct: fileDevice.direct },
+          ...engineOptions,
+          maxRequestBytes: Math.max(4096, ...jobs.flatMap((j) => j.directions.map((d) => j.blockSizes[d].max))),
+        });
         try {
-          if (useEngine) {
-            const fileDevice = device as FileDevice;
-            const engine = await Engine.start({
-              device: { kind: 'file', path: fileDevice.name, direct: fileDevice.direct },
-              ...engineOptions,
-              maxRequestBytes: Math.max(4096, ...jobs.flatMap((j) => j.directions.map((d) => j.blockSizes[d].max))),
-            });
-            try {
-              run = await engine.runJobs(jobs, { oracle, onProgress: (p) => progress.update(p) });
-              engineStats = engine.stats();
-            } finally {
-              await engine.close();
-            }
-          } else {
-            run = runJobs({
-              device,
-              jobs,
-              oracle,
-              onTick: target.built ? (now) => target.built!.advanceFaults(now) : undefined,
-              onProgress: (p) => progress.update(p),
-              onFlush: saver?.onFlush,
-            });
-          }
+          run = await engine.runJobs(jobs, { oracle, onProgress: (p) => progress.update(p), stop });
+          engineStats = engine.stats();
         } finally {
-          progress.done();
+          await engine.close();
         }
-        const finalFlush = flushAfterRun(device, oracle);
-        saver?.finish();
-        if (oracle) oracle.finalPass(device);
-        const verify = oracle?.report();
-        const durability = runDurability(run, priorFlush, finalFlush);
-        const fio = toFioResult(run, { oracle: verify, remap: target.remapSummary?.(), globalOptions: { target: target.description } });
-        const dataPath = engineStats
-          ? `engine, ${engineStats.queues.length} queue(s) on ${engineStats.topology}, io ${[...new Set(engineStats.queues.map((q) => q.io))].join('/')}`
-          : `one thread (sync${engineOptions !== undefined || syncWhy !== '--engine sync' ? `: ${syncWhy}` : ''})`;
-        fio.remapsim = {
-          dataPath,
-          ...(engineStats ? { engine: engineStats } : {}),
-          durability,
-          ...(knownBad.set ? { knownBad: { sectors: knownBad.set.sectors, sources: knownBad.sources } } : {}),
-          ...(saver ? { verifyState: { file: saver.file, saves: saver.saves } } : {}),
-        };
-        if (opts.json !== undefined) fs.writeFileSync(opts.json, formatFioJson(fio));
-        if (opts.outputFormat === 'json') process.stdout.write(formatFioJson(fio));
-        else {
-          const lines = [`target: ${target.description}`, `data path: ${dataPath}`];
-          for (const src of knownBad.sources) lines.push(`known bad: ${src}`);
-          process.stdout.write(`${lines.join('\n')}\n${fioSummaryOnly(fio)}`);
-          const notes = [...durabilityLines(durability, verify)];
-          if (verify) notes.push(`verify: ${Object.entries(verify.reads).map(([k, v]) => `${k}=${v}`).join(' ')}`, ...verifyNotes(verify));
-          if (saver) notes.push(`verify state: ${saver.file} (${saver.saves} saves); check the target against it with: remapsim verify --state ${saver.file} --target ${opts.target}`);
-          process.stdout.write(`${notes.join('\n')}\n`);
-        }
-        const failed = run.jobs.some((j) => j.error !== 0) || (verify?.findings ?? 0) > 0 || finalFlush !== OK;
-        process.exitCode = failed ? EXIT_FINDINGS : EXIT_OK;
-      } finally {
-        target.close();
+      } else {
+        run = await runJobsYielding({
+          device,
+          jobs,
+          oracle,
+          onTick: target.built ? (now) => target.built!.advanceFaults(now) : undefined,
+          onProgress: (p) => progress.update(p),
+          onFlush: saver?.onFlush,
+          stop,
+        });
       }
-    });
+    } finally {
+      progress.done();
+    }
+    const finalFlush = flushAfterRun(device, oracle);
+    saver?.finish();
+    const stopped = stop.aborted;
+    if (oracle && !stopped) oracle.finalPass(device);
+    const verify = oracle?.report();
+    const durability = runDurability(run, priorFlush, finalFlush);
+    const fio = toFioResult(run, { oracle: verify, remap: target.remapSummary?.(), globalOptions: { target: target.description } });
+    const dataPath = engineStats
+      ? `engine, ${engineStats.queues.length} queue(s) on ${engineStats.topology}, io ${[...new Set(engineStats.queues.map((q) => q.io))].join('/')}`
+      : `one thread (sync${engineOptions !== undefined || syncWhy !== '--engine sync' ? `: ${syncWhy}` : ''})`;
+    fio.remapsim = {
+      dataPath,
+      ...(engineStats ? { engine: engineStats } : {}),
+      durability,
+      ...(knownBad.set ? { knownBad: { sectors: knownBad.set.sectors, sources: knownBad.sources } } : {}),
+      ...(saver ? { verifyState: { file: saver.file, saves: saver.saves } } : {}),
+      ...(stopped ? { stoppedBy: stop.reason as string } : {}),
+    };
+    if (opts.json !== undefined) fs.writeFileSync(opts.json, formatFioJson(fio));
+    if (opts.outputFormat === 'json') process.stdout.write(formatFioJson(fio));
+    else {
+      const lines = [`target: ${target.description}`, `data path: ${dataPath}`];
+      for (const src of knownBad.sources) lines.push(`known bad: ${src}`);
+      process.stdout.write(`${lines.join('\n')}\n${fioSummaryOnly(fio)}`);
+      const notes = [...durabilityLines(durability, verify)];
+      if (verify) notes.push(`verify${stopped ? ' (the reads made before the run was stopped; no read-back at the end)' : ''}: ${Object.entries(verify.reads).map(([k, v]) => `${k}=${v}`).join(' ')}`, ...verifyNotes(verify));
+      if (saver) notes.push(`verify state: ${saver.file} (${saver.saves} saves); check the target against it with: remapsim verify --state ${saver.file} --target ${opts.target}`);
+      process.stdout.write(`${notes.join('\n')}\n`);
+    }
+    const failed = run.jobs.some((j) => j.error !== 0) || (verify?.findings ?? 0) > 0 || finalFlush !== OK;
+    process.exitCode = failed ? EXIT_FINDINGS : EXIT_OK;
+  } finally {
+    target.close();
+  }
 }

@@ -5,6 +5,7 @@ import { type ComparisonReport, compareLeftovers, compareScenario } from '../../
 import { DmControl } from '../../kernel/dm-control.js';
 import { EXIT_ENVIRONMENT, EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
 import { scenarioArg } from './stack.js';
+import { checkOutputPath } from '../output-path.js';
 
 function wholeNumber(what: string, text: string | undefined, dflt: number, min: number): number {
   if (text === undefined) return dflt;
@@ -68,6 +69,7 @@ Examples:
       const seed = o.seed === undefined ? undefined : wholeNumber('--seed', o.seed, 0, 0);
       const growthEvery = wholeNumber('--growth-every', o.growthEvery, 50, 0);
       const callTimeoutMs = wholeNumber('--call-timeout', o.callTimeout, 20, 1) * 1000;
+      if (o.out !== undefined) checkOutputPath(o.out, '--out');
       const dm = DmControl.open();
       const v = dm.targetVersion('dm-remap-v4');
       const leftovers = compareLeftovers(dm.listDevices(), pidAlive);

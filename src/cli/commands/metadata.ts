@@ -26,6 +26,7 @@ import { MetadataIoError, SafeMetadataStore, describeRepairAction, imageFingerpr
 import { type SafeTableJson, type V4TableJson, parseTableJson, safeJsonToState, safeTableToJson, v4JsonToMetadata, v4TableToJson } from '../../metadata/table-json.js';
 import { readV4Copies, v4CopySectors, writeV4Copies } from '../../metadata/v4-store.js';
 import { EXIT_FINDINGS, UsageError } from '../errors.js';
+import { noteWriterHolding } from '../writer-note.js';
 
 const SHOWN_ENTRIES = 20;
 
@@ -52,10 +53,15 @@ function mainFingerprint(opts: MainOpts): DeviceFingerprint | undefined {
  * A block device is opened with O_DIRECT: the kernel target writes its
  * metadata with bios straight to the device, which the device's page cache
  * does not see, so a buffered read of /dev/loopN (or of a dm device) while a
- * table holds it open can return stale or blank copies.
+ * table holds it open can return stale or blank copies. A writer (repair
+ * --write, import) claims the spare as a served model does, so it is refused
+ * while one runs; a reader says when one does.
  */
 function withSpare<T>(path: string, readOnly: boolean, fn: (spare: FileDevice) => T): T {
-  const spare = FileDevice.open(path, { readOnly, direct: 'block' });
+  const spare = FileDevice.open(path, { readOnly, direct: 'block', exclusive: !readOnly });
+  if (readOnly) {
+    noteWriterHolding(spare, 'its metadata may change while this reads it: what follows may be older than the table it serves, and a copy it is writing may show as torn or stale');
+  }
   try {
     return fn(spare);
   } catch (err) {

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import { DEFAULT_SCENARIO } from '../../scenario/default.js';
 import { loadScenario } from '../../scenario/load.js';
@@ -15,12 +16,16 @@ import { addEngineOptions, type EngineCliOptions, parseEngineOptions } from '../
 import { addKnownBadOptions, type KnownBadCliOptions, type ResolvedKnownBad, resolveKnownBad } from '../known-bad-options.js';
 import { addVerifyStateOptions, parseVerifyStateOptions, type VerifyStateCliOptions } from '../verify-state-options.js';
 import { FileDevice } from '../../block/file-device.js';
+import { checkScenarioDevices } from '../../scenario/build.js';
+import { checkOutputPath } from '../output-path.js';
+import { withInterrupt } from '../interrupt.js';
 
 interface RunOptions extends EngineCliOptions, KnownBadCliOptions, VerifyStateCliOptions {
   policy?: string;
   duration?: string;
   seed?: string;
   workdir?: string;
+  fresh?: boolean;
   json?: string;
   outputFormat: string;
   comparePolicies?: boolean;
@@ -74,7 +79,8 @@ export function registerRun(program: Command): void {
     .option('--policy <policy>', `remap policy: ${POLICIES.join(' or ')} (default: the scenario's)`)
     .option('--duration <time>', "run time of time-based jobs, e.g. 10s, 500ms, 2m (default: the scenario's)")
     .option('--seed <n>', "seed for jobs, fault growth and verify data (default: the scenario's)")
-    .option('--workdir <dir>', 'where backing files go (default: a temporary directory, removed afterwards)')
+    .option('--workdir <dir>', 'where the backing files go, kept after the run (default: a temporary directory, removed afterwards); a later run reuses the images it recorded there')
+    .option('--fresh', 'with --workdir: remove the images (main.img, spare.img) and the record an earlier run left there first')
     .option('--json <file>', 'also write the results, fio-shaped with verify and remap blocks, to this file')
     .option('--output-format <format>', 'normal (a summary) or json (the results on stdout)', 'normal')
     .option('--compare-policies', 'run the scenario under both policies and show what each lost, side by side')
@@ -96,9 +102,27 @@ stack up', --stack-state names its state file: read errors over the stack's
 bad sectors are expected, not findings (--known-bad: a list or ddrescue
 mapfile of them instead).
 
+--workdir D keeps main.img and spare.img in D with a record of what made
+them (remapsim-workdir.json). A second run in D reuses them as devices with
+earlier content: the spare's metadata is loaded as the target would load it,
+and units this run did not write are not judged (notWritten). Images of
+another size, block size or policy, images replaced since, or images
+remapsim has no record of are refused; --fresh starts again with new ones.
+
+Bad input is found before anything runs, in one line: output files that
+cannot be written (--json and its report), a work directory that is not one,
+sizes the filesystem cannot hold, main and spare that are the same file, a
+spare too small for the policy.
+
+SIGINT (Ctrl-C), SIGTERM and SIGHUP stop the run the same way: the jobs end,
+what ran so far is reported (and written to --json) without the read-back
+of written units, the target is flushed and closed, and temporary files are
+removed. A second signal ends the process at once.
+
 Exit status: 0 when no acknowledged data was lost, stale or corrupt and no
 read failed without cause; 1 when the oracle found such units (listed in the
-report) or the final flush failed; 2 for bad input.
+report) or the final flush failed; 2 for bad input; 130, 143, 129 when
+SIGINT, SIGTERM or SIGHUP stopped it (128 + the signal's number).
 
 Examples:
   remapsim run                                # the default scenario, safe policy
@@ -106,42 +130,68 @@ Examples:
   remapsim run --compare-policies --duration 5s
   remapsim run my-scenario.yaml --json results.json   # also writes results.html (remapsim report)
   remapsim run --json r.json --no-report
+  remapsim run --workdir /var/tmp/w && remapsim run --workdir /var/tmp/w   # the second reuses the images
+  remapsim run --workdir /var/tmp/w --fresh
   remapsim run on-stack.yaml --stack-state x.json       # devices.main.path: /dev/mapper/x-bad
   remapsim run crash.yaml --verify-state /var/tmp/r.state`,
     )
-    .action(async (file: string | undefined, opts: RunOptions) => {
-      if (opts.outputFormat !== 'normal' && opts.outputFormat !== 'json') throw new UsageError(`--output-format: must be normal or json, got '${opts.outputFormat}'`);
-      const engine = parseEngineOptions(opts);
-      const base = file === undefined ? validateScenario(DEFAULT_SCENARIO, 'default scenario') : loadScenario(file);
-      const scenario = withOverrides(base, opts);
-      const policies: Policy[] = opts.comparePolicies ? [...POLICIES] : [opts.policy !== undefined ? parsePolicy(opts.policy) : scenario.target.policy];
-      const verifyState = parseVerifyStateOptions(opts);
-      if (verifyState && policies.length > 1) throw new UsageError('--verify-state: one run at a time (drop --compare-policies)');
-      const knownBad = scenarioKnownBad(scenario, opts);
-      const results: ScenarioResult[] = [];
-      for (const policy of policies) {
-        const progress = new ProgressLine();
-        try {
-          results.push(await runScenario(scenario, { policy, engine, workdir: opts.workdir, knownBad, verifyState, onProgress: (p) => progress.update(p, `${policy}: `) }));
-        } finally {
-          progress.done();
+    .action((file: string | undefined, opts: RunOptions) =>
+      withInterrupt(async (interrupt) => {
+        if (opts.outputFormat !== 'normal' && opts.outputFormat !== 'json') throw new UsageError(`--output-format: must be normal or json, got '${opts.outputFormat}'`);
+        const engine = parseEngineOptions(opts);
+        const base = file === undefined ? validateScenario(DEFAULT_SCENARIO, 'default scenario') : loadScenario(file);
+        const scenario = withOverrides(base, opts);
+        const policies: Policy[] = opts.comparePolicies ? [...POLICIES] : [opts.policy !== undefined ? parsePolicy(opts.policy) : scenario.target.policy];
+        const verifyState = parseVerifyStateOptions(opts);
+        if (verifyState && policies.length > 1) throw new UsageError('--verify-state: one run at a time (drop --compare-policies)');
+        const workdir = opts.workdir ?? scenario.workdir;
+        if (opts.fresh && workdir === undefined) throw new UsageError('--fresh: only with --workdir (without one, every run gets a new temporary directory)');
+        if (opts.json !== undefined) {
+          checkOutputPath(opts.json, '--json');
+          if (opts.report) checkOutputPath(reportPathFor(opts.json), '--json (its HTML report; --no-report skips it)');
         }
-      }
-      if (opts.json !== undefined) {
-        const body = results.length === 1 ? results[0].fio : { runs: results.map((r) => r.fio) };
-        fs.writeFileSync(opts.json, results.length === 1 ? formatFioJson(results[0].fio) : `${JSON.stringify(body, null, 2)}\n`);
-        if (opts.report) {
-          // from the JSON, so the page shows what the file holds
-          const runs = distinctLabels(runsFromJson(JSON.parse(JSON.stringify(body)), opts.json));
-          fs.writeFileSync(reportPathFor(opts.json), renderReport(runs));
+        // each policy keeps its own images: their spares hold different metadata
+        const workdirOf = (policy: Policy): string | undefined => (workdir !== undefined && policies.length > 1 ? path.join(workdir, policy) : opts.workdir);
+        for (const policy of policies) checkScenarioDevices(scenario, { policy, workdir: workdirOf(policy), fresh: opts.fresh });
+        const knownBad = scenarioKnownBad(scenario, opts);
+        const results: ScenarioResult[] = [];
+        for (const policy of policies) {
+          if (interrupt.stop.aborted) break;
+          const progress = new ProgressLine();
+          try {
+            results.push(
+              await runScenario(scenario, {
+                policy,
+                engine,
+                workdir: workdirOf(policy),
+                fresh: opts.fresh,
+                knownBad,
+                verifyState,
+                stop: interrupt.stop,
+                onProgress: (p) => progress.update(p, `${policy}: `),
+              }),
+            );
+          } finally {
+            progress.done();
+          }
         }
-      }
-      if (opts.outputFormat === 'json') {
-        process.stdout.write(results.length === 1 ? formatFioJson(results[0].fio) : `${JSON.stringify({ runs: results.map((r) => r.fio) }, null, 2)}\n`);
-      } else {
-        for (const r of results) process.stdout.write(`${formatRunReport(r)}\n`);
-        if (results.length > 1) process.stdout.write(formatComparison(results));
-      }
-      process.exitCode = results.some((r) => r.findings > 0 || r.durability.finalFlush !== 'OK') ? EXIT_FINDINGS : EXIT_OK;
-    });
+        if (interrupt.received) for (const r of results) if (r.stopped) r.fio.remapsim = { ...r.fio.remapsim, stoppedBy: interrupt.received };
+        if (opts.json !== undefined) {
+          const body = results.length === 1 ? results[0].fio : { runs: results.map((r) => r.fio) };
+          fs.writeFileSync(opts.json, results.length === 1 ? formatFioJson(results[0].fio) : `${JSON.stringify(body, null, 2)}\n`);
+          if (opts.report) {
+            // from the JSON, so the page shows what the file holds
+            const runs = distinctLabels(runsFromJson(JSON.parse(JSON.stringify(body)), opts.json));
+            fs.writeFileSync(reportPathFor(opts.json), renderReport(runs));
+          }
+        }
+        if (opts.outputFormat === 'json') {
+          process.stdout.write(results.length === 1 ? formatFioJson(results[0].fio) : `${JSON.stringify({ runs: results.map((r) => r.fio) }, null, 2)}\n`);
+        } else {
+          for (const r of results) process.stdout.write(`${formatRunReport(r)}\n`);
+          if (results.length > 1) process.stdout.write(formatComparison(results));
+        }
+        process.exitCode = results.some((r) => r.findings > 0 || r.durability.finalFlush !== 'OK') ? EXIT_FINDINGS : EXIT_OK;
+      }),
+    );
 }

@@ -12,6 +12,7 @@ import { HealthScanner, ScannerOptionError, type ScanOrder } from '../../health/
 import { realClock } from '../../util/clock.js';
 import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
 import { parseByteSize } from './loop.js';
+import { noteWriterHolding } from '../writer-note.js';
 
 interface ScanCliOptions {
   rate?: string;
@@ -138,6 +139,7 @@ Exit status: 0 nothing bad or slow found, 1 bad or slow sectors found, 2 bad inp
       probe.close();
       const direct = opts.direct ?? isBlock;
       const dev = FileDevice.open(target, { readOnly: true, direct });
+      noteWriterHolding(dev, 'its data may change while it is scanned, and its I/O slows the slices it competes with (slow sectors may be its doing)');
       try {
         const blockBytes = opts.blockSize === undefined ? dev.logicalBlockSize : parseByteSize(opts.blockSize, '--block-size');
         if (blockBytes % dev.logicalBlockSize !== 0 || blockBytes > 1 << 20) {

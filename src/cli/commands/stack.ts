@@ -102,6 +102,21 @@ no device-mapper or not root.`,
     .argument('<state>', 'the state file `stack up` wrote')
     .option('--keep-files', 'keep the backing files')
     .description('remove the devices and loop devices a `stack up` built (and its files)')
+    .addHelpText(
+      'after',
+      `
+Only what that \`stack up\` made is touched: the state records each dm
+device's UUID, each loop device's major:minor and its backing file's inode,
+and each created file's inode. Whatever no longer matches (a dm device of
+that name with another UUID, a loop device now backed by another file, a
+file replaced since) is left alone and named: exit 2. What is gone already
+is fine.
+
+A state file written before identities were recorded (version 1) is still
+read (stack bad, --stack-state), but down leaves everything it names that
+still exists alone and names it: remove those by hand after checking them
+(remapsim dm remove NAME, remapsim loop detach DEV).`,
+    )
     .action((stateFile: string, o: { keepFiles?: boolean }) => {
       const report = teardownKernelStack(loadStackState(stateFile), { keepFiles: o.keepFiles });
       process.stdout.write(`${JSON.stringify(report)}\n`);
@@ -154,7 +169,10 @@ Examples:
       'after',
       `
 Only those: nothing else is touched, and a stack whose main or spare was an
-existing file (not one \`stack up\` made) keeps it.
+existing file (not one \`stack up\` made) keeps it. A dm device of that name
+is removed only when it carries the UUID \`stack up\` gives the stack
+(remapsim-NAME-...), a loop device only when its backing file is the stack's
+file itself (the same inode); anything else is left alone and named (exit 2).
 
 Examples:
   remapsim stack clean t1
