@@ -76,7 +76,11 @@ function modelOverhead(job: Record<string, string | number>): { measure: () => P
   const keys = new Set<number>();
   while (keys.size < REMAPS) keys.add(rnd.int(units));
   const sorted = [...keys].sort((a, b) => a - b);
-  const primary = new SafeRemapTarget({ main: FileDevice.open(mainFile), spare: FileDevice.open(spareFile), restored: { remaps: sorted.map((k, i) => [k, 2048 + i]), cursor: 2048 + REMAPS } });
+  const primary = new SafeRemapTarget({
+    main: FileDevice.open(mainFile),
+    spare: FileDevice.open(spareFile),
+    restored: { remaps: sorted.map((k, i) => [k, 2048 + i]), cursor: 2048 + REMAPS },
+  });
   const run = async (device: EngineOptions['device'], extra: Partial<EngineOptions>): Promise<number> => {
     const e = await Engine.start({ device, queues: 2, pin: true, io: 'js', ...extra });
     try {
@@ -88,7 +92,18 @@ function modelOverhead(job: Record<string, string | number>): { measure: () => P
   };
   return {
     measure: async () => {
-      const model = await run({ kind: 'model', policy: 'safe', main: { file: { path: mainFile } }, spare: { file: { path: spareFile } }, target: primary.shared, mainPath: mainFile, sparePath: spareFile }, { primary });
+      const model = await run(
+        {
+          kind: 'model',
+          policy: 'safe',
+          main: { file: { path: mainFile } },
+          spare: { file: { path: spareFile } },
+          target: primary.shared,
+          mainPath: mainFile,
+          sparePath: spareFile,
+        },
+        { primary },
+      );
       const plain = await run({ kind: 'file', path: mainFile }, {});
       return { model, plain };
     },
@@ -108,7 +123,17 @@ try {
   const overhead = modelOverhead(rand);
   // Other tenants of this 2-CPU machine move results by tens of percent within a minute: every
   // pair runs once per round, rounds alternate, and each figure is the median of its rounds.
-  const r = { one: [] as number[], two: [] as number[], fioRand: [] as number[], seq: [] as number[], fioSeq: [] as number[], direct: [] as number[], fioDirect: [] as number[], model: [] as number[], plain: [] as number[] };
+  const r = {
+    one: [] as number[],
+    two: [] as number[],
+    fioRand: [] as number[],
+    seq: [] as number[],
+    fioSeq: [] as number[],
+    direct: [] as number[],
+    fioDirect: [] as number[],
+    model: [] as number[],
+    plain: [] as number[],
+  };
   try {
     for (let k = 0; k < ROUNDS; k++) {
       r.one.push((await ours({ queues: 1 }, rand)).iops);
@@ -137,8 +162,11 @@ try {
   ].map((c) => ({ ...c, ours: Math.round(c.ours), theirs: Math.round(c.theirs), ratio: round(c.ours / c.theirs) }));
   const rounds = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.map((x) => Math.round(x))]));
   if (!args.json) {
-    console.log(`engine vs itself and fio on a 1 GiB file in /var/tmp, ${RUNTIME_S} s per run, median of ${ROUNDS} alternating rounds (load average ${os.loadavg()[0].toFixed(1)})`);
-    for (const c of comparisons) console.log(`${c.name.padEnd(27)} ours ${String(c.ours).padStart(9)}  theirs ${String(c.theirs).padStart(9)}  ${c.unit.padEnd(22)} ratio ${c.ratio}`);
+    console.log(
+      `engine vs itself and fio on a 1 GiB file in /var/tmp, ${RUNTIME_S} s per run, median of ${ROUNDS} alternating rounds (load average ${os.loadavg()[0].toFixed(1)})`,
+    );
+    for (const c of comparisons)
+      console.log(`${c.name.padEnd(27)} ours ${String(c.ours).padStart(9)}  theirs ${String(c.theirs).padStart(9)}  ${c.unit.padEnd(22)} ratio ${c.ratio}`);
   }
   if (args.json) emitJson({ comparisons, rounds, load: round(os.loadavg()[0], 2) });
 } finally {

@@ -69,7 +69,9 @@ try {
   }
   const theirsNs = median(procNs);
 
-  say(`DM_TABLE_STATUS through koffi: median ${(oursNs / 1000).toFixed(1)} us per call (${batches} batches of ${batch}; min ${(Math.min(...perCall) / 1000).toFixed(1)} us)`);
+  say(
+    `DM_TABLE_STATUS through koffi: median ${(oursNs / 1000).toFixed(1)} us per call (${batches} batches of ${batch}; min ${(Math.min(...perCall) / 1000).toFixed(1)} us)`,
+  );
   say(`dmsetup status as a process:   median ${(theirsNs / 1e6).toFixed(2)} ms per run (${runs} runs; min ${(Math.min(...procNs) / 1e6).toFixed(2)} ms)`);
   say(`  (starting /bin/true alone:    median ${(median(trueNs) / 1e6).toFixed(2)} ms)`);
   say(`ratio ${(theirsNs / oursNs).toFixed(0)}x in favour of the in-process ioctl`);
@@ -77,7 +79,17 @@ try {
   const ours = 1e9 / oursNs;
   const them = 1e9 / theirsNs;
   if (args.json) {
-    emitJson({ comparisons: [{ name: 'dm-status-roundtrip', ours: Math.round(ours), theirs: Math.round(them * 100) / 100, unit: 'ops/s', ratio: Math.round((ours / them) * 10) / 10 }] });
+    emitJson({
+      comparisons: [
+        {
+          name: 'dm-status-roundtrip',
+          ours: Math.round(ours),
+          theirs: Math.round(them * 100) / 100,
+          unit: 'ops/s',
+          ratio: Math.round((ours / them) * 10) / 10,
+        },
+      ],
+    });
   }
 } finally {
   dm.remove(name, { retries: 10 });

@@ -48,7 +48,10 @@ function runOne(i: number): Promise<Outcome> {
   if (m.lifecycle === 'io') cli.push('--io-only');
   const t0 = Date.now();
   return new Promise((resolve) => {
-    const vm = spawn('bash', ['scripts/vm/run.sh', '--quiet', '--timeout', '900', '--share', work, '--', ...cli], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    const vm = spawn('bash', ['scripts/vm/run.sh', '--quiet', '--timeout', '900', '--share', work, '--', ...cli], {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     vm.stderr.on('data', (d: Buffer) => {
       err = (err + d.toString()).slice(-4000);
@@ -86,14 +89,19 @@ async function main(): Promise<void> {
             ? `scenario ${i}: ${rep.agree ? 'agree' : `${rep.differenceCount} differences`}, ${rep.stepsRun}/${rep.steps} steps${rep.wedged ? `, kernel ${rep.wedged.kind} at step ${rep.wedged.step}` : ''}, ${rep.findings.length} findings (${r.seconds.toFixed(0)} s)`
             : `scenario ${i}: no report: ${r.error}`,
         );
-        if (rep && !rep.agree) for (const d of rep.differences.slice(0, 3)) say(`    step ${d.step} (${d.what}): ${d.field}: model ${d.model}, kernel ${d.kernel}`);
+        if (rep && !rep.agree)
+          for (const d of rep.differences.slice(0, 3)) say(`    step ${d.step} (${d.what}): ${d.field}: model ${d.model}, kernel ${d.kernel}`);
       }
     }),
   );
   results.sort((a, b) => a.index - b.index);
   // the power cut: the lifecycle step that needs two boots
   const cut = await runPowerCut({ say });
-  say(cut.error ? `power cut: ${cut.error}` : `power cut: ${cut.agree ? 'agree' : cut.differences.map((d) => `${d.class}: model ${d.model}, kernel ${d.kernel}`).join('; ')}`);
+  say(
+    cut.error
+      ? `power cut: ${cut.error}`
+      : `power cut: ${cut.agree ? 'agree' : cut.differences.map((d) => `${d.class}: model ${d.model}, kernel ${d.kernel}`).join('; ')}`,
+  );
   const total = count + 1;
   const agreeing = results.filter((r) => r.report?.agree).length + (cut.agree ? 1 : 0);
   const findings: Finding[] = results.flatMap((r) => r.report?.findings ?? []);
@@ -101,13 +109,29 @@ async function main(): Promise<void> {
   // one line per kind of misbehaviour, with the scenarios that showed it
   const kinds = new Map<string, Finding[]>();
   for (const f of findings) kinds.set(`${f.kind} during ${f.what}`, [...(kinds.get(`${f.kind} during ${f.what}`) ?? []), f]);
-  for (const [k, fs] of kinds) say(`finding: the kernel ${k}${fs.every((f) => f.predicted) ? ' (predicted by the model every time)' : ''}: ${fs.map((f) => `${f.scenario} step ${f.step}`).join(', ')}`);
+  for (const [k, fs] of kinds)
+    say(
+      `finding: the kernel ${k}${fs.every((f) => f.predicted) ? ' (predicted by the model every time)' : ''}: ${fs.map((f) => `${f.scenario} step ${f.step}`).join(', ')}`,
+    );
   say(`agreement: ${agreeing}/${total} scenarios; ${findings.length} findings; reports in ${work}`);
   const cpu = os.cpus()[0]?.model ?? 'unknown';
   emitJson({
     comparisons: [{ name: 'fidelity-agreement', ours: agreeing, theirs: total, unit: 'scenarios', ratio: agreeing / total }],
-    findings: findings.map((f) => ({ scenario: f.scenario, step: f.step, what: f.what, kind: f.kind, detail: f.detail, predicted: f.predicted, reproduction: f.reproduction })),
-    machine: { cpu, host: os.release(), vmKernel: readOr(path.join(process.env.REMAPSIM_VM_DIR ?? '/var/tmp/remapsim-vm', 'kver')), module: readOr(path.join(process.env.REMAPSIM_VM_DIR ?? '/var/tmp/remapsim-vm', 'dm-remap.note')) },
+    findings: findings.map((f) => ({
+      scenario: f.scenario,
+      step: f.step,
+      what: f.what,
+      kind: f.kind,
+      detail: f.detail,
+      predicted: f.predicted,
+      reproduction: f.reproduction,
+    })),
+    machine: {
+      cpu,
+      host: os.release(),
+      vmKernel: readOr(path.join(process.env.REMAPSIM_VM_DIR ?? '/var/tmp/remapsim-vm', 'kver')),
+      module: readOr(path.join(process.env.REMAPSIM_VM_DIR ?? '/var/tmp/remapsim-vm', 'dm-remap.note')),
+    },
   });
 }
 

@@ -164,7 +164,18 @@ function sides(file: string, direct: boolean): Side[] {
     if (!uring) out.push({ label: 'native io_uring qd32', run: withBackend(() => createIoBackend('native', { mechanism: 'io_uring', depth: DEPTH })) });
   }
   if (!fioWhy) {
-    const common = { filename: file, invalidate: 0, rw: 'randread', bs: '4k', runtime: RUNTIME_S, time_based: 1, norandommap: 1, randrepeat: 0, direct: direct ? 1 : 0, name: 'fio' };
+    const common = {
+      filename: file,
+      invalidate: 0,
+      rw: 'randread',
+      bs: '4k',
+      runtime: RUNTIME_S,
+      time_based: 1,
+      norandommap: 1,
+      randrepeat: 0,
+      direct: direct ? 1 : 0,
+      name: 'fio',
+    };
     out.push({ label: 'fio psync', run: () => runFio({ ...common, ioengine: 'psync' }).iops });
     out.push({ label: 'fio io_uring qd32', run: () => runFio({ ...common, ioengine: 'io_uring', iodepth: DEPTH }).iops });
   }
@@ -183,7 +194,10 @@ function measure(title: string, list: Side[]): Map<string, number> {
   }
   say(`${title} (${RUNTIME_S} s per run, best of ${ROUNDS}; load average ${os.loadavg()[0].toFixed(2)} on ${os.cpus().length} CPUs)`);
   for (const s of list) {
-    const rounds = all.get(s.label)!.map((x) => Math.round(x)).join(', ');
+    const rounds = all
+      .get(s.label)!
+      .map((x) => Math.round(x))
+      .join(', ');
     say(`  ${s.label.padEnd(22)} ${String(Math.round(best.get(s.label)!)).padStart(9)} IOPS   (rounds: ${rounds})`);
   }
   return best;
@@ -205,7 +219,16 @@ function compare(name: string, m: Map<string, number>, ours: string, theirs: str
   const a = m.get(ours);
   const b = m.get(theirs);
   if (a === undefined || b === undefined) return;
-  comparisons.push({ name, ours: Math.round(a), theirs: Math.round(b), unit: 'IOPS', ratio: Math.round((a / b) * 1000) / 1000, oursIs: ours, theirsIs: theirs, ...(target !== undefined ? { target } : {}) });
+  comparisons.push({
+    name,
+    ours: Math.round(a),
+    theirs: Math.round(b),
+    unit: 'IOPS',
+    ratio: Math.round((a / b) * 1000) / 1000,
+    oursIs: ours,
+    theirsIs: theirs,
+    ...(target !== undefined ? { target } : {}),
+  });
 }
 
 let loadBefore = 0;

@@ -47,9 +47,17 @@ const BAD = [64, 72, 80, 1000, 1008, 1016];
 const CLASSES = ['ok', 'stale', 'lost', 'corrupt', 'expectedError', 'unexpectedError', 'unjudged'];
 
 /** Runs `script` in a VM; with `cutAfter`, kills the VM (a power cut) that many seconds after `cutFrom` appears. */
-function vm(work: string, script: string, timeoutS: number, cut?: { cutFrom: string; cutAfterS: number }): Promise<{ code: number | null; stderr: string; cut: boolean }> {
+function vm(
+  work: string,
+  script: string,
+  timeoutS: number,
+  cut?: { cutFrom: string; cutAfterS: number },
+): Promise<{ code: number | null; stderr: string; cut: boolean }> {
   return new Promise((resolve) => {
-    const p = spawn('bash', ['scripts/vm/run.sh', '--quiet', '--timeout', String(timeoutS), '--share', work, '--', 'bash', '-c', script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('bash', ['scripts/vm/run.sh', '--quiet', '--timeout', String(timeoutS), '--share', work, '--', 'bash', '-c', script], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     let cutDone = false;
     p.stderr.on('data', (d: Buffer) => {
@@ -87,9 +95,24 @@ export async function runPowerCut(opts: { cutAfterS?: number; say?: (s: string) 
   const W = (f: string): string => path.join(work, f);
   const result: PowerCutResult = { scenario: 'powercut', cutAfterS, differences: [], agree: false, work };
   const devices = (main: string, spare: string) => ({ main: { path: main }, spare: { path: spare } });
-  fs.writeFileSync(W('pc.json'), JSON.stringify({ name: 'pc', devices: { main: { size: '16M' }, spare: { size: '8M' } }, faults: { main: { badSectors: BAD } }, jobs: [{ rw: 'read' }] }));
-  fs.writeFileSync(W('pc-again.json'), JSON.stringify({ name: 'pc', devices: devices(W('pc-main.img'), W('pc-spare.img')), faults: { main: { badSectors: BAD } }, jobs: [{ rw: 'read' }] }));
-  fs.writeFileSync(W('model.json'), JSON.stringify({ name: 'pc-model', devices: devices(W('model-main.img'), W('model-spare.img')), faults: { main: { badSectors: BAD } }, target: { policy: 'dm-remap-v4' }, jobs: [{ rw: 'read' }] }));
+  fs.writeFileSync(
+    W('pc.json'),
+    JSON.stringify({ name: 'pc', devices: { main: { size: '16M' }, spare: { size: '8M' } }, faults: { main: { badSectors: BAD } }, jobs: [{ rw: 'read' }] }),
+  );
+  fs.writeFileSync(
+    W('pc-again.json'),
+    JSON.stringify({ name: 'pc', devices: devices(W('pc-main.img'), W('pc-spare.img')), faults: { main: { badSectors: BAD } }, jobs: [{ rw: 'read' }] }),
+  );
+  fs.writeFileSync(
+    W('model.json'),
+    JSON.stringify({
+      name: 'pc-model',
+      devices: devices(W('model-main.img'), W('model-spare.img')),
+      faults: { main: { badSectors: BAD } },
+      target: { policy: 'dm-remap-v4' },
+      jobs: [{ rw: 'read' }],
+    }),
+  );
   const cli = 'node dist/cli/main.js';
   const workload = `${cli} bench --target dev:/dev/mapper/pc-remap --name cut --rw randrw --bs 4k --size 1m --direct 1 --verify crc32c --fsync 8 --continue_on_error all --time_based --runtime 3600 --stack-state ${W('stack.json')} --verify-state ${W('vs.state')}`;
   const steps = [
@@ -126,7 +149,10 @@ export async function runPowerCut(opts: { cutAfterS?: number; say?: (s: string) 
     return result;
   }
   say('power cut: verifying on the model');
-  const m = spawnSync('node', ['dist/cli/main.js', 'verify', '--state', W('vs.state'), '--target', `scenario:${W('model.json')}`, '--json'], { cwd: ROOT, encoding: 'utf8' });
+  const m = spawnSync('node', ['dist/cli/main.js', 'verify', '--state', W('vs.state'), '--target', `scenario:${W('model.json')}`, '--json'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   fs.writeFileSync(W('model-verify.json'), m.stdout);
   result.model = readJson<VerifyJson>(W('model-verify.json'));
   if (!result.model) {
@@ -146,7 +172,7 @@ export async function runPowerCut(opts: { cutAfterS?: number; say?: (s: string) 
       kind: 'lost-acknowledged-data',
       detail:
         `after a power cut and a reboot the kernel returns ${lost(result.kernel)} units whose acknowledged and flushed data is gone: stale ${result.kernel.reads.stale ?? 0}, lost ${result.kernel.reads.lost ?? 0}, corrupt ${result.kernel.reads.corrupt ?? 0} (first sectors ${first.join(' ')}). ` +
-        'The target declares no flush support, so the block layer completes fsync and FUA at once and nothing reaches the devices below (here the loop devices\' page cache), and its remaps come back from whatever metadata dm-bufio had written; ' +
+        "The target declares no flush support, so the block layer completes fsync and FUA at once and nothing reaches the devices below (here the loop devices' page cache), and its remaps come back from whatever metadata dm-bufio had written; " +
         `the model, reading the same disks through its own table load, counts ${lost(result.model)}`,
       predicted: lost(result.model) === lost(result.kernel),
       reproduction: { command: 'npx tsx bench/powercut.ts', steps },
@@ -163,10 +189,17 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const r = await runPowerCut({ cutAfterS: process.argv.includes('--quick') ? 35 : 45, say });
   if (r.error) say(`power cut: ${r.error}`);
   else {
-    const row = (v: VerifyJson): string => CLASSES.filter((c) => (v.reads[c] ?? 0) > 0).map((c) => `${c} ${v.reads[c]}`).join(', ');
+    const row = (v: VerifyJson): string =>
+      CLASSES.filter((c) => (v.reads[c] ?? 0) > 0)
+        .map((c) => `${c} ${v.reads[c]}`)
+        .join(', ');
     say(`kernel: ${row(r.kernel!)}`);
     say(`model:  ${row(r.model!)}`);
-    say(r.agree ? 'model and kernel agree on every class' : `differences: ${r.differences.map((d) => `${d.class}: model ${d.model}, kernel ${d.kernel}`).join('; ')}`);
+    say(
+      r.agree
+        ? 'model and kernel agree on every class'
+        : `differences: ${r.differences.map((d) => `${d.class}: model ${d.model}, kernel ${d.kernel}`).join('; ')}`,
+    );
     if (r.finding) say(`finding: ${r.finding.detail}${r.finding.predicted ? ' (predicted by the model)' : ''}`);
   }
   if (json) process.stdout.write(`${JSON.stringify(r)}\n`);

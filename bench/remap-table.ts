@@ -12,7 +12,7 @@
  * other tenants' bursts.
  */
 import { Bench } from 'tinybench';
-import { RemapTable } from '../src/remap/remap-table.js';
+import { RemapTable } from '../src/block/remap-table.js';
 import { Random } from '../src/util/random.js';
 import { benchArgs, emitJson } from './args.js';
 
@@ -28,7 +28,16 @@ const sizes: Array<[string, number]> = [
   ['1e7', 1e7],
 ];
 
-const result = { hit_ns: {} as Record<string, number>, miss_ns: {} as Record<string, number>, cold_hit_ns: {} as Record<string, number>, cold_miss_ns: {} as Record<string, number>, range_4k_ns: {} as Record<string, number>, range_1m_ns: {} as Record<string, number>, bytes_per_entry: {} as Record<string, number>, summary_bytes: {} as Record<string, number> };
+const result = {
+  hit_ns: {} as Record<string, number>,
+  miss_ns: {} as Record<string, number>,
+  cold_hit_ns: {} as Record<string, number>,
+  cold_miss_ns: {} as Record<string, number>,
+  range_4k_ns: {} as Record<string, number>,
+  range_1m_ns: {} as Record<string, number>,
+  bytes_per_entry: {} as Record<string, number>,
+  summary_bytes: {} as Record<string, number>,
+};
 let sink = 0;
 
 for (const [label, n] of sizes) {
@@ -38,7 +47,10 @@ for (const [label, n] of sizes) {
   keySet.sort();
   const uniq = keySet.filter((k, i) => i === 0 || k !== keySet[i - 1]);
   const table = new RemapTable({ keySpace: DEVICE_SECTORS });
-  table.setMany(uniq, uniq.map((_, i) => i * 8));
+  table.setMany(
+    uniq,
+    uniq.map((_, i) => i * 8),
+  );
 
   const coldHits = new Float64Array(COLD);
   const coldMisses = new Float64Array(COLD);
@@ -79,7 +91,7 @@ for (const [label, n] of sizes) {
   const perOp = (name: string, keys = BATCH): number => {
     const r = bench.getTask(name)!.result;
     if (r.state !== 'completed') throw new Error(`bench task ${name} ended ${r.state}`);
-    return Math.round((r.latency.p50 * 1e6) / keys * 10) / 10;
+    return Math.round(((r.latency.p50 * 1e6) / keys) * 10) / 10;
   };
   result.hit_ns[label] = perOp('hit');
   result.miss_ns[label] = perOp('miss');

@@ -84,9 +84,14 @@ function interference(): { phases: Phase[]; ours: number; theirs: number; scanSh
         const monitor = withScanner ? attachHealthMonitor(target, { clock: realClock }) : undefined;
         try {
           const res = runJobs({ device: target, jobs: [job], onTick: monitor ? (now) => monitor.tick(now) : undefined });
-          const st = monitor?.scanner!.stats();
+          const st = monitor?.scanner?.stats();
           const j = res.jobs[0]!;
-          phases.push({ scanner: withScanner, iops: j.read.totalIos / (j.runtimeNs / 1e9), scanRate: st ? st.bytesRead / (res.elapsedNs / 1e9) : 0, scanShare: st ? st.scanNs / res.elapsedNs : 0 });
+          phases.push({
+            scanner: withScanner,
+            iops: j.read.totalIos / (j.runtimeNs / 1e9),
+            scanRate: st ? st.bytesRead / (res.elapsedNs / 1e9) : 0,
+            scanShare: st ? st.scanNs / res.elapsedNs : 0,
+          });
         } finally {
           monitor?.close();
         }
@@ -143,18 +148,34 @@ function detection(scanRateMBps: number, foregroundIops: number, seconds: number
   const rng = new Random(seed);
   const tracker = new DetectionTracker(8);
   // ~0.7 episodes/s of about 2 neighbouring blocks each, follow-ups within seconds nearby
-  const lse = new LatentErrorProcess({ rate: 0.5, burstMean: 2, spread: 2, followProbability: 0.3, followMeanNs: 3e9, followDistance: 256, writeFailCount: 3 }, dust, rng.fork(), 0);
+  const lse = new LatentErrorProcess(
+    { rate: 0.5, burstMean: 2, spread: 2, followProbability: 0.3, followMeanNs: 3e9, followDistance: 256, writeFailCount: 3 },
+    dust,
+    rng.fork(),
+    0,
+  );
   lse.onEpisode((e) => {
     for (const b of e.blocks) tracker.appeared(b * 8, 8, e.atNs);
   });
-  const weakProc = withWeak ? new WeakSectorProcess({ rate: 0.1, failAfterNs: 60e9, readLatency: { kind: 'fixed', ns: 100e6 } }, weak, dust, rng.fork(), 0) : undefined;
+  const weakProc = withWeak
+    ? new WeakSectorProcess({ rate: 0.1, failAfterNs: 60e9, readLatency: { kind: 'fixed', ns: 100e6 } }, weak, dust, rng.fork(), 0)
+    : undefined;
   const monitor = attachHealthMonitor(target, { clock, rate: scanRateMBps * 1e6, tracker });
   // errors arrive for `seconds`; the run goes on for one more scan pass (at the busy rate), so every bad
   // block is found by someone and none is left out of the count (that would favour the faster finder)
   const busyRate = scanRateMBps * 1e6 * SCANNER_DEFAULTS.busyFactor;
   const drainS = Math.ceil(DET_MAIN / busyRate) + 2;
   const arrivalsEndNs = seconds * 1e9;
-  const job = jobFromRecord({ name: 'fg', rw: 'randread', bs: '4k', norandommap: 1, rate_iops: foregroundIops, time_based: 1, runtime: `${seconds + drainS}s`, continue_on_error: 'all' });
+  const job = jobFromRecord({
+    name: 'fg',
+    rw: 'randread',
+    bs: '4k',
+    norandommap: 1,
+    rate_iops: foregroundIops,
+    time_based: 1,
+    runtime: `${seconds + drainS}s`,
+    continue_on_error: 'all',
+  });
   try {
     runJobs({
       device: monitor.wrap(target),
@@ -191,14 +212,20 @@ function detection(scanRateMBps: number, foregroundIops: number, seconds: number
 
 try {
   const defaultRate = SCANNER_DEFAULTS.rate / 1e6;
-  log(`scanner defaults: ${defaultRate} MB/s idle, x${SCANNER_DEFAULTS.busyFactor} while the foreground is busy, ${SCANNER_DEFAULTS.sliceBytes >> 10} KiB slices; machine load ${os.loadavg()[0].toFixed(2)} on ${os.availableParallelism()} CPUs`);
+  log(
+    `scanner defaults: ${defaultRate} MB/s idle, x${SCANNER_DEFAULTS.busyFactor} while the foreground is busy, ${SCANNER_DEFAULTS.sliceBytes >> 10} KiB slices; machine load ${os.loadavg()[0].toFixed(2)} on ${os.availableParallelism()} CPUs`,
+  );
 
   const inter = interference();
   const ratio = inter.ours / inter.theirs;
   log(`\nscanner-interference: 4k random reads, QD1, page-cached file, safe policy, alternating phases`);
-  log(`  ${inter.phases.length} phases of 250 ms; IOPS with the scanner ${range(inter.phases.filter((p) => p.scanner).map((p) => p.iops))}, without ${range(inter.phases.filter((p) => !p.scanner).map((p) => p.iops))}`);
+  log(
+    `  ${inter.phases.length} phases of 250 ms; IOPS with the scanner ${range(inter.phases.filter((p) => p.scanner).map((p) => p.iops))}, without ${range(inter.phases.filter((p) => !p.scanner).map((p) => p.iops))}`,
+  );
   log(`  median: with ${Math.round(inter.ours)} IOPS, without ${Math.round(inter.theirs)} IOPS, ratio ${ratio.toFixed(3)} (target >= 0.95)`);
-  log(`  the scanner read ${(inter.scanRate / 1e6).toFixed(2)} MB/s and its reads took ${(inter.scanShare * 100).toFixed(2)}% of the thread's time (median phase)`);
+  log(
+    `  the scanner read ${(inter.scanRate / 1e6).toFixed(2)} MB/s and its reads took ${(inter.scanShare * 100).toFixed(2)}% of the thread's time (median phase)`,
+  );
 
   const T = args.quick ? 150 : 300;
   const TMAIN = args.quick ? 150 : 600;
@@ -210,21 +237,39 @@ try {
     `found first ${d.fraction === null ? 'n/a' : d.fraction.toFixed(3)} (closed form ${d.predicted.toFixed(3)}), ${d.scannerFirst}/${d.scannerFirst + d.foregroundFirst} of ${d.appeared} bad blocks, ${d.undiscovered} undiscovered, mean time to discovery ${d.meanDetectionSeconds?.toFixed(1) ?? 'n/a'} s`;
   log(`  default rate, foreground ${FG} IOPS, errors for ${TMAIN} s simulated: ${row(main)}`);
   log(`  by scan rate (foreground ${FG} IOPS = ${((FG * 4096) / 1e6).toFixed(2)} MB/s, errors for ${T} s simulated):`);
-  for (const d of byRate) log(`    ${String(d.scanRateMBps).padStart(4)} MB/s idle (${(d.scanRateMBps * SCANNER_DEFAULTS.busyFactor).toFixed(1)} MB/s busy): ${row(d)}`);
+  for (const d of byRate)
+    log(`    ${String(d.scanRateMBps).padStart(4)} MB/s idle (${(d.scanRateMBps * SCANNER_DEFAULTS.busyFactor).toFixed(1)} MB/s busy): ${row(d)}`);
   const T2 = args.quick ? 60 : 120;
   const byForeground = [250, 1000, 4000].map((f) => detection(defaultRate, f, T2));
   log(`  by foreground rate (default scan rate, ${T2} s simulated):`);
   for (const d of byForeground) log(`    ${String(d.foregroundIops).padStart(5)} IOPS (${((d.foregroundIops * 4096) / 1e6).toFixed(2)} MB/s): ${row(d)}`);
-  if (main.weak) log(`  weak sectors (0.1/s, fail after 60 s on average): ${main.weak.madeWeak} appeared, ${main.weak.movedBeforeFailing} moved to the spare while readable, ${main.weak.failed} failed`);
+  if (main.weak)
+    log(
+      `  weak sectors (0.1/s, fail after 60 s on average): ${main.weak.madeWeak} appeared, ${main.weak.movedBeforeFailing} moved to the spare while readable, ${main.weak.failed} failed`,
+    );
 
   const round3 = (x: number | null): number | null => (x === null ? null : Math.round(x * 1000) / 1000);
-  const comparisons = [{ name: 'scanner-interference', ours: Math.round(inter.ours), theirs: Math.round(inter.theirs), unit: 'IOPS', ratio: Math.round(ratio * 1000) / 1000 }];
+  const comparisons = [
+    { name: 'scanner-interference', ours: Math.round(inter.ours), theirs: Math.round(inter.theirs), unit: 'IOPS', ratio: Math.round(ratio * 1000) / 1000 },
+  ];
   if (args.json) {
     emitJson({
       comparisons,
       found_before_foreground: round3(main.fraction),
-      found_before_foreground_by_rate: byRate.map((d) => ({ scanRateMBps: d.scanRateMBps, foregroundIops: d.foregroundIops, fraction: round3(d.fraction), predicted: round3(d.predicted), appeared: d.appeared })),
-      found_before_foreground_by_foreground: byForeground.map((d) => ({ scanRateMBps: d.scanRateMBps, foregroundIops: d.foregroundIops, fraction: round3(d.fraction), predicted: round3(d.predicted), appeared: d.appeared })),
+      found_before_foreground_by_rate: byRate.map((d) => ({
+        scanRateMBps: d.scanRateMBps,
+        foregroundIops: d.foregroundIops,
+        fraction: round3(d.fraction),
+        predicted: round3(d.predicted),
+        appeared: d.appeared,
+      })),
+      found_before_foreground_by_foreground: byForeground.map((d) => ({
+        scanRateMBps: d.scanRateMBps,
+        foregroundIops: d.foregroundIops,
+        fraction: round3(d.fraction),
+        predicted: round3(d.predicted),
+        appeared: d.appeared,
+      })),
       weak: main.weak,
       scan_time_share: Math.round(inter.scanShare * 10000) / 10000,
       load: os.loadavg()[0],

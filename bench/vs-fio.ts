@@ -101,8 +101,13 @@ try {
     { name: 'rand-read-4k-qd1', ours: randOurs.iops, theirs: randFio.iops, unit: 'IOPS', ratio: randOurs.iops / randFio.iops },
   ].map((c) => ({ ...c, ours: Math.round(c.ours), theirs: Math.round(c.theirs), ratio: Math.round(c.ratio * 1000) / 1000 }));
   if (!args.json) {
-    console.log(`same 1 GiB page-cached file, median of ${ROUNDS} alternating runs of ${RUNTIME_S} s; model: safe policy (${REMAPS} remaps for the random job)`);
-    for (const c of comparisons) console.log(`${c.name.padEnd(18)} remapsim ${String(c.ours).padStart(8)} ${c.unit.padEnd(6)}  fio psync ${String(c.theirs).padStart(8)} ${c.unit.padEnd(6)}  ratio ${c.ratio}`);
+    console.log(
+      `same 1 GiB page-cached file, median of ${ROUNDS} alternating runs of ${RUNTIME_S} s; model: safe policy (${REMAPS} remaps for the random job)`,
+    );
+    for (const c of comparisons)
+      console.log(
+        `${c.name.padEnd(18)} remapsim ${String(c.ours).padStart(8)} ${c.unit.padEnd(6)}  fio psync ${String(c.theirs).padStart(8)} ${c.unit.padEnd(6)}  ratio ${c.ratio}`,
+      );
   }
   if (args.json) emitJson({ comparisons, rounds, load: os.loadavg()[0] });
 } finally {

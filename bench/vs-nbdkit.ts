@@ -33,7 +33,7 @@ function missingTool(): string | undefined {
     if (spawnSync(cmd, [arg], { encoding: 'utf8' }).status !== 0) return `${cmd} is not installed`;
   }
   const engines = spawnSync('fio', ['--enghelp'], { encoding: 'utf8' }).stdout ?? '';
-  if (!/\bnbd\b/.test(engines)) return "this fio has no nbd engine (it needs libnbd at build time)";
+  if (!/\bnbd\b/.test(engines)) return 'this fio has no nbd engine (it needs libnbd at build time)';
   return undefined;
 }
 
@@ -77,7 +77,15 @@ async function startOurs(): Promise<ChildProcess> {
   let what = ['--table', `0 ${sectors} remap ${mainFile} ${spareFile}`];
   if (ENGINE) {
     const scenario = path.join(dir, 'serve.yaml');
-    const lines = ['name: bench-nbd', 'devices:', `  main: { path: ${JSON.stringify(mainFile)} }`, `  spare: { path: ${JSON.stringify(spareFile)} }`, 'target: { policy: safe }', 'jobs:', '  - { name: unused, rw: read, bs: 4k, size: 1m }'];
+    const lines = [
+      'name: bench-nbd',
+      'devices:',
+      `  main: { path: ${JSON.stringify(mainFile)} }`,
+      `  spare: { path: ${JSON.stringify(spareFile)} }`,
+      'target: { policy: safe }',
+      'jobs:',
+      '  - { name: unused, rw: read, bs: 4k, size: 1m }',
+    ];
     fs.writeFileSync(scenario, lines.join('\n'));
     what = [scenario, '--engine', 'workers'];
   }
@@ -91,7 +99,12 @@ async function startOurs(): Promise<ChildProcess> {
   let err = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (err += d));
-  await waitFor(() => out.includes('Stop with'), 'remapsim serve', child, () => err);
+  await waitFor(
+    () => out.includes('Stop with'),
+    'remapsim serve',
+    child,
+    () => err,
+  );
   return child;
 }
 
@@ -101,7 +114,12 @@ async function startNbdkit(): Promise<ChildProcess> {
   children.push(child);
   let err = '';
   child.stderr!.on('data', (d) => (err += d));
-  await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim() !== '', 'nbdkit', child, () => err);
+  await waitFor(
+    () => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim() !== '',
+    'nbdkit',
+    child,
+    () => err,
+  );
   return child;
 }
 
@@ -196,7 +214,9 @@ async function main(): Promise<void> {
     );
   }
   const load1 = os.loadavg()[0];
-  console.log(`fio nbd engine, ${MAIN_BYTES >> 20} MiB page-cached file, ${ROUNDS} x ${RUNTIME_S} s per side, alternating; remapsim: safe policy, no remaps, ${ENGINE ? 'through the per-CPU engine' : 'on its server thread'}`);
+  console.log(
+    `fio nbd engine, ${MAIN_BYTES >> 20} MiB page-cached file, ${ROUNDS} x ${RUNTIME_S} s per side, alternating; remapsim: safe policy, no remaps, ${ENGINE ? 'through the per-CPU engine' : 'on its server thread'}`,
+  );
   for (const l of lines) console.log(l);
   const busy = Math.max(load0, load1) > os.cpus().length * 0.5;
   console.log(`load average ${load0.toFixed(2)} -> ${load1.toFixed(2)} on ${os.cpus().length} CPUs${busy ? ': the machine was busy, numbers are noisy' : ''}`);

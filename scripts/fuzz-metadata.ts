@@ -1,11 +1,11 @@
 /**
  * Long fuzz run of the metadata decoders (the properties of
- * test/metadata/fuzz-properties.ts). Usage:
+ * scripts/fuzz/fuzz-properties.ts). Usage:
  *   npx tsx scripts/fuzz-metadata.ts --runs 100000 [--seed N]
  * Runs each of the three properties (dm-remap-v4 copies, safe-format blocks,
  * replay of damaged volumes) `runs` times and prints the seed and the counts.
  */
-import { fuzzMetadata } from '../test/metadata/fuzz-properties.js';
+import { fuzzMetadata } from './fuzz/fuzz-properties.js';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,7 +31,9 @@ try {
   const r = fuzzMetadata({ numRuns, seed });
   const width = Math.max(...Object.keys(r.counts).map((k) => k.length));
   for (const key of Object.keys(r.counts).sort()) console.log(`  ${key.padEnd(width)}  ${r.counts[key]}`);
-  console.log(`cases: ${3 * numRuns} (v4 ${(r.ms.v4 / 1000).toFixed(1)} s, blocks ${(r.ms.blocks / 1000).toFixed(1)} s, replay ${(r.ms.replay / 1000).toFixed(1)} s)`);
+  console.log(
+    `cases: ${3 * numRuns} (v4 ${(r.ms.v4 / 1000).toFixed(1)} s, blocks ${(r.ms.blocks / 1000).toFixed(1)} s, replay ${(r.ms.replay / 1000).toFixed(1)} s)`,
+  );
   console.log(`ok: no decoder threw anything but MetadataFormatError (seed ${seed}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
 } catch (e) {
   console.error(`FAILED with seed ${seed}:`);

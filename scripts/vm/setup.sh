@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# setup.sh - prepare the kernel test lane (see test/kernel/README.md).
+# setup.sh - prepare the kernel test lane (see test/vm/README.md).
 #
 #   bash scripts/vm/setup.sh [--force]
 #

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # test-kernel.sh - the kernel lane (npm run test:kernel): compile
-# test/kernel/**/*.test.ts (and what they import) on the host, then run
-# test/kernel/*.test.ts with node's test runner inside ONE VM
-# (scripts/vm/run.sh), and each test/kernel/lifecycle/*.test.ts in a fresh
+# test/vm/**/*.test.ts (and what they import) on the host, then run
+# test/vm/*.test.ts with node's test runner inside ONE VM
+# (scripts/vm/run.sh), and each test/vm/lifecycle/*.test.ts in a fresh
 # VM of its own: those drive the real dm-remap-v4 module into hangs and
 # oopses, after which a kernel is not to be trusted.
 #
-#   bash scripts/vm/test-kernel.sh [test/kernel/x.test.ts ...]   (default: all)
+#   bash scripts/vm/test-kernel.sh [test/vm/x.test.ts ...]   (default: all)
 #
 # Compiling happens on the host because the VM emulates the CPU (TCG): tsc
 # there takes ~15x longer. Exit status: the first failing run's (the test
@@ -17,14 +17,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 OUT=.tmp/kernel-tests
 VM_DIR=${REMAPSIM_VM_DIR:-/var/tmp/remapsim-vm}
 
-if [ $# -gt 0 ]; then sources=("$@"); else sources=(test/kernel/*.test.ts test/kernel/lifecycle/*.test.ts); fi
+if [ $# -gt 0 ]; then sources=("$@"); else sources=(test/vm/*.test.ts test/vm/lifecycle/*.test.ts); fi
 shared=()
 own=()
 for s in "${sources[@]}"; do
   case "$s" in
-    test/kernel/lifecycle/*.test.ts) own+=("$OUT/${s%.ts}.js") ;;
-    test/kernel/*.test.ts) shared+=("$OUT/${s%.ts}.js") ;;
-    *) echo "test-kernel: '$s' is not a test/kernel/*.test.ts or test/kernel/lifecycle/*.test.ts file" >&2; exit 2 ;;
+    test/vm/lifecycle/*.test.ts) own+=("$OUT/${s%.ts}.js") ;;
+    test/vm/*.test.ts) shared+=("$OUT/${s%.ts}.js") ;;
+    *) echo "test-kernel: '$s' is not a test/vm/*.test.ts or test/vm/lifecycle/*.test.ts file" >&2; exit 2 ;;
   esac
   [ -f "$s" ] || { echo "test-kernel: no such file: $s" >&2; exit 2; }
 done

@@ -60,7 +60,9 @@ export function describeBusyBlockDevice(devPath: string): string {
   let who: string[] = [];
   try {
     const st = fs.statSync(devPath);
-    who = holdersOf(glibcMajorMinor(st.rdev), []).map((h) => (h.kind === 'mount' ? `mounted on ${h.mountPoint} (${h.fsType})` : `used by the table of dm device '${h.name}'`));
+    who = holdersOf(glibcMajorMinor(st.rdev), []).map((h) =>
+      h.kind === 'mount' ? `mounted on ${h.mountPoint} (${h.fsType})` : `used by the table of dm device '${h.name}'`,
+    );
   } catch {
     // gone meanwhile
   }
@@ -125,7 +127,10 @@ function hex2(n: number): string {
 
 function commandOf(pid: string): string {
   try {
-    const words = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((w) => w !== '');
+    const words = fs
+      .readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((w) => w !== '');
     // node --import tsx .../main.ts serve ...: show from the script on, shortened
     const script = words.findIndex((w) => /(^|\/)(main\.[jt]s|remapsim)$/.test(w));
     const shown = (script >= 0 ? ['remapsim', ...words.slice(script + 1)] : words).join(' ');

@@ -1,3 +1,4 @@
+import { RemapsimError } from '../util/errors.js';
 /**
  * The one interface every data-holding layer implements.
  *
@@ -148,7 +149,7 @@ export interface LentRead {
 export type BlockRequestProblem = 'out-of-range' | 'misaligned' | 'closed';
 
 /** A request that can never be valid for this device: thrown before anything is written. */
-export class BlockRequestError extends Error {
+export class BlockRequestError extends RemapsimError {
   override readonly name = 'BlockRequestError';
   constructor(
     readonly problem: BlockRequestProblem,
@@ -167,10 +168,7 @@ export function checkRequest(dev: Pick<BlockDevice, 'name' | 'sectors' | 'logica
     throw new BlockRequestError('out-of-range', `${dev.name}: invalid request sector=${sector} count=${count}`);
   }
   if (sector + count > dev.sectors) {
-    throw new BlockRequestError(
-      'out-of-range',
-      `${dev.name}: request [${sector}, ${sector + count}) is beyond the device end (${dev.sectors} sectors)`,
-    );
+    throw new BlockRequestError('out-of-range', `${dev.name}: request [${sector}, ${sector + count}) is beyond the device end (${dev.sectors} sectors)`);
   }
   const lbsSectors = dev.logicalBlockSize >>> SECTOR_SHIFT;
   if (lbsSectors > 1 && (sector % lbsSectors !== 0 || count % lbsSectors !== 0)) {

@@ -1,8 +1,34 @@
 import * as fs from 'node:fs';
-import { type BlockDevice, type IoStatus, type MappedReads, type LogicalBlockSize, type WriteFlags, checkIo, checkRequest, EIO, ENOENT, ENXIO, OK, SECTOR_SHIFT, SECTOR_SIZE } from './device.js';
+import {
+  type BlockDevice,
+  type IoStatus,
+  type MappedReads,
+  type LogicalBlockSize,
+  type WriteFlags,
+  checkIo,
+  checkRequest,
+  EIO,
+  ENOENT,
+  ENXIO,
+  OK,
+  SECTOR_SHIFT,
+  SECTOR_SIZE,
+} from './device.js';
 import { type AlignedBuffer, allocAligned, isAligned } from './aligned.js';
 import { claimWriter, describeBusyBlockDevice, writerHolding } from './claim.js';
-import { BLKDISCARD, BLKGETSIZE64, BLKSSZGET, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, type Libc, libc, SEEK_DATA, SEEK_HOLE, SysError } from '../sys/libc.js';
+import {
+  BLKDISCARD,
+  BLKGETSIZE64,
+  BLKSSZGET,
+  FALLOC_FL_KEEP_SIZE,
+  FALLOC_FL_PUNCH_HOLE,
+  type Libc,
+  libc,
+  SEEK_DATA,
+  SEEK_HOLE,
+  SysError,
+} from '../sys/libc.js';
+import { RemapsimError } from '../util/errors.js';
 
 /** Bytes of a file one mapping of mappedRead covers; a range across two windows is not mapped. */
 const MAP_WINDOW = 1 << 30;
@@ -32,7 +58,7 @@ export interface FileDeviceOptions {
 }
 
 /** A user mistake in opening a device: reported as one line, never a stack trace. */
-export class DeviceOpenError extends Error {
+export class DeviceOpenError extends RemapsimError {
   override readonly name: string = 'DeviceOpenError';
 }
 

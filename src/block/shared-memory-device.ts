@@ -21,8 +21,13 @@ export class SharedMemoryDevice implements BlockDevice {
   constructor(opts: { sectors: number; logicalBlockSize?: LogicalBlockSize; name?: string } | SharedMemoryDeviceShared) {
     if ('data' in opts) this.shared = opts;
     else {
-      if (!Number.isSafeInteger(opts.sectors) || opts.sectors <= 0 || opts.sectors > 2 ** 22) throw new RangeError(`sectors must be in [1, 2^22] (2 GiB), got ${opts.sectors}`);
-      this.shared = { data: new SharedArrayBuffer(opts.sectors << SECTOR_SHIFT), logicalBlockSize: opts.logicalBlockSize ?? 512, name: opts.name ?? `shm(${opts.sectors})` };
+      if (!Number.isSafeInteger(opts.sectors) || opts.sectors <= 0 || opts.sectors > 2 ** 22)
+        throw new RangeError(`sectors must be in [1, 2^22] (2 GiB), got ${opts.sectors}`);
+      this.shared = {
+        data: new SharedArrayBuffer(opts.sectors << SECTOR_SHIFT),
+        logicalBlockSize: opts.logicalBlockSize ?? 512,
+        name: opts.name ?? `shm(${opts.sectors})`,
+      };
     }
     this.bytes = new Uint8Array(this.shared.data);
     this.sectors = this.bytes.length >>> SECTOR_SHIFT;

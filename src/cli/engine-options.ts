@@ -20,7 +20,7 @@ export function addEngineOptions(cmd: Command, workersHelp: string, opts: { forc
   cmd
     .option('--engine <kind>', `data path: workers (the per-CPU engine; ${workersHelp}) or sync (one thread)`, opts.engine ?? 'workers')
     .option('--queues <n>', 'engine queues, one worker thread each (default: one per CPU)')
-    .option('--numa <shape>', 'simulate a NUMA topology for the engine, e.g. 2x8 (default: the machine\'s)');
+    .option('--numa <shape>', "simulate a NUMA topology for the engine, e.g. 2x8 (default: the machine's)");
   if (opts.force !== false) cmd.option('--force', 'allow more queues than CPUs');
   return cmd.option('--io <kind>', 'how engine workers reach files: auto (io_uring when the native library is built), native or js', 'auto');
 }

@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
+import { SECTOR_SIZE } from '../block/device.js';
 import { BadListError, parseBadSectorFile } from '../faults/badlist.js';
 import { KnownBadSectors } from '../faults/known-bad.js';
 import { loadStackState, StackError } from '../kernel/stack.js';
@@ -57,14 +58,15 @@ export function resolveKnownBad(opts: KnownBadCliOptions, target: KnownBadTarget
   const sets: KnownBadSectors[] = [];
   const sources: string[] = [];
   if (opts.stackState !== undefined) {
-    let state;
+    let state: ReturnType<typeof loadStackState>;
     try {
       state = loadStackState(opts.stackState);
     } catch (err) {
       if (err instanceof StackError) throw new UsageError(`--stack-state: ${err.message}`);
       throw err;
     }
-    if (typeof state.top !== 'string' || state.top === '') throw new UsageError(`--stack-state: ${opts.stackState} is not a remapsim stack state: field 'top' is missing or malformed`);
+    if (typeof state.top !== 'string' || state.top === '')
+      throw new UsageError(`--stack-state: ${opts.stackState} is not a remapsim stack state: field 'top' is missing or malformed`);
     if (!fs.existsSync(state.top)) throw new UsageError(`--stack-state: the stack's device ${state.top} does not exist (was stack '${state.name}' torn down?)`);
     if (target.path === undefined || !sameDevice(target.path, state.top)) {
       throw new UsageError(`--stack-state: ${opts.stackState} describes stack '${state.name}' on ${state.top}, but the target is ${target.description}`);
@@ -86,7 +88,7 @@ export function resolveKnownBad(opts: KnownBadCliOptions, target: KnownBadTarget
     }
     let set: KnownBadSectors;
     try {
-      set = KnownBadSectors.fromRanges(parseBadSectorFile(text));
+      set = KnownBadSectors.fromRanges(parseBadSectorFile(text, { deviceBytes: target.sectors * SECTOR_SIZE }));
     } catch (err) {
       if (err instanceof BadListError) throw new UsageError(`--known-bad ${opts.knownBad}: ${err.message}`);
       throw err;

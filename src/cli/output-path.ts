@@ -25,6 +25,8 @@ export function checkOutputPath(file: string, option: string): void {
     if (st === undefined) fs.accessSync(dir, fs.constants.X_OK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(`${option}: cannot write ${st === undefined ? `in ${dir}` : file}: ${code === 'EROFS' ? 'read-only file system' : describeFsError(err)}`);
+    throw new UsageError(
+      `${option}: cannot write ${st === undefined ? `in ${dir}` : file}: ${code === 'EROFS' ? 'read-only file system' : describeFsError(err)}`,
+    );
   }
 }

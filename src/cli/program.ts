@@ -13,6 +13,7 @@ import { registerScan } from './commands/scan.js';
 import { registerReport } from './commands/report.js';
 import { registerStack } from './commands/stack.js';
 import { registerCompare } from './commands/compare.js';
+import { registerSimulate } from './commands/simulate.js';
 
 /** Each command module adds itself to the program; one line each. */
 const COMMANDS: Array<(program: Command) => void> = [
@@ -28,6 +29,7 @@ const COMMANDS: Array<(program: Command) => void> = [
   registerReport,
   registerStack,
   registerCompare,
+  registerSimulate,
 ];
 
 export function buildProgram(): Command {

@@ -66,16 +66,21 @@ export function formatRunReport(r: ScenarioResult): string {
   const full = m.enospc ? `, ${m.enospc} writes failed: spare full` : '';
   out.push(`remap: ${m.remaps} remaps, ${spare}${pend}${full}; main bad blocks ${m.initialBadBlocks} at start + ${m.grownBadBlocks} grown`);
   if (m.storeErrors) {
-    out.push(`store errors: ${m.storeErrors} requests failed in the file system or backing file under a device, not on its medium (the last: ${m.lastStoreError}); nothing was remapped for them`);
+    out.push(
+      `store errors: ${m.storeErrors} requests failed in the file system or backing file under a device, not on its medium (the last: ${m.lastStoreError}); nothing was remapped for them`,
+    );
   }
-  if (m.restarts !== undefined) out.push(`restarts: the table was loaded again ${m.restarts} time(s)${m.restartsStopped ? `; then stopped: ${m.restartsStopped}` : ''}`);
+  if (m.restarts !== undefined)
+    out.push(`restarts: the table was loaded again ${m.restarts} time(s)${m.restartsStopped ? `; then stopped: ${m.restartsStopped}` : ''}`);
   out.push(`status: ${m.status}`);
   for (const src of r.knownBad) out.push(`known bad: ${src}`);
   out.push(...durabilityLines(r.durability, r.verify));
   if (r.verifyState) out.push(`verify state: ${r.verifyState.file} (${r.verifyState.saves} saves)`);
   if (r.verify) {
     const v = r.verify;
-    out.push(`verify (${v.unitSize}-byte units, ${r.stopped ? 'the reads made before the run was stopped; no read-back at the end' : 'every written unit read back at the end'}):`);
+    out.push(
+      `verify (${v.unitSize}-byte units, ${r.stopped ? 'the reads made before the run was stopped; no read-back at the end' : 'every written unit read back at the end'}):`,
+    );
     for (const c of READ_CLASSES) {
       if (v.reads[c] === 0 && c !== 'ok') continue;
       const first = c !== 'ok' && v.first[c].length > 0 ? `   first sectors: ${v.first[c].slice(0, 8).join(' ')}${v.first[c].length > 8 ? ' ...' : ''}` : '';

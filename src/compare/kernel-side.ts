@@ -109,12 +109,23 @@ export class KernelSide {
     switch (step.kind) {
       case 'read': {
         if (this.handle === undefined) return { result: 'error', errno: ENXIO };
-        const r = await a.call<{ status: number; data: Uint8Array }>({ op: 'dev.read', handle: this.handle, sector: step.sector, bytes: step.sectors * SECTOR_SIZE });
+        const r = await a.call<{ status: number; data: Uint8Array }>({
+          op: 'dev.read',
+          handle: this.handle,
+          sector: step.sector,
+          bytes: step.sectors * SECTOR_SIZE,
+        });
         return r.status === OK ? { result: 'ok', data: readDigest(r.data, mask) } : { result: 'error', errno: r.status };
       }
       case 'write': {
         if (this.handle === undefined) return { result: 'error', errno: ENXIO };
-        const rc = await a.call<number>({ op: 'dev.write', handle: this.handle, sector: step.sector, data: writeData(index, step.sectors * SECTOR_SIZE), fua: step.fua ?? false });
+        const rc = await a.call<number>({
+          op: 'dev.write',
+          handle: this.handle,
+          sector: step.sector,
+          data: writeData(index, step.sectors * SECTOR_SIZE),
+          fua: step.fua ?? false,
+        });
         return rc === OK ? { result: 'ok' } : { result: 'error', errno: rc };
       }
       case 'discard': {
@@ -136,24 +147,39 @@ export class KernelSide {
         await sleep(step.ms);
         return { result: 'ok' };
       case 'message':
-        return this.callResult(() => a.dm('messageReply', [name, 0, step.args.join(' ')]), (v) => ({ result: 'ok', reply: replyText(v) }));
+        return this.callResult(
+          () => a.dm('messageReply', [name, 0, step.args.join(' ')]),
+          (v) => ({ result: 'ok', reply: replyText(v) }),
+        );
       case 'grow': {
         this.state = await a.call<StackState>({ op: 'stack.addBad', state: this.state, sectors: step.sectors });
         return { result: 'ok' };
       }
       case 'suspend':
-        return this.callResult(() => a.dm('suspend', [name]), () => ({ result: 'ok' }));
+        return this.callResult(
+          () => a.dm('suspend', [name]),
+          () => ({ result: 'ok' }),
+        );
       case 'resume':
-        return this.callResult(() => a.dm('resume', [name]), () => ({ result: 'ok' }));
+        return this.callResult(
+          () => a.dm('resume', [name]),
+          () => ({ result: 'ok' }),
+        );
       case 'reload': {
         // no EBUSY explanation: it reads every live table, and a status call changes the module under test
-        const r = await this.callResult(() => a.dm('load', [name, this.remapTable, { explainBusy: false }]), () => ({ result: 'ok' }) as Outcome);
+        const r = await this.callResult(
+          () => a.dm('load', [name, this.remapTable, { explainBusy: false }]),
+          () => ({ result: 'ok' }) as Outcome,
+        );
         if (r.result === 'ok') await a.dm('clear', [name]); // not expected: leave the live table as it was
         return r;
       }
       case 'recreate': {
         await this.closeTop();
-        const r = await this.callResult(() => a.dm('remove', [name]), () => ({ result: 'ok' }) as Outcome);
+        const r = await this.callResult(
+          () => a.dm('remove', [name]),
+          () => ({ result: 'ok' }) as Outcome,
+        );
         if (r.result !== 'ok') return r;
         await a.dm('create', [name]);
         await a.dm('load', [name, this.remapTable, { explainBusy: false }]);
@@ -165,10 +191,16 @@ export class KernelSide {
       case 'remove': {
         await this.closeTop();
         if (step.suspendFirst) {
-          const s = await this.callResult(() => a.dm('suspend', [name]), () => ({ result: 'ok' }) as Outcome);
+          const s = await this.callResult(
+            () => a.dm('suspend', [name]),
+            () => ({ result: 'ok' }) as Outcome,
+          );
           if (s.result !== 'ok') return s;
         }
-        return this.callResult(() => a.dm('remove', [name]), () => ({ result: 'ok' }) as Outcome);
+        return this.callResult(
+          () => a.dm('remove', [name]),
+          () => ({ result: 'ok' }) as Outcome,
+        );
       }
     }
   }
@@ -273,7 +305,12 @@ export class KernelSide {
     const bad = this.state.devices.find((d) => d.role === 'bad')!;
     const v = await this.agent.dm('message', [bad.name, 0, 'listbadblocks']);
     const text = replyText(v) ?? '';
-    return /^No blocks/.test(text.trim()) ? [] : text.split(/\s+/).filter((w) => w !== '').map(Number);
+    return /^No blocks/.test(text.trim())
+      ? []
+      : text
+          .split(/\s+/)
+          .filter((w) => w !== '')
+          .map(Number);
   }
 
   /**
@@ -284,7 +321,9 @@ export class KernelSide {
     const removed: string[] = [];
     const leftBehind: string[] = [];
     if (this.wedged) {
-      leftBehind.push(...this.state.devices.map((d) => `${d.path} (the kernel is wedged: ${this.wedged!.kind} in ${this.wedged!.call ?? 'a call'}; reboot to clear it)`));
+      leftBehind.push(
+        ...this.state.devices.map((d) => `${d.path} (the kernel is wedged: ${this.wedged!.kind} in ${this.wedged!.call ?? 'a call'}; reboot to clear it)`),
+      );
       leftBehind.push(...this.state.loops.map((l) => l.device), ...this.state.files.filter((f) => f.created).map((f) => f.path));
       this.agent.abandon('the kernel side is wedged');
       return { removed, leftBehind };
@@ -304,7 +343,12 @@ export class KernelSide {
         leftBehind.push(`${d.path}: ${(err as Error).message}`);
         if (err instanceof KernelCallTimeout || err instanceof KernelAgentGone) {
           this.readLog();
-          this.wedged = { kind: 'hang', call: `removing ${d.name}`, afterMs: err instanceof KernelCallTimeout ? err.afterMs : undefined, log: this.log?.tail(60) ?? [] };
+          this.wedged = {
+            kind: 'hang',
+            call: `removing ${d.name}`,
+            afterMs: err instanceof KernelCallTimeout ? err.afterMs : undefined,
+            log: this.log?.tail(60) ?? [],
+          };
           return { removed, leftBehind };
         }
       }
@@ -312,7 +356,8 @@ export class KernelSide {
     for (const l of [...this.state.loops].reverse()) {
       try {
         const info = await this.agent.call<{ backingFile: string } | null>({ op: 'loop.info', device: l.number });
-        if (info && (info.backingFile === l.backingFile || info.backingFile === `${l.backingFile} (deleted)`)) await this.agent.call({ op: 'loop.detach', device: l.number });
+        if (info && (info.backingFile === l.backingFile || info.backingFile === `${l.backingFile} (deleted)`))
+          await this.agent.call({ op: 'loop.detach', device: l.number });
         removed.push(l.device);
       } catch (err) {
         leftBehind.push(`${l.device}: ${(err as Error).message}`);

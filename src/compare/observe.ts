@@ -64,9 +64,11 @@ export function compareMetadata(model: MetadataLook, kernel: MetadataLook): Fiel
   if (model.copies.join(' ') !== kernel.copies.join(' ')) out.push({ field: 'copies', model: model.copies.join(' '), kernel: kernel.copies.join(' ') });
   // which copy wins depends on how the sequence numbers of the copies compare (their values differ between any two runs)
   const seqs = (l: MetadataLook): string => l.sequences.map((x) => (x === null ? '-' : String(x))).join(' ');
-  if (model.best !== kernel.best) out.push({ field: 'best copy', model: `${model.best} (sequences ${seqs(model)})`, kernel: `${kernel.best} (sequences ${seqs(kernel)})` });
+  if (model.best !== kernel.best)
+    out.push({ field: 'best copy', model: `${model.best} (sequences ${seqs(model)})`, kernel: `${kernel.best} (sequences ${seqs(kernel)})` });
   const fmt = (l: MetadataLook): string => l.entries.map((e) => `${e.original}->${e.spare}/${e.flags}`).join(' ');
-  if (fmt(model) !== fmt(kernel)) out.push({ field: 'entries', model: `${model.entries.length}: ${clip(fmt(model))}`, kernel: `${kernel.entries.length}: ${clip(fmt(kernel))}` });
+  if (fmt(model) !== fmt(kernel))
+    out.push({ field: 'entries', model: `${model.entries.length}: ${clip(fmt(model))}`, kernel: `${kernel.entries.length}: ${clip(fmt(kernel))}` });
   return out;
 }
 

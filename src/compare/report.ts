@@ -10,7 +10,11 @@ export function formatComparison(r: ComparisonReport, opts: { maxLines?: number 
     `  settling: ${r.settle.count} waits, longest ${r.settle.maxMs} ms, ${r.settle.totalMs} ms in all${r.settle.incomplete > 0 ? `, ${r.settle.incomplete} did not settle` : ''}`,
   ];
   if (r.wedged) lines.push(`  the kernel side ended at step ${r.wedged.step}: ${r.wedged.kind}${r.wedged.call ? ` in ${r.wedged.call}` : ''}`);
-  lines.push(r.differenceCount === 0 ? '  no differences' : `  ${r.differenceCount} differences${r.differenceCount > r.differences.length ? ` (first ${r.differences.length})` : ''}:`);
+  lines.push(
+    r.differenceCount === 0
+      ? '  no differences'
+      : `  ${r.differenceCount} differences${r.differenceCount > r.differences.length ? ` (first ${r.differences.length})` : ''}:`,
+  );
   for (const d of r.differences.slice(0, max)) lines.push(`    step ${d.step} (${d.what}): ${d.field}: model ${d.model}, kernel ${d.kernel}`);
   if (r.differences.length > max) lines.push(`    ... ${r.differences.length - max} more in --json`);
   for (const f of r.findings) lines.push(...formatFinding(f));
@@ -26,6 +30,9 @@ export function formatFinding(f: Finding): string[] {
     `  finding (${f.kind}${f.predicted ? ', predicted by the model' : ', NOT predicted by the model'}): step ${f.step} (${f.what}): ${f.detail}`,
     `    reproduce: ${f.reproduction.command}`,
     ...f.reproduction.steps.slice(-8).map((s) => `      ${s}`),
-    ...f.log.filter((l) => /dm-remap|Oops|BUG|WARNING|blocked for|RIP|kthread|Call Trace/.test(l)).slice(0, 12).map((l) => `    kernel: ${l}`),
+    ...f.log
+      .filter((l) => /dm-remap|Oops|BUG|WARNING|blocked for|RIP|kthread|Call Trace/.test(l))
+      .slice(0, 12)
+      .map((l) => `    kernel: ${l}`),
   ];
 }

@@ -152,17 +152,19 @@ export async function compareScenario(scenario: Scenario, opts: CompareOptions =
       sparePath: kernel.tablePaths.spare,
     });
     const growth = scenario.faults.main?.growth[0];
-    const trace = opts.trace ?? buildTrace(job, {
-      ops: opts.ops ?? 400,
-      seed,
-      sectors: st.sectors,
-      alignBytes: st.logicalBlockSize,
-      growthEvery: growth ? (opts.growthEvery ?? 50) : 0,
-      growthCluster: growth?.cluster ?? 0,
-      badBlockSectors: dustBlockSize / SECTOR_SIZE,
-      growthRegion: growth?.region,
-      lifecycle: opts.lifecycle ?? 'full',
-    });
+    const trace =
+      opts.trace ??
+      buildTrace(job, {
+        ops: opts.ops ?? 400,
+        seed,
+        sectors: st.sectors,
+        alignBytes: st.logicalBlockSize,
+        growthEvery: growth ? (opts.growthEvery ?? 50) : 0,
+        growthCluster: growth?.cluster ?? 0,
+        badBlockSectors: dustBlockSize / SECTOR_SIZE,
+        growthRegion: growth?.region,
+        lifecycle: opts.lifecycle ?? 'full',
+      });
     report.steps = trace.length;
     const runner = new Runner(report, model, kernel, trace, opts, scenario);
     await runner.settleLoad();
@@ -251,7 +253,8 @@ class Runner {
     if (step.kind === 'message' && m.result === 'ok' && k.result === 'ok' && (m.reply ?? null) !== (k.reply ?? null)) {
       this.diff(i, 'reply', m.reply === null ? 'none' : JSON.stringify(m.reply), k.reply === null ? 'none' : JSON.stringify(k.reply));
     }
-    if (m.status !== undefined && k.status !== undefined) for (const d of compareStatusLines(m.status, k.status)) this.diff(i, `status.${d.field}`, d.model, d.kernel);
+    if (m.status !== undefined && k.status !== undefined)
+      for (const d of compareStatusLines(m.status, k.status)) this.diff(i, `status.${d.field}`, d.model, d.kernel);
   }
 
   /** Waits for the kernel to finish the work the model did in step i, and compares the two. */
@@ -282,7 +285,8 @@ class Runner {
     if (look.sequence !== null && look.sequence !== this.lastKernelSequence) {
       this.lastKernelSequence = look.sequence;
       const store = this.model.store;
-      const key = (entries: ReadonlyArray<{ original: number; spare: number; flags: number }>): string => entries.map((e) => `${e.original}>${e.spare}/${e.flags}`).join(' ');
+      const key = (entries: ReadonlyArray<{ original: number; spare: number; flags: number }>): string =>
+        entries.map((e) => `${e.original}>${e.spare}/${e.flags}`).join(' ');
       const want = key(look.entries);
       const tables = store?.unwritten() ?? [];
       for (let i = tables.length - 1; i >= 0; i--) {
@@ -307,7 +311,9 @@ class Runner {
     for (const d of compareMetadata(mLook, kLook)) this.diff(i, `metadata.${d.field}`, d.model, d.kernel);
     // the spare where remaps point (the model's list: restored and pending alike)
     const lbs = this.kernel.state.logicalBlockSize / SECTOR_SIZE;
-    const targets = [...new Set((this.model.target?.entries ?? []).map((e) => e.spareSector - (e.spareSector % lbs)))].filter((s) => s < this.model.spare.sectors).slice(0, 32);
+    const targets = [...new Set((this.model.target?.entries ?? []).map((e) => e.spareSector - (e.spareSector % lbs)))]
+      .filter((s) => s < this.model.spare.sectors)
+      .slice(0, 32);
     const mSpare = this.model.readSpare(targets);
     const kSpare = await this.kernel.readSpare(targets);
     targets.forEach((s, j) => {

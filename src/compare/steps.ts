@@ -54,7 +54,17 @@ export interface TraceOptions {
 
 /** The documented messages of dm-remap-v4, two refusals, and a test_remap. */
 function messageSteps(rnd: Random, sectors: number): Step[] {
-  const args: string[][] = [['help'], ['status'], ['stats'], ['health'], ['cache_stats'], ['clear_stats'], ['bogus'], ['test_remap', '5'], ['test_remap', String(rnd.int(sectors)), String(rnd.int(64))]];
+  const args: string[][] = [
+    ['help'],
+    ['status'],
+    ['stats'],
+    ['health'],
+    ['cache_stats'],
+    ['clear_stats'],
+    ['bogus'],
+    ['test_remap', '5'],
+    ['test_remap', String(rnd.int(sectors)), String(rnd.int(64))],
+  ];
   return args.map((a) => ({ kind: 'message', args: a }));
 }
 

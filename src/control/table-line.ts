@@ -10,17 +10,16 @@ export interface TableLine {
 
 /** Splits a table line the way dmsetup does (whitespace separated, no quoting). */
 export function parseTableLine(line: string): TableLine {
-  const tokens = line.trim().split(/\s+/).filter((t) => t.length > 0);
+  const tokens = line
+    .trim()
+    .split(/\s+/)
+    .filter((t) => t.length > 0);
   if (tokens.length < 3) throw new TableError(`table line needs '<start> <length> <target type> [args...]', got '${line.trim()}'`);
   const [startText, lengthText, type, ...args] = tokens;
   const start = parseSectorCount('start', startText);
   const length = parseSectorCount('length', lengthText);
   if (length === 0) throw new TableError('table line: length must be a positive number of sectors, got 0');
   return { start, length, type, args };
-}
-
-export function formatTableLine(t: TableLine): string {
-  return [t.start, t.length, t.type, ...t.args].join(' ');
 }
 
 function parseSectorCount(field: string, text: string): number {

@@ -1,4 +1,5 @@
 import { EINVAL } from '../block/device.js';
+import { RemapsimError } from '../util/errors.js';
 
 /**
  * The control plane of a device-mapper target: the three things dmsetup offers
@@ -17,7 +18,7 @@ export interface ControlTarget {
 }
 
 /** A message the target refused: `errno` is what the kernel's message handler returns. */
-export class MessageError extends Error {
+export class MessageError extends RemapsimError {
   override readonly name = 'MessageError';
   constructor(
     message: string,
@@ -28,7 +29,7 @@ export class MessageError extends Error {
 }
 
 /** A table line the target refused (constructor failure): `errno` as dm returns it. */
-export class TableError extends Error {
+export class TableError extends RemapsimError {
   override readonly name = 'TableError';
   constructor(
     message: string,

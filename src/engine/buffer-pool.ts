@@ -218,7 +218,10 @@ export class BufferPools {
     const slotsPerNode = opts.slotsPerNode ?? 256;
     const maxHandles = opts.maxHandles ?? 1024;
     if (!Number.isSafeInteger(slotSize) || slotSize < PAGE_SIZE || slotSize % PAGE_SIZE !== 0 || slotSize > MAX_SLOT_SIZE) {
-      throw new EngineOptionError('slotSize', `buffer pool slotSize: must be a multiple of ${PAGE_SIZE} from ${PAGE_SIZE} to ${formatBytes(MAX_SLOT_SIZE)}, got ${slotSize}`);
+      throw new EngineOptionError(
+        'slotSize',
+        `buffer pool slotSize: must be a multiple of ${PAGE_SIZE} from ${PAGE_SIZE} to ${formatBytes(MAX_SLOT_SIZE)}, got ${slotSize}`,
+      );
     }
     if (!Number.isSafeInteger(slotsPerNode) || slotsPerNode < 1 || slotsPerNode > MAX_SLOTS_PER_NODE) {
       throw new EngineOptionError('slotsPerNode', `buffer pool slotsPerNode: must be 1 to ${MAX_SLOTS_PER_NODE}, got ${slotsPerNode}`);
@@ -239,7 +242,10 @@ export class BufferPools {
     }
     for (const n of nodes) {
       if (n.memTotalKiB !== undefined && perNode > (n.memTotalKiB * 1024) / 2) {
-        throw new EngineOptionError('slotsPerNode', `buffer pools: ${formatBytes(perNode)} per node is more than half of node ${n.id}'s memory (${formatBytes(n.memTotalKiB * 1024)})`);
+        throw new EngineOptionError(
+          'slotsPerNode',
+          `buffer pools: ${formatBytes(perNode)} per node is more than half of node ${n.id}'s memory (${formatBytes(n.memTotalKiB * 1024)})`,
+        );
       }
     }
 

@@ -56,7 +56,9 @@ export interface OpenedEngineDevice {
 export function openEngineDevice(spec: EngineDeviceSpec, ctx: OpenContext = { row: 0 }): OpenedEngineDevice {
   switch (spec.kind) {
     case 'file':
-      return { device: FileDevice.open(spec.path, { direct: spec.direct, readOnly: spec.readOnly, logicalBlockSize: spec.logicalBlockSize, sectors: spec.sectors }) };
+      return {
+        device: FileDevice.open(spec.path, { direct: spec.direct, readOnly: spec.readOnly, logicalBlockSize: spec.logicalBlockSize, sectors: spec.sectors }),
+      };
     case 'shared-memory':
       return { device: new SharedMemoryDevice(spec.shared) };
     case 'model': {
@@ -64,7 +66,13 @@ export function openEngineDevice(spec: EngineDeviceSpec, ctx: OpenContext = { ro
       const mainLayers: { transient?: TransientErrorDevice } = {};
       const main = openStack(spec.main, ctx.row, mainLayers);
       const spare = openStack(spec.spare, ctx.row);
-      const device = new SafeRemapTarget({ main, spare, mainPath: spec.mainPath, sparePath: spec.sparePath, replicaOf: { shared: spec.target, row: ctx.row, slow: ctx.slow } });
+      const device = new SafeRemapTarget({
+        main,
+        spare,
+        mainPath: spec.mainPath,
+        sparePath: spec.sparePath,
+        replicaOf: { shared: spec.target, row: ctx.row, slow: ctx.slow },
+      });
       const dust = main instanceof DustDevice ? main : undefined;
       const transient = mainLayers.transient;
       return { device, isKnownBad: dust ? (s, n) => dust.hasBadIn(s, n) || (transient?.failedRecently(s, n) ?? false) : undefined };
@@ -73,7 +81,12 @@ export function openEngineDevice(spec: EngineDeviceSpec, ctx: OpenContext = { ro
 }
 
 function openStack(s: LayerStackSpec, thread = 0, out: { transient?: TransientErrorDevice } = {}): BlockDevice {
-  let dev: BlockDevice = FileDevice.open(s.file.path, { direct: s.file.direct, readOnly: s.file.readOnly, logicalBlockSize: s.file.logicalBlockSize, sectors: s.file.sectors });
+  let dev: BlockDevice = FileDevice.open(s.file.path, {
+    direct: s.file.direct,
+    readOnly: s.file.readOnly,
+    logicalBlockSize: s.file.logicalBlockSize,
+    sectors: s.file.sectors,
+  });
   if (s.latency) {
     const l = s.latency;
     const parse = (t: string | undefined) => (t === undefined ? undefined : parseLatencySpec(t));

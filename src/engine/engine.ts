@@ -128,7 +128,10 @@ export class Engine {
     if (opts.device.kind === 'model') {
       if (!opts.primary) throw new EngineError('a model device needs its primary target (EngineOptions.primary)');
       if (assignment.length + 1 > opts.primary.counterRowCount) {
-        throw new EngineOptionError('--queues', `--queues ${assignment.length}: the model keeps counters for at most ${opts.primary.counterRowCount - 1} queues`);
+        throw new EngineOptionError(
+          '--queues',
+          `--queues ${assignment.length}: the model keeps counters for at most ${opts.primary.counterRowCount - 1} queues`,
+        );
       }
       this.local = opts.primary;
     } else this.local = openEngineDevice(opts.device).device;
@@ -205,8 +208,7 @@ export class Engine {
             if (m.type === 'ready') {
               this.ioMechanisms[a.queue] = m.io ?? 'sync';
               resolve();
-            }
-            else reject(new EngineError(`queue ${a.queue}: ${m.message}`));
+            } else reject(new EngineError(`queue ${a.queue}: ${m.message}`));
           });
           w.once('error', (err) => reject(new EngineError(`queue ${a.queue}: ${err.message}`)));
         }),
@@ -259,14 +261,20 @@ export class Engine {
     for (const j of jobs) {
       for (const d of j.directions) {
         if (j.blockSizes[d].max > this.maxRequestBytes) {
-          throw new EngineOptionError('bs', `job '${j.name}': ${d} block size ${j.blockSizes[d].max} is larger than the engine's largest request (${this.maxRequestBytes} bytes)`);
+          throw new EngineOptionError(
+            'bs',
+            `job '${j.name}': ${d} block size ${j.blockSizes[d].max} is larger than the engine's largest request (${this.maxRequestBytes} bytes)`,
+          );
         }
       }
       if (flushInterval(j) > 0) {
         throw new EngineOptionError(j.fsync > 0 ? 'fsync' : 'fdatasync', `job '${j.name}': flushes (fsync=, fdatasync=) run on one thread; use --engine sync`);
       }
       if (j.direct && j.blockSizes.read.min < this.local.logicalBlockSize) {
-        throw new EngineOptionError('bs', `job '${j.name}': direct=1 needs block sizes of at least the device's logical block size (${this.local.logicalBlockSize} bytes)`);
+        throw new EngineOptionError(
+          'bs',
+          `job '${j.name}': direct=1 needs block sizes of at least the device's logical block size (${this.local.logicalBlockSize} bytes)`,
+        );
       }
     }
     const oracle = opts.oracle;
@@ -297,12 +305,23 @@ export class Engine {
           runId: oracle.pattern.runId,
           seed: oracle.pattern.seed,
           algorithm: oracle.pattern.algorithm,
+          verifyPattern: oracle.pattern.verifyPattern,
           knownBad: oracle.knownBad,
           priorContent: oracle.priorContent,
         }
       : undefined;
     this.ports.forEach((port, q) => {
-      const msg: RunMessage = { type: 'run', runId, jobs: [...jobs], clones: clones[q], endNs, measureFromNs, seeds, deviceBytes: this.local.sectors * SECTOR_SIZE, oracle: oracleInit };
+      const msg: RunMessage = {
+        type: 'run',
+        runId,
+        jobs: [...jobs],
+        clones: clones[q],
+        endNs,
+        measureFromNs,
+        seeds,
+        deviceBytes: this.local.sectors * SECTOR_SIZE,
+        oracle: oracleInit,
+      };
       port.postMessage(msg);
       this.wake(q);
     });

@@ -110,7 +110,8 @@ export class IoBackendError extends Error {
 export function createIoBackend(kind: IoBackendKind, opts: IoBackendOptions = {}): IoBackend {
   if (kind !== 'js' && kind !== 'native' && kind !== 'auto') throw new IoBackendError(`io backend must be one of js, native, auto; got '${String(kind)}'`);
   const depth = opts.depth ?? DEFAULT_IO_DEPTH;
-  if (!Number.isInteger(depth) || depth < 1 || depth > NATIVE_MAX_DEPTH) throw new IoBackendError(`io depth must be an integer in 1..${NATIVE_MAX_DEPTH}, got ${depth}`);
+  if (!Number.isInteger(depth) || depth < 1 || depth > NATIVE_MAX_DEPTH)
+    throw new IoBackendError(`io depth must be an integer in 1..${NATIVE_MAX_DEPTH}, got ${depth}`);
   const mech = opts.mechanism;
   if (mech !== undefined && mech !== 'io_uring' && mech !== 'batch') throw new IoBackendError(`io mechanism must be io_uring or batch, got '${String(mech)}'`);
   if (kind === 'js') return new JsBackend(undefined);
@@ -141,7 +142,8 @@ export function createIoBackend(kind: IoBackendKind, opts: IoBackendOptions = {}
 function checkSubmit(op: number, fd: number, offset: number, buf: Uint8Array | null, tag: number): void {
   if (op !== IO_READ && op !== IO_WRITE && op !== IO_FDATASYNC) throw new RangeError(`io op must be IO_READ (0), IO_WRITE (1) or IO_FDATASYNC (2), got ${op}`);
   if ((fd | 0) !== fd || fd < 0) throw new RangeError(`io fd must be an integer in 0..2147483647, got ${fd}`);
-  if (!(offset >= 0 && offset <= Number.MAX_SAFE_INTEGER) || Math.floor(offset) !== offset) throw new RangeError(`io offset must be an integer in 0..2^53-1 bytes, got ${offset}`);
+  if (!(offset >= 0 && offset <= Number.MAX_SAFE_INTEGER) || Math.floor(offset) !== offset)
+    throw new RangeError(`io offset must be an integer in 0..2^53-1 bytes, got ${offset}`);
   if (tag >>> 0 !== tag) throw new RangeError(`io tag must be an integer in 0..4294967295, got ${tag}`);
   if (op !== IO_FDATASYNC) {
     if (buf === null) throw new RangeError('io buffer is required for reads and writes');
@@ -283,7 +285,8 @@ class NativeBackend implements IoBackend {
     // between them (O_DIRECT 4k reads at depth 32 here: ~82k IOPS in bursts, ~118k four at a time;
     // fio submits each one). Page-cache reads complete inside the submitting call, so nothing is
     // left in the kernel and they keep going in whole batches (fewer calls).
-    if (++this.staged >= SUBMIT_EVERY && this.mechanism === 'io_uring' && this.depth - this.freeTop - (this.cCount - this.cHead) - this.staged > 0) this.enter(0);
+    if (++this.staged >= SUBMIT_EVERY && this.mechanism === 'io_uring' && this.depth - this.freeTop - (this.cCount - this.cHead) - this.staged > 0)
+      this.enter(0);
   }
 
   flush(): number {
@@ -362,7 +365,6 @@ class NativeBackend implements IoBackend {
     if (at < 0) throw new RangeError('io buffer for the native backend must be native memory (allocAligned, or markAligned), not a JavaScript-heap Uint8Array');
     return at;
   }
-
 }
 
 /** For status output: the io_uring ring details of a native io_uring backend, or undefined. */

@@ -101,11 +101,6 @@ export function nativeIoStatus(): NativeIoStatus {
   return cached;
 }
 
-export function nativeIo(): NativeIo | undefined {
-  const s = nativeIoStatus();
-  return s.available ? s.io : undefined;
-}
-
 /** Forgets the cached load result (after `npm run build:native` in the same process, e.g. in tests). */
 export function resetNativeIo(): void {
   cached = undefined;
@@ -118,7 +113,11 @@ export function loadNativeIo(libPath: string, env: string | undefined): NativeIo
 
 function load(env: string | undefined, libPath: string): NativeIoStatus {
   if (env === '0' || env === 'false' || env === 'off') return { available: false, reason: `native I/O disabled by REMAPSIM_NATIVE=${env}` };
-  if (!fs.existsSync(libPath)) return { available: false, reason: `native I/O library not built: ${path.relative(process.cwd(), libPath) || libPath} is missing (run npm run build:native)` };
+  if (!fs.existsSync(libPath))
+    return {
+      available: false,
+      reason: `native I/O library not built: ${path.relative(process.cwd(), libPath) || libPath} is missing (run npm run build:native)`,
+    };
   if (process.platform !== 'linux') return { available: false, reason: `native I/O needs Linux, this is ${process.platform}` };
   try {
     return { available: true, io: bind(libPath) };
@@ -153,7 +152,8 @@ function bind(libPath: string): NativeIo {
       return Number(rsAddress(buf));
     },
     batch(table, n, results) {
-      if (n > results.length || n * OP_WORDS > table.length) throw new RangeError(`batch of ${n} ops does not fit its table (${table.length / OP_WORDS}) or results (${results.length})`);
+      if (n > results.length || n * OP_WORDS > table.length)
+        throw new RangeError(`batch of ${n} ops does not fit its table (${table.length / OP_WORDS}) or results (${results.length})`);
       return rsBatch(table, n, results) as number;
     },
     queueOpen(depth, mode, flags) {

@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type Libc, libc } from '../sys/libc.js';
+import { RemapsimError } from '../util/errors.js';
 
 export interface NumaNode {
   /** The kernel's node id (sysfs nodeN), or 0..n-1 for simulated and fallback topologies. */
@@ -44,7 +45,7 @@ export const MAX_QUEUES = 1024;
  * A user-supplied engine option that cannot work (`--numa`, `--queues`, a pool
  * size). The message is one line naming the option and what is allowed.
  */
-export class EngineOptionError extends RangeError {
+export class EngineOptionError extends RemapsimError {
   override readonly name = 'EngineOptionError';
   constructor(
     readonly option: string,
@@ -195,10 +196,6 @@ export function readTopology(sysRoot = '/sys', opts: ReadTopologyOptions = {}): 
 export function cpuNode(topology: NumaTopology, cpu: number): number | undefined {
   for (const n of topology.nodes) if (n.cpus.includes(cpu)) return n.id;
   return undefined;
-}
-
-export function topologyCpuCount(topology: NumaTopology): number {
-  return topology.nodes.reduce((n, node) => n + node.cpus.length, 0);
 }
 
 export interface QueueAssignment {

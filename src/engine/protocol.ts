@@ -31,14 +31,11 @@ export const FLAG_FUA = 1;
 export const MAIN_OWNER = -1;
 
 // control block (Int32 words)
-export const CT_STATE = 0; // STATE_*
-export const CT_ALIVE = 1; // workers started and not yet gone
+export const CT_STATE = 0; // STATE_* (0 before the first run)
 export const CT_STOP_RUN = 2; // a run id: its jobs end now, as if their time were up (a signal stopped the run)
 /** Futex words, one per queue plus one for main: bumped when that queue's rings get work. */
 export const CT_WAKE0 = 8;
-export const STATE_IDLE = 0;
 export const STATE_RUNNING = 1;
-export const STATE_STOPPING = 2;
 export const STATE_CLOSING = 3;
 
 // per-queue progress counters (Float64, QS_FIELDS per queue)

@@ -10,7 +10,7 @@
  * same rings and complete to the main thread's ring.
  */
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { OK, SECTOR_SIZE, type BlockDevice } from '../block/device.js';
+import { EINVAL, OK, SECTOR_SIZE, type BlockDevice } from '../block/device.js';
 import { LatencyHistogram } from '../stats/latency.js';
 import { IoSeries } from '../stats/series.js';
 import { adoptClockOrigin, realClock } from '../util/clock.js';
@@ -19,7 +19,8 @@ import type { JobSpec } from '../workload/job.js';
 import { Oracle, type OracleReport, type OracleShared, type PriorContent, type ReadClass } from '../workload/oracle.js';
 import type { KnownBadRanges } from '../faults/known-bad.js';
 import { continuesAfter, EILSEQ } from '../workload/continue-on-error.js';
-import { VerifyPattern, type VerifyAlgorithm } from '../workload/verify-pattern.js';
+import type { VerifyAlgorithm } from '../workload/verify-pattern.js';
+import { makeUnitPattern } from '../workload/unit-pattern.js';
 import { BufferPools, type BufferPoolsShared } from './buffer-pool.js';
 import { createIoBackend, IO_READ, IO_WRITE, type IoBackend, type IoBackendKind } from './io-backend.js';
 import { FileDevice } from '../block/file-device.js';
@@ -64,6 +65,8 @@ export interface OracleInit {
   runId: number;
   seed: number;
   algorithm: VerifyAlgorithm;
+  /** verify_pattern's bytes (fio's header kinds). */
+  verifyPattern?: Uint8Array;
   /** Sectors known bad beyond what the device's own layers know (a kernel stack's list). */
   knownBad?: KnownBadRanges;
   priorContent: PriorContent;
@@ -106,7 +109,6 @@ export interface RunDoneMessage {
   oracle?: OracleReport;
 }
 
-
 interface JobLocal {
   spec: JobSpec;
   index: number;
@@ -131,8 +133,7 @@ interface CloneLocal {
 }
 
 // the generator's op codes are the protocol's: a request's code goes on the ring as it is
-if (OP_READ !== P.OP_READ || OP_WRITE !== P.OP_WRITE || OP_TRIM !== P.OP_TRIM) throw new Error('engine protocol op codes differ from the generator\'s');
-
+if (OP_READ !== P.OP_READ || OP_WRITE !== P.OP_WRITE || OP_TRIM !== P.OP_TRIM) throw new Error("engine protocol op codes differ from the generator's");
 
 class QueueWorker {
   private readonly q: number;
@@ -282,7 +283,7 @@ class QueueWorker {
     if (msg.oracle) {
       const o = msg.oracle;
       this.oracle = new Oracle({
-        pattern: new VerifyPattern({ unitSize: o.unitSize, runId: o.runId, seed: o.seed, algorithm: o.algorithm }),
+        pattern: makeUnitPattern({ unitSize: o.unitSize, runId: o.runId, seed: o.seed, algorithm: o.algorithm, verifyPattern: o.verifyPattern }),
         units: o.units,
         shared: o.shared,
         isKnownBad: this.isKnownBad,
@@ -391,7 +392,8 @@ class QueueWorker {
     if (io.inFlight >= io.depth) return false;
     const op = rq[P.RQ_OP];
     const bytes = rq[P.RQ_BYTES];
-    if ((op !== P.OP_READ && op !== P.OP_WRITE) || (rq[P.RQ_FLAGS] & P.FLAG_FUA) !== 0 || rq[P.RQ_SECTOR] + bytes / SECTOR_SIZE > this.device.sectors) return false;
+    if ((op !== P.OP_READ && op !== P.OP_WRITE) || (rq[P.RQ_FLAGS] & P.FLAG_FUA) !== 0 || rq[P.RQ_SECTOR] + bytes / SECTOR_SIZE > this.device.sectors)
+      return false;
     this.ioSubmit(rq, this.q);
     return true;
   }
@@ -402,7 +404,13 @@ class QueueWorker {
     this.ioPending.set(rq, t * P.RQ_FIELDS);
     this.ioFrom[t] = from;
     const bytes = rq[P.RQ_BYTES];
-    this.io!.submit(rq[P.RQ_OP] === P.OP_READ ? IO_READ : IO_WRITE, this.fd, rq[P.RQ_SECTOR] * SECTOR_SIZE, this.pools.view(rq[P.RQ_SLOT]).subarray(0, bytes), t);
+    this.io!.submit(
+      rq[P.RQ_OP] === P.OP_READ ? IO_READ : IO_WRITE,
+      this.fd,
+      rq[P.RQ_SECTOR] * SECTOR_SIZE,
+      this.pools.view(rq[P.RQ_SLOT]).subarray(0, bytes),
+      t,
+    );
   }
 
   /** Takes a request: ours first, else one from the queue that has the most waiting. Returns the queue it came from, or -1. */
@@ -441,7 +449,7 @@ class QueueWorker {
       if (op === P.OP_TRIM) return this.device.discard(sector, bytes / SECTOR_SIZE);
       return this.device.flush();
     } catch {
-      return 22; // a request the device refuses outright (out of range): EINVAL
+      return EINVAL; // a request the device refuses outright (out of range)
     }
   }
 
@@ -460,7 +468,7 @@ class QueueWorker {
       const bytes = rq[P.RQ_BYTES];
       const inRange = rq[P.RQ_SECTOR] + bytes / SECTOR_SIZE <= this.device.sectors;
       if ((op !== P.OP_READ && op !== P.OP_WRITE) || (rq[P.RQ_FLAGS] & P.FLAG_FUA) !== 0 || !inRange) {
-        this.complete(rq, inRange ? this.runSync(rq) : 22, from);
+        this.complete(rq, inRange ? this.runSync(rq) : EINVAL, from);
         submitted = true;
         continue;
       }

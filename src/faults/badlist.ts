@@ -84,8 +84,19 @@ export function parseSectorList(text: string, opts: PlainListOptions = {}): numb
 
 /** The inverse of parseSectorList: one sector a line, optional `#` header lines. */
 export function formatSectorList(sectors: readonly number[], header?: string): string {
-  const head = header ? header.split('\n').map((l) => `# ${l}\n`).join('') : '';
-  return head + [...new Set(sectors)].sort((a, b) => a - b).map((s) => `${s}\n`).join('');
+  const head = header
+    ? header
+        .split('\n')
+        .map((l) => `# ${l}\n`)
+        .join('')
+    : '';
+  return (
+    head +
+    [...new Set(sectors)]
+      .sort((a, b) => a - b)
+      .map((s) => `${s}\n`)
+      .join('')
+  );
 }
 
 /** Sorted unique sectors -> maximal runs. */
@@ -202,6 +213,54 @@ export function formatDdrescueMapfile(map: DdrescueMap, comment = 'Mapfile. Crea
   return out.join('\n') + '\n';
 }
 
+/** The bytes a mapfile's blocks cover, from 0 (a mapfile covers its whole input). */
+export function ddrescueMapExtent(map: DdrescueMap): number {
+  const last = map.blocks[map.blocks.length - 1];
+  return last === undefined ? 0 : last.pos + last.size;
+}
+
+/**
+ * Refuses a mapfile made for a device of another size: ddrescue maps its
+ * whole input, so the blocks must start at 0 and end at the device's last
+ * byte; one that ends elsewhere describes another device (or a rescue of part
+ * of one), and its sectors would land on the wrong places.
+ */
+export function checkDdrescueMapSize(map: DdrescueMap, deviceBytes: number, source = MAPFILE): void {
+  const first = map.blocks[0];
+  const end = ddrescueMapExtent(map);
+  if (first !== undefined && first.pos !== 0)
+    throw new BadListError(0, `its blocks start at byte ${first.pos}, not 0: a ddrescue mapfile covers its whole device`, source);
+  if (end !== deviceBytes) {
+    throw new BadListError(0, `it maps ${end} bytes, the device has ${deviceBytes}: a mapfile of a device of another size is refused`, source);
+  }
+}
+
+/**
+ * A finished ddrescue mapfile of a device of `deviceBytes` whose bad sectors
+ * are `bad`: bad areas '-' (failed bad sectors), the rest '+' (finished), as
+ * ddrescue leaves a device it has read whole.
+ */
+export function ddrescueMapOf(deviceBytes: number, bad: readonly SectorRange[], sectorSize = SECTOR_SIZE): DdrescueMap {
+  const blocks: DdrescueBlock[] = [];
+  let at = 0;
+  const push = (pos: number, size: number, status: DdrescueBlockStatus): void => {
+    if (size <= 0) return;
+    const prev = blocks[blocks.length - 1];
+    if (prev && prev.status === status && prev.pos + prev.size === pos) prev.size += size;
+    else blocks.push({ pos, size, status });
+  };
+  for (const r of [...bad].sort((a, b) => a.start - b.start)) {
+    const pos = Math.max(at, r.start * sectorSize);
+    const end = Math.min(deviceBytes, (r.start + r.count) * sectorSize);
+    if (end <= pos) continue;
+    push(at, pos - at, '+');
+    push(pos, end - pos, '-');
+    at = end;
+  }
+  push(at, deviceBytes - at, '+');
+  return { currentPos: 0, currentStatus: '+', currentPass: 1, blocks };
+}
+
 export interface BadRangeOptions {
   /** Block statuses that count as bad (default '-', '*', '/'). */
   statuses?: readonly DdrescueBlockStatus[];
@@ -230,14 +289,19 @@ export function ddrescueBadRanges(map: DdrescueMap, opts: BadRangeOptions = {}):
 /**
  * A plain list or a ddrescue mapfile, told apart by the first line that is
  * not blank or a comment: a mapfile's status line has two or three fields, a
- * list line one. Returns the bad sectors as merged ranges.
+ * list line one. Returns the bad sectors as merged ranges; with
+ * `deviceBytes`, a mapfile of a device of another size is refused.
  */
-export function parseBadSectorFile(text: string): SectorRange[] {
+export function parseBadSectorFile(text: string, opts: { deviceBytes?: number } = {}): SectorRange[] {
   const first = text
     .split(/\r?\n/)
     .map((l) => l.replace(/(^|\s)#.*$/, '').trim())
     .find((l) => l !== '');
-  if (first !== undefined && first.split(/\s+/).length >= 2) return ddrescueBadRanges(parseDdrescueMapfile(text));
+  if (first !== undefined && first.split(/\s+/).length >= 2) {
+    const map = parseDdrescueMapfile(text);
+    if (opts.deviceBytes !== undefined) checkDdrescueMapSize(map, opts.deviceBytes);
+    return ddrescueBadRanges(map);
+  }
   return sectorsToRanges(parseSectorList(text));
 }
 

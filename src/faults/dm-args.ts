@@ -52,5 +52,3 @@ export function dmReadArg(s: string | undefined, min: number, max: number): numb
   if (v === undefined || v < min || v > max) return undefined;
   return v;
 }
-
-

@@ -26,24 +26,13 @@
  *   whose sector is the target start, so a flush looks up block
  *   `offset >> shift` and may fail or clear it.
  */
-import {
-  type BlockDevice,
-  type IoStatus,
-  type LogicalBlockSize,
-  type WriteFlags,
-  checkIo,
-  checkRequest,
-  EIO,
-  OK,
-  SECTOR_SHIFT,
-} from '../block/device.js';
+import { type BlockDevice, type IoStatus, type WriteFlags, checkIo, checkRequest, EIO, OK, SECTOR_SHIFT } from '../block/device.js';
 import type { ControlTarget } from '../control/target.js';
 import { log } from '../util/log.js';
-import { RemapTable, type RemapTableShared } from '../remap/remap-table.js';
+import { RemapTable, type RemapTableShared } from '../block/remap-table.js';
 import { kstrtouint, scanU32, scanU64 } from './dm-args.js';
-import { parseTableLine } from '../control/table-line.js';
-import { TableError } from '../control/target.js';
-import { type FaultLogSink, KernelMessageError, KernelTableError } from './errors.js';
+import { PassThroughLayer } from '../block/pass-through.js';
+import { type FaultLogSink, KernelMessageError, KernelTableError, singleTargetLine } from './errors.js';
 
 /** DUST_MAX_BLKSZ_SECTORS in the kernel: 1 GiB. */
 export const DUST_MAX_BLOCK_SECTORS = 2097152;
@@ -77,12 +66,8 @@ const defaultSink: FaultLogSink = (level, line) => {
   else log.debug({ target: 'dust' }, line);
 };
 
-
-export class DustDevice implements BlockDevice, ControlTarget {
+export class DustDevice extends PassThroughLayer implements ControlTarget {
   readonly targetType = 'dust';
-  readonly name: string;
-  readonly sectors: number;
-  readonly logicalBlockSize: LogicalBlockSize;
   readonly blockSize: number;
   readonly offset: number;
   readonly devName: string;
@@ -93,10 +78,7 @@ export class DustDevice implements BlockDevice, ControlTarget {
   private readonly flags: Int32Array;
   private readonly flagsSab: SharedArrayBuffer;
 
-  constructor(
-    readonly inner: BlockDevice,
-    opts: DustOptions = {},
-  ) {
+  constructor(inner: BlockDevice, opts: DustOptions = {}) {
     const blockSize = opts.blockSize ?? 512;
     const offset = opts.offset ?? 0;
     if (!Number.isSafeInteger(offset) || offset < 0) {
@@ -105,13 +87,11 @@ export class DustDevice implements BlockDevice, ControlTarget {
     const sectors = opts.sectors ?? inner.sectors - offset;
     DustDevice.checkBlockSize(blockSize, sectors);
     DustDevice.checkArea(inner, offset, sectors);
+    super(inner, 'dust', sectors);
     this.blockSize = blockSize;
     this.offset = offset;
-    this.sectors = sectors;
     this.sectorsPerBlock = blockSize >>> SECTOR_SHIFT;
-    this.logicalBlockSize = inner.logicalBlockSize;
     this.devName = opts.devName ?? inner.name;
-    this.name = `dust(${inner.name})`;
     this.sink = opts.log ?? defaultSink;
     // one table, closed with the device; its channel to other threads opens only when `shared` is asked for
     this.bad = new RemapTable(opts.shared?.table ?? { keySpace: Math.floor(inner.sectors / this.sectorsPerBlock) + 1 });
@@ -155,20 +135,13 @@ export class DustDevice implements BlockDevice, ControlTarget {
 
   /** Builds the device from a whole table line `0 <len> dust <dev> <offset> <blksz>`. */
   static fromTableLine(inner: BlockDevice, line: string, opts: { log?: FaultLogSink } = {}): DustDevice {
-    let parsed;
-    try {
-      parsed = parseTableLine(line);
-    } catch (err) {
-      if (err instanceof TableError && !(err instanceof KernelTableError)) throw new KernelTableError('Invalid argument count', err.message);
-      throw err;
-    }
-    if (parsed.type !== 'dust') throw new KernelTableError('Unknown target type', `expected 'dust', got '${parsed.type}'`);
-    if (parsed.start !== 0) throw new KernelTableError('Invalid argument count', `the model maps one target starting at sector 0, got start ${parsed.start}`);
-    return DustDevice.fromTable(inner, parsed.args, { sectors: parsed.length, log: opts.log });
+    const { length, args } = singleTargetLine(line, 'dust');
+    return DustDevice.fromTable(inner, args, { sectors: length, log: opts.log });
   }
 
   private static checkBlockSize(blksz: number, targetSectors: number): void {
-    if (!Number.isSafeInteger(blksz) || blksz <= 0) throw new KernelTableError('Invalid block size parameter', `block size must be a positive integer, got ${blksz}`);
+    if (!Number.isSafeInteger(blksz) || blksz <= 0)
+      throw new KernelTableError('Invalid block size parameter', `block size must be a positive integer, got ${blksz}`);
     if (blksz < 512) throw new KernelTableError('Block size must be at least 512', `got ${blksz}`);
     if ((blksz & (blksz - 1)) !== 0) throw new KernelTableError('Block size must be a power of 2', `got ${blksz}`);
     const maxSectors = Math.min(targetSectors, DUST_MAX_BLOCK_SECTORS);
@@ -179,10 +152,7 @@ export class DustDevice implements BlockDevice, ControlTarget {
 
   private static checkArea(inner: BlockDevice, offset: number, sectors: number): void {
     if (!Number.isSafeInteger(sectors) || sectors <= 0 || offset + sectors > inner.sectors) {
-      throw new KernelTableError(
-        'Device too small for target',
-        `${inner.name}: start=${offset}, len=${sectors}, dev_size=${inner.sectors} sectors`,
-      );
+      throw new KernelTableError('Device too small for target', `${inner.name}: start=${offset}, len=${sectors}, dev_size=${inner.sectors} sectors`);
     }
   }
 
@@ -399,44 +369,54 @@ export class DustDevice implements BlockDevice, ControlTarget {
 
   // ---- data path
 
-  read(sector: number, buf: Uint8Array): IoStatus {
+  override read(sector: number, buf: Uint8Array): IoStatus {
     const count = checkIo(this, sector, buf);
     if (!this.failReadOnBadBlock || count === 0 || !this.anyBadIn(sector, count)) return this.inner.read(this.offset + sector, buf);
     let killed = false;
-    const status = this.runPieces(sector, count, (p) => {
-      if (!this.isBadBlock(this.blockOf(p))) return true;
-      killed = true;
-      return false;
-    }, (s, n, off) => this.inner.read(this.offset + s, buf.subarray(off, off + (n << SECTOR_SHIFT))));
+    const status = this.runPieces(
+      sector,
+      count,
+      (p) => {
+        if (!this.isBadBlock(this.blockOf(p))) return true;
+        killed = true;
+        return false;
+      },
+      (s, n, off) => this.inner.read(this.offset + s, buf.subarray(off, off + (n << SECTOR_SHIFT))),
+    );
     return killed ? EIO : status;
   }
 
-  write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
+  override write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
     const count = checkIo(this, sector, buf);
     if (!this.failReadOnBadBlock || count === 0 || !this.anyBadIn(sector, count)) return this.inner.write(this.offset + sector, buf, flags);
     let killed = false;
-    const status = this.runPieces(sector, count, (p) => {
-      if (this.mapWrite(this.blockOf(p))) return true;
-      killed = true;
-      return false;
-    }, (s, n, off) => this.inner.write(this.offset + s, buf.subarray(off, off + (n << SECTOR_SHIFT)), flags));
+    const status = this.runPieces(
+      sector,
+      count,
+      (p) => {
+        if (this.mapWrite(this.blockOf(p))) return true;
+        killed = true;
+        return false;
+      },
+      (s, n, off) => this.inner.write(this.offset + s, buf.subarray(off, off + (n << SECTOR_SHIFT)), flags),
+    );
     return killed && status === OK ? EIO : status;
   }
 
-  flush(): IoStatus {
+  override flush(): IoStatus {
     if (this.failReadOnBadBlock && this.bad.size > 0 && !this.mapWrite(this.blockOf(0))) return EIO;
     return this.inner.flush();
   }
 
-  discard(sector: number, count: number): IoStatus {
+  override discard(sector: number, count: number): IoStatus {
     checkRequest(this, sector, count);
     if (count > 0 && this.failReadOnBadBlock && this.bad.size > 0 && !this.mapWrite(this.blockOf(sector))) return EIO;
     return this.inner.discard(this.offset + sector, count);
   }
 
-  close(): void {
+  override close(): void {
     this.bad.close();
-    this.inner.close();
+    super.close();
   }
 
   /** __dust_map_write: true when the write goes through. */

@@ -57,23 +57,13 @@
  *   corrupt_bio_byte direction defaults to READ and was checked without
  *   checking that the feature is present.
  */
-import {
-  type BlockDevice,
-  type IoStatus,
-  type LogicalBlockSize,
-  type WriteFlags,
-  checkIo,
-  checkRequest,
-  EIO,
-  OK,
-} from '../block/device.js';
+import { type BlockDevice, type IoStatus, type WriteFlags, checkIo, checkRequest, EIO, OK } from '../block/device.js';
 import type { ControlTarget } from '../control/target.js';
 import { type Clock, realClock } from '../util/clock.js';
 import { Random } from '../util/random.js';
 import { dmReadArg, scanU64 } from './dm-args.js';
-import { parseTableLine } from '../control/table-line.js';
-import { TableError } from '../control/target.js';
-import { KernelMessageError, KernelTableError } from './errors.js';
+import { PassThroughLayer } from '../block/pass-through.js';
+import { KernelMessageError, KernelTableError, singleTargetLine } from './errors.js';
 
 export const PROBABILITY_BASE = 1_000_000_000;
 /** REQ_OP_WRITE and REQ_FUA as bits of bi_opf (include/linux/blk_types.h, 6.x). */
@@ -149,13 +139,15 @@ function fail(kernelText: string, detail?: string): never {
 
 /** flakey_ctr + parse_features: target arguments -> configuration, with the kernel's checks, order and texts. */
 export function parseFlakeyArgs(args: readonly string[]): FlakeyConfig {
-  if (args.length < 4) fail('Invalid argument count', `flakey takes <dev> <offset> <up> <down> [<num_features> [<feature args>]], got ${args.length} arguments`);
+  if (args.length < 4)
+    fail('Invalid argument count', `flakey takes <dev> <offset> <up> <down> [<num_features> [<feature args>]], got ${args.length} arguments`);
   const q = [...args];
   const shift = (): string | undefined => q.shift();
   const devName = shift()!;
   const offsetArg = shift()!;
   const offset = scanU64(offsetArg);
-  if (offset === undefined || offset > BigInt(Number.MAX_SAFE_INTEGER)) fail('Invalid device sector', `offset must be a decimal sector number, got '${offsetArg}'`);
+  if (offset === undefined || offset > BigInt(Number.MAX_SAFE_INTEGER))
+    fail('Invalid device sector', `offset must be a decimal sector number, got '${offsetArg}'`);
   const upArg = shift();
   const up = dmReadArg(upArg, 0, UINT_MAX);
   if (up === undefined) fail('Invalid up interval', `up interval must be 0..${UINT_MAX} seconds, got '${upArg}'`);
@@ -176,7 +168,8 @@ export function parseFlakeyArgs(args: readonly string[]): FlakeyConfig {
   if (q.length > 0) {
     const nArg = shift();
     const n = dmReadArg(nArg, 0, 11);
-    if (n === undefined || q.length < n) fail('Invalid number of feature args', `<num_features> must be 0..11 and no more than the ${q.length} arguments that follow, got '${nArg}'`);
+    if (n === undefined || q.length < n)
+      fail('Invalid number of feature args', `<num_features> must be 0..11 and no more than the ${q.length} arguments that follow, got '${nArg}'`);
     argc = n;
   }
   while (argc > 0) {
@@ -226,7 +219,10 @@ export function parseFlakeyArgs(args: readonly string[]): FlakeyConfig {
       if (isRead) rrc = p;
       else rwc = p;
     } else {
-      fail('Unrecognised flakey feature requested', `'${name}' (known: error_reads, drop_writes, error_writes, corrupt_bio_byte, random_read_corrupt, random_write_corrupt)`);
+      fail(
+        'Unrecognised flakey feature requested',
+        `'${name}' (known: error_reads, drop_writes, error_writes, corrupt_bio_byte, random_read_corrupt, random_write_corrupt)`,
+      );
     }
   }
 
@@ -277,11 +273,8 @@ function optionsToFeatureArgs(o: FlakeyFeatureOptions): string[] {
   return [String(a.length), ...a];
 }
 
-export class FlakeyDevice implements BlockDevice, ControlTarget {
+export class FlakeyDevice extends PassThroughLayer implements ControlTarget {
   readonly targetType = 'flakey';
-  readonly name: string;
-  readonly sectors: number;
-  readonly logicalBlockSize: LogicalBlockSize;
   readonly config: Readonly<FlakeyConfig>;
   /** Clock reading (ns) the intervals count from: the construction time. */
   readonly startNs: number;
@@ -291,11 +284,7 @@ export class FlakeyDevice implements BlockDevice, ControlTarget {
   /** Typed construction; the options go through the same parser as a table line. */
   constructor(inner: BlockDevice, opts: FlakeyOptions);
   constructor(inner: BlockDevice, config: FlakeyConfig, runtime: FlakeyRuntime);
-  constructor(
-    readonly inner: BlockDevice,
-    optsOrConfig: FlakeyOptions | FlakeyConfig,
-    runtime: FlakeyRuntime = {},
-  ) {
+  constructor(inner: BlockDevice, optsOrConfig: FlakeyOptions | FlakeyConfig, runtime: FlakeyRuntime = {}) {
     let config: FlakeyConfig;
     let rt: FlakeyRuntime;
     if ('features' in optsOrConfig) {
@@ -310,10 +299,8 @@ export class FlakeyDevice implements BlockDevice, ControlTarget {
     if (!Number.isSafeInteger(sectors) || sectors <= 0 || config.offset + sectors > inner.sectors) {
       throw new KernelTableError('Device too small for target', `${inner.name}: start=${config.offset}, len=${sectors}, dev_size=${inner.sectors} sectors`);
     }
+    super(inner, 'flakey', sectors);
     this.config = config;
-    this.sectors = sectors;
-    this.logicalBlockSize = inner.logicalBlockSize;
-    this.name = `flakey(${inner.name})`;
     this.clock = rt.clock ?? realClock;
     this.random = rt.random ?? new Random(1);
     this.startNs = rt.startNs ?? this.clock.nowNs();
@@ -326,16 +313,8 @@ export class FlakeyDevice implements BlockDevice, ControlTarget {
 
   /** From a whole table line `0 <len> flakey <args...>`. */
   static fromTableLine(inner: BlockDevice, line: string, runtime: Omit<FlakeyRuntime, 'sectors'> = {}): FlakeyDevice {
-    let parsed;
-    try {
-      parsed = parseTableLine(line);
-    } catch (err) {
-      if (err instanceof TableError && !(err instanceof KernelTableError)) throw new KernelTableError('Invalid argument count', err.message);
-      throw err;
-    }
-    if (parsed.type !== 'flakey') throw new KernelTableError('Unknown target type', `expected 'flakey', got '${parsed.type}'`);
-    if (parsed.start !== 0) throw new KernelTableError('Invalid argument count', `the model maps one target starting at sector 0, got start ${parsed.start}`);
-    return FlakeyDevice.fromTable(inner, parsed.args, { ...runtime, sectors: parsed.length });
+    const { length, args } = singleTargetLine(line, 'flakey');
+    return FlakeyDevice.fromTable(inner, args, { ...runtime, sectors: length });
   }
 
   get features(): Readonly<FlakeyFeatures> {
@@ -370,7 +349,7 @@ export class FlakeyDevice implements BlockDevice, ControlTarget {
     throw new KernelMessageError(`flakey does not accept messages (got '${args.join(' ')}')`, 'Target type does not support messages');
   }
 
-  read(sector: number, buf: Uint8Array): IoStatus {
+  override read(sector: number, buf: Uint8Array): IoStatus {
     const count = checkIo(this, sector, buf);
     if (!this.isDown()) return this.inner.read(this.config.offset + sector, buf);
     const f = this.config.features;
@@ -383,7 +362,7 @@ export class FlakeyDevice implements BlockDevice, ControlTarget {
     return OK;
   }
 
-  write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
+  override write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
     const count = checkIo(this, sector, buf);
     const opf = REQ_OP_WRITE | (flags?.fua ? REQ_FUA : 0);
     const base = this.config.offset + sector;
@@ -411,19 +390,15 @@ export class FlakeyDevice implements BlockDevice, ControlTarget {
     return status;
   }
 
-  flush(): IoStatus {
+  override flush(): IoStatus {
     const drop = this.dataLessWrite();
     return drop ?? this.inner.flush();
   }
 
-  discard(sector: number, count: number): IoStatus {
+  override discard(sector: number, count: number): IoStatus {
     checkRequest(this, sector, count);
     const drop = this.dataLessWrite();
     return drop ?? this.inner.discard(this.config.offset + sector, count);
-  }
-
-  close(): void {
-    this.inner.close();
   }
 
   /** A non-read bio without data while down: dropped (OK), errored (EIO), or undefined to pass it on. */

@@ -4,7 +4,8 @@
  * distribution, then goes to the inner device. Sleeping blocks the calling
  * thread, which is what a slow device does to the thread waiting for it.
  */
-import { type BlockDevice, type IoStatus, type LogicalBlockSize, type WriteFlags, checkIo, checkRequest } from '../block/device.js';
+import { type BlockDevice, type IoStatus, type WriteFlags, checkIo, checkRequest } from '../block/device.js';
+import { PassThroughLayer } from '../block/pass-through.js';
 import { type Clock, realClock } from '../util/clock.js';
 import { Random } from '../util/random.js';
 
@@ -77,7 +78,7 @@ export function sampleLatency(d: LatencyDist, rng: Random): number {
   }
 }
 
-const UNITS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9 };
+const UNITS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9 };
 
 function parseDuration(text: string, field: string): number {
   const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*(ns|us|µs|ms|s)?\s*$/.exec(text);
@@ -114,19 +115,14 @@ export function parseLatencySpec(text: string, field = 'latency'): LatencyDist {
   return d;
 }
 
-export class LatencyDevice implements BlockDevice {
-  readonly name: string;
-  readonly sectors: number;
-  readonly logicalBlockSize: LogicalBlockSize;
+export class LatencyDevice extends PassThroughLayer {
   private readonly dists: Record<LatencyOp, LatencyDist>;
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly stats: Record<LatencyOp, LatencyStats>;
 
-  constructor(
-    readonly inner: BlockDevice,
-    opts: LatencyOptions = {},
-  ) {
+  constructor(inner: BlockDevice, opts: LatencyOptions = {}) {
+    super(inner, 'latency');
     this.dists = {
       read: opts.read ?? { kind: 'none' },
       write: opts.write ?? { kind: 'none' },
@@ -142,9 +138,6 @@ export class LatencyDevice implements BlockDevice {
       flush: { count: 0, totalNs: 0, maxNs: 0 },
       discard: { count: 0, totalNs: 0, maxNs: 0 },
     };
-    this.name = `latency(${inner.name})`;
-    this.sectors = inner.sectors;
-    this.logicalBlockSize = inner.logicalBlockSize;
   }
 
   /** How much latency this layer has added, per operation. */
@@ -156,31 +149,27 @@ export class LatencyDevice implements BlockDevice {
     return this.dists[op];
   }
 
-  read(sector: number, buf: Uint8Array): IoStatus {
+  override read(sector: number, buf: Uint8Array): IoStatus {
     checkIo(this, sector, buf);
     this.delay('read');
     return this.inner.read(sector, buf);
   }
 
-  write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
+  override write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
     checkIo(this, sector, buf);
     this.delay('write');
     return this.inner.write(sector, buf, flags);
   }
 
-  flush(): IoStatus {
+  override flush(): IoStatus {
     this.delay('flush');
     return this.inner.flush();
   }
 
-  discard(sector: number, count: number): IoStatus {
+  override discard(sector: number, count: number): IoStatus {
     checkRequest(this, sector, count);
     this.delay('discard');
     return this.inner.discard(sector, count);
-  }
-
-  close(): void {
-    this.inner.close();
   }
 
   private delay(op: LatencyOp): void {

@@ -12,7 +12,7 @@ import type { BlockDevice } from '../block/device.js';
 import type { Clock } from '../util/clock.js';
 import { Random } from '../util/random.js';
 import { parseLatencySpec, LatencyError } from './latency.js';
-import { type BadBlockSink, type LatentErrorCounts, LatentErrorProcess, StochasticFaultError } from './stochastic.js';
+import { type BadBlockSink, type LatentErrorCounts, type LatentErrorOptions, LatentErrorProcess, StochasticFaultError } from './stochastic.js';
 import { TransientErrorDevice } from './transient.js';
 import { WeakSectorDevice, WeakSectorProcess, type WeakShared } from './weak.js';
 
@@ -28,6 +28,23 @@ export interface LatentErrorSpecLike {
   writeFailCount: number;
   maxEpisodes?: number;
   region?: { from: number; to: number };
+}
+
+/** A scenario's latent-error spec as the process takes it. */
+export function latentOptions(s: LatentErrorSpecLike): LatentErrorOptions {
+  return {
+    startNs: s.start,
+    rate: s.rate,
+    burstMean: s.burstMean,
+    burstMax: s.burstMax,
+    spread: s.spread,
+    followProbability: s.followProbability,
+    followMeanNs: s.followMean,
+    followDistance: s.followDistance,
+    writeFailCount: s.writeFailCount,
+    maxEpisodes: s.maxEpisodes,
+    region: s.region,
+  };
 }
 
 export interface WeakSectorSpecLike {
@@ -68,7 +85,12 @@ export interface StochasticLayers {
  * transient-error layer (when configured) over `dev`. Draws one seed from
  * `random` per layer it adds, and nothing when it adds none.
  */
-export function stochasticLayers(field: string, specs: StochasticSpecs, dev: BlockDevice, opts: { clock: Clock; random: Random; blockSectors: number }): StochasticLayers {
+export function stochasticLayers(
+  field: string,
+  specs: StochasticSpecs,
+  dev: BlockDevice,
+  opts: { clock: Clock; random: Random; blockSectors: number },
+): StochasticLayers {
   let top = dev;
   let weak: WeakSectorDevice | undefined;
   let transient: TransientErrorDevice | undefined;
@@ -82,7 +104,11 @@ export function stochasticLayers(field: string, specs: StochasticSpecs, dev: Blo
   if (specs.transientErrors) {
     const seed = opts.random.nextU32();
     const t = specs.transientErrors;
-    transient = new TransientErrorDevice(top, { probability: t.probability, region: t.region, blockSectors: opts.blockSectors, random: new Random(seed) }, `${field}.transientErrors`);
+    transient = new TransientErrorDevice(
+      top,
+      { probability: t.probability, region: t.region, blockSectors: opts.blockSectors, random: new Random(seed) },
+      `${field}.transientErrors`,
+    );
     top = transient;
     spec.transient = { probability: t.probability, region: t.region, blockSectors: opts.blockSectors, seed };
   }
@@ -128,7 +154,7 @@ export class StochasticFaults {
   constructor(
     field: string,
     specs: StochasticSpecs,
-    private readonly dust: BadBlockSink,
+    dust: BadBlockSink,
     private readonly layers: StochasticLayers,
     random: Random,
     runStartNs: number,
@@ -143,13 +169,7 @@ export class StochasticFaults {
       }
     };
     specs.latentErrors.forEach((s, i) => {
-      const p = new LatentErrorProcess(
-        { startNs: s.start, rate: s.rate, burstMean: s.burstMean, burstMax: s.burstMax, spread: s.spread, followProbability: s.followProbability, followMeanNs: s.followMean, followDistance: s.followDistance, writeFailCount: s.writeFailCount, maxEpisodes: s.maxEpisodes, region: s.region },
-        dust,
-        random.fork(),
-        runStartNs,
-        `${field}.latentErrors[${i}]`,
-      );
+      const p = new LatentErrorProcess(latentOptions(s), dust, random.fork(), runStartNs, `${field}.latentErrors[${i}]`);
       p.onEpisode((e) => {
         for (const b of e.blocks) this.emitBad(b * spb, spb, e.atNs);
       });
@@ -160,7 +180,17 @@ export class StochasticFaults {
       if (!layers.weak) throw new StochasticFaultError(`${f}: no weak-sector layer (build it with stochasticLayers)`);
       const latency = wrap(() => parseLatencySpec(s.readLatency, `${f}.readLatency`));
       const p = new WeakSectorProcess(
-        { startNs: s.start, rate: s.rate, cluster: s.cluster, readLatency: latency, failAfterNs: s.failAfter, failFraction: s.failFraction, writeFailCount: s.writeFailCount, maxEpisodes: s.maxEpisodes, region: s.region },
+        {
+          startNs: s.start,
+          rate: s.rate,
+          cluster: s.cluster,
+          readLatency: latency,
+          failAfterNs: s.failAfter,
+          failFraction: s.failFraction,
+          writeFailCount: s.writeFailCount,
+          maxEpisodes: s.maxEpisodes,
+          region: s.region,
+        },
         layers.weak,
         dust,
         random.fork(),
@@ -220,7 +250,13 @@ export class StochasticFaults {
     const t = this.layers.transient;
     return {
       latentErrors: this.latent.map((p) => ({ ...p.counts })),
-      weakSectors: this.weakProcs.map((p) => ({ episodes: p.episodes, madeWeak: p.madeWeak, failed: p.failed, weakNow: p.weakNow, slowedReads: this.layers.weak?.slowedReads ?? 0 })),
+      weakSectors: this.weakProcs.map((p) => ({
+        episodes: p.episodes,
+        madeWeak: p.madeWeak,
+        failed: p.failed,
+        weakNow: p.weakNow,
+        slowedReads: this.layers.weak?.slowedReads ?? 0,
+      })),
       transientErrors: t ? { reads: t.reads, injected: t.injected, probability: t.probability } : undefined,
     };
   }

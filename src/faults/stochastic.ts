@@ -96,7 +96,13 @@ export class StochasticFaultError extends Error {
 }
 
 /** Throws StochasticFaultError naming `field` when a value is out of range. */
-export function checkRange(field: string, v: number | undefined, lo: number, hi: number, opts: { integer?: boolean; loOpen?: boolean; hiOpen?: boolean } = {}): void {
+export function checkRange(
+  field: string,
+  v: number | undefined,
+  lo: number,
+  hi: number,
+  opts: { integer?: boolean; loOpen?: boolean; hiOpen?: boolean } = {},
+): void {
   if (v === undefined) return;
   const okLo = opts.loOpen ? v > lo : v >= lo;
   const okHi = opts.hiOpen ? v < hi : v <= hi;
@@ -116,7 +122,11 @@ export function geometric(rng: Random, mean: number): number {
 }
 
 /** A block range [first, first + blocks) inside a device, from a sector region. */
-export function regionBlocks(sink: Pick<BadBlockSink, 'sectorsPerBlock' | 'sectors'>, region: { from: number; to: number } | undefined, field: string): { first: number; blocks: number } {
+export function regionBlocks(
+  sink: Pick<BadBlockSink, 'sectorsPerBlock' | 'sectors'>,
+  region: { from: number; to: number } | undefined,
+  field: string,
+): { first: number; blocks: number } {
   const spb = sink.sectorsPerBlock;
   const from = region?.from ?? 0;
   const to = Math.min(region?.to ?? sink.sectors, sink.sectors);

@@ -20,7 +20,7 @@
  *     bad-block list (a dust layer above this one) with `writeFailCount`.
  */
 import { type BlockDevice, type IoStatus, checkIo, SECTOR_SHIFT } from '../block/device.js';
-import { RemapTable, type RemapTableShared } from '../remap/remap-table.js';
+import { RemapTable, type RemapTableShared } from '../block/remap-table.js';
 import { type Clock, realClock } from '../util/clock.js';
 import { Random } from '../util/random.js';
 import { ReadFaultLayer } from './read-fault-layer.js';
@@ -57,7 +57,8 @@ export class WeakSectorDevice extends ReadFaultLayer {
   constructor(inner: BlockDevice, opts: WeakDeviceOptions = {}) {
     super(inner, 'weak');
     this.sectorsPerBlock = opts.shared?.blockSectors ?? opts.blockSectors ?? inner.logicalBlockSize >>> SECTOR_SHIFT;
-    if (!Number.isInteger(this.sectorsPerBlock) || this.sectorsPerBlock < 1) throw new StochasticFaultError(`weak block size must be a whole number of sectors >= 1, got ${this.sectorsPerBlock}`);
+    if (!Number.isInteger(this.sectorsPerBlock) || this.sectorsPerBlock < 1)
+      throw new StochasticFaultError(`weak block size must be a whole number of sectors >= 1, got ${this.sectorsPerBlock}`);
     this.clock = opts.clock ?? realClock;
     this.random = opts.random ?? new Random(1);
     this.weakTable = new RemapTable(opts.shared ? opts.shared.table : { keySpace: Math.ceil(inner.sectors / this.sectorsPerBlock) });
@@ -200,7 +201,9 @@ export class WeakSectorProcess {
     checkRange(`${field}.writeFailCount`, opts.writeFailCount, 0, 255, { integer: true });
     checkRange(`${field}.maxEpisodes`, opts.maxEpisodes, 1, Number.MAX_SAFE_INTEGER, { integer: true });
     if (bad.sectorsPerBlock !== layer.sectorsPerBlock) {
-      throw new StochasticFaultError(`${field}: the weak layer's blocks (${layer.sectorsPerBlock} sectors) differ from the bad-block list's (${bad.sectorsPerBlock} sectors)`);
+      throw new StochasticFaultError(
+        `${field}: the weak layer's blocks (${layer.sectorsPerBlock} sectors) differ from the bad-block list's (${bad.sectorsPerBlock} sectors)`,
+      );
     }
     this.cluster = opts.cluster ?? WEAK_DEFAULTS.cluster;
     this.latency = opts.readLatency ?? WEAK_DEFAULTS.readLatency;

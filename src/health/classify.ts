@@ -13,7 +13,7 @@
  *      block reads at the first try, the slice's failure did not repeat: one
  *      `transient` finding for the whole slice.
  */
-import { type BlockDevice, errnoName, OK, SECTOR_SIZE } from '../block/device.js';
+import { type BlockDevice, OK, SECTOR_SIZE } from '../block/device.js';
 import type { Clock } from '../util/clock.js';
 
 export type FindingKind = 'transient' | 'weak' | 'bad';
@@ -77,7 +77,7 @@ export class SliceClassifier {
   /** Reads blocks [first, first + n) (the last may be short at the device end), skipping `skip`. */
   scan(first: number, n: number, skip?: BlockSkip): SliceResult {
     const out: SliceResult = { status: OK, latencyNs: 0, bytes: 0, findings: [], probes: 0, probeBytes: 0 };
-    if (skip && skip.anyIn(first, n)) {
+    if (skip?.anyIn(first, n)) {
       // read the runs between skipped blocks
       let runStart = -1;
       for (let b = first; b <= first + n; b++) {
@@ -129,7 +129,17 @@ export class SliceClassifier {
       }
     }
     if (!slow && !anyFinding && allFirstOk) {
-      out.findings.push({ kind: 'transient', block: first, blocks: n, sector, sectors, latencyNs: r.ns, attempts: 1, errno: r.status, atNs: this.opts.clock.nowNs() });
+      out.findings.push({
+        kind: 'transient',
+        block: first,
+        blocks: n,
+        sector,
+        sectors,
+        latencyNs: r.ns,
+        attempts: 1,
+        errno: r.status,
+        atNs: this.opts.clock.nowNs(),
+      });
     }
   }
 
@@ -141,7 +151,10 @@ export class SliceClassifier {
     out.probeBytes += sectors * SECTOR_SIZE;
     if (r.status !== OK) return this.probeFailed(b, out, 1, r.status);
     if (r.ns <= this.opts.slowNs) return { firstFailed: false };
-    return { finding: { kind: 'weak', block: b, blocks: 1, sector, sectors, latencyNs: r.ns, attempts: 1, errno: 0, atNs: this.opts.clock.nowNs() }, firstFailed: false };
+    return {
+      finding: { kind: 'weak', block: b, blocks: 1, sector, sectors, latencyNs: r.ns, attempts: 1, errno: 0, atNs: this.opts.clock.nowNs() },
+      firstFailed: false,
+    };
   }
 
   /** Reads one block up to 1 + retries times (`done` reads already made, the last failing with `lastErrno`). */
@@ -158,7 +171,11 @@ export class SliceClassifier {
       if (r.status === OK) {
         if (attempts === 1) {
           // it read at once: slow means weak, else this block is not what failed
-          if (r.ns > this.opts.slowNs) return { finding: { kind: 'weak', block: b, blocks: 1, sector, sectors, latencyNs: r.ns, attempts, errno: 0, atNs: this.opts.clock.nowNs() }, firstFailed: false };
+          if (r.ns > this.opts.slowNs)
+            return {
+              finding: { kind: 'weak', block: b, blocks: 1, sector, sectors, latencyNs: r.ns, attempts, errno: 0, atNs: this.opts.clock.nowNs() },
+              firstFailed: false,
+            };
           return { firstFailed: false };
         }
         const kind: FindingKind = r.ns > this.opts.slowNs ? 'weak' : 'transient';
@@ -168,13 +185,6 @@ export class SliceClassifier {
     }
     return { finding: { kind: 'bad', block: b, blocks: 1, sector, sectors, latencyNs: 0, attempts, errno, atNs: this.opts.clock.nowNs() }, firstFailed: true };
   }
-}
-
-export function describeFinding(f: BlockFinding): string {
-  const where = f.blocks > 1 ? `sectors ${f.sector}..${f.sector + f.sectors - 1}` : `sector ${f.sector}`;
-  const lat = f.latencyNs > 0 ? `, read in ${(f.latencyNs / 1e6).toFixed(1)} ms` : '';
-  const err = f.errno !== 0 ? `, ${errnoName(f.errno)}` : '';
-  return `${f.kind} ${where} (block ${f.block})${err}${lat} after ${f.attempts} read(s)`;
 }
 
 /** Read latency by position: one bucket per equal share of the device. */

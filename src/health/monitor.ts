@@ -26,9 +26,10 @@
  * the safe policy, through the blocks they leave pending (seen at the next
  * tick, within 10 ms).
  */
-import { type BlockDevice, type IoStatus, type LogicalBlockSize, OK, type WriteFlags, SECTOR_SIZE } from '../block/device.js';
-import { type SafeRemapTarget } from '../remap/safe-target.js';
-import { type DmRemapV4Target } from '../remap/v4-target.js';
+import { type BlockDevice, type IoStatus, OK, type WriteFlags, SECTOR_SIZE } from '../block/device.js';
+import { PassThroughLayer } from '../block/pass-through.js';
+import type { SafeRemapTarget } from '../remap/safe-target.js';
+import type { DmRemapV4Target } from '../remap/v4-target.js';
 import { type Clock, realClock } from '../util/clock.js';
 import type { BlockFinding, FindingKind, LatencyBucket } from './classify.js';
 import { HealthScanner, type ScannerOptions, type ScannerStats, type ScanOrder } from './scanner.js';
@@ -43,48 +44,39 @@ import {
   SCORE_FORMULA,
   scoreTrend,
   type Trend,
-} from './score.js';
+} from '../remap/health-score.js';
 
 /** Counts every foreground I/O and tells a listener about failed reads. */
-export class ForegroundTap implements BlockDevice {
-  readonly name: string;
-  readonly sectors: number;
-  readonly logicalBlockSize: LogicalBlockSize;
+export class ForegroundTap extends PassThroughLayer {
   ios = 0;
 
   constructor(
-    readonly inner: BlockDevice,
+    inner: BlockDevice,
     private readonly onReadError?: (sector: number, sectors: number, status: IoStatus) => void,
   ) {
-    this.name = inner.name;
-    this.sectors = inner.sectors;
-    this.logicalBlockSize = inner.logicalBlockSize;
+    super(inner);
   }
 
-  read(sector: number, buf: Uint8Array): IoStatus {
+  override read(sector: number, buf: Uint8Array): IoStatus {
     this.ios++;
     const rc = this.inner.read(sector, buf);
     if (rc !== OK && this.onReadError) this.onReadError(sector, buf.length / SECTOR_SIZE, rc);
     return rc;
   }
 
-  write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
+  override write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
     this.ios++;
     return this.inner.write(sector, buf, flags);
   }
 
-  flush(): IoStatus {
+  override flush(): IoStatus {
     this.ios++;
     return this.inner.flush();
   }
 
-  discard(sector: number, count: number): IoStatus {
+  override discard(sector: number, count: number): IoStatus {
     this.ios++;
     return this.inner.discard(sector, count);
-  }
-
-  close(): void {
-    this.inner.close();
   }
 }
 
@@ -267,7 +259,16 @@ export function formatHealthLine(r: HealthReport): string {
   ];
   if (r.scanner.enabled) {
     const s = r.scanner;
-    parts.push(`scanner=on`, `passes=${s.passes}`, `progress=${Math.floor(s.progress * 100)}%`, `scanned_bytes=${s.bytesScanned}`, `found_bad=${s.found.bad}`, `found_weak=${s.found.weak}`, `found_transient=${s.found.transient}`, `weak_moved=${r.actions.weakMoved}`);
+    parts.push(
+      `scanner=on`,
+      `passes=${s.passes}`,
+      `progress=${Math.floor(s.progress * 100)}%`,
+      `scanned_bytes=${s.bytesScanned}`,
+      `found_bad=${s.found.bad}`,
+      `found_weak=${s.found.weak}`,
+      `found_transient=${s.found.transient}`,
+      `weak_moved=${r.actions.weakMoved}`,
+    );
   } else parts.push(`scanner=off`);
   if (r.module) parts.push(`module_health_score=${r.module.healthScore}`);
   parts.push(
@@ -375,7 +376,14 @@ abstract class MonitorBase implements HealthMonitor {
   }
 
   protected scoreOf(s: SpareState, p: ExhaustionPrediction): number {
-    return healthScore({ spareTotal: s.total, spareUsed: s.used, pending: s.pending, weakWaiting: s.weakWaiting, exhaustionLoNs: p.arrivals > 0 ? p.timeNs.lo : Infinity, horizonNs: this.horizonNs });
+    return healthScore({
+      spareTotal: s.total,
+      spareUsed: s.used,
+      pending: s.pending,
+      weakWaiting: s.weakWaiting,
+      exhaustionLoNs: p.arrivals > 0 ? p.timeNs.lo : Infinity,
+      horizonNs: this.horizonNs,
+    });
   }
 
   protected baseReport(): Omit<HealthReport, 'policy' | 'scanner' | 'actions' | 'findings'> {
@@ -428,7 +436,14 @@ abstract class MonitorBase implements HealthMonitor {
 }
 
 function findingViews(list: readonly BlockFinding[], originNs: number): FindingView[] {
-  return list.slice(0, KEEP_FINDINGS_IN_REPORT).map((f) => ({ kind: f.kind, sector: f.sector, sectors: f.sectors, latencyMs: f.latencyNs / 1e6, attempts: f.attempts, atSeconds: (f.atNs - originNs) / 1e9 }));
+  return list.slice(0, KEEP_FINDINGS_IN_REPORT).map((f) => ({
+    kind: f.kind,
+    sector: f.sector,
+    sectors: f.sectors,
+    latencyMs: f.latencyNs / 1e6,
+    attempts: f.attempts,
+    atSeconds: (f.atNs - originNs) / 1e9,
+  }));
 }
 
 export class SafeHealthMonitor extends MonitorBase {

@@ -162,16 +162,27 @@ export class HealthScanner {
     check('idle', this.idleNs, this.idleNs >= 0, 'a time >= 0');
     this.blockSectors = opts.blockSectors ?? this.device.logicalBlockSize >>> SECTOR_SHIFT;
     const lbsSectors = this.device.logicalBlockSize >>> SECTOR_SHIFT;
-    check('blockSize', this.blockSectors * SECTOR_SIZE, Number.isInteger(this.blockSectors) && this.blockSectors >= lbsSectors && this.blockSectors % lbsSectors === 0 && this.blockSectors <= 2048, `a multiple of the device's ${this.device.logicalBlockSize}-byte logical block, at most 1 MiB`);
+    check(
+      'blockSize',
+      this.blockSectors * SECTOR_SIZE,
+      Number.isInteger(this.blockSectors) && this.blockSectors >= lbsSectors && this.blockSectors % lbsSectors === 0 && this.blockSectors <= 2048,
+      `a multiple of the device's ${this.device.logicalBlockSize}-byte logical block, at most 1 MiB`,
+    );
     const blockBytes = this.blockSectors * SECTOR_SIZE;
     this.sliceBytes = opts.sliceBytes ?? Math.max(d.sliceBytes, blockBytes);
-    check('slice', this.sliceBytes, Number.isInteger(this.sliceBytes) && this.sliceBytes >= blockBytes && this.sliceBytes % blockBytes === 0 && this.sliceBytes <= 64 << 20, `a whole number of ${blockBytes}-byte blocks, at most 64 MiB`);
+    check(
+      'slice',
+      this.sliceBytes,
+      Number.isInteger(this.sliceBytes) && this.sliceBytes >= blockBytes && this.sliceBytes % blockBytes === 0 && this.sliceBytes <= 64 << 20,
+      `a whole number of ${blockBytes}-byte blocks, at most 64 MiB`,
+    );
     this.slowNs = opts.slowNs ?? d.slowNs;
     check('slow', this.slowNs, this.slowNs > 0, 'a time > 0');
     this.retries = opts.retries ?? d.retries;
     check('retries', this.retries, Number.isInteger(this.retries) && this.retries >= 0 && this.retries <= 100, 'an integer in 0..100');
     this.order = opts.order ?? d.order;
-    if (this.order !== 'sequential' && this.order !== 'staggered') throw new ScannerOptionError(`scanner.order must be sequential or staggered, got ${String(this.order)}`);
+    if (this.order !== 'sequential' && this.order !== 'staggered')
+      throw new ScannerOptionError(`scanner.order must be sequential or staggered, got ${String(this.order)}`);
     this.maxTickNs = opts.maxTickNs ?? d.maxTickNs;
     check('maxTick', this.maxTickNs, this.maxTickNs > 0, 'a time > 0');
     this.totalBlocks = Math.ceil(this.device.sectors / this.blockSectors);
@@ -187,7 +198,11 @@ export class HealthScanner {
     this.foreground = opts.foreground;
     this.skip = opts.skip;
     this.onFinding = opts.onFinding;
-    this.classifier = new SliceClassifier(this.device, { clock: this.clock, blockSectors: this.blockSectors, slowNs: this.slowNs, retries: this.retries }, this.sliceBytes);
+    this.classifier = new SliceClassifier(
+      this.device,
+      { clock: this.clock, blockSectors: this.blockSectors, slowNs: this.slowNs, retries: this.retries },
+      this.sliceBytes,
+    );
     this.classifier.map = this.map;
   }
 

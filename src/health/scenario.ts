@@ -25,7 +25,11 @@ export interface ScannerSpecLike {
   confidence: number;
 }
 
-export function scenarioHealthMonitor(target: SafeRemapTarget | DmRemapV4Target, spec: ScannerSpecLike | undefined, opts: { clock: Clock; tracker?: DetectionTracker }): HealthMonitor | undefined {
+export function scenarioHealthMonitor(
+  target: SafeRemapTarget | DmRemapV4Target,
+  spec: ScannerSpecLike | undefined,
+  opts: { clock: Clock; tracker?: DetectionTracker },
+): HealthMonitor | undefined {
   if (!spec) return undefined;
   return attachHealthMonitor(target, {
     clock: opts.clock,

@@ -54,6 +54,7 @@ import {
   newEncodeDev,
 } from './dm-ioctl-codec.js';
 import { explainBusyTable } from './holders.js';
+import { EXIT_ENVIRONMENT, EXIT_USAGE, RemapsimError } from '../util/errors.js';
 import { glibcMajorMinor, type NodeSys, nodeSys, S_IFBLK, S_IFCHR } from './mknod.js';
 
 const ENOENT = 2;
@@ -61,6 +62,7 @@ const ENXIO = 6;
 const EPERM = 1;
 const EACCES = 13;
 const EBUSY = 16;
+const EEXIST = 17;
 const ENODEV = 19;
 const EINVAL = 22;
 const ENOTTY = 25;
@@ -74,7 +76,7 @@ const MISC_MAJOR = 10;
 export type IoctlBufferFn = (fd: number, request: number, buf: Uint8Array) => number;
 
 /** A device-mapper call that failed, as one line naming the device; `errno` as the kernel returned it. */
-export class DmError extends Error {
+export class DmError extends RemapsimError {
   override readonly name: string = 'DmError';
   constructor(
     message: string,
@@ -84,15 +86,34 @@ export class DmError extends Error {
   ) {
     super(message);
   }
+
+  /**
+   * The same for every command: a request the user got wrong is 2 (refused
+   * before the kernel saw it, no such device or no table, a table or message
+   * the target refused, a name in use, a table naming a device something
+   * holds); the rest (not root, a device still open) is the environment, 3.
+   */
+  override get exitCode(): number {
+    if (this.command === undefined) return EXIT_ENVIRONMENT;
+    if (this.errno === ENXIO || this.errno === EINVAL) return EXIT_USAGE;
+    if (this.errno === EBUSY && ['DM_DEV_CREATE', 'DM_DEV_RENAME', 'DM_TABLE_LOAD'].includes(this.command)) return EXIT_USAGE;
+    return EXIT_ENVIRONMENT;
+  }
 }
 
 /** A request refused before it reached the kernel (a name too long, a bad target spec). */
 export class DmRequestError extends DmError {
   override readonly name = 'DmRequestError';
+  override get exitCode(): number {
+    return EXIT_USAGE;
+  }
 }
 
 export class DmUnavailableError extends DmError {
   override readonly name = 'DmUnavailableError';
+  override get exitCode(): number {
+    return EXIT_ENVIRONMENT;
+  }
   constructor(errno: number) {
     super(`${DM_NOT_AVAILABLE} (${errno === ENOENT ? 'no /dev/mapper/control' : `/dev/mapper/control: ${errnoText(errno)}`})`, errno);
   }
@@ -260,7 +281,7 @@ export class DmControl {
       (opts.nodeSys ?? nodeSys()).mknod(controlPath, S_IFCHR | 0o600, MISC_MAJOR, minor);
     } catch (err) {
       const e = errnoOf(err) ?? 0;
-      if (e !== 17 /* EEXIST: someone else made it */) throw new DmError(`cannot create ${controlPath} (char ${MISC_MAJOR}:${minor}): ${errnoText(e)}`, e);
+      if (e !== EEXIST /* someone else made it */) throw new DmError(`cannot create ${controlPath} (char ${MISC_MAJOR}:${minor}): ${errnoText(e)}`, e);
     }
     try {
       return tryOpen();
@@ -304,7 +325,12 @@ export class DmControl {
       const header = decodeDmIoctl(buf);
       if (reply && header.flags & DM_BUFFER_FULL_FLAG) {
         if (buf.length >= this.maxBufferSize) {
-          throw new DmError(`${dmCmdName(nr)}${subject ? ` for '${subject}'` : ''}: the reply does not fit in ${this.maxBufferSize} bytes`, 105, dmCmdName(nr), subject);
+          throw new DmError(
+            `${dmCmdName(nr)}${subject ? ` for '${subject}'` : ''}: the reply does not fit in ${this.maxBufferSize} bytes`,
+            105,
+            dmCmdName(nr),
+            subject,
+          );
         }
         size = Math.min(this.maxBufferSize, Math.max(buf.length * 2, this.initialBufferSize));
         continue;
@@ -409,7 +435,12 @@ export class DmControl {
       }
       if (!present) return new DmError(`target type '${type}' is not loaded`, EINVAL, err.command, name);
     }
-    return new DmError(`device-mapper refused the table for '${name}' (EINVAL): a target rejected its arguments; the kernel log (dmesg) has its reason`, EINVAL, err.command, name);
+    return new DmError(
+      `device-mapper refused the table for '${name}' (EINVAL): a target rejected its arguments; the kernel log (dmesg) has its reason`,
+      EINVAL,
+      err.command,
+      name,
+    );
   }
 
   /** DM_DEV_SUSPEND with DM_SUSPEND_FLAG. */
@@ -624,7 +655,7 @@ export function devMapperNodes(dir = '/dev/mapper', sys?: NodeSys): DmNodes {
         (sys ?? nodeSys()).mknod(p, S_IFBLK | 0o600, major, minor);
       } catch (err) {
         const e = errnoOf(err) ?? 0;
-        if (e === 17) return; // udev got there first
+        if (e === EEXIST) return; // udev got there first
         throw new DmError(`cannot create ${p} (block ${major}:${minor}): ${errnoText(e)}`, e);
       }
     },

@@ -205,7 +205,6 @@ export function newDecodeDev(dev: number | bigint): DevNumber {
   return { major: (d & 0xfff00) >>> 8, minor: (d & 0xff) | ((d >>> 12) & 0xfff00) };
 }
 
-export const hugeEncodeDev = newEncodeDev;
 export const hugeDecodeDev = newDecodeDev;
 
 /** "253:0". */
@@ -461,7 +460,8 @@ export function decodeTargetSpecs(buf: Buffer): DmTargetSpecReply[] {
   const end = Math.min(h.dataSize, buf.length);
   let spec = base;
   for (let i = 0; i < h.targetCount; i++) {
-    if (spec < base || spec + DM_TARGET_SPEC_SIZE > end) throw new DmCodecError(`status reply: target ${i} at offset ${spec} lies outside the data (${base}..${end})`);
+    if (spec < base || spec + DM_TARGET_SPEC_SIZE > end)
+      throw new DmCodecError(`status reply: target ${i} at offset ${spec} lies outside the data (${base}..${end})`);
     const params = cString(buf, spec + DM_TARGET_SPEC_SIZE, end);
     out.push({
       start: readU64(buf, spec + DM_TARGET_SPEC_OFFSETS.sectorStart, 'sector_start'),
@@ -580,7 +580,8 @@ export function decodeTargetDeps(buf: Buffer): number[] {
   const base = h.dataStart;
   if (base + DM_TARGET_DEPS_DEV_OFFSET > end) return [];
   const count = buf.readUInt32LE(base);
-  if (base + DM_TARGET_DEPS_DEV_OFFSET + count * 8 > end) throw new DmCodecError(`dependency list: ${count} devices do not fit in the data (${end - base} bytes)`);
+  if (base + DM_TARGET_DEPS_DEV_OFFSET + count * 8 > end)
+    throw new DmCodecError(`dependency list: ${count} devices do not fit in the data (${end - base} bytes)`);
   const out: number[] = [];
   for (let i = 0; i < count; i++) out.push(readU64(buf, base + DM_TARGET_DEPS_DEV_OFFSET + i * 8, 'dev'));
   return out;
@@ -626,15 +627,6 @@ export function encodeRename(req: DmRequest, newValue: string, setUuid = false):
   if (newValue === '') throw new DmCodecError('the new uuid must not be empty');
   const flags = (req.flags ?? 0) | (setUuid ? DM_UUID_FLAG : 0);
   return encodeRequest({ ...req, flags }, Buffer.concat([utf8(newValue), Buffer.alloc(1)]));
-}
-
-/** "cylinders heads sectors start" at data_start. */
-export function encodeSetGeometry(req: DmRequest, g: { cylinders: number; heads: number; sectors: number; start: number }): Buffer {
-  if (!Number.isInteger(g.cylinders) || g.cylinders < 0 || g.cylinders > 65535) throw new DmCodecError(`cylinders ${g.cylinders} is out of range 0..65535`);
-  if (!Number.isInteger(g.heads) || g.heads < 0 || g.heads > 255) throw new DmCodecError(`heads ${g.heads} is out of range 0..255`);
-  if (!Number.isInteger(g.sectors) || g.sectors < 0 || g.sectors > 255) throw new DmCodecError(`sectors ${g.sectors} is out of range 0..255`);
-  checkU64(g.start, 'geometry start');
-  return encodeRequest(req, utf8(`${g.cylinders} ${g.heads} ${g.sectors} ${g.start}\0`));
 }
 
 /**

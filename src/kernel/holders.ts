@@ -8,7 +8,7 @@
  * mounted filesystem do. Anything else holding it with O_EXCL is not visible
  * from here. Reading the live tables runs each target's status function
  * (DM_TABLE_STATUS); the dm-remap-v4 module's toggles a mutex there (see
- * test/kernel/stack-cli.test.ts), which is why this runs only after a refusal.
+ * test/vm/stack-cli.test.ts), which is why this runs only after a refusal.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -118,7 +118,11 @@ export function liveTables(dm: DmTablesView, exclude?: string): Array<{ name: st
  * tables use it (from `tables`, see liveTables, and sysfs holders), mounts.
  * `exclude` is the dm device being loaded (its own old table does not count).
  */
-export function holdersOf(dev: DevNumber, tables: ReadonlyArray<{ name: string; targets: readonly DmTargetSpec[] }>, opts: HolderPaths & { exclude?: string } = {}): Holder[] {
+export function holdersOf(
+  dev: DevNumber,
+  tables: ReadonlyArray<{ name: string; targets: readonly DmTargetSpec[] }>,
+  opts: HolderPaths & { exclude?: string } = {},
+): Holder[] {
   const sys = opts.sysDir ?? '/sys';
   const holders: Holder[] = [];
   for (const { name, targets } of tables) {

@@ -167,7 +167,10 @@ export function encodeLoopConfig(cfg: LoopConfig): Buffer {
   buf.writeUInt32LE(u32(cfg.fd, 'fd'), LOOP_CONFIG_OFFSETS.fd);
   buf.writeUInt32LE(u32(cfg.blockSize, 'block size'), LOOP_CONFIG_OFFSETS.blockSize);
   const flags = cfg.info.flags ?? 0;
-  if (flags & ~LOOP_CONFIGURE_SETTABLE_FLAGS) throw new LoopCodecError(`loop flags 0x${flags.toString(16)} include bits LOOP_CONFIGURE does not accept (allowed: 0x${LOOP_CONFIGURE_SETTABLE_FLAGS.toString(16)})`);
+  if (flags & ~LOOP_CONFIGURE_SETTABLE_FLAGS)
+    throw new LoopCodecError(
+      `loop flags 0x${flags.toString(16)} include bits LOOP_CONFIGURE does not accept (allowed: 0x${LOOP_CONFIGURE_SETTABLE_FLAGS.toString(16)})`,
+    );
   writeLoopInfo64(buf, LOOP_CONFIG_OFFSETS.info, cfg.info);
   return buf;
 }

@@ -28,6 +28,7 @@ import {
   LO_FLAGS_READ_ONLY,
 } from './loop-codec.js';
 import { type NodeSys, nodeSys, S_IFBLK } from './mknod.js';
+import { EXIT_ENVIRONMENT, EXIT_USAGE, RemapsimError } from '../util/errors.js';
 
 const ENOENT = 2;
 const ENXIO = 6;
@@ -35,19 +36,27 @@ const EPERM = 1;
 const EACCES = 13;
 const EBUSY = 16;
 const EINVAL = 22;
+const ENODEV = 19;
 const ENOTTY = 25;
 const EROFS = 30;
 
 /** The two ioctl shapes loop control needs (libc() has both). */
 export type LoopSys = Pick<Libc, 'ioctlInt' | 'ioctlBuffer'>;
 
-export class LoopError extends Error {
+export class LoopError extends RemapsimError {
   override readonly name = 'LoopError';
   constructor(
     message: string,
     readonly errno?: number,
   ) {
     super(message);
+  }
+
+  /** Not root, or no loop devices on this host: the environment (3); the rest is the request (2). */
+  override get exitCode(): number {
+    const e = this.errno;
+    const noLoop = (e === ENOENT || e === ENODEV || e === ENXIO) && /loop devices are not available|loop-control/.test(this.message);
+    return e === EPERM || e === EACCES || noLoop ? EXIT_ENVIRONMENT : EXIT_USAGE;
   }
 }
 
@@ -133,11 +142,16 @@ function validate(opts: LoopAttachOptions): void {
   if (bs !== undefined && (!Number.isInteger(bs) || bs < 512 || bs > 65536 || (bs & (bs - 1)) !== 0)) {
     throw new LoopError(`block size ${bs} must be a power of two in 512..65536`, EINVAL);
   }
-  for (const [field, v] of [['offset', opts.offset], ['size limit', opts.sizeLimit]] as const) {
-    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0)) throw new LoopError(`${field} ${v} must be an integer in 0..${Number.MAX_SAFE_INTEGER}`, EINVAL);
+  for (const [field, v] of [
+    ['offset', opts.offset],
+    ['size limit', opts.sizeLimit],
+  ] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0))
+      throw new LoopError(`${field} ${v} must be an integer in 0..${Number.MAX_SAFE_INTEGER}`, EINVAL);
   }
   const attempts = opts.maxAttempts;
-  if (attempts !== undefined && (!Number.isInteger(attempts) || attempts < 1 || attempts > 1000)) throw new LoopError(`maxAttempts ${attempts} must be an integer in 1..1000`, EINVAL);
+  if (attempts !== undefined && (!Number.isInteger(attempts) || attempts < 1 || attempts > 1000))
+    throw new LoopError(`maxAttempts ${attempts} must be an integer in 1..1000`, EINVAL);
 }
 
 /** "/dev/loop3", "loop3" or 3 -> 3. */
@@ -160,7 +174,8 @@ function openBacking(file: string, opts: LoopAttachOptions): number {
   } catch (err) {
     const e = errnoOf(err);
     if (opts.direct && e === EINVAL) return openBacking(file, { ...opts, direct: false }); // filesystem without O_DIRECT
-    if (e === EROFS || (e === EACCES && !opts.readOnly)) throw new LoopError(`cannot open backing file ${file} for writing: ${errnoText(e)} (attach it read-only?)`, e);
+    if (e === EROFS || (e === EACCES && !opts.readOnly))
+      throw new LoopError(`cannot open backing file ${file} for writing: ${errnoText(e)} (attach it read-only?)`, e);
     if (e === 21) throw new LoopError(`backing file ${file} is a directory`, e); // EISDIR
     throw new LoopError(`cannot open backing file ${file}: ${errnoText(e ?? 0)}`, e);
   }
@@ -179,7 +194,11 @@ function ensureNode(n: number, p: Required<LoopPaths>, sys: NodeSys | undefined)
   let major = LOOP_MAJOR;
   let minor = n;
   try {
-    const [ma, mi] = fs.readFileSync(path.join(p.sysBlockDir, `loop${n}`, 'dev'), 'utf8').trim().split(':').map(Number);
+    const [ma, mi] = fs
+      .readFileSync(path.join(p.sysBlockDir, `loop${n}`, 'dev'), 'utf8')
+      .trim()
+      .split(':')
+      .map(Number);
     major = ma;
     minor = mi;
   } catch {
@@ -206,7 +225,11 @@ export function attachLoop(file: string, opts: LoopAttachOptions = {}): LoopAtta
   const p = paths(opts);
   const sys = opts.sys ?? libc();
   const backingFile = path.resolve(file);
-  const flags = (opts.readOnly ? LO_FLAGS_READ_ONLY : 0) | (opts.autoclear ? LO_FLAGS_AUTOCLEAR : 0) | (opts.partscan ? LO_FLAGS_PARTSCAN : 0) | (opts.direct ? LO_FLAGS_DIRECT_IO : 0);
+  const flags =
+    (opts.readOnly ? LO_FLAGS_READ_ONLY : 0) |
+    (opts.autoclear ? LO_FLAGS_AUTOCLEAR : 0) |
+    (opts.partscan ? LO_FLAGS_PARTSCAN : 0) |
+    (opts.direct ? LO_FLAGS_DIRECT_IO : 0);
   const info: Partial<LoopInfo64> = { offset: opts.offset ?? 0, sizeLimit: opts.sizeLimit ?? 0, flags, fileName: backingFile };
 
   const fileFd = openBacking(backingFile, opts);
@@ -324,7 +347,15 @@ function setFd(sys: LoopSys, devFd: number, device: string, fileFd: number, info
   return 'set-fd';
 }
 
-function makeAttachment(device: string, n: number, backingFile: string, method: 'configure' | 'set-fd', fd: number | undefined, p: LoopPaths, sys: LoopSys): LoopAttachment {
+function makeAttachment(
+  device: string,
+  n: number,
+  backingFile: string,
+  method: 'configure' | 'set-fd',
+  fd: number | undefined,
+  p: LoopPaths,
+  sys: LoopSys,
+): LoopAttachment {
   let released = false;
   return {
     device,

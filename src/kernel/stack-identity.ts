@@ -115,7 +115,8 @@ export function planTeardown(items: StackItems, seen: StackObservation, opts: { 
       const now = seen.devices[d.name] ?? 'gone';
       if (now === 'gone') plan.alreadyGone.push(d.name);
       else if (v1 || d.uuid === undefined) plan.refused.push(`dm device ${d.name} (${NO_IDENTITY})`);
-      else if (now.uuid !== d.uuid) plan.refused.push(`dm device ${d.name} (its UUID is ${now.uuid === '' ? 'empty' : `'${now.uuid}'`}, not this stack's '${d.uuid}')`);
+      else if (now.uuid !== d.uuid)
+        plan.refused.push(`dm device ${d.name} (its UUID is ${now.uuid === '' ? 'empty' : `'${now.uuid}'`}, not this stack's '${d.uuid}')`);
       else plan.removeDevices.push(d.name);
     }
   }
@@ -123,9 +124,12 @@ export function planTeardown(items: StackItems, seen: StackObservation, opts: { 
     const now = seen.loops[l.number] ?? 'gone';
     if (now === 'gone') plan.alreadyGone.push(l.device);
     else if (v1 || l.backingDev === undefined || l.backingIno === undefined) plan.refused.push(`loop device ${l.device} (${NO_IDENTITY})`);
-    else if (now.major !== l.major || now.minor !== l.minor) plan.refused.push(`loop device ${l.device} (now ${now.major}:${now.minor}, not this stack's ${l.major}:${l.minor})`);
+    else if (now.major !== l.major || now.minor !== l.minor)
+      plan.refused.push(`loop device ${l.device} (now ${now.major}:${now.minor}, not this stack's ${l.major}:${l.minor})`);
     else if (now.backingDev !== l.backingDev || now.backingIno !== l.backingIno) {
-      plan.refused.push(`loop device ${l.device} (now backed by ${now.backingFile}, inode ${now.backingIno} on device ${now.backingDev}; this stack's was ${l.backingFile}, inode ${l.backingIno} on device ${l.backingDev})`);
+      plan.refused.push(
+        `loop device ${l.device} (now backed by ${now.backingFile}, inode ${now.backingIno} on device ${now.backingDev}; this stack's was ${l.backingFile}, inode ${l.backingIno} on device ${l.backingDev})`,
+      );
     } else plan.detachLoops.push({ device: l.device, number: l.number });
   }
   if (!opts.keepFiles) {
@@ -134,7 +138,8 @@ export function planTeardown(items: StackItems, seen: StackObservation, opts: { 
       const now = seen.files[f.path] ?? 'gone';
       if (now === 'gone') plan.alreadyGone.push(f.path);
       else if (v1 || f.dev === undefined || f.ino === undefined) plan.refused.push(`file ${f.path} (${NO_IDENTITY})`);
-      else if (now.dev !== f.dev || now.ino !== f.ino) plan.refused.push(`file ${f.path} (inode ${now.ino} on device ${now.dev}, not the inode ${f.ino} on device ${f.dev} stack up created)`);
+      else if (now.dev !== f.dev || now.ino !== f.ino)
+        plan.refused.push(`file ${f.path} (inode ${now.ino} on device ${now.dev}, not the inode ${f.ino} on device ${f.dev} stack up created)`);
       else plan.removeFiles.push(f.path);
     }
   }

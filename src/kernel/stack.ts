@@ -37,7 +37,8 @@ import { type DmTargetSpec, formatTargetLine } from './dm-ioctl-codec.js';
 import { attachLoop, detachLoop, listLoops, loopDeviceInfo, LoopError } from './loop.js';
 import { isStackUuid, newStackUuidStem, observeLoop, observeStack, planTeardown, type SeenLoop } from './stack-identity.js';
 import { type FileId, fileIdOf } from '../util/file-identity.js';
-import { createSparseFile } from '../util/sparse-file.js';
+import { createSparseFile } from '../block/sparse-file.js';
+import { RemapsimError } from '../util/errors.js';
 
 const ENXIO = 6;
 
@@ -79,7 +80,16 @@ export interface StackState {
   /** dev and ino (version 2): the file's identity when stack up created or opened it. */
   files: Array<{ role: StackRole; path: string; bytes: number; created: boolean; dev?: number; ino?: number }>;
   /** backingDev and backingIno (version 2): the identity of the file the loop device was attached to. */
-  loops: Array<{ role: StackRole; device: string; number: number; major: number; minor: number; backingFile: string; backingDev?: number; backingIno?: number }>;
+  loops: Array<{
+    role: StackRole;
+    device: string;
+    number: number;
+    major: number;
+    minor: number;
+    backingFile: string;
+    backingDev?: number;
+    backingIno?: number;
+  }>;
   /** Bottom-up: the bad-sector layer first, the remap target (if any) last. uuid (version 2): the one stack up set at create. */
   devices: Array<{ role: 'bad' | 'remap'; name: string; path: string; major: number; minor: number; sectors: number; table: string[]; uuid?: string }>;
   badLayer: { kind: 'dust'; blockSize: number } | { kind: 'linear-error' };
@@ -104,7 +114,7 @@ export interface TeardownReport {
 }
 
 /** A stack that could not be built, changed or fully torn down; the message says what and why. */
-export class StackError extends Error {
+export class StackError extends RemapsimError {
   override readonly name = 'StackError';
 }
 
@@ -135,7 +145,8 @@ export function checkStackSpec(spec: StackSpec): void {
   checkBacking(spec.main, 'main', lbs);
   checkBacking(spec.spare, 'spare', lbs);
   const layer = spec.badLayer ?? 'auto';
-  if (!['auto', 'dust', 'linear-error'].includes(layer)) throw new StackError(`badLayer must be 'auto', 'dust' or 'linear-error', got ${JSON.stringify(layer)}`);
+  if (!['auto', 'dust', 'linear-error'].includes(layer))
+    throw new StackError(`badLayer must be 'auto', 'dust' or 'linear-error', got ${JSON.stringify(layer)}`);
   const dbs = spec.dustBlockSize ?? lbs;
   if (!Number.isInteger(dbs) || dbs < lbs || dbs > 1 << 30 || (dbs & (dbs - 1)) !== 0) {
     throw new StackError(`dustBlockSize must be a power of two from the logical block size (${lbs}) to 1073741824, got ${dbs}`);
@@ -219,14 +230,24 @@ export function loadStackState(file: string): StackState {
   // version 2 must carry the identities teardown checks; version 1 has none (teardown then touches nothing it names)
   const v2 = s.version === STACK_STATE_VERSION;
   const id = (v: unknown): boolean => Number.isSafeInteger(v) && (v as number) >= 0;
-  if (!Array.isArray(s.files) || s.files.some((f) => typeof f?.path !== 'string' || typeof f.created !== 'boolean' || (v2 && (!id(f.dev) || !id(f.ino))))) bad('files');
+  if (!Array.isArray(s.files) || s.files.some((f) => typeof f?.path !== 'string' || typeof f.created !== 'boolean' || (v2 && (!id(f.dev) || !id(f.ino)))))
+    bad('files');
   if (
     !Array.isArray(s.loops) ||
-    s.loops.some((l) => typeof l?.device !== 'string' || !Number.isInteger(l.number) || typeof l.backingFile !== 'string' || !id(l.major) || !id(l.minor) || (v2 && (!id(l.backingDev) || !id(l.backingIno))))
+    s.loops.some(
+      (l) =>
+        typeof l?.device !== 'string' ||
+        !Number.isInteger(l.number) ||
+        typeof l.backingFile !== 'string' ||
+        !id(l.major) ||
+        !id(l.minor) ||
+        (v2 && (!id(l.backingDev) || !id(l.backingIno))),
+    )
   ) {
     bad('loops');
   }
-  if (!Array.isArray(s.devices) || s.devices.some((d) => typeof d?.name !== 'string' || (v2 && (typeof d.uuid !== 'string' || !isStackUuid(d.uuid, s.name!))))) bad('devices');
+  if (!Array.isArray(s.devices) || s.devices.some((d) => typeof d?.name !== 'string' || (v2 && (typeof d.uuid !== 'string' || !isStackUuid(d.uuid, s.name!)))))
+    bad('devices');
   if (!s.badLayer || (s.badLayer.kind !== 'dust' && s.badLayer.kind !== 'linear-error')) bad('badLayer');
   if (!Array.isArray(s.badSectors)) bad('badSectors');
   if (s.logicalBlockSize !== 512 && s.logicalBlockSize !== 4096) bad('logicalBlockSize');
@@ -266,7 +287,7 @@ export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } 
     const badName = `${spec.name}-bad`;
     const remapName = `${spec.name}-remap`;
     const dir = spec.dir ?? os.tmpdir();
-    const creates = (['main', 'spare'] as const).filter((r) => r === 'spare' ? spec.spare === undefined || 'bytes' in spec.spare : 'bytes' in spec.main);
+    const creates = (['main', 'spare'] as const).filter((r) => (r === 'spare' ? spec.spare === undefined || 'bytes' in spec.spare : 'bytes' in spec.main));
     const left = findStackLeftovers(spec.name, { dir, control: dm, roles: creates });
     if (leftoverCount(left) > 0) {
       throw new StackError(
@@ -320,7 +341,16 @@ export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } 
         const seen = observeLoop(att.number);
         const info = loopDeviceInfo(att.number);
         if (!seen || !info) throw new StackError(`${att.device} vanished right after it was attached`);
-        state.loops.push({ role, device: att.device, number: att.number, major: seen.major, minor: seen.minor, backingFile: seen.backingFile, backingDev: seen.backingDev, backingIno: seen.backingIno });
+        state.loops.push({
+          role,
+          device: att.device,
+          number: att.number,
+          major: seen.major,
+          minor: seen.minor,
+          backingFile: seen.backingFile,
+          backingDev: seen.backingDev,
+          backingIno: seen.backingIno,
+        });
         return { device: att.device, sectors: info.sectors - (info.sectors % (lbs / SECTOR_SIZE)) };
       };
 
@@ -335,12 +365,16 @@ export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } 
       const bad = normaliseSectors(spec.badSectors ?? [], main.sectors);
       state.badSectors = bad;
       const badTable =
-        kind === 'dust' ? [{ start: 0, length: main.sectors, type: 'dust', params: `${main.device} 0 ${dustBlockSize}` }] : linearErrorTable(main.device, main.sectors, bad, lbs);
+        kind === 'dust'
+          ? [{ start: 0, length: main.sectors, type: 'dust', params: `${main.device} 0 ${dustBlockSize}` }]
+          : linearErrorTable(main.device, main.sectors, bad, lbs);
       const badInfo = createDevice(dm, badName, badTable, state, 'bad', `${uuidStem}-bad`);
       if (kind === 'dust') {
         for (const b of dustBlocksOf(bad, dustBlockSize)) dm.message(badName, 0, `addbadblock ${b}`);
         dm.message(badName, 0, 'enable');
-        state.notes.push(`bad-sector layer: dm-dust, ${dustBlockSize}-byte blocks; reads of a listed block fail with EIO, a write to it succeeds and takes it off the list`);
+        state.notes.push(
+          `bad-sector layer: dm-dust, ${dustBlockSize}-byte blocks; reads of a listed block fail with EIO, a write to it succeeds and takes it off the list`,
+        );
       } else {
         state.notes.push(
           hasDust
@@ -358,11 +392,14 @@ export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } 
         const v = dm.targetVersion(remapTarget);
         if (!v) {
           state.remap = { target: remapTarget, present: false, reason: `target type '${remapTarget}' is not loaded in this kernel (and could not be loaded)` };
-          state.notes.push(`the stack ends at the bad-sector layer: the kernel has no '${remapTarget}' target; ${spare.device} is attached for a userspace remap target`);
+          state.notes.push(
+            `the stack ends at the bad-sector layer: the kernel has no '${remapTarget}' target; ${spare.device} is attached for a userspace remap target`,
+          );
         } else {
           if (remapTarget === 'dm-remap-v4') {
             const min = v4MinSpare(main.sectors, lbs);
-            if (spare.sectors < min) throw new StackError(`spare is ${spare.sectors} sectors; dm-remap-v4 needs at least ${min} for a main device of ${main.sectors} sectors`);
+            if (spare.sectors < min)
+              throw new StackError(`spare is ${spare.sectors} sectors; dm-remap-v4 needs at least ${min} for a main device of ${main.sectors} sectors`);
           }
           const table = [{ start: 0, length: main.sectors, type: remapTarget, params: `${badInfo.path} ${spare.device}` }];
           const top = createDevice(dm, remapName, table, state, 'remap', `${uuidStem}-remap`);
@@ -384,7 +421,14 @@ export function buildKernelStack(spec: StackSpec, opts: { control?: DmControl } 
   });
 }
 
-function createDevice(dm: DmControl, name: string, table: DmTargetSpec[], state: StackState, role: 'bad' | 'remap', uuid: string): { path: string; sectors: number } {
+function createDevice(
+  dm: DmControl,
+  name: string,
+  table: DmTargetSpec[],
+  state: StackState,
+  role: 'bad' | 'remap',
+  uuid: string,
+): { path: string; sectors: number } {
   const info = dm.create(name, { uuid });
   const p = `/dev/mapper/${name}`;
   const sectors = table.reduce((a, t) => Math.max(a, t.start + t.length), 0);
@@ -488,7 +532,9 @@ export function removeBadSectors(state: StackState, sectors: readonly number[], 
 
 function notBad(state: StackState, sectors: number[]): StackError {
   const list = state.badSectors.length === 0 ? 'it has none' : `its bad sectors: ${abbreviate(state.badSectors)}`;
-  return new StackError(`${sectors.length === 1 ? 'sector' : 'sectors'} ${abbreviate(sectors)} ${sectors.length === 1 ? 'is' : 'are'} not bad on stack '${state.name}' (${list})`);
+  return new StackError(
+    `${sectors.length === 1 ? 'sector' : 'sectors'} ${abbreviate(sectors)} ${sectors.length === 1 ? 'is' : 'are'} not bad on stack '${state.name}' (${list})`,
+  );
 }
 
 function abbreviate(xs: readonly number[], max = 20): string {
@@ -544,7 +590,12 @@ export function listBadSectors(state: StackState, opts: { control?: DmControl } 
   const blockSectors = (layer.kind === 'dust' ? layer.blockSize : state.logicalBlockSize) / SECTOR_SIZE;
   const kernel = withControl(opts.control, (dm): SectorRange[] | null => {
     if (layer.kind === 'linear-error') {
-      return mergeRanges(dm.table(dev.name).filter((t) => t.type === 'error').map((t) => ({ first: t.start, last: t.start + t.length - 1 })));
+      return mergeRanges(
+        dm
+          .table(dev.name)
+          .filter((t) => t.type === 'error')
+          .map((t) => ({ first: t.start, last: t.start + t.length - 1 })),
+      );
     }
     const reply = dm.messageReply(dev.name, 0, 'listbadblocks');
     const blocks = reply.replied ? parseDustList(reply.text) : null;
@@ -650,7 +701,10 @@ export interface CleanReport {
  * stack's file itself (same inode; a loop on a deleted file of that name
  * cannot be checked and goes by its name, as the files do). Pure.
  */
-export function planClean(left: StackLeftovers, seen: { devices: Record<string, { uuid: string } | 'gone'>; loops: Record<number, SeenLoop | 'gone'>; files: Record<string, FileId | 'gone'> }): {
+export function planClean(
+  left: StackLeftovers,
+  seen: { devices: Record<string, { uuid: string } | 'gone'>; loops: Record<number, SeenLoop | 'gone'>; files: Record<string, FileId | 'gone'> },
+): {
   devices: string[];
   loops: StackLeftovers['loops'];
   files: string[];
@@ -763,7 +817,12 @@ export function teardownKernelStack(state: StackState, opts: { control?: DmContr
       dm = DmControl.open();
     } catch (err) {
       dmUnreachable = (err as Error).message;
-      failures.push(`cannot reach device-mapper to remove ${[...state.devices].reverse().map((d) => d.name).join(', ')}: ${dmUnreachable}`);
+      failures.push(
+        `cannot reach device-mapper to remove ${[...state.devices]
+          .reverse()
+          .map((d) => d.name)
+          .join(', ')}: ${dmUnreachable}`,
+      );
     }
   }
   try {
@@ -797,7 +856,8 @@ export function teardownKernelStack(state: StackState, opts: { control?: DmContr
       }
     }
     if (plan.refused.length > 0) {
-      const why = state.version < STACK_STATE_VERSION ? ' (a version-1 state, written before stack up recorded identities: check each and remove it by hand)' : '';
+      const why =
+        state.version < STACK_STATE_VERSION ? ' (a version-1 state, written before stack up recorded identities: check each and remove it by hand)' : '';
       failures.unshift(`left alone, no longer what stack up made: ${plan.refused.join(', ')}${why}`);
     }
   } finally {

@@ -9,6 +9,8 @@
  * bug or bad user input); the message names the field and the allowed range.
  */
 
+import { RemapsimError } from '../util/errors.js';
+
 export type MetadataFormatProblem =
   | 'truncated'
   | 'bad-magic'
@@ -21,7 +23,7 @@ export type MetadataFormatProblem =
   | 'inconsistent-copies'
   | 'checkpoint-lost';
 
-export class MetadataFormatError extends Error {
+export class MetadataFormatError extends RemapsimError {
   override readonly name = 'MetadataFormatError';
   constructor(
     readonly problem: MetadataFormatProblem,
@@ -31,7 +33,7 @@ export class MetadataFormatError extends Error {
   }
 }
 
-export class MetadataValueError extends RangeError {
+export class MetadataValueError extends RemapsimError {
   override readonly name = 'MetadataValueError';
   constructor(
     readonly field: string,

@@ -10,7 +10,6 @@ import { type SpareContent, describeContent, probeSpare, safeSuperblockSector } 
 import {
   AREAS,
   type Area,
-  type CopyProblem,
   type DeviceFingerprint,
   type SafeLayout,
   type SafeSuperblock,
@@ -18,7 +17,8 @@ import {
   decodeLogBlock,
   isBlankBlock,
 } from './safe-format.js';
-import { type SafeImage, describeRepairAction, planSafeRepair, readSafeImage, replayImage } from './safe-store.js';
+import type { CopyProblem } from './safe-replay.js';
+import { type SafeImage, describeRepairAction, planSafeRepair, readSafeImage, replayImage } from './safe-image.js';
 import { readV4Copies } from './v4-store.js';
 
 type U64Out = number | string;
@@ -38,7 +38,10 @@ export interface SafeSuperblockReport {
   fingerprint?: DeviceFingerprint;
 }
 
-export type BlockState = { state: 'valid'; seq?: number; records?: number; entries?: number } | { state: 'blank' } | { state: 'stale' | 'damaged' | 'unreadable'; why: string };
+export type BlockState =
+  | { state: 'valid'; seq?: number; records?: number; entries?: number }
+  | { state: 'blank' }
+  | { state: 'stale' | 'damaged' | 'unreadable'; why: string };
 
 export interface SafeInspection {
   format: 'remapsim-safe';
@@ -108,7 +111,13 @@ function isoTime(seconds: bigint): string | undefined {
 }
 
 function v4Entries(m: V4Metadata): NonNullable<V4CopyReport['entries']> {
-  return m.entries.map((e) => ({ originalSector: u64(e.originalSector), spareSector: u64(e.spareSector), timestampNs: u64(e.timestampNs), errorCount: e.errorCount, flags: e.flags }));
+  return m.entries.map((e) => ({
+    originalSector: u64(e.originalSector),
+    spareSector: u64(e.spareSector),
+    timestampNs: u64(e.timestampNs),
+    errorCount: e.errorCount,
+    flags: e.flags,
+  }));
 }
 
 export function inspectV4(spare: BlockDevice, nowSeconds: number = Date.now() / 1000): V4Inspection {
@@ -144,11 +153,20 @@ export function inspectV4(spare: BlockDevice, nowSeconds: number = Date.now() / 
   if (choice.best) {
     for (const e of choice.best.metadata.entries) {
       V4_COPY_SECTORS.forEach((s, copy) => {
-        if (e.spareSector >= BigInt(s) && e.spareSector < BigInt(s + copySectors)) remapsInCopies.push({ copy, originalSector: u64(e.originalSector), spareSector: u64(e.spareSector) });
+        if (e.spareSector >= BigInt(s) && e.spareSector < BigInt(s + copySectors))
+          remapsInCopies.push({ copy, originalSector: u64(e.originalSector), spareSector: u64(e.spareSector) });
       });
     }
   }
-  return { format: 'dm-remap-v4', spare: spare.name, spareSectors: spare.sectors, copies: reports, best: choice.best?.index ?? null, repair: choice.rewrite, remapsInCopies };
+  return {
+    format: 'dm-remap-v4',
+    spare: spare.name,
+    spareSectors: spare.sectors,
+    copies: reports,
+    best: choice.best?.index ?? null,
+    repair: choice.rewrite,
+    remapsInCopies,
+  };
 }
 
 function why(e: unknown): string {
@@ -160,7 +178,8 @@ function logState(bytes: Uint8Array | null, sb: SafeSuperblock, slot: number): B
   if (isBlankBlock(bytes)) return { state: 'blank' };
   try {
     const b = decodeLogBlock(bytes);
-    if (b.volumeId !== sb.volumeId || b.epoch !== sb.checkpointEpoch) return { state: 'stale', why: `volume ${b.volumeId} epoch ${b.epoch} (current: volume ${sb.volumeId} epoch ${sb.checkpointEpoch})` };
+    if (b.volumeId !== sb.volumeId || b.epoch !== sb.checkpointEpoch)
+      return { state: 'stale', why: `volume ${b.volumeId} epoch ${b.epoch} (current: volume ${sb.volumeId} epoch ${sb.checkpointEpoch})` };
     if (b.seq !== sb.logStartSeq + slot) return { state: 'damaged', why: `sequence ${b.seq} in slot ${slot}, expected ${sb.logStartSeq + slot}` };
     return { state: 'valid', seq: b.seq, records: b.records.length };
   } catch (e) {
@@ -174,7 +193,10 @@ function checkpointState(bytes: Uint8Array | null | undefined, sb: SafeSuperbloc
   try {
     const b = decodeCheckpointBlock(bytes);
     if (b.volumeId !== sb.volumeId || b.epoch !== sb.checkpointEpoch || b.index !== index) {
-      return { state: 'stale', why: `volume ${b.volumeId} epoch ${b.epoch} block ${b.index} (current: volume ${sb.volumeId} epoch ${sb.checkpointEpoch} block ${index})` };
+      return {
+        state: 'stale',
+        why: `volume ${b.volumeId} epoch ${b.epoch} block ${b.index} (current: volume ${sb.volumeId} epoch ${sb.checkpointEpoch} block ${index})`,
+      };
     }
     return { state: 'valid', entries: b.entries.length };
   } catch (e) {
@@ -184,7 +206,16 @@ function checkpointState(bytes: Uint8Array | null | undefined, sb: SafeSuperbloc
 
 /** Reports a spare that holds (or held) safe metadata; `fingerprint` checks it against a main device. */
 export function inspectSafe(spare: BlockDevice, fingerprint?: DeviceFingerprint): SafeInspection {
-  const out: SafeInspection = { format: 'remapsim-safe', spare: spare.name, spareSectors: spare.sectors, superblocks: [], checkpoint: [], log: [], problems: [], repair: [] };
+  const out: SafeInspection = {
+    format: 'remapsim-safe',
+    spare: spare.name,
+    spareSectors: spare.sectors,
+    superblocks: [],
+    checkpoint: [],
+    log: [],
+    problems: [],
+    repair: [],
+  };
   let image: SafeImage;
   try {
     image = readSafeImage(spare);
@@ -218,7 +249,11 @@ export function inspectSafe(spare: BlockDevice, fingerprint?: DeviceFingerprint)
     const r = replayImage(image, fingerprint);
     const sb = r.superblock;
     out.fingerprint = sb.fingerprint;
-    out.state = { remaps: r.state.remaps.size, cursor: r.state.cursor, entries: [...r.state.remaps.entries()].sort((a, b) => a[0] - b[0]).map(([main, s]) => ({ main, spare: s })) };
+    out.state = {
+      remaps: r.state.remaps.size,
+      cursor: r.state.cursor,
+      entries: [...r.state.remaps.entries()].sort((a, b) => a[0] - b[0]).map(([main, s]) => ({ main, spare: s })),
+    };
     out.replay = {
       from: r.superblockFrom,
       generation: sb.generation,
@@ -234,7 +269,11 @@ export function inspectSafe(spare: BlockDevice, fingerprint?: DeviceFingerprint)
     out.problems = r.problems;
     out.repair = planSafeRepair(r).map(describeRepairAction);
     for (let i = 0; i < sb.checkpointBlocks; i++) {
-      out.checkpoint.push({ index: i, A: checkpointState(image.checkpoint.A[sb.checkpointSlot][i], sb, i), B: checkpointState(image.checkpoint.B[sb.checkpointSlot][i], sb, i) });
+      out.checkpoint.push({
+        index: i,
+        A: checkpointState(image.checkpoint.A[sb.checkpointSlot][i], sb, i),
+        B: checkpointState(image.checkpoint.B[sb.checkpointSlot][i], sb, i),
+      });
     }
     for (let slot = 0; slot < sb.layout.logBlocks; slot++) {
       const a = logState(image.log.A[slot] ?? null, sb, slot);
@@ -268,4 +307,3 @@ export function inspectionClean(i: Inspection): boolean {
   if (i.format === 'dm-remap-v4') return i.best !== null && i.repair.length === 0;
   return false;
 }
-

@@ -6,7 +6,16 @@
  */
 import { type BlockDevice, OK } from '../block/device.js';
 import { type V4Choice, chooseBestCopy, V4_MAGIC } from './dm-remap-v4.js';
-import { type Area, type SafeSuperblock, SAFE_BLOCK_SECTORS, SAFE_BLOCK_SIZE, decodeCheckpointBlock, decodeLogBlock, decodeSuperblock, isBlankBlock } from './safe-format.js';
+import {
+  type Area,
+  type SafeSuperblock,
+  SAFE_BLOCK_SECTORS,
+  SAFE_BLOCK_SIZE,
+  decodeCheckpointBlock,
+  decodeLogBlock,
+  decodeSuperblock,
+  isBlankBlock,
+} from './safe-format.js';
 import { MetadataFormatError } from './errors.js';
 import { readBlock } from './spare-io.js';
 import { readV4Copies } from './v4-store.js';

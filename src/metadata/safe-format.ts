@@ -204,7 +204,10 @@ export function computeSafeLayout(opts: SafeLayoutOptions): SafeLayout {
   };
   if (layout.dataEndSector - layout.dataStartSector < rbs || !Number.isSafeInteger(areaBlocks * SAFE_BLOCK_SECTORS)) {
     const need = (2 * areaBlocks + 1) * SAFE_BLOCK_SECTORS;
-    throw new MetadataValueError('spareSectors', `spareSectors is ${spareSectors}; this layout needs at least ${need} (two metadata areas of ${areaBlocks} blocks and one data block)`);
+    throw new MetadataValueError(
+      'spareSectors',
+      `spareSectors is ${spareSectors}; this layout needs at least ${need} (two metadata areas of ${areaBlocks} blocks and one data block)`,
+    );
   }
   return layout;
 }
@@ -251,7 +254,8 @@ function layoutProblem(l: SafeLayout): string | undefined {
   if (!REMAP_BLOCK_SECTORS.includes(l.remapBlockSectors)) return `remap block sectors is ${l.remapBlockSectors}, expected 1, 2, 4 or 8`;
   if (l.logBlocks < 1) return 'log blocks is 0';
   if (l.checkpointSlotBlocks < 1) return 'checkpoint slot blocks is 0';
-  if (l.areaBlocks !== 1 + 2 * l.checkpointSlotBlocks + l.logBlocks) return `area blocks ${l.areaBlocks} is not 1 + 2 x ${l.checkpointSlotBlocks} + ${l.logBlocks}`;
+  if (l.areaBlocks !== 1 + 2 * l.checkpointSlotBlocks + l.logBlocks)
+    return `area blocks ${l.areaBlocks} is not 1 + 2 x ${l.checkpointSlotBlocks} + ${l.logBlocks}`;
   const spareBlocks = Math.floor(l.spareSectors / SAFE_BLOCK_SECTORS);
   if (l.dataStartSector !== l.areaBlocks * SAFE_BLOCK_SECTORS) return `data start sector ${l.dataStartSector} does not follow area A`;
   if (l.dataEndSector !== (spareBlocks - l.areaBlocks) * SAFE_BLOCK_SECTORS) return `data end sector ${l.dataEndSector} does not precede area B`;
@@ -274,7 +278,10 @@ function checkCrc(b: Uint8Array, what: string): void {
   const stored = view(b).getUint32(SAFE_CRC_OFFSET, true);
   const computed = crc32cOf(b.subarray(0, SAFE_CRC_OFFSET));
   if (stored !== computed) {
-    throw new MetadataFormatError('bad-crc', `${what}: CRC32C is 0x${stored.toString(16).padStart(8, '0')}, computed 0x${computed.toString(16).padStart(8, '0')}`);
+    throw new MetadataFormatError(
+      'bad-crc',
+      `${what}: CRC32C is 0x${stored.toString(16).padStart(8, '0')}, computed 0x${computed.toString(16).padStart(8, '0')}`,
+    );
   }
 }
 
@@ -292,7 +299,7 @@ export function isBlankBlock(bytes: Uint8Array): boolean {
   return allZero(bytes, 0, bytes.length);
 }
 
-function setU64(dv: DataView, offset: number, value: number): void {
+export function setU64(dv: DataView, offset: number, value: number): void {
   dv.setBigUint64(offset, BigInt(value), true);
 }
 
@@ -303,7 +310,7 @@ function blockInput(bytes: unknown, what: string): Uint8Array {
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const utf8Encoder = new TextEncoder();
 
-function checkFingerprint(fp: DeviceFingerprint): Uint8Array {
+export function checkFingerprint(fp: DeviceFingerprint): Uint8Array {
   checkSafe('fingerprint.mainSectors', fp?.mainSectors, 1);
   const lbs = fp.logicalBlockSize;
   if (![512, 1024, 2048, 4096].includes(lbs)) {
@@ -356,9 +363,13 @@ export function encodeSuperblock(sb: SafeSuperblock, copy: Area): Uint8Array {
   const problem = layoutProblem(l);
   if (problem) throw new MetadataValueError('layout', `layout is inconsistent: ${problem}`);
   if (l.remapBlockSectors * 512 < sb.fingerprint.logicalBlockSize) {
-    throw new MetadataValueError('layout.remapBlockSectors', `remapBlockSectors must cover the ${sb.fingerprint.logicalBlockSize}-byte logical block, got ${l.remapBlockSectors}`);
+    throw new MetadataValueError(
+      'layout.remapBlockSectors',
+      `remapBlockSectors must cover the ${sb.fingerprint.logicalBlockSize}-byte logical block, got ${l.remapBlockSectors}`,
+    );
   }
-  if (sb.checkpointSlot !== 0 && sb.checkpointSlot !== 1) throw new MetadataValueError('checkpointSlot', `checkpointSlot must be 0 or 1, got ${String(sb.checkpointSlot)}`);
+  if (sb.checkpointSlot !== 0 && sb.checkpointSlot !== 1)
+    throw new MetadataValueError('checkpointSlot', `checkpointSlot must be 0 or 1, got ${String(sb.checkpointSlot)}`);
   const entries = checkSafe('checkpointEntries', sb.checkpointEntries);
   if (sb.checkpointBlocks !== checkpointBlockCount(entries) || sb.checkpointBlocks > l.checkpointSlotBlocks) {
     throw new MetadataValueError(
@@ -442,7 +453,8 @@ export function decodeSuperblock(bytes: Uint8Array, copy?: Area): SafeSuperblock
   };
   const lp = layoutProblem(layout);
   if (lp) throw bad(`${what}: ${lp}`);
-  if (layout.remapBlockSectors * 512 < lbs) throw bad(`${what}: remap block of ${layout.remapBlockSectors} sectors is smaller than the ${lbs}-byte logical block`);
+  if (layout.remapBlockSectors * 512 < lbs)
+    throw bad(`${what}: remap block of ${layout.remapBlockSectors} sectors is smaller than the ${lbs}-byte logical block`);
   const slot = dv.getUint32(SB.checkpointSlot, true);
   if (slot > 1) throw bad(`${what}: checkpoint slot is ${slot}, expected 0 or 1`);
   const sb: SafeSuperblock & { copy: Area } = {
@@ -465,7 +477,9 @@ export function decodeSuperblock(bytes: Uint8Array, copy?: Area): SafeSuperblock
     throw bad(`${what}: generation, epoch or log sequence too close to 2^53`);
   }
   if (sb.checkpointBlocks !== checkpointBlockCount(sb.checkpointEntries)) {
-    throw bad(`${what}: checkpoint of ${sb.checkpointEntries} entries must take ${checkpointBlockCount(sb.checkpointEntries)} blocks, not ${sb.checkpointBlocks}`);
+    throw bad(
+      `${what}: checkpoint of ${sb.checkpointEntries} entries must take ${checkpointBlockCount(sb.checkpointEntries)} blocks, not ${sb.checkpointBlocks}`,
+    );
   }
   if (sb.checkpointBlocks > layout.checkpointSlotBlocks) {
     throw bad(`${what}: checkpoint of ${sb.checkpointBlocks} blocks does not fit its ${layout.checkpointSlotBlocks}-block slot`);
@@ -571,7 +585,10 @@ export function encodeLogBlock(block: LogBlock): Uint8Array {
   const epoch = checkSafe('epoch', block.epoch, 1);
   const seq = checkSafe('seq', block.seq, 1);
   if (!Array.isArray(block.records) || block.records.length > LOG_RECORDS_PER_BLOCK) {
-    throw new MetadataValueError('records', `records must be an array of at most ${LOG_RECORDS_PER_BLOCK} records, got ${Array.isArray(block.records) ? block.records.length : typeof block.records}`);
+    throw new MetadataValueError(
+      'records',
+      `records must be an array of at most ${LOG_RECORDS_PER_BLOCK} records, got ${Array.isArray(block.records) ? block.records.length : typeof block.records}`,
+    );
   }
   const b = new Uint8Array(SAFE_BLOCK_SIZE);
   const dv = view(b);
@@ -664,7 +681,10 @@ export function formatSafe(opts: SafeFormatOptions): SafeFormatted {
   checkFingerprint(opts.fingerprint);
   const layout = computeSafeLayout(opts);
   if (layout.remapBlockSectors * 512 < opts.fingerprint.logicalBlockSize) {
-    throw new MetadataValueError('remapBlockSectors', `remapBlockSectors must cover the ${opts.fingerprint.logicalBlockSize}-byte logical block, got ${layout.remapBlockSectors}`);
+    throw new MetadataValueError(
+      'remapBlockSectors',
+      `remapBlockSectors must cover the ${opts.fingerprint.logicalBlockSize}-byte logical block, got ${layout.remapBlockSectors}`,
+    );
   }
   const cursor = dataUnits(layout).first;
   const superblock: SafeSuperblock = {
@@ -710,7 +730,10 @@ export function planCheckpoint(current: SafeSuperblock, state: SafeState, nextSe
   const epoch = current.checkpointEpoch + 1;
   const checkpointBlocks = encodeCheckpoint({ volumeId: current.volumeId, epoch, cursor: state.cursor, remaps: state.remaps });
   if (checkpointBlocks.length > current.layout.checkpointSlotBlocks) {
-    throw new MetadataValueError('remaps', `${state.remaps.size} remaps need ${checkpointBlocks.length} checkpoint blocks; the slot has ${current.layout.checkpointSlotBlocks}`);
+    throw new MetadataValueError(
+      'remaps',
+      `${state.remaps.size} remaps need ${checkpointBlocks.length} checkpoint blocks; the slot has ${current.layout.checkpointSlotBlocks}`,
+    );
   }
   const superblock: SafeSuperblock = {
     ...current,
@@ -722,360 +745,4 @@ export function planCheckpoint(current: SafeSuperblock, state: SafeState, nextSe
     logStartSeq: checkSafe('nextSeq', nextSeq, 1),
   };
   return { superblock, superblockBytes: { A: encodeSuperblock(superblock, 'A'), B: encodeSuperblock(superblock, 'B') }, checkpointBlocks };
-}
-
-// ---------------------------------------------------------------- replay
-
-type Maybe = Uint8Array | null | undefined;
-export interface PerArea<T> {
-  A: T;
-  B: T;
-}
-
-export interface SafeExpectation {
-  fingerprint: DeviceFingerprint;
-  /** The spare's actual size; a superblock for another size is refused. */
-  spareSectors?: number;
-}
-
-export type SafeRegion = 'superblock' | 'checkpoint' | 'log';
-
-export interface CopyProblem {
-  area: Area;
-  region: SafeRegion;
-  /** Checkpoint block index or log slot (0 for a superblock). */
-  index: number;
-  problem: string;
-}
-
-export interface ReplayResult {
-  state: SafeState;
-  /** The superblock the state was built from, and where it was read. */
-  superblock: SafeSuperblock;
-  superblockFrom: Area;
-  /** Where the next log block goes and what it carries. */
-  next: { logSlot: number; seq: number; epoch: number; generation: number };
-  logFull: boolean;
-  appliedLogBlocks: number;
-  appliedRecords: number;
-  /** The tail slot held a damaged block (a torn or unfinished write), which was ignored. */
-  tornTail: boolean;
-  /** Log slots lost in both copies although later slots are valid (records lost). */
-  lostLogSlots: number[];
-  /** The newest superblock's checkpoint was lost; the state comes from the older one. */
-  fellBack: boolean;
-  /** Write a fresh checkpoint soon: the log is full, or the state had to be rebuilt around damage. */
-  needsCheckpoint: boolean;
-  /**
-   * Copies to rewrite. Superblocks: encodeSuperblock(result.superblock, area).
-   * Checkpoint blocks and log slots: the bytes of the other (valid) copy.
-   */
-  rewrite: {
-    superblocks: Area[];
-    checkpoint: Array<{ area: Area; slot: 0 | 1; index: number }>;
-    log: Array<{ area: Area; index: number }>;
-  };
-  /** Every damaged or stale copy met on the way, with the reason. */
-  problems: CopyProblem[];
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function describe(e: unknown): string {
-  return e instanceof MetadataFormatError ? e.message : 'undecodable';
-}
-
-function fingerprintMismatch(have: DeviceFingerprint, want: DeviceFingerprint): string | undefined {
-  if (have.mainSectors !== want.mainSectors) return `main device size is ${have.mainSectors} sectors in the metadata, ${want.mainSectors} on this device`;
-  if (have.logicalBlockSize !== want.logicalBlockSize) return `logical block size is ${have.logicalBlockSize} in the metadata, ${want.logicalBlockSize} on this device`;
-  if (have.identity !== want.identity) return `identity is ${JSON.stringify(have.identity)} in the metadata, ${JSON.stringify(want.identity)} on this device`;
-  return undefined;
-}
-
-function sameSuperblockContent(a: SafeSuperblock, b: SafeSuperblock): boolean {
-  return sameBytes(encodeSuperblock(a, 'A'), encodeSuperblock(b, 'A'));
-}
-
-interface Candidate {
-  area: Area;
-  sb: SafeSuperblock;
-}
-
-/**
- * Rebuilds the newest durable state from what was read of both areas (null or
- * a missing array element = unreadable). Pure: it only looks at the bytes.
- * What to read, per area: the superblock; both checkpoint slots, at least the
- * first `checkpointBlocks` blocks of the slot each valid superblock names (the
- * other slot is needed only to fall back); the log from slot 0 (all L slots, or
- * until neither copy decodes).
- * Throws MetadataFormatError when no state can be trusted: 'unformatted' (no
- * superblock ever written), 'no-valid-superblock', 'foreign-device',
- * 'inconsistent-copies' (two valid copies disagree), 'checkpoint-lost'.
- */
-export function replay(
-  superblocks: PerArea<Maybe>,
-  checkpointBlocks: PerArea<readonly [ReadonlyArray<Maybe>, ReadonlyArray<Maybe>]>,
-  logBlocks: PerArea<ReadonlyArray<Maybe>>,
-  expect: SafeExpectation,
-): ReplayResult {
-  checkFingerprint(expect.fingerprint);
-  const problems: CopyProblem[] = [];
-  const valid: Candidate[] = [];
-  let blank = 0;
-  for (const area of AREAS) {
-    const bytes = superblocks?.[area];
-    if (!(bytes instanceof Uint8Array)) {
-      problems.push({ area, region: 'superblock', index: 0, problem: 'unreadable' });
-      continue;
-    }
-    try {
-      valid.push({ area, sb: decodeSuperblock(bytes, area) });
-    } catch (e) {
-      if (bytes.length >= SAFE_BLOCK_SIZE && isBlankBlock(bytes.subarray(0, SAFE_BLOCK_SIZE))) blank++;
-      problems.push({ area, region: 'superblock', index: 0, problem: describe(e) });
-    }
-  }
-  if (valid.length === 0) {
-    if (blank === 2) throw new MetadataFormatError('unformatted', 'the spare holds no remapsim metadata (both superblocks are blank)');
-    throw new MetadataFormatError('no-valid-superblock', `no valid superblock: ${problems.map((p) => `${p.area}: ${p.problem}`).join('; ')}`);
-  }
-  for (const { area, sb } of valid) {
-    const why = fingerprintMismatch(sb.fingerprint, expect.fingerprint);
-    if (why) throw new MetadataFormatError('foreign-device', `superblock ${area} belongs to another main device: ${why}`);
-    if (expect.spareSectors !== undefined && sb.layout.spareSectors !== expect.spareSectors) {
-      throw new MetadataFormatError('foreign-device', `superblock ${area} was made for a spare of ${sb.layout.spareSectors} sectors, this spare has ${expect.spareSectors}`);
-    }
-  }
-  if (valid.length === 2) {
-    const [x, y] = valid;
-    if (x.sb.volumeId !== y.sb.volumeId || !sameBytes(encodeLayout(x.sb.layout), encodeLayout(y.sb.layout))) {
-      throw new MetadataFormatError('inconsistent-copies', 'superblocks A and B describe different volumes (an interrupted format?)');
-    }
-    if (x.sb.generation === y.sb.generation && !sameSuperblockContent(x.sb, y.sb)) {
-      throw new MetadataFormatError('inconsistent-copies', `superblocks A and B differ at the same generation ${x.sb.generation}`);
-    }
-  }
-  const ordered = [...valid].sort((p, q) => q.sb.generation - p.sb.generation || (p.area === 'A' ? -1 : 1));
-  const maxGeneration = ordered[0].sb.generation;
-
-  let chosen: Candidate | undefined;
-  let loaded: Extract<LoadedCheckpoint, { ok: true }> | undefined;
-  let fellBack = false;
-  const ckptFailures: string[] = [];
-  for (const cand of ordered) {
-    if (chosen && cand.sb.generation === chosen.sb.generation) continue;
-    const attempt = loadCheckpoint(cand.sb, checkpointBlocks);
-    if (attempt.ok) {
-      chosen = cand;
-      loaded = attempt;
-      break;
-    }
-    ckptFailures.push(`generation ${cand.sb.generation}: ${attempt.why}`);
-    for (const area of AREAS) {
-      problems.push({ area, region: 'checkpoint', index: 0, problem: `checkpoint of generation ${cand.sb.generation} (epoch ${cand.sb.checkpointEpoch}) lost: ${attempt.why}` });
-    }
-    chosen = cand; // remember the generation tried, so its twin copy is skipped
-    fellBack = true;
-  }
-  if (!loaded || !chosen) {
-    throw new MetadataFormatError('checkpoint-lost', `no readable checkpoint: ${ckptFailures.join('; ')}`);
-  }
-  fellBack = fellBack && chosen.sb.generation !== maxGeneration;
-  problems.push(...loaded.problems);
-  const sb = chosen.sb;
-
-  const state: SafeState = { remaps: loaded.remaps, cursor: loaded.cursor };
-  const log = replayLog(sb, logBlocks, state, problems);
-
-  const rewriteSuperblocks = AREAS.filter((area) => {
-    const v = valid.find((c) => c.area === area);
-    return !v || v.sb.generation !== sb.generation;
-  });
-  const lostLogSlots = log.lost;
-  return {
-    state,
-    superblock: sb,
-    superblockFrom: chosen.area,
-    next: { logSlot: log.nextSlot, seq: sb.logStartSeq + log.nextSlot, epoch: sb.checkpointEpoch, generation: maxGeneration + 1 },
-    logFull: log.nextSlot >= sb.layout.logBlocks,
-    appliedLogBlocks: log.applied,
-    appliedRecords: log.records,
-    tornTail: log.tornTail,
-    lostLogSlots,
-    fellBack,
-    needsCheckpoint: fellBack || lostLogSlots.length > 0 || log.nextSlot >= sb.layout.logBlocks,
-    rewrite: { superblocks: rewriteSuperblocks, checkpoint: loaded.rewrite, log: log.rewrite },
-    problems,
-  };
-}
-
-function encodeLayout(l: SafeLayout): Uint8Array {
-  const b = new Uint8Array(56);
-  const dv = view(b);
-  [l.spareSectors, l.remapBlockSectors, l.logBlocks, l.checkpointSlotBlocks, l.areaBlocks, l.dataStartSector, l.dataEndSector].forEach((v, i) =>
-    setU64(dv, i * 8, v),
-  );
-  return b;
-}
-
-type LoadedCheckpoint =
-  | {
-      ok: true;
-      remaps: Map<number, number>;
-      cursor: number;
-      rewrite: Array<{ area: Area; slot: 0 | 1; index: number }>;
-      problems: CopyProblem[];
-    }
-  | { ok: false; why: string };
-
-type CopyCheck<T> = { ok: true; value: T; bytes: Uint8Array } | { ok: false; why: string };
-
-function checkCheckpointCopy(bytes: Maybe, sb: SafeSuperblock, index: number, units: { first: number; end: number }, mainBlocks: number): CopyCheck<CheckpointBlock> {
-  if (!(bytes instanceof Uint8Array)) return { ok: false, why: 'unreadable' };
-  let blk: CheckpointBlock;
-  try {
-    blk = decodeCheckpointBlock(bytes);
-  } catch (e) {
-    return { ok: false, why: describe(e) };
-  }
-  if (blk.volumeId !== sb.volumeId) return { ok: false, why: `stale: volume id ${blk.volumeId}, expected ${sb.volumeId}` };
-  if (blk.epoch !== sb.checkpointEpoch) return { ok: false, why: `stale: epoch ${blk.epoch}, expected ${sb.checkpointEpoch}` };
-  if (blk.index !== index || blk.count !== sb.checkpointBlocks || blk.totalEntries !== sb.checkpointEntries) {
-    return { ok: false, why: `stale: block ${blk.index} of ${blk.count} with ${blk.totalEntries} entries, expected block ${index} of ${sb.checkpointBlocks} with ${sb.checkpointEntries}` };
-  }
-  if (blk.cursor < units.first || blk.cursor > units.end) return { ok: false, why: `cursor ${blk.cursor} is outside the data region [${units.first}, ${units.end}]` };
-  for (const [main, spare] of blk.entries) {
-    if (main >= mainBlocks) return { ok: false, why: `main block ${main} is beyond the main device (${mainBlocks} blocks)` };
-    if (spare < units.first) return { ok: false, why: `spare block ${spare} is inside the metadata area` };
-  }
-  return { ok: true, value: blk, bytes: bytes.subarray(0, SAFE_BLOCK_SIZE) };
-}
-
-function loadCheckpoint(sb: SafeSuperblock, blocks: PerArea<readonly [ReadonlyArray<Maybe>, ReadonlyArray<Maybe>]>): LoadedCheckpoint {
-  const slot = sb.checkpointSlot;
-  const slotA = blocks?.A?.[slot] ?? [];
-  const slotB = blocks?.B?.[slot] ?? [];
-  const n = sb.checkpointBlocks;
-  if (n > Math.max(slotA.length, slotB.length)) return { ok: false, why: `${n} blocks needed, ${Math.max(slotA.length, slotB.length)} read` };
-  const units = dataUnits(sb.layout);
-  const mainBlocks = mainUnits(sb.fingerprint, sb.layout);
-  const remaps = new Map<number, number>();
-  const rewrite: Array<{ area: Area; slot: 0 | 1; index: number }> = [];
-  const problems: CopyProblem[] = [];
-  let cursor = -1;
-  let prevMain = -1;
-  for (let i = 0; i < n; i++) {
-    const a = checkCheckpointCopy(slotA[i], sb, i, units, mainBlocks);
-    const b = checkCheckpointCopy(slotB[i], sb, i, units, mainBlocks);
-    if (a.ok && b.ok && !sameBytes(a.bytes, b.bytes)) {
-      throw new MetadataFormatError('inconsistent-copies', `checkpoint block ${i} (epoch ${sb.checkpointEpoch}) differs between A and B`);
-    }
-    const use = a.ok ? a : b.ok ? b : undefined;
-    if (!use) return { ok: false, why: `block ${i} lost in both copies (A: ${a.ok ? '' : a.why}; B: ${b.ok ? '' : b.why})` };
-    for (const [area, c] of [['A', a], ['B', b]] as const) {
-      if (!c.ok) {
-        rewrite.push({ area, slot, index: i });
-        problems.push({ area, region: 'checkpoint', index: i, problem: c.why });
-      }
-    }
-    const blk = use.value;
-    if (cursor >= 0 && blk.cursor !== cursor) return { ok: false, why: `block ${i} carries cursor ${blk.cursor}, block 0 carries ${cursor}` };
-    cursor = blk.cursor;
-    for (const [main, spare] of blk.entries) {
-      if (main <= prevMain) return { ok: false, why: `block ${i} is out of order (main block ${main} after ${prevMain})` };
-      remaps.set(main, spare);
-      prevMain = main;
-    }
-  }
-  return { ok: true, remaps, cursor, rewrite, problems };
-}
-
-type LogCopy = { kind: 'valid'; block: LogBlock; bytes: Uint8Array } | { kind: 'absent'; why: string } | { kind: 'damaged'; why: string };
-
-function checkLogCopy(bytes: Maybe, sb: SafeSuperblock, slot: number, units: { first: number; end: number }, mainBlocks: number): LogCopy {
-  if (!(bytes instanceof Uint8Array)) return { kind: 'absent', why: 'unreadable' };
-  if (bytes.length >= SAFE_BLOCK_SIZE && isBlankBlock(bytes.subarray(0, SAFE_BLOCK_SIZE))) return { kind: 'absent', why: 'blank' };
-  let blk: LogBlock;
-  try {
-    blk = decodeLogBlock(bytes);
-  } catch (e) {
-    return { kind: 'damaged', why: describe(e) };
-  }
-  const seq = sb.logStartSeq + slot;
-  if (blk.volumeId !== sb.volumeId || blk.epoch !== sb.checkpointEpoch) {
-    return { kind: 'absent', why: `stale: volume ${blk.volumeId} epoch ${blk.epoch}, expected volume ${sb.volumeId} epoch ${sb.checkpointEpoch}` };
-  }
-  if (blk.seq !== seq) return { kind: 'damaged', why: `sequence ${blk.seq} in slot ${slot}, expected ${seq}` };
-  for (const r of blk.records) {
-    if (r.op !== 'cursor' && r.main >= mainBlocks) return { kind: 'damaged', why: `main block ${r.main} is beyond the main device (${mainBlocks} blocks)` };
-    if (r.op === 'add' && (r.spare < units.first || r.spare >= units.end)) {
-      return { kind: 'damaged', why: `spare block ${r.spare} is outside the data region [${units.first}, ${units.end})` };
-    }
-    if (r.op === 'cursor' && (r.cursor < units.first || r.cursor > units.end)) {
-      return { kind: 'damaged', why: `cursor ${r.cursor} is outside the data region [${units.first}, ${units.end}]` };
-    }
-  }
-  return { kind: 'valid', block: blk, bytes: bytes.subarray(0, SAFE_BLOCK_SIZE) };
-}
-
-function applyRecords(state: SafeState, records: LogRecord[]): void {
-  for (const r of records) {
-    if (r.op === 'add') {
-      state.remaps.set(r.main, r.spare);
-      if (r.spare + 1 > state.cursor) state.cursor = r.spare + 1;
-    } else if (r.op === 'remove') {
-      state.remaps.delete(r.main);
-    } else if (r.cursor > state.cursor) {
-      state.cursor = r.cursor;
-    }
-  }
-}
-
-function replayLog(sb: SafeSuperblock, logBlocks: PerArea<ReadonlyArray<Maybe>>, state: SafeState, problems: CopyProblem[]) {
-  const logA = logBlocks?.A ?? [];
-  const logB = logBlocks?.B ?? [];
-  const slots = Math.min(sb.layout.logBlocks, Math.max(logA.length, logB.length));
-  const units = dataUnits(sb.layout);
-  const mainBlocks = mainUnits(sb.fingerprint, sb.layout);
-  const copies: Array<[LogCopy, LogCopy]> = [];
-  let last = -1;
-  for (let slot = 0; slot < slots; slot++) {
-    const pair: [LogCopy, LogCopy] = [checkLogCopy(logA[slot], sb, slot, units, mainBlocks), checkLogCopy(logB[slot], sb, slot, units, mainBlocks)];
-    copies.push(pair);
-    if (pair[0].kind === 'valid' || pair[1].kind === 'valid') last = slot;
-  }
-  const rewrite: Array<{ area: Area; index: number }> = [];
-  const lost: number[] = [];
-  let applied = 0;
-  let records = 0;
-  for (let slot = 0; slot <= last; slot++) {
-    const [a, b] = copies[slot];
-    if (a.kind === 'valid' && b.kind === 'valid' && !sameBytes(a.bytes, b.bytes)) {
-      throw new MetadataFormatError('inconsistent-copies', `log slot ${slot} (sequence ${sb.logStartSeq + slot}) differs between A and B`);
-    }
-    const use = a.kind === 'valid' ? a : b.kind === 'valid' ? b : undefined;
-    if (a.kind !== 'valid' && b.kind !== 'valid') {
-      lost.push(slot);
-      problems.push({ area: 'A', region: 'log', index: slot, problem: `lost: ${a.why}` }, { area: 'B', region: 'log', index: slot, problem: `lost: ${b.why}` });
-      continue;
-    }
-    for (const [area, c] of [['A', a], ['B', b]] as const) {
-      if (c.kind !== 'valid') {
-        rewrite.push({ area, index: slot });
-        problems.push({ area, region: 'log', index: slot, problem: c.why });
-      }
-    }
-    if (!use) continue;
-    applyRecords(state, use.block.records);
-    applied++;
-    records += use.block.records.length;
-  }
-  const nextSlot = last + 1;
-  const tail = copies[nextSlot];
-  const tornTail = tail !== undefined && (tail[0].kind === 'damaged' || tail[1].kind === 'damaged');
-  return { nextSlot, applied, records, tornTail, lost, rewrite };
 }

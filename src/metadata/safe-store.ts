@@ -48,17 +48,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { type BlockDevice, type IoStatus, OK, EROFS, ENOSPC } from '../block/device.js';
-import type { RemapJournal } from '../remap/safe-target.js';
+import type { RemapJournal } from './journal.js';
 import { log } from '../util/log.js';
 import { MetadataFormatError, MetadataValueError } from './errors.js';
-import { type SpareContent, describeContent, probeSpare, readSafeSuperblocks } from './probe.js';
+import { type SpareContent, describeContent, probeSpare } from './probe.js';
 import {
   AREAS,
   type Area,
-
   type DeviceFingerprint,
   type LogRecord,
-  type ReplayResult,
   type SafeLayout,
   type SafeState,
   type SafeSuperblock,
@@ -67,19 +65,16 @@ import {
   SAFE_DEFAULT_LOG_BLOCKS,
   SAFE_BLOCK_SIZE,
   dataUnits,
-  decodeSuperblock,
   encodeLogBlock,
   encodeSuperblock,
   formatSafe,
-  isBlankBlock,
   mainUnits,
   planCheckpoint,
-  replay,
   safeBlockSector,
 } from './safe-format.js';
-import { readBlocks, writeBlock } from './spare-io.js';
-
-type Maybe = Uint8Array | null;
+import { type ReplayResult, applyRecords } from './safe-replay.js';
+import { writeBlock } from './spare-io.js';
+import { type SafeImage, type SafeRecovery, type SafeRepairAction, describeRepairAction, planSafeRepair, readSafeImage, replayImage } from './safe-image.js';
 
 /** An I/O error of the spare while reading or writing metadata. */
 export class MetadataIoError extends Error {
@@ -90,121 +85,6 @@ export class MetadataIoError extends Error {
   ) {
     super(message);
   }
-}
-
-// ---------------------------------------------------------------- reading an image
-
-/** Every copy of the safe metadata that matters, as read from a spare. */
-export interface SafeImage {
-  spareSectors: number;
-  superblocks: { A: Maybe; B: Maybe };
-  /** Valid superblocks as decoded (absent: damaged or unreadable). */
-  decoded: { A?: SafeSuperblock; B?: SafeSuperblock };
-  /** Why a superblock copy is not valid. */
-  superblockProblems: { A?: string; B?: string };
-  /** The newest valid superblock's layout. */
-  layout: SafeLayout;
-  checkpoint: { A: [Maybe[], Maybe[]]; B: [Maybe[], Maybe[]] };
-  log: { A: Maybe[]; B: Maybe[] };
-}
-
-/**
- * Reads the superblocks, the checkpoint blocks each valid superblock names and
- * both logs. Throws MetadataFormatError 'unformatted' (both superblocks blank)
- * or 'no-valid-superblock'.
- */
-export function readSafeImage(spare: BlockDevice): SafeImage {
-  const superblocks = readSafeSuperblocks(spare);
-  const decoded: SafeImage['decoded'] = {};
-  const superblockProblems: SafeImage['superblockProblems'] = {};
-  let blank = 0;
-  for (const area of AREAS) {
-    const bytes = superblocks[area];
-    if (bytes === null) {
-      superblockProblems[area] = 'unreadable';
-      continue;
-    }
-    try {
-      decoded[area] = decodeSuperblock(bytes, area);
-    } catch (e) {
-      if (isBlankBlock(bytes)) blank++;
-      superblockProblems[area] = e instanceof MetadataFormatError ? e.message : String(e);
-    }
-  }
-  const valid = AREAS.flatMap((a) => (decoded[a] ? [decoded[a] as SafeSuperblock] : []));
-  if (valid.length === 0) {
-    if (blank === 2) throw new MetadataFormatError('unformatted', `${spare.name}: the spare holds no remapsim metadata (both superblocks are blank)`);
-    throw new MetadataFormatError('no-valid-superblock', `${spare.name}: no valid superblock (A: ${superblockProblems.A}; B: ${superblockProblems.B})`);
-  }
-  const newest = valid.reduce((a, b) => (b.generation > a.generation ? b : a));
-  const layout = newest.layout;
-  const checkpoint: SafeImage['checkpoint'] = { A: [[], []], B: [[], []] };
-  for (const sb of valid) {
-    const slot = sb.checkpointSlot;
-    for (const area of AREAS) {
-      if (checkpoint[area][slot].length >= sb.checkpointBlocks) continue;
-      const at = safeBlockSector(sb.layout, area, { region: 'checkpoint', slot, index: 0 });
-      checkpoint[area][slot] = readBlocks(spare, at, sb.checkpointBlocks, SAFE_BLOCK_SIZE);
-    }
-  }
-  const logs = { A: [] as Maybe[], B: [] as Maybe[] };
-  for (const area of AREAS) logs[area] = readBlocks(spare, safeBlockSector(layout, area, { region: 'log', index: 0 }), layout.logBlocks, SAFE_BLOCK_SIZE);
-  return { spareSectors: spare.sectors, superblocks, decoded, superblockProblems, layout, checkpoint, log: logs };
-}
-
-/** The fingerprint stored in the newest valid superblock of an image. */
-export function imageFingerprint(image: SafeImage): DeviceFingerprint {
-  const valid = AREAS.flatMap((a) => (image.decoded[a] ? [image.decoded[a] as SafeSuperblock] : []));
-  return valid.reduce((a, b) => (b.generation > a.generation ? b : a)).fingerprint;
-}
-
-/** replay() over an image; `fingerprint` defaults to the image's own (no device check). */
-export function replayImage(image: SafeImage, fingerprint: DeviceFingerprint = imageFingerprint(image)): ReplayResult {
-  return replay(image.superblocks, image.checkpoint, image.log, { fingerprint, spareSectors: image.spareSectors });
-}
-
-// ---------------------------------------------------------------- repair planning
-
-export type SafeRepairAction =
-  | { kind: 'checkpoint'; reason: string }
-  | { kind: 'superblock'; area: Area }
-  | { kind: 'checkpoint-block'; area: Area; slot: 0 | 1; index: number }
-  | { kind: 'log-block'; area: Area; index: number };
-
-/** What recovery writes after a replay: a new checkpoint when needed, otherwise each damaged or stale copy. */
-export function planSafeRepair(result: ReplayResult): SafeRepairAction[] {
-  if (result.needsCheckpoint) {
-    const why: string[] = [];
-    if (result.fellBack) why.push('the newest checkpoint was lost in both copies; the state comes from the previous one');
-    if (result.lostLogSlots.length > 0) why.push(`log slots ${result.lostLogSlots.join(', ')} were lost in both copies`);
-    if (result.logFull) why.push('the log is full');
-    return [{ kind: 'checkpoint', reason: why.join('; ') || 'needed' }];
-  }
-  return [
-    ...result.rewrite.checkpoint.map((c) => ({ kind: 'checkpoint-block' as const, ...c })),
-    ...result.rewrite.log.map((l) => ({ kind: 'log-block' as const, ...l })),
-    ...result.rewrite.superblocks.map((area) => ({ kind: 'superblock' as const, area })),
-  ];
-}
-
-export function describeRepairAction(a: SafeRepairAction): string {
-  switch (a.kind) {
-    case 'checkpoint':
-      return `write a new checkpoint (${a.reason})`;
-    case 'superblock':
-      return `rewrite superblock ${a.area}`;
-    case 'checkpoint-block':
-      return `rewrite checkpoint block ${a.index} of slot ${a.slot} in area ${a.area} from area ${a.area === 'A' ? 'B' : 'A'}`;
-    case 'log-block':
-      return `rewrite log slot ${a.index} in area ${a.area} from area ${a.area === 'A' ? 'B' : 'A'}`;
-  }
-}
-
-export interface SafeRecovery {
-  result: ReplayResult;
-  actions: SafeRepairAction[];
-  /** True when the actions were written. */
-  applied: boolean;
 }
 
 // ---------------------------------------------------------------- the store
@@ -260,16 +140,6 @@ function randomVolumeId(): number {
   return randomBytes(6).readUIntLE(0, 6) + 1;
 }
 
-function applyRecords(state: SafeState, records: readonly LogRecord[]): void {
-  for (const r of records) {
-    if (r.op === 'add') {
-      state.remaps.set(r.main, r.spare);
-      if (r.spare + 1 > state.cursor) state.cursor = r.spare + 1;
-    } else if (r.op === 'remove') state.remaps.delete(r.main);
-    else if (r.cursor > state.cursor) state.cursor = r.cursor;
-  }
-}
-
 function refusal(spareName: string, content: SpareContent, doing: string): MetadataFormatError {
   const problem = content.kind === 'safe-damaged' || content.kind === 'dm-remap-v4-damaged' ? 'no-valid-superblock' : 'foreign-device';
   return new MetadataFormatError(problem, `${spareName}: refusing to ${doing}: the spare holds ${describeContent(content)}; use --force to overwrite it`);
@@ -293,11 +163,15 @@ export function validateTable(fingerprint: DeviceFingerprint, layout: SafeLayout
       throw new MetadataValueError(`remaps[${i}].main`, `remaps[${i}].main must be a main block in [0, ${mainBlocks - 1}], got ${main}`);
     }
     if (!Number.isSafeInteger(spare) || spare < units.first || spare >= units.end) {
-      throw new MetadataValueError(`remaps[${i}].spare`, `remaps[${i}].spare must be a spare block in this spare's data region [${units.first}, ${units.end - 1}], got ${spare}`);
+      throw new MetadataValueError(
+        `remaps[${i}].spare`,
+        `remaps[${i}].spare must be a spare block in this spare's data region [${units.first}, ${units.end - 1}], got ${spare}`,
+      );
     }
     if (table.has(main)) throw new MetadataValueError(`remaps[${i}].main`, `remaps[${i}].main: main block ${main} appears twice`);
     const other = usedSpare.get(spare);
-    if (other !== undefined) throw new MetadataValueError(`remaps[${i}].spare`, `remaps[${i}].spare: spare block ${spare} is already given to main block ${other}`);
+    if (other !== undefined)
+      throw new MetadataValueError(`remaps[${i}].spare`, `remaps[${i}].spare: spare block ${spare} is already given to main block ${other}`);
     table.set(main, spare);
     usedSpare.set(spare, main);
     top = Math.max(top, spare + 1);
@@ -409,7 +283,9 @@ export class SafeMetadataStore implements RemapJournal {
         const n = Math.min(256, layout.logBlocks - i);
         must(writeBlock(spare, safeBlockSector(layout, area, { region: 'log', index: i }), logZeros.subarray(0, n * SAFE_BLOCK_SIZE)), `log area ${area}`);
       }
-      f.checkpointBlocks.forEach((b, i) => must(writeBlock(spare, safeBlockSector(layout, area, { region: 'checkpoint', slot: 0, index: i }), b), `checkpoint ${area}`));
+      f.checkpointBlocks.forEach((b, i) =>
+        must(writeBlock(spare, safeBlockSector(layout, area, { region: 'checkpoint', slot: 0, index: i }), b), `checkpoint ${area}`),
+      );
     }
     must(spare.flush(), 'flush');
     must(writeBlock(spare, safeBlockSector(layout, 'A', { region: 'superblock' }), f.superblockBytes.A), 'superblock A');
@@ -450,7 +326,7 @@ export class SafeMetadataStore implements RemapJournal {
     return this.append(records);
   }
 
-  recordBadSpare(spareBlock: number, cursor: number): IoStatus {
+  recordBadSpare(_spareBlock: number, cursor: number): IoStatus {
     this.checkCursor(cursor);
     if (cursor > this.bufferedCursor) this.bufferedCursor = cursor;
     return OK;
@@ -510,7 +386,12 @@ export class SafeMetadataStore implements RemapJournal {
   }
 
   /** What SafeRemapTarget needs to run on this store. */
-  targetOptions(): { journal: RemapJournal; reservedSectors: number; reservedEndSectors: number; restored: { remaps: Array<[number, number]>; cursor: number } } {
+  targetOptions(): {
+    journal: RemapJournal;
+    reservedSectors: number;
+    reservedEndSectors: number;
+    restored: { remaps: Array<[number, number]>; cursor: number };
+  } {
     return {
       journal: this,
       reservedSectors: this.reservedStartSectors,
@@ -609,7 +490,7 @@ export class SafeMetadataStore implements RemapJournal {
 
   private checkpointNow(): IoStatus {
     const state: SafeState = { remaps: this.state.remaps, cursor: Math.max(this.state.cursor, this.bufferedCursor) };
-    let plan;
+    let plan: ReturnType<typeof planCheckpoint>;
     try {
       // the epoch goes above every epoch seen, so no log block of an abandoned epoch can be taken for the new one
       plan = planCheckpoint({ ...this.sb, checkpointEpoch: this.maxEpoch }, state, this.nextSeq, this.nextGeneration);
@@ -668,5 +549,3 @@ export class SafeMetadataStore implements RemapJournal {
     return OK;
   }
 }
-
-

@@ -110,7 +110,9 @@ const uint = (bits: 16 | 32) =>
     .min(0, 'expected an integer >= 0')
     .max(bits === 16 ? 0xffff : 0xffffffff, `expected an integer <= ${bits === 16 ? 65535 : 4294967295}`);
 const u64 = z
-  .union([safeInt(0), z.string().regex(/^(0|[1-9][0-9]{0,19})$/, 'expected a decimal integer string below 2^64')], { error: err('expected an integer (a number, or a decimal string beyond 2^53)') })
+  .union([safeInt(0), z.string().regex(/^(0|[1-9][0-9]{0,19})$/, 'expected a decimal integer string below 2^64')], {
+    error: err('expected an integer (a number, or a decimal string beyond 2^53)'),
+  })
   .refine((v) => typeof v === 'number' || (/^[0-9]+$/.test(v) && BigInt(v) < 1n << 64n), 'expected a value below 2^64');
 
 const safeSchema = z
@@ -211,5 +213,11 @@ export function v4JsonToMetadata(t: V4TableJson): V4Metadata {
     reason: e.reason ?? 0,
     flags: e.flags ?? 2,
   }));
-  return v4Metadata({ sequence: BigInt(t.sequence), timestamp: BigInt(t.timestamp), mainSectors: BigInt(t.mainSectors), spareSectors: BigInt(t.spareSectors), entries });
+  return v4Metadata({
+    sequence: BigInt(t.sequence),
+    timestamp: BigInt(t.timestamp),
+    mainSectors: BigInt(t.mainSectors),
+    spareSectors: BigInt(t.spareSectors),
+    entries,
+  });
 }

@@ -23,7 +23,7 @@
  *     remaps start again at spare sector 0.
  */
 import { type BlockDevice, OK, SECTOR_SIZE } from '../block/device.js';
-import type { DmRemapV4Target, V4MetadataSink, V4RemapEntry as TargetEntry } from '../remap/v4-target.js';
+import type { V4MetadataSink, V4Restorable, V4TargetEntry as TargetEntry } from './journal.js';
 import { log } from '../util/log.js';
 import {
   type V4Choice,
@@ -138,7 +138,7 @@ export class V4MetadataStore implements V4MetadataSink {
   }
 
   /** Restores the table into `target` and takes its metadata writes. */
-  attach(target: DmRemapV4Target): number {
+  attach(target: V4Restorable): number {
     const n = target.restore(this.restoredEntries());
     target.attachMetadata(this, { initial: this.initialized });
     return n;

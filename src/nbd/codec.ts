@@ -32,17 +32,7 @@ import {
   repName,
 } from './constants.js';
 import { NbdProtocolError } from './errors.js';
-import type {
-  ClientMessage,
-  ExportNameReply,
-  InfoItem,
-  NbdRequest,
-  OptionReply,
-  OptionRequest,
-  ReplyChunk,
-  ServerMessage,
-  SimpleReply,
-} from './messages.js';
+import type { ClientMessage, ExportNameReply, InfoItem, NbdRequest, OptionReply, OptionRequest, ReplyChunk, ServerMessage, SimpleReply } from './messages.js';
 
 export const GREETING_SIZE = 18;
 export const CLIENT_FLAGS_SIZE = 4;
@@ -259,10 +249,7 @@ function lengthPrefixedString(field: string, option: number, data: Uint8Array, p
   }
   const len = readU32(data, p);
   if (len > data.length - p - 4) {
-    throw new NbdProtocolError(
-      'truncated',
-      `${optName(option)}: ${field} length ${len} exceeds the ${data.length - p - 4} bytes left in the option data`,
-    );
+    throw new NbdProtocolError('truncated', `${optName(option)}: ${field} length ${len} exceeds the ${data.length - p - 4} bytes left in the option data`);
   }
   return [decodeString(field, data.subarray(p + 4, p + 4 + len)), p + 4 + len];
 }
@@ -298,10 +285,7 @@ export function decodeOptionData(option: number, data: Uint8Array): OptionReques
       }
       const count = readU16(data, p);
       if (data.length !== p + 2 + 2 * count) {
-        throw new NbdProtocolError(
-          'invalid',
-          `${optName(option)}: ${count} info requests need ${p + 2 + 2 * count} bytes of option data, got ${data.length}`,
-        );
+        throw new NbdProtocolError('invalid', `${optName(option)}: ${count} info requests need ${p + 2 + 2 * count} bytes of option data, got ${data.length}`);
       }
       const infoRequests: number[] = [];
       for (let i = 0; i < count; i++) infoRequests.push(readU16(data, p + 2 + 2 * i));

@@ -2,9 +2,10 @@
  * The control socket beside a served model: what `dmsetup status|table|message`
  * is to a kernel dm device. One JSON object a line each way:
  *
- *   -> {"op":"status"|"table"|"message"|"layers", "args":["addbadblock","123"], "layer":"main.dust"}
+ *   -> {"op":"status"|"table"|"message"|"layers"|"metrics", "args":["addbadblock","123"], "layer":"main.dust"}
  *   <- {"ok":true, "layer":"main.dust", "targetType":"dust", "result":"..."}
  *   <- {"ok":true, "layers":[{"name":"target","targetType":"remap"}, ...]}      (op "layers")
+ *   <- {"ok":true, "layer":"target", "targetType":"remap", "result":"# TYPE ...# EOF\n"}   (op "metrics": the OpenMetrics exposition of the whole stack)
  *   <- {"ok":false, "error":"one line", "errno":22, "kind":"MessageError"}
  *
  * `layer` defaults to the top of the stack ("target"). The served stack's
@@ -56,6 +57,8 @@ export interface ControlServerOptions {
   maxConnections?: number;
   /** A connection that sends nothing for this long is closed. Default 30 s. */
   idleTimeoutMs?: number;
+  /** The OpenMetrics exposition of the stack, for op "metrics" (refused without it). */
+  metrics?: () => string;
 }
 
 function isControlTarget(x: unknown): x is ControlTarget {
@@ -97,7 +100,7 @@ export function collectLayers(root: ControlTarget): ControlLayer[] {
 }
 
 const requestSchema = z.object({
-  op: z.enum(['status', 'table', 'message', 'layers']),
+  op: z.enum(['status', 'table', 'message', 'layers', 'metrics']),
   args: z.array(z.string()).optional(),
   layer: z.string().optional(),
 });
@@ -108,16 +111,29 @@ export type ControlResponse =
   | { ok: true; layers: Array<{ name: string; targetType: string }> }
   | { ok: false; error: string; errno?: number; kind: string };
 
-/** Answers one request (pure apart from what the targets do). */
-export function handleControlRequest(layers: readonly ControlLayer[], raw: unknown): ControlResponse {
+/** Answers one request (pure apart from what the targets and `metrics` do). */
+export function handleControlRequest(layers: readonly ControlLayer[], raw: unknown, metrics?: () => string): ControlResponse {
   const parsed = requestSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-    return { ok: false, kind: 'RequestError', error: `bad control request: ${where}${issue?.message ?? 'invalid'} (expected {"op":"status"|"table"|"message"|"layers","args":[...],"layer":"..."})` };
+    return {
+      ok: false,
+      kind: 'RequestError',
+      error: `bad control request: ${where}${issue?.message ?? 'invalid'} (expected {"op":"status"|"table"|"message"|"layers"|"metrics","args":[...],"layer":"..."})`,
+    };
   }
   const req = parsed.data;
   if (req.op === 'layers') return { ok: true, layers: layers.map((l) => ({ name: l.name, targetType: l.target.targetType })) };
+  if (req.op === 'metrics') {
+    if (!metrics) return { ok: false, kind: 'RequestError', errno: 95, error: 'this server keeps no metrics' };
+    try {
+      return { ok: true, layer: ROOT_LAYER, targetType: layers[0]?.target.targetType ?? '', result: metrics() };
+    } catch (err) {
+      log.error({ err }, 'control metrics threw');
+      return { ok: false, kind: 'InternalError', errno: 5, error: `metrics failed: ${(err as Error).message}` };
+    }
+  }
   const name = req.layer ?? ROOT_LAYER;
   const layer = layers.find((l) => l.name === name);
   if (!layer) return { ok: false, kind: 'RequestError', errno: 19, error: `no layer '${name}' (layers: ${layers.map((l) => l.name).join(', ')})` };
@@ -144,6 +160,7 @@ export class ControlServer {
   private readonly maxLine: number;
   private readonly maxConnections: number;
   private readonly idleTimeoutMs: number;
+  private readonly metrics: (() => string) | undefined;
 
   constructor(
     readonly layers: readonly ControlLayer[],
@@ -152,6 +169,7 @@ export class ControlServer {
     this.maxLine = opts.maxLine ?? MAX_CONTROL_LINE;
     this.maxConnections = opts.maxConnections ?? 32;
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
+    this.metrics = opts.metrics;
   }
 
   /** Listens on `path`, created 0600 unless `access` says otherwise. */
@@ -191,7 +209,7 @@ export class ControlServer {
     } catch {
       return { ok: false, kind: 'RequestError', error: 'bad control request: not a JSON object on one line' };
     }
-    return handleControlRequest(this.layers, raw);
+    return handleControlRequest(this.layers, raw, this.metrics);
   }
 
   private answer(sock: net.Socket, r: ControlResponse): void {
@@ -268,7 +286,11 @@ class LineReader {
     this.partial = [];
     this.partialBytes = 0;
     this.held = undefined;
-    const r: ControlResponse = { ok: false, kind: 'RequestError', error: `bad control request: line longer than ${this.maxLine} bytes; closing the connection` };
+    const r: ControlResponse = {
+      ok: false,
+      kind: 'RequestError',
+      error: `bad control request: line longer than ${this.maxLine} bytes; closing the connection`,
+    };
     // Reading goes on (and drops what comes) so the client sees the answer and an end rather than a reset, for a while.
     this.sock.resume();
     this.sock.end(`${JSON.stringify(r)}\n`);

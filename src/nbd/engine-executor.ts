@@ -22,7 +22,6 @@ export interface EngineExecutorOptions {
   mapped?: MappedReads;
 }
 
-
 let zeroes: Uint8Array | undefined;
 const RESIDENT = Object.freeze({ resident: true });
 
@@ -63,14 +62,15 @@ export class EngineExecutor implements IoExecutor {
     return lendMapped(this.mapped, sector, bytes, RESIDENT) ?? this.engine.lendRead(sector, bytes);
   }
 
-
   read(sector: number, buf: Uint8Array): IoCompletion {
     return this.split(sector, buf.length >>> SECTOR_SHIFT, (s, from, n) => this.engine.submit('read', s, buf.subarray(from, from + (n << SECTOR_SHIFT))));
   }
 
   write(sector: number, buf: Uint8Array, fua: boolean): IoCompletion {
     if (this.features.readOnly) return EROFS;
-    return this.split(sector, buf.length >>> SECTOR_SHIFT, (s, from, n) => this.engine.submit('write', s, buf.subarray(from, from + (n << SECTOR_SHIFT)), { fua }));
+    return this.split(sector, buf.length >>> SECTOR_SHIFT, (s, from, n) =>
+      this.engine.submit('write', s, buf.subarray(from, from + (n << SECTOR_SHIFT)), { fua }),
+    );
   }
 
   writeZeroes(sector: number, count: number, fua: boolean): IoCompletion {

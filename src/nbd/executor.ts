@@ -36,7 +36,6 @@ import { log } from '../util/log.js';
 
 export type IoCompletion = IoStatus | Promise<IoStatus>;
 
-
 /** What the exported device can do; the server derives the transmission flags from it. */
 export interface ExecutorFeatures {
   /** Writes, trims and write-zeroes are refused (the export is advertised read-only). */
@@ -116,7 +115,6 @@ export class DeviceExecutor implements IoExecutor {
   lendRead(sector: number, bytes: number): LentRead | undefined {
     return lendMapped(this.mapped, sector, bytes);
   }
-
 
   read(sector: number, buf: Uint8Array): IoStatus {
     try {

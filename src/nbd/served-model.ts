@@ -17,6 +17,9 @@ import { EngineExecutor } from './engine-executor.js';
 import { DeviceExecutor, type IoExecutor } from './executor.js';
 import { type ListenAddress, NbdServer, type NbdServerOptions } from './server.js';
 import { type SocketAccess, SocketSetupError, socketPathProblem } from './unix-socket.js';
+import { modelBlockStatus } from './stack-extents.js';
+import { IoMetrics, instrumentExecutor } from '../metrics/io-metrics.js';
+import { ServedMetrics } from '../metrics/served-metrics.js';
 
 export interface ModelStackOptions {
   /** The table line, e.g. `0 204800 remap /var/tmp/main.img /var/tmp/spare.img`. */
@@ -43,6 +46,8 @@ export interface ModelStack {
   layers: ControlLayer[];
   dustMain?: DustDevice;
   dustSpare?: DustDevice;
+  /** The top of the main device's layers, down to its file (block status looks there for holes and bad blocks; default: the target's `main`). */
+  mainTop?: BlockDevice;
 }
 
 /**
@@ -61,15 +66,17 @@ export function openModelStack(opts: ModelStackOptions): ModelStack {
   const opener = exclusiveOpener(opts.readOnly);
   let dustMain: DustDevice | undefined;
   let dustSpare: DustDevice | undefined;
+  let mainTop: BlockDevice | undefined;
   const blockSize = opts.dustBlockSize ?? 512;
   const open = (path: string): BlockDevice => {
     const dev = opener.open(path);
+    if (path === mainPath) mainTop ??= dev;
     const isMain = path === mainPath && wantMainDust && !dustMain;
     const isSpare = !isMain && path === sparePath && opts.dustSpare === true && !dustSpare;
     if (!isMain && !isSpare) return dev;
     const dust = new DustDevice(dev, { blockSize, devName: path });
     dust.enable();
-    if (isMain) dustMain = dust;
+    if (isMain) dustMain = mainTop = dust;
     else dustSpare = dust;
     return dust;
   };
@@ -91,7 +98,8 @@ export function openModelStack(opts: ModelStackOptions): ModelStack {
     target.close();
     throw err;
   }
-  return { target, layers: collectLayers(target), dustMain, dustSpare };
+  // a dust or flakey target is its own main: its layers start at the top
+  return { target, layers: collectLayers(target), dustMain, dustSpare, mainTop: 'main' in target ? mainTop : target };
 }
 
 export interface ServeOptions extends NbdServerOptions {
@@ -111,11 +119,15 @@ export interface ServeOptions extends NbdServerOptions {
    * before the target.
    */
   engine?: Engine;
+  /** Count and time every request for the metrics (default true; false: the I/O families are left out). */
+  ioMetrics?: boolean;
 }
 
 export interface Serving {
   nbd: NbdServer;
   control: ControlServer | undefined;
+  /** The stack's metrics (also served on the control socket, op "metrics"). */
+  metrics: ServedMetrics;
   controlPath: string | undefined;
   addresses: ListenAddress[];
   /** Stops the listeners, finishes in-flight requests, flushes the target and closes it. Returns the flush status. */
@@ -149,33 +161,47 @@ export async function serveModel(stack: ModelStack, opts: ServeOptions): Promise
     } catch {
       // a layer that refuses the probe does not advertise TRIM
     }
-    executor = new EngineExecutor(opts.engine, { name: t.name, sectors: t.sectors, logicalBlockSize: t.logicalBlockSize, readOnly: opts.readOnly, trim, mapped: mappedReadsOf(t) });
+    executor = new EngineExecutor(opts.engine, {
+      name: t.name,
+      sectors: t.sectors,
+      logicalBlockSize: t.logicalBlockSize,
+      readOnly: opts.readOnly,
+      trim,
+      mapped: mappedReadsOf(t),
+    });
   } else executor = new DeviceExecutor(t, { readOnly: opts.readOnly });
-  const nbd = new NbdServer(executor, { description: exportDescription(t, opts.describePaths), ...opts });
+  const io = opts.ioMetrics === false ? undefined : new IoMetrics();
+  if (io) executor = instrumentExecutor(executor, io);
+  const blockStatus = modelBlockStatus({ target: t, mainTop: stack.mainTop, blockSize: t.logicalBlockSize });
+  const nbd = new NbdServer(executor, { description: exportDescription(t, opts.describePaths), blockStatus, ...opts });
+  const metrics = new ServedMetrics({ layers: stack.layers, io, nbd: nbd.stats });
   const addresses: ListenAddress[] = [];
   let control: ControlServer | undefined;
   try {
     if (opts.socket !== undefined) addresses.push(await nbd.listenUnix(opts.socket, opts.socketAccess));
     if (opts.port !== undefined) addresses.push(await nbd.listenTcp(opts.port, opts.host));
     if (controlPath !== undefined) {
-      control = new ControlServer(stack.layers);
+      control = new ControlServer(stack.layers, { metrics: () => metrics.openMetrics() });
       await control.listen(controlPath, opts.socketAccess);
     }
   } catch (err) {
     await nbd.close(0);
     await control?.close();
+    blockStatus.close?.();
     throw err;
   }
   let stopped: Promise<number> | undefined;
   return {
     nbd,
     control,
+    metrics,
     controlPath,
     addresses,
     stop(graceMs = 5000): Promise<number> {
       stopped ??= (async () => {
         await nbd.close(graceMs);
         await control?.close();
+        blockStatus.close?.();
         await opts.engine?.close();
         const status = stack.target.flush();
         stack.target.close();

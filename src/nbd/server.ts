@@ -1,8 +1,9 @@
 /**
  * An NBD server for any BlockDevice (through an IoExecutor), on Unix sockets
  * and TCP loopback ports: fixed newstyle handshake (NBD_OPT_GO, INFO, LIST,
- * ABORT, EXPORT_NAME, STRUCTURED_REPLY), and READ, WRITE (+FUA), FLUSH, TRIM,
- * WRITE_ZEROES, CACHE and DISC.
+ * ABORT, EXPORT_NAME, STRUCTURED_REPLY, LIST_META_CONTEXT, SET_META_CONTEXT),
+ * and READ, WRITE (+FUA), FLUSH, TRIM, WRITE_ZEROES, CACHE, BLOCK_STATUS
+ * (the contexts a BlockStatusProvider offers) and DISC.
  *
  * Safety:
  * - A WRITE is handed to the device only once its whole payload has arrived
@@ -80,6 +81,8 @@ import type { IoCompletion, IoExecutor } from './executor.js';
 import { setSendBuffer } from './sockopt.js';
 import { type ConnectionLimits, ConnectionLimiter, type ConnectionSlot } from './connection-limiter.js';
 import { listenUnixSocket, type SocketAccess } from './unix-socket.js';
+import { answerBlockStatus, type BlockStatusProvider, type SelectedContext } from './block-status.js';
+import { selectMetaContexts } from './meta-context.js';
 
 export interface NbdServerOptions extends ConnectionLimits {
   /** The export's name ('' is the default export a client gets without naming one). Default ''. */
@@ -98,6 +101,8 @@ export interface NbdServerOptions extends ConnectionLimits {
   maxOutputBacklog?: number;
   /** SO_SNDBUF asked for each client socket (0: the system default). Default 4 MiB. */
   sendBuffer?: number;
+  /** The metadata contexts offered for NBD_CMD_BLOCK_STATUS (none without it). */
+  blockStatus?: BlockStatusProvider;
 }
 
 export interface NbdServerStats {
@@ -147,6 +152,7 @@ const ALLOWED_FLAGS: Record<number, number> = {
   [Cmd.TRIM]: CmdFlag.FUA,
   [Cmd.CACHE]: 0,
   [Cmd.WRITE_ZEROES]: CmdFlag.FUA | CmdFlag.NO_HOLE,
+  [Cmd.BLOCK_STATUS]: CmdFlag.REQ_ONE,
 };
 
 interface PooledBuffer {
@@ -203,7 +209,19 @@ export class NbdServer {
   readonly maxBlockSize: number;
   readonly limits: { maxInflight: number; maxInflightBytes: number; maxOutputBacklog: number };
   readonly sendBuffer: number;
-  readonly stats: NbdServerStats = { connections: 0, connectionsTotal: 0, protocolErrors: 0, refused: 0, handshakeTimeouts: 0, requests: 0, readBytes: 0, lentReads: 0, writtenBytes: 0, errors: 0 };
+  readonly blockStatus: BlockStatusProvider | undefined;
+  readonly stats: NbdServerStats = {
+    connections: 0,
+    connectionsTotal: 0,
+    protocolErrors: 0,
+    refused: 0,
+    handshakeTimeouts: 0,
+    requests: 0,
+    readBytes: 0,
+    lentReads: 0,
+    writtenBytes: 0,
+    errors: 0,
+  };
   readonly limiter: ConnectionLimiter;
   readonly pool = new BufferPool();
   private readonly servers: net.Server[] = [];
@@ -230,6 +248,7 @@ export class NbdServer {
     };
     this.limiter = new ConnectionLimiter(opts, this.stats);
     this.sendBuffer = intOption('sendBuffer', opts.sendBuffer, 4 * MiB, 0, 0x7fffffff);
+    this.blockStatus = opts.blockStatus;
     const f = executor.features;
     let flags = TransmissionFlag.HAS_FLAGS | TransmissionFlag.SEND_FLUSH | TransmissionFlag.SEND_CACHE;
     if (f.readOnly) flags |= TransmissionFlag.READ_ONLY;
@@ -340,6 +359,8 @@ class Connection {
   private readonly minMask: number;
   private structured = false;
   private noZeroes = false;
+  /** Metadata contexts selected by the last NBD_OPT_SET_META_CONTEXT. */
+  private contexts: SelectedContext[] = [];
   private inflight = 0;
   private inflightBytes = 0;
   /** DISC, ABORT, or the server closing: no more requests are taken; the socket ends once in-flight ones are answered. */
@@ -507,7 +528,11 @@ class Connection {
           this.reply({ kind: 'rep-info', option, info: { kind: 'description', description: srv.description } });
         }
         // Sent whether asked or not: clients must learn the minimum (the logical block size).
-        this.reply({ kind: 'rep-info', option, info: { kind: 'block-size', minimum: srv.minBlockSize, preferred: srv.preferredBlockSize, maximum: srv.maxBlockSize } });
+        this.reply({
+          kind: 'rep-info',
+          option,
+          info: { kind: 'block-size', minimum: srv.minBlockSize, preferred: srv.preferredBlockSize, maximum: srv.maxBlockSize },
+        });
         this.reply({ kind: 'rep-ack', option });
         if (m.kind === 'go') {
           this.parser.goAccepted();
@@ -529,12 +554,7 @@ class Connection {
         return;
       case 'list-meta-context':
       case 'set-meta-context':
-        if (!this.structured) {
-          this.reply({ kind: 'rep-error', option: optionCode(m), reply: Rep.ERR_INVALID, message: 'negotiate structured replies first' });
-        } else {
-          // No metadata contexts (no block status): an empty selection.
-          this.reply({ kind: 'rep-ack', option: optionCode(m) });
-        }
+        this.metaContext(m.kind === 'set-meta-context' ? 'set' : 'list', optionCode(m), m.name, m.queries);
         return;
       case 'starttls':
         this.reply({ kind: 'rep-error', option: optionCode(m), reply: Rep.ERR_UNSUP, message: 'TLS is not supported' });
@@ -553,6 +573,30 @@ class Connection {
     }
   }
 
+  /** NBD_OPT_LIST_META_CONTEXT / NBD_OPT_SET_META_CONTEXT; a SET replaces the selection, also when it fails. */
+  private metaContext(kind: 'list' | 'set', option: number, name: string, queries: string[]): void {
+    if (kind === 'set') this.contexts = [];
+    if (!this.structured) {
+      this.reply({ kind: 'rep-error', option, reply: Rep.ERR_INVALID, message: 'negotiate structured replies first' });
+      return;
+    }
+    if (name !== this.srv.exportName) {
+      this.reply({ kind: 'rep-error', option, reply: Rep.ERR_UNKNOWN, message: `no export named '${name}' (this server exports '${this.srv.exportName}')` });
+      return;
+    }
+    const sources = this.srv.blockStatus?.contexts ?? [];
+    const names = sources.map((c) => c.name);
+    const sel = selectMetaContexts(kind, queries, names);
+    if (!sel.ok) {
+      this.reply({ kind: 'rep-error', option, reply: sel.reply, message: sel.message });
+      return;
+    }
+    const chosen: SelectedContext[] = sel.names.map((n) => ({ id: names.indexOf(n) + 1, source: sources[names.indexOf(n)] }));
+    for (const c of chosen) this.reply({ kind: 'rep-meta-context', option, contextId: kind === 'set' ? c.id : 0, name: c.source.name });
+    this.reply({ kind: 'rep-ack', option });
+    if (kind === 'set') this.contexts = chosen;
+  }
+
   // ---------------------------------------------------------------- transmission
 
   private request(r: NbdRequest): void {
@@ -566,7 +610,8 @@ class Connection {
     const problem = this.check(r);
     if (problem !== 0) {
       stats.errors++;
-      this.errorReply(cookie, problem, type === Cmd.READ, `${cmdName(type)} refused: ${nbdErrorName(problem)}`);
+      const why = type === Cmd.BLOCK_STATUS && this.contexts.length === 0 ? ' (no metadata context was selected with NBD_OPT_SET_META_CONTEXT)' : '';
+      this.errorReply(cookie, problem, type === Cmd.READ || type === Cmd.BLOCK_STATUS, `${cmdName(type)} refused: ${nbdErrorName(problem)}${why}`);
       return;
     }
     const sector = offset / 512;
@@ -576,21 +621,62 @@ class Connection {
         return;
       case Cmd.WRITE:
         stats.writtenBytes += length;
-        this.track(cookie, type, r.flags, length, this.call(() => this.ex.write(sector, r.data!, (r.flags & CmdFlag.FUA) !== 0)));
+        this.track(
+          cookie,
+          type,
+          r.flags,
+          length,
+          this.call(() => this.ex.write(sector, r.data!, (r.flags & CmdFlag.FUA) !== 0)),
+        );
         return;
       case Cmd.WRITE_ZEROES:
-        this.track(cookie, type, r.flags, 0, this.call(() => this.ex.writeZeroes(sector, length >>> SECTOR_SHIFT, (r.flags & CmdFlag.FUA) !== 0)));
+        this.track(
+          cookie,
+          type,
+          r.flags,
+          0,
+          this.call(() => this.ex.writeZeroes(sector, length >>> SECTOR_SHIFT, (r.flags & CmdFlag.FUA) !== 0)),
+        );
         return;
       case Cmd.TRIM:
-        this.track(cookie, type, r.flags, 0, this.call(() => this.trim(sector, length >>> SECTOR_SHIFT, (r.flags & CmdFlag.FUA) !== 0)));
+        this.track(
+          cookie,
+          type,
+          r.flags,
+          0,
+          this.call(() => this.trim(sector, length >>> SECTOR_SHIFT, (r.flags & CmdFlag.FUA) !== 0)),
+        );
         return;
       case Cmd.FLUSH:
-        this.track(cookie, type, r.flags, 0, this.call(() => this.ex.flush()));
+        this.track(
+          cookie,
+          type,
+          r.flags,
+          0,
+          this.call(() => this.ex.flush()),
+        );
         return;
       case Cmd.CACHE:
         this.simpleReply(cookie, 0);
         return;
+      case Cmd.BLOCK_STATUS:
+        this.blockStatusReply(cookie, offset, length, r.flags);
+        return;
     }
+  }
+
+  /** Computed on this thread, in arrival order with the other replies of the batch. */
+  private blockStatusReply(cookie: bigint, offset: number, length: number, flags: number): void {
+    const a = answerBlockStatus(this.contexts, cookie, offset, length, flags);
+    if (!a.ok) {
+      this.srv.stats.errors++;
+      log.warn(a.message);
+      this.errorReply(cookie, a.error, true, a.message);
+      return;
+    }
+    if (this.dead) return;
+    const at = this.reserve(a.reply.length);
+    a.reply.copy(this.slab, at);
   }
 
   /** 0, or the NBD error a request gets before it reaches the device. */
@@ -598,6 +684,7 @@ class Connection {
     const { type, flags, offset, length } = r;
     const allowed = ALLOWED_FLAGS[type];
     if (allowed === undefined || (flags & ~allowed) !== 0) return NbdError.EINVAL;
+    if (type === Cmd.BLOCK_STATUS && (!this.structured || this.contexts.length === 0)) return NbdError.EINVAL;
     const ro = this.srv.executor.features.readOnly;
     const modifies = type === Cmd.WRITE || type === Cmd.WRITE_ZEROES || type === Cmd.TRIM;
     if (modifies && ro) return NbdError.EPERM;
@@ -683,7 +770,8 @@ class Connection {
     const hdr = this.structured ? DATA_CHUNK_HEADER_SIZE : SIMPLE_REPLY_HEADER_SIZE;
     const total = hdr + length;
     const ex = this.ex;
-    const lend = ex.lendRead !== undefined && length <= (ex.maxLentBytes ?? 0) && (ex.minLentBytes === undefined ? total > SLAB_READ_MAX : length >= ex.minLentBytes);
+    const lend =
+      ex.lendRead !== undefined && length <= (ex.maxLentBytes ?? 0) && (ex.minLentBytes === undefined ? total > SLAB_READ_MAX : length >= ex.minLentBytes);
     if (lend && this.readLent(cookie, offset, sector, length, hdr)) return;
     if (total > SLAB_READ_MAX) {
       this.readLarge(cookie, offset, sector, length, hdr);

@@ -154,7 +154,10 @@ export function resolveGroup(text: string): number | undefined {
     // getent exits 2 for an unknown group; anything else (no getent): read the file
     if ((err as { status?: number }).status === 2) return undefined;
     try {
-      entry = fs.readFileSync('/etc/group', 'utf8').split('\n').find((l) => l.startsWith(`${t}:`));
+      entry = fs
+        .readFileSync('/etc/group', 'utf8')
+        .split('\n')
+        .find((l) => l.startsWith(`${t}:`));
     } catch {
       return undefined;
     }

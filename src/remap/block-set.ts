@@ -1,4 +1,4 @@
-import { RemapTable, type RemapTableShared } from './remap-table.js';
+import { RemapTable, type RemapTableShared } from '../block/remap-table.js';
 
 /** A set of block numbers in shared memory (a RemapTable whose values are 1), iterated in order. */
 export class BlockSet {

@@ -17,7 +17,7 @@ import { DmRemapV4Target } from './v4-target.js';
 import { SafeRemapTarget } from './safe-target.js';
 import type { MinSpareParams } from './min-spare.js';
 import { MetadataFormatError, MetadataValueError } from '../metadata/errors.js';
-import { type SafeStoreChoice, deviceIdentity, openSafeStore } from '../metadata/models.js';
+import { type SafeStoreChoice, deviceIdentity, openSafeStore } from './models.js';
 import { probeSpare } from '../metadata/probe.js';
 import { MetadataIoError } from '../metadata/safe-store.js';
 import { V4MetadataStore } from '../metadata/v4-store.js';
@@ -103,7 +103,10 @@ function build(line: TableLine, open: (path: string) => BlockDevice, opts: OpenT
       const t = SafeRemapTarget.fromTable(line, open, {}, safeSetup(opts));
       if (line.length > t.sectors) {
         t.close();
-        throw new TableError(`remap: table length ${line.length} is beyond the main device (${t.sectors} sectors): the file is smaller than the declared length`, 22);
+        throw new TableError(
+          `remap: table length ${line.length} is beyond the main device (${t.sectors} sectors): the file is smaller than the declared length`,
+          22,
+        );
       }
       return t;
     }
@@ -130,15 +133,19 @@ function safeSetup(opts: OpenTargetOptions): Parameters<typeof SafeRemapTarget.f
       const kind = probeSpare(spare).kind;
       if (kind !== 'safe' && kind !== 'safe-damaged') return {};
     }
-    let store;
+    let store: ReturnType<typeof openSafeStore>['store'];
     try {
       ({ store } = openSafeStore(main, spare, { ...choice, readOnly, identity: choice.identity ?? deviceIdentity(mainPath) }));
     } catch (err) {
-      if (err instanceof MetadataFormatError || err instanceof MetadataValueError || err instanceof MetadataIoError) throw new TableError(`remap: spare metadata: ${err.message}`, 22);
+      if (err instanceof MetadataFormatError || err instanceof MetadataValueError || err instanceof MetadataIoError)
+        throw new TableError(`remap: spare metadata: ${err.message}`, 22);
       throw err;
     }
     if (reservedSectors !== undefined && reservedSectors !== store.reservedStartSectors) {
-      throw new TableError(`remap: reserved_sectors ${reservedSectors} does not match the metadata area of ${store.reservedStartSectors} sectors on the spare`, 22);
+      throw new TableError(
+        `remap: reserved_sectors ${reservedSectors} does not match the metadata area of ${store.reservedStartSectors} sectors on the spare`,
+        22,
+      );
     }
     return store.targetOptions();
   };

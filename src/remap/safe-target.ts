@@ -24,44 +24,40 @@
  * features `reserved_sectors <n>` (metadata area at each end of the spare,
  * default SAFE_DEFAULT_RESERVED_SECTORS) and `no_discard_passdown`.
  */
-import { type BlockDevice, type IoStatus, type LogicalBlockSize, type MappedReads, type WriteFlags, EINVAL, EIO, ENOSPC, OK, SECTOR_SHIFT, checkIo, checkRequest, errnoName, isMediaError, mappedReadsOf } from '../block/device.js';
+import {
+  type BlockDevice,
+  type IoStatus,
+  type LogicalBlockSize,
+  type MappedReads,
+  type WriteFlags,
+  EINVAL,
+  EIO,
+  ENOSPC,
+  OK,
+  SECTOR_SHIFT,
+  checkIo,
+  checkRequest,
+  errnoName,
+  isMediaError,
+  mappedReadsOf,
+} from '../block/device.js';
 import { FileDevice } from '../block/file-device.js';
 import { type ControlTarget, MessageError, TableError } from '../control/target.js';
 import { kstrtoull } from '../util/kernel-parse.js';
 import { log } from '../util/log.js';
-import { RemapTable, type RemapTableShared } from './remap-table.js';
+import { RemapTable, type RemapTableShared } from '../block/remap-table.js';
 import { StoreCondition, type StoreRole } from './store-condition.js';
 import { BlockSet } from './block-set.js';
 import { CounterRows } from '../util/counter-rows.js';
 import { availableParallelism } from 'node:os';
-import { DEFAULT_HORIZON_NS, healthScore } from '../health/score.js';
+import { DEFAULT_HORIZON_NS, healthScore } from './health-score.js';
+import { type RemapJournal, inMemoryJournal } from '../metadata/journal.js';
 import type { TableLine } from '../control/table-line.js';
 
 export const SAFE_TARGET_NAME = 'remap';
 export const SAFE_STATUS_VERSION = 'v1';
 /** 1 MiB at each end of the spare by default. */
 export const SAFE_DEFAULT_RESERVED_SECTORS = 2048;
-
-/**
- * Where remaps are made durable before a write is acknowledged. The
- * in-memory journal keeps nothing across a restart; the metadata store
- * (src/metadata) persists to the spare's reserved areas.
- */
-export interface RemapJournal {
-  /** Records main block -> spare block (and the allocation cursor); durable when it returns OK. */
-  recordRemap(mainBlock: number, spareBlock: number, cursor: number): IoStatus;
-  recordUnremap(mainBlock: number): IoStatus;
-  /** Records that a spare block must never be used again. */
-  recordBadSpare(spareBlock: number, cursor: number): IoStatus;
-  flush(): IoStatus;
-}
-
-export const inMemoryJournal: RemapJournal = {
-  recordRemap: () => OK,
-  recordUnremap: () => OK,
-  recordBadSpare: () => OK,
-  flush: () => OK,
-};
 
 export interface SafeOptions {
   main: BlockDevice;
@@ -171,7 +167,6 @@ export interface HealthProvider {
 /** What became of a block the scanner found weak. */
 export type MigrateResult = 'remapped' | 'already-remapped' | 'unreadable' | 'spare-full' | 'failed';
 
-
 /** Requests of up to this many blocks are split by looking each block up (above: walking the range summaries). */
 const SHORT_RUN_WALK = 16;
 
@@ -252,7 +247,10 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     const blocks = Math.floor(main.sectors / this.unit);
     this.remapTable = new RemapTable(replica ? replica.shared.remaps : { keySpace: blocks });
     this.pending = new BlockSet(replica ? replica.shared.pending : { keySpace: blocks });
-    this.counterRows = new CounterRows(COUNTERS, replica ? { shared: replica.shared.counters, row: replica.row } : { rows: opts.counterRows ?? 1 + availableParallelism() });
+    this.counterRows = new CounterRows(
+      COUNTERS,
+      replica ? { shared: replica.shared.counters, row: replica.row } : { rows: opts.counterRows ?? 1 + availableParallelism() },
+    );
     this.c = this.counterRows.row;
     this.slow = replica?.slow;
     this.moves = new Int32Array(replica ? replica.shared.moves : new SharedArrayBuffer(4));
@@ -299,7 +297,8 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
         const f = features[i];
         if (f === 'reserved_sectors') {
           const v = features[i + 1] === undefined ? undefined : kstrtoull(features[i + 1]);
-          if (v === undefined || v > BigInt(Number.MAX_SAFE_INTEGER)) throw new TableError(`remap: reserved_sectors needs a number of sectors, got '${features[i + 1] ?? ''}'`);
+          if (v === undefined || v > BigInt(Number.MAX_SAFE_INTEGER))
+            throw new TableError(`remap: reserved_sectors needs a number of sectors, got '${features[i + 1] ?? ''}'`);
           reservedSectors = Number(v);
           i++;
         } else if (f === 'no_discard_passdown') {
@@ -338,7 +337,7 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     const count = checkIo(this, sector, buf);
     this.c[C.reads]++;
     const u = this.unitShift;
-    const b0 = sector >>> 0 === sector ? sector >> u : Math.floor(sector / this.unit);
+    const b0 = sector >>> 0 === sector ? sector >>> u : Math.floor(sector / this.unit);
     const nb = count >> u;
     if (!this.remapTable.anyInRange(b0, nb)) return this.readMain(sector, buf);
     if (!this.readThrough) return this.readRuns(b0, nb, buf, false);
@@ -763,7 +762,14 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
 
   stats(): SafeCounters & { remaps: number; pending: number; spareUsed: number; spareTotal: number; badSpare: number } {
     const counters = Object.fromEntries(COUNTERS.map((n) => [n, this.counterRows.sum(n)])) as unknown as SafeCounters;
-    return { ...counters, remaps: this.remapTable.size, pending: this.pending.size, spareUsed: this.spareBlocksUsed, spareTotal: this.spareBlocksTotal, badSpare: this.badSpare.size };
+    return {
+      ...counters,
+      remaps: this.remapTable.size,
+      pending: this.pending.size,
+      spareUsed: this.spareBlocksUsed,
+      spareTotal: this.spareBlocksTotal,
+      badSpare: this.badSpare.size,
+    };
   }
 
   message(args: string[]): string {
@@ -930,7 +936,14 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
 
   /** Without a scanner: the score from the spare alone (no arrivals seen, so no exhaustion risk). */
   private ownScore(): number {
-    return healthScore({ spareTotal: this.spareBlocksTotal, spareUsed: this.spareBlocksUsed, pending: this.pending.size, weakWaiting: 0, exhaustionLoNs: Infinity, horizonNs: DEFAULT_HORIZON_NS });
+    return healthScore({
+      spareTotal: this.spareBlocksTotal,
+      spareUsed: this.spareBlocksUsed,
+      pending: this.pending.size,
+      weakWaiting: 0,
+      exhaustionLoNs: Infinity,
+      horizonNs: DEFAULT_HORIZON_NS,
+    });
   }
 
   /** The `health` reply without a scanner. */
@@ -948,7 +961,11 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
       const data = new Uint8Array(this.logicalBlockSize);
       if (this.spare.read(spareBlock * this.unit, data) !== OK) throw new MessageError(`remap: cannot read spare block ${spareBlock}`, EIO);
       const w = this.main.write(block * this.unit, data, { fua: true });
-      if (w !== OK) throw new MessageError(`remap: main block ${block} ${isMediaError(w) ? 'still fails writes' : `cannot be written (${errnoName(w)}: the store under it, not the medium)`}; remap kept`, w);
+      if (w !== OK)
+        throw new MessageError(
+          `remap: main block ${block} ${isMediaError(w) ? 'still fails writes' : `cannot be written (${errnoName(w)}: the store under it, not the medium)`}; remap kept`,
+          w,
+        );
       const jr = this.journal.recordUnremap(block);
       if (jr !== OK) throw new MessageError(`remap: cannot record the unremap of block ${block}`, jr);
       this.remapTable.delete(block);

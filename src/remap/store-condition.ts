@@ -92,7 +92,9 @@ export class StoreCondition {
       Atomics.store(w, 1, status);
       Atomics.store(w, 0, -code);
       const what = lost === 'deleted' ? 'was deleted or replaced' : 'shrank below the device size';
-      log.error(`${path} (${role}): the backing file ${what} (${errnoName(status)} ${doing}): the target has failed; writes and flushes fail until it is reopened`);
+      log.error(
+        `${path} (${role}): the backing file ${what} (${errnoName(status)} ${doing}): the target has failed; writes and flushes fail until it is reopened`,
+      );
     }
     return Atomics.load(w, 1);
   }

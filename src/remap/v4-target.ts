@@ -41,13 +41,14 @@
  *     `errors` and `slow_path_hits` tokens are never incremented; the 256-slot
  *     cache starts zero-filled, so a request at sector 0 counts a cache hit.
  */
+import type { V4MetadataSink, V4TargetEntry } from '../metadata/journal.js';
 import { type BlockDevice, type IoStatus, type LogicalBlockSize, EIO, EOPNOTSUPP, OK, SECTOR_SHIFT, bufferSectors } from '../block/device.js';
 import { type ControlTarget, MessageError, TableError } from '../control/target.js';
 import { type Clock, realClock } from '../util/clock.js';
 import { simpleStrtoull } from '../util/kernel-parse.js';
 import { log } from '../util/log.js';
 import { type MinSpareParams, v4MinSpare } from './min-spare.js';
-import { RemapTable } from './remap-table.js';
+import { RemapTable } from '../block/remap-table.js';
 import type { TableLine } from '../control/table-line.js';
 
 export const V4_TARGET_NAME = 'dm-remap-v4';
@@ -79,25 +80,6 @@ export interface V4Options extends MinSpareParams {
 }
 
 /** A remap as the module keeps it (and persists it). */
-export interface V4RemapEntry {
-  originalSector: number;
-  spareSector: number;
-  timeNs: number;
-  errorCount: number;
-  /** Made while loaded: never used for I/O. Restored entries are active. */
-  pending: boolean;
-}
-
-/** Where the module's metadata writes go (the dm-bufio model in v4-store.ts). */
-export interface V4MetadataSink {
-  /** One metadata write: the whole table, in list order. */
-  writeTable(entries: readonly V4RemapEntry[]): void;
-  /** The target is destroyed: dm-bufio writes its dirty buffers. */
-  destroy(): void;
-  /** Time passes: dm-bufio's timer may write dirty buffers. */
-  tick?(nowNs: number): void;
-}
-
 /** What a call into the module does to the caller: returns, never returns, or oopses the kernel. */
 export type V4CallOutcome = 'ok' | 'hang' | 'oops';
 
@@ -131,7 +113,7 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
   /** Active remaps, for lookups (a later set of the same sector wins, as the newest entry does in the hash chain). */
   private readonly active: RemapTable;
   /** The module's remap list, in list order (cleared by presuspend). */
-  readonly entries: V4RemapEntry[] = [];
+  readonly entries: V4TargetEntry[] = [];
   private nextSpareSector = 0;
   private readonly cache = new Float64Array(CACHE_SLOTS * 2); // [original, remapped] per slot, zero-filled
   private sink: V4MetadataSink | undefined;
@@ -215,7 +197,11 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
   }
 
   /** Builds the target from a table line's arguments (`<main> <spare>`), as the module's constructor does. */
-  static fromTable(line: TableLine, open: (path: string) => BlockDevice, params: MinSpareParams & { clock?: Clock; failedSector?: V4FailedSectorRule } = {}): DmRemapV4Target {
+  static fromTable(
+    line: TableLine,
+    open: (path: string) => BlockDevice,
+    params: MinSpareParams & { clock?: Clock; failedSector?: V4FailedSectorRule } = {},
+  ): DmRemapV4Target {
     if (line.args.length !== 2) throw new TableError('Invalid argument count: dm-remap-v4 <main_device> <spare_device>', 22);
     const [mainPath, sparePath] = line.args;
     let main: BlockDevice;
@@ -250,7 +236,7 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
   }
 
   /** The deferred metadata read: persisted entries come back ACTIVE (lookups see them; the status counters do not). */
-  restore(entries: Iterable<Omit<V4RemapEntry, 'pending'>>): number {
+  restore(entries: Iterable<Omit<V4TargetEntry, 'pending'>>): number {
     let n = 0;
     for (const e of entries) {
       this.entries.push({ ...e, pending: false });
@@ -358,8 +344,10 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
 
     let status: IoStatus;
     const alignSectors = this.mainBlockSize >>> SECTOR_SHIFT;
-    if (toSpare && at + count > this.spare.sectors) status = EIO; // past the spare's end: the spare fails it
-    else if (at % alignSectors !== 0 || count % alignSectors !== 0) status = EIO; // the device below refuses a request its block size does not divide
+    if (toSpare && at + count > this.spare.sectors)
+      status = EIO; // past the spare's end: the spare fails it
+    else if (at % alignSectors !== 0 || count % alignSectors !== 0)
+      status = EIO; // the device below refuses a request its block size does not divide
     else status = isWrite ? dev.write(at, buf) : dev.read(at, buf);
 
     const lat = this.clock.nowNs() - this.lastIoTimeNs;
@@ -457,8 +445,8 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
     this.queueWork('sync');
   }
 
-  private addEntry(original: number, spare: number): V4RemapEntry {
-    const entry: V4RemapEntry = { originalSector: original, spareSector: spare, timeNs: Date.now() * 1e6, errorCount: 1, pending: true };
+  private addEntry(original: number, spare: number): V4TargetEntry {
+    const entry: V4TargetEntry = { originalSector: original, spareSector: spare, timeNs: Date.now() * 1e6, errorCount: 1, pending: true };
     this.entries.push(entry);
     this.activeMappings++;
     this.growHashModel();

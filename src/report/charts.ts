@@ -11,7 +11,29 @@
 import type { DeviceMapJSON, MapLayer } from './device-map.js';
 import { MAP_LAYERS } from './device-map.js';
 import { fmtBytes, fmtCount } from './format.js';
-import { AXIS, type Box, GRID, MUTED, type Scale, type Tick, axes, c, esc, linearScale, logScale, logTicks, niceMax, niceMaxBinary, niceTicks, niceTicksBinary, svgOpen, textWidth } from './svg.js';
+import {
+  AXIS,
+  type Box,
+  FONT_PX,
+  GRID,
+  MUTED,
+  type Scale,
+  type Tick,
+  Y_TITLE_ROOM,
+  axes,
+  c,
+  esc,
+  leftFor,
+  linearScale,
+  logScale,
+  logTicks,
+  niceMax,
+  niceMaxBinary,
+  niceTicks,
+  niceTicksBinary,
+  svgOpen,
+  textWidth,
+} from './svg.js';
 
 export type Point = readonly [number, number];
 
@@ -54,8 +76,8 @@ export interface LineChartSpec {
 export const CHART_WIDTH = 560;
 export const CHART_HEIGHT = 260;
 
-function box(width: number, height: number, legendRows: number): Box {
-  return { width, height, left: 62, right: 26, top: 14 + legendRows * 16, bottom: 36 };
+function box(width: number, height: number, legendRows: number, left: number): Box {
+  return { width, height, left, right: 26, top: 8 + legendRows * 16 + Y_TITLE_ROOM, bottom: 36 };
 }
 
 function legend(series: ReadonlyArray<{ name: string; color: string; dashed?: boolean }>, width: number, left: number): { svg: string; rows: number } {
@@ -140,16 +162,25 @@ export function lineChart(spec: LineChartSpec): string {
   const height = spec.height ?? CHART_HEIGHT;
   const maxDrawn = spec.maxDrawn ?? 600;
   const maxMarkers = spec.maxMarkers ?? 240;
-  const lg = legend(spec.series, width, 62);
-  const b = box(width, height, lg.rows);
   const all = spec.series.flatMap((s) => s.points);
-  const [xd0, xd1] = domain(spec.x, all.map((p) => p[0]));
-  const [yd0, yd1] = domain(spec.y, all.map((p) => p[1]));
+  const [xd0, xd1] = domain(
+    spec.x,
+    all.map((p) => p[0]),
+  );
+  const [yd0, yd1] = domain(
+    spec.y,
+    all.map((p) => p[1]),
+  );
   const mk = (log: boolean | undefined) => (log ? logScale : linearScale);
+  // the y tick labels set the left margin, which the legend starts at
+  const yTicks = ticksFor(spec.y, mk(spec.y.log)(yd0, yd1, 0, 1));
+  const left = leftFor(yTicks);
+  const lg = legend(spec.series, width, left);
+  const b = box(width, height, lg.rows, left);
   const x = mk(spec.x.log)(xd0, xd1, b.left, width - b.right);
   const y = mk(spec.y.log)(yd0, yd1, height - b.bottom, b.top);
   const parts = [svgOpen(spec.kind, spec.title, width, height), `<title>${esc(spec.title)}</title>`];
-  parts.push(axes(b, x, y, ticksFor(spec.x, x), ticksFor(spec.y, y), spec.x.title, spec.y.title));
+  parts.push(axes(b, x, y, ticksFor(spec.x, x), yTicks, spec.x.title, spec.y.title));
   if (all.length === 0) {
     parts.push(`<text class="nodata" x="${c(width / 2)}" y="${c(height / 2)}" text-anchor="middle">no data</text>`);
   }
@@ -160,11 +191,15 @@ export function lineChart(spec: LineChartSpec): string {
     );
     const g = [`<g class="series" data-name="${esc(s.name)}" data-n="${s.points.length}">`];
     if (drawn.length > 0) {
-      g.push(`<path class="line" d="${pathOf(drawn, x, y, s.step === true)}" fill="none" stroke-width="1.8" stroke="${esc(s.color)}"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`);
+      g.push(
+        `<path class="line" d="${pathOf(drawn, x, y, s.step === true)}" fill="none" stroke-width="1.8" stroke="${esc(s.color)}"${s.dashed ? ' stroke-dasharray="5 4"' : ''}/>`,
+      );
     }
     if (drawn.length <= maxMarkers) {
       for (const [px, py] of drawn) {
-        g.push(`<circle class="pt" cx="${c(x(px))}" cy="${c(y(py))}" r="2.5" fill="${esc(s.color)}"><title>${esc(`${s.name}: ${spec.x.format(px)}, ${spec.y.format(py)}`)}</title></circle>`);
+        g.push(
+          `<circle class="pt" cx="${c(x(px))}" cy="${c(y(py))}" r="2.5" fill="${esc(s.color)}"><title>${esc(`${s.name}: ${spec.x.format(px)}, ${spec.y.format(py)}`)}</title></circle>`,
+        );
       }
     }
     g.push('</g>');
@@ -206,8 +241,8 @@ export function barChart(spec: BarChartSpec): string {
   const top = 14 + lg.rows * 16;
   const plotH = spec.categories.length * rowH;
   const height = top + plotH + 36;
-  const b: Box = { width, height, left: labelW, right: 60, top, bottom: 36 };
   const max = Math.max(1, ...spec.groups.flatMap((g) => g.values));
+  const b: Box = { width, height, left: labelW, right: Math.max(60, textWidth(String(max)) + 10), top, bottom: 36 };
   const x = log ? logScale(0.5, 10 ** Math.ceil(Math.log10(max + 1)), b.left, width - b.right) : linearScale(0, niceMax(max), b.left, width - b.right);
   const ticks = (log ? logTicks(1, x.domain[1]) : niceTicks(0, x.domain[1], 5)).map((v) => ({ value: v, label: format(v) }));
   const parts = [svgOpen(spec.kind, spec.title, width, height), `<title>${esc(spec.title)}</title>`];
@@ -216,21 +251,36 @@ export function barChart(spec: BarChartSpec): string {
   parts.push('<g class="axes">');
   for (const t of ticks) {
     const px = c(x(t.value));
-    parts.push(`<line class="grid" x1="${px}" y1="${c(y0)}" x2="${px}" y2="${c(top)}" stroke="${GRID}"/>`, `<text class="tick" fill="${MUTED}" x="${px}" y="${c(y0 + 14)}" text-anchor="middle">${esc(t.label)}</text>`);
+    parts.push(
+      `<line class="grid" x1="${px}" y1="${c(y0)}" x2="${px}" y2="${c(top)}" stroke="${GRID}"/>`,
+      `<text class="tick" fill="${MUTED}" x="${px}" y="${c(y0 + 15)}" text-anchor="middle">${esc(t.label)}</text>`,
+    );
   }
-  parts.push(`<line class="axis" x1="${c(b.left)}" y1="${c(y0)}" x2="${c(width - b.right)}" y2="${c(y0)}" stroke="${AXIS}"/>`, `<line class="axis" x1="${c(b.left)}" y1="${c(y0)}" x2="${c(b.left)}" y2="${c(top)}" stroke="${AXIS}"/>`);
-  parts.push(`<text class="axis-title" x="${c((b.left + width - b.right) / 2)}" y="${c(height - 4)}" text-anchor="middle">${esc(spec.valueTitle)}${log ? ' (log scale)' : ''}</text>`, '</g>');
+  parts.push(
+    `<line class="axis" x1="${c(b.left)}" y1="${c(y0)}" x2="${c(width - b.right)}" y2="${c(y0)}" stroke="${AXIS}"/>`,
+    `<line class="axis" x1="${c(b.left)}" y1="${c(y0)}" x2="${c(b.left)}" y2="${c(top)}" stroke="${AXIS}"/>`,
+  );
+  parts.push(
+    `<text class="axis-title" x="${c((b.left + width - b.right) / 2)}" y="${c(height - 4)}" text-anchor="middle">${esc(spec.valueTitle)}${log ? ' (log scale)' : ''}</text>`,
+    '</g>',
+  );
   spec.categories.forEach((cat, ci) => {
     const ry = top + ci * rowH + gap / 2;
-    parts.push(`<text class="category" x="${c(b.left - 6)}" y="${c(ry + (spec.groups.length * barH) / 2)}" text-anchor="end" dominant-baseline="middle">${esc(cat)}</text>`);
+    parts.push(
+      `<text class="category" x="${c(b.left - 6)}" y="${c(ry + (spec.groups.length * barH) / 2)}" text-anchor="end" dominant-baseline="middle">${esc(cat)}</text>`,
+    );
     spec.groups.forEach((g, gi) => {
       const v = g.values[ci] ?? 0;
       const by = ry + gi * barH;
       if (v > 0) {
         const w = Math.max(1, x(v) - b.left);
-        parts.push(`<rect class="bar" x="${c(b.left)}" y="${c(by + 1)}" width="${c(w)}" height="${c(barH - 2)}" fill="${esc(g.color)}"><title>${esc(`${g.name}: ${cat} ${v}`)}</title></rect>`);
+        parts.push(
+          `<rect class="bar" x="${c(b.left)}" y="${c(by + 1)}" width="${c(w)}" height="${c(barH - 2)}" fill="${esc(g.color)}"><title>${esc(`${g.name}: ${cat} ${v}`)}</title></rect>`,
+        );
       }
-      parts.push(`<text class="value" x="${c(b.left + (v > 0 ? Math.max(1, x(v) - b.left) : 0) + 4)}" y="${c(by + barH / 2)}" dominant-baseline="middle">${esc(String(v))}</text>`);
+      parts.push(
+        `<text class="value" x="${c(b.left + (v > 0 ? Math.max(1, x(v) - b.left) : 0) + 4)}" y="${c(by + barH / 2)}" dominant-baseline="middle">${esc(String(v))}</text>`,
+      );
     });
   });
   parts.push(lg.svg, '</svg>');
@@ -273,20 +323,31 @@ export function heatmap(spec: HeatmapSpec): string {
   const width = spec.width ?? CHART_WIDTH;
   const cols = Math.min(spec.columns ?? 64, map.buckets);
   const rows = Math.ceil(map.buckets / cols);
-  const left = 74;
+  const rowLabel = (r: number): Tick => ({ value: r, label: fmtBytes(r * cols * map.bucketSectors * 512) });
+  const left = leftFor(
+    Array.from({ length: rows }, (_, r) => rowLabel(r)),
+    60,
+  );
   const right = 10;
-  const lgItems = [...MAP_LAYERS.map((l) => ({ name: `${l} ${fmtCount(map.totals[l])} sectors`, color: MAP_COLORS[l] })), ...(spec.markers && spec.markers.length > 0 ? [{ name: 'oracle finding', color: '#000' }] : [])];
+  const lgItems = [
+    ...MAP_LAYERS.map((l) => ({ name: `${l} ${fmtCount(map.totals[l])} sectors`, color: MAP_COLORS[l] })),
+    ...(spec.markers && spec.markers.length > 0 ? [{ name: 'oracle finding', color: '#000' }] : []),
+  ];
   const lg = legend(lgItems, width, left);
   const top = 14 + lg.rows * 16;
   const cw = (width - left - right) / cols;
   const ch = Math.max(9, Math.min(18, cw * 1.2));
   const height = top + rows * ch + 28;
+  // a label every few rows: at most 8, and never closer than a line of text
+  const labelEvery = Math.max(1, Math.ceil(rows / 8), Math.ceil((FONT_PX + 4) / ch));
+  const rowLabels: Tick[] = [];
+  for (let r = 0; r < rows; r += labelEvery) rowLabels.push(rowLabel(r));
   const parts = [svgOpen(spec.kind ?? 'devicemap', spec.title, width, height), `<title>${esc(spec.title)}</title>`];
   parts.push(`<rect class="map-bg" fill="#eef0f4" x="${c(left)}" y="${c(top)}" width="${c(cols * cw)}" height="${c(rows * ch)}"/>`);
-  const labelEvery = Math.max(1, Math.ceil(rows / 8));
-  for (let r = 0; r < rows; r += labelEvery) {
-    const sector = r * cols * map.bucketSectors;
-    parts.push(`<text class="tick" fill="${MUTED}" x="${c(left - 6)}" y="${c(top + r * ch + ch / 2)}" text-anchor="end" dominant-baseline="middle">${esc(fmtBytes(sector * 512))}</text>`);
+  for (const t of rowLabels) {
+    parts.push(
+      `<text class="tick" fill="${MUTED}" x="${c(left - 6)}" y="${c(top + t.value * ch + ch / 2)}" text-anchor="end" dominant-baseline="middle">${esc(t.label)}</text>`,
+    );
   }
   const full = Math.log1p(map.bucketSectors);
   for (let k = 0; k < map.buckets; k++) {
@@ -301,7 +362,9 @@ export function heatmap(spec: HeatmapSpec): string {
       const n = map[l][k];
       if (n <= 0) return;
       const alpha = 0.5 + 0.5 * Math.min(1, Math.log1p(n) / full);
-      parts.push(`<rect class="cell" data-layer="${l}" x="${c(cx)}" y="${c(cy + (li * ch) / 3)}" width="${c(cw)}" height="${c(ch / 3)}" fill="${MAP_COLORS[l]}" fill-opacity="${alpha.toFixed(2)}"><title>${esc(tip)}</title></rect>`);
+      parts.push(
+        `<rect class="cell" data-layer="${l}" x="${c(cx)}" y="${c(cy + (li * ch) / 3)}" width="${c(cw)}" height="${c(ch / 3)}" fill="${MAP_COLORS[l]}" fill-opacity="${alpha.toFixed(2)}"><title>${esc(tip)}</title></rect>`,
+      );
     });
   }
   for (const m of spec.markers ?? []) {
@@ -309,7 +372,9 @@ export function heatmap(spec: HeatmapSpec): string {
     const k = Math.floor(m.sector / map.bucketSectors);
     const mx = left + (k % cols) * cw + cw / 2;
     const my = top + Math.floor(k / cols) * ch + ch / 2;
-    parts.push(`<circle class="finding" fill="none" stroke="#000" stroke-width="1.4" cx="${c(mx)}" cy="${c(my)}" r="${c(Math.min(cw, ch) / 3)}"><title>${esc(m.label)}</title></circle>`);
+    parts.push(
+      `<circle class="finding" fill="none" stroke="#000" stroke-width="1.4" cx="${c(mx)}" cy="${c(my)}" r="${c(Math.min(cw, ch) / 3)}"><title>${esc(m.label)}</title></circle>`,
+    );
   }
   const bucketText = `${map.buckets} buckets of ${fmtBytes(map.bucketSectors * 512)}, ${cols} per row`;
   parts.push(`<text class="axis-title" x="${c(left)}" y="${c(height - 8)}">${esc(`${fmtBytes(map.sectors * 512)} device: ${bucketText}`)}</text>`);

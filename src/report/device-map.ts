@@ -45,7 +45,8 @@ export function buildDeviceMap(input: DeviceMapInput): DeviceMapJSON {
   const { sectors } = input;
   if (!Number.isSafeInteger(sectors) || sectors <= 0) throw new RangeError(`device map: sectors must be a positive integer, got ${String(sectors)}`);
   const most = input.buckets ?? DEFAULT_MAP_BUCKETS;
-  if (!Number.isInteger(most) || most < 1 || most > 1 << 16) throw new RangeError(`device map: buckets must be an integer from 1 to 65536, got ${String(most)}`);
+  if (!Number.isInteger(most) || most < 1 || most > 1 << 16)
+    throw new RangeError(`device map: buckets must be an integer from 1 to 65536, got ${String(most)}`);
   const bucketSectors = Math.ceil(sectors / most);
   const buckets = Math.ceil(sectors / bucketSectors);
   const out: DeviceMapJSON = { sectors, bucketSectors, buckets, bad: [], pending: [], remapped: [], totals: { bad: 0, pending: 0, remapped: 0 } };
@@ -57,7 +58,8 @@ export function buildDeviceMap(input: DeviceMapInput): DeviceMapJSON {
       if (!Number.isSafeInteger(each) || each < 1) throw new RangeError(`device map: ${layer}.sectorsEach must be a positive integer, got ${String(each)}`);
       for (let i = 0; i < list.starts.length; i++) {
         const s = list.starts[i];
-        if (!Number.isSafeInteger(s) || s < 0 || s >= sectors) throw new RangeError(`device map: ${layer}.starts[${i}] = ${String(s)} is outside the device (0..${sectors - 1})`);
+        if (!Number.isSafeInteger(s) || s < 0 || s >= sectors)
+          throw new RangeError(`device map: ${layer}.starts[${i}] = ${String(s)} is outside the device (0..${sectors - 1})`);
         // an entry can straddle buckets (or run past the end of the device: that part is dropped)
         const end = Math.min(sectors, s + each);
         for (let a = s; a < end; ) {

@@ -59,10 +59,6 @@ export function fmtSeconds(v: number): string {
   return `${sig3(v / 3600)}h`;
 }
 
-export function fmtPercent(v: number): string {
-  return `${sig3(v)}%`;
-}
-
 /** Percentile labels as fio prints them: 50, 99, 99.9, 99.99. */
 export function fmtPercentile(p: number): string {
   return trim0(p.toFixed(6));

@@ -5,7 +5,8 @@
  * `remapsim` block (timeline, device map) and the oracle's `verify` block.
  */
 import { type BarGroup, type MapMarker, type Series, barChart, hasPoints, heatmap, lineChart, mapHasData } from './charts.js';
-import { fmtBytes, fmtBytesPerSec, fmtCount, fmtNs, fmtPercentile, fmtSeconds } from './format.js';
+import { fmtBytes, fmtBytesPerSec, fmtCount, fmtNs, fmtPercentile, fmtSeconds, sig3 } from './format.js';
+import { BINS_PER_DECADE, hasBins, histogramSeries, type LatencyKey } from './histogram.js';
 import { DIRECTIONS, type Dir, type ReportRun } from './load.js';
 import { esc, niceMax, niceMaxBinary } from './svg.js';
 import { FINDING_CLASSES as ORACLE_FINDING_CLASSES, READ_CLASSES, type ReadClass } from '../workload/oracle.js';
@@ -45,8 +46,8 @@ export function nines(p: number): number {
 
 const NINES_TICKS = [0, 50, 90, 99, 99.9, 99.99, 99.999].map((p) => ({ value: nines(p), label: p === 0 ? '0' : fmtPercentile(p) }));
 
-function latencyKeys(run: ReportRun): Array<{ name: string; color: string; job: number; dir: Dir }> {
-  const out: Array<{ name: string; color: string; job: number; dir: Dir }> = [];
+function latencyKeys(run: ReportRun): LatencyKey[] {
+  const out: LatencyKey[] = [];
   const many = run.jobs.length > 1;
   run.jobs.forEach((j, ji) => {
     for (const d of DIRECTIONS) {
@@ -94,7 +95,7 @@ export function remapSeries(run: ReportRun): Series[] {
   ];
   const opt = (key: 'pending' | 'badBlocks', name: string, color: string): void => {
     const a = d[key];
-    if (!a || !a.some((v) => v !== null && v > 0)) return;
+    if (!a?.some((v) => v !== null && v > 0)) return;
     out.push({ name, color, step: true, points: a.flatMap((v, i) => (v === null ? [] : [[at(i), v] as const])) });
   };
   opt('pending', 'pending', '#e6a700');
@@ -167,11 +168,35 @@ function summaryTable(runs: readonly ReportRun[]): string {
     ['results', (r) => r.source],
     ['scenario', (r) => r.scenario ?? '-'],
     ['policy', (r) => r.policy ?? '-'],
-    ['run time', (r) => (r.timeline ? fmtSeconds(r.timeline.durationMs / 1000) : `${fmtSeconds(Math.max(0, ...r.jobs.map((j) => Math.max(...DIRECTIONS.map((d) => j.dirs[d].runtimeMs)))) / 1000)}`)],
+    [
+      'run time',
+      (r) =>
+        r.timeline
+          ? fmtSeconds(r.timeline.durationMs / 1000)
+          : `${fmtSeconds(Math.max(0, ...r.jobs.map((j) => Math.max(...DIRECTIONS.map((d) => j.dirs[d].runtimeMs)))) / 1000)}`,
+    ],
     ['read', (r) => `${fmtBytesPerSec(sum(r, 'read', 'bwBytes'))}, ${fmtCount(sum(r, 'read', 'iops'))} IOPS`],
     ['write', (r) => `${fmtBytesPerSec(sum(r, 'write', 'bwBytes'))}, ${fmtCount(sum(r, 'write', 'iops'))} IOPS`],
-    ['read clat p50 / p99 / p99.9', (r) => ['50.000000', '99.000000', '99.900000'].map((p) => { const v = pct(r, 'read', p); return v === undefined ? '-' : fmtNs(v); }).join(' / ')],
-    ['write clat p50 / p99 / p99.9', (r) => ['50.000000', '99.000000', '99.900000'].map((p) => { const v = pct(r, 'write', p); return v === undefined ? '-' : fmtNs(v); }).join(' / ')],
+    [
+      'read clat p50 / p99 / p99.9',
+      (r) =>
+        ['50.000000', '99.000000', '99.900000']
+          .map((p) => {
+            const v = pct(r, 'read', p);
+            return v === undefined ? '-' : fmtNs(v);
+          })
+          .join(' / '),
+    ],
+    [
+      'write clat p50 / p99 / p99.9',
+      (r) =>
+        ['50.000000', '99.000000', '99.900000']
+          .map((p) => {
+            const v = pct(r, 'write', p);
+            return v === undefined ? '-' : fmtNs(v);
+          })
+          .join(' / '),
+    ],
     ['remaps', (r) => num(r.remap?.remaps)],
     ['spare used', (r) => (r.remap ? `${num(r.remap.spareUsed)} of ${num(r.remap.spareCapacity)}` : '-')],
     ['pending', (r) => num(r.remap?.pending)],
@@ -183,23 +208,36 @@ function summaryTable(runs: readonly ReportRun[]): string {
   const verdict = `<tr class="verdict"><th>verdict</th>${runs
     .map((r) => {
       if (r.oracle?.findings === undefined) return '<td>not verified</td>';
-      return r.oracle.findings === 0 ? '<td class="good">nothing lost</td>' : `<td class="bad">${r.oracle.findings} units lost, stale, corrupt or failed without cause</td>`;
+      return r.oracle.findings === 0
+        ? '<td class="good">nothing lost</td>'
+        : `<td class="bad">${r.oracle.findings} units lost, stale, corrupt or failed without cause</td>`;
     })
     .join('')}</tr>`;
-  return `<section id="summary"><h2>Summary</h2><table class="summary">${head}${body}${verdict}</table></section>`;
+  return `<section id="summary"><h2>Summary</h2><div class="table-wrap"><table class="summary">${head}${body}${verdict}</table></div></section>`;
 }
 
 function oracleSection(runs: readonly ReportRun[]): string {
   const counted = runs.map((r) => ({ run: r, counts: classCounts(r) })).filter((x) => x.counts !== undefined);
   if (counted.length === 0) return section('oracle', "The oracle's findings", '', [noData('no job verified its data (set verify=crc32c to judge every read)')]);
-  const groups: BarGroup[] = counted.map((x, i) => ({ name: x.run.label, color: RUN_COLORS[i % RUN_COLORS.length], values: READ_CLASSES.map((k) => x.counts![k] ?? 0) }));
-  const chart = barChart({ kind: 'oracle', title: 'Reads by class (verify units)', categories: READ_CLASSES.map((k) => CLASS_TEXT[k]), groups, valueTitle: 'units' });
+  const groups: BarGroup[] = counted.map((x, i) => ({
+    name: x.run.label,
+    color: RUN_COLORS[i % RUN_COLORS.length],
+    values: READ_CLASSES.map((k) => x.counts![k] ?? 0),
+  }));
+  const chart = barChart({
+    kind: 'oracle',
+    title: 'Reads by class (verify units)',
+    categories: READ_CLASSES.map((k) => CLASS_TEXT[k]),
+    groups,
+    valueTitle: 'units',
+  });
   const head = `<tr><th>class</th>${counted.map((x) => `<th>${esc(x.run.label)}</th>`).join('')}</tr>`;
   const rows = READ_CLASSES.map((k) => {
     const cells = counted.map((x) => {
       const n = x.counts![k] ?? 0;
       const first = x.run.oracle?.first?.[k] ?? [];
-      const sectors = k !== 'ok' && first.length > 0 ? `<div class="sectors">first sectors: ${first.slice(0, 12).join(' ')}${first.length > 12 ? ' ...' : ''}</div>` : '';
+      const sectors =
+        k !== 'ok' && first.length > 0 ? `<div class="sectors">first sectors: ${first.slice(0, 12).join(' ')}${first.length > 12 ? ' ...' : ''}</div>` : '';
       const cls = FINDING_CLASSES.includes(k) && n > 0 ? ' class="bad"' : '';
       return `<td${cls}>${n}${sectors}</td>`;
     });
@@ -207,10 +245,18 @@ function oracleSection(runs: readonly ReportRun[]): string {
   });
   const reasons = counted
     .filter((x) => x.run.oracle?.corruptReasons && Object.keys(x.run.oracle.corruptReasons).length > 0)
-    .map((x) => `<p>${esc(x.run.label)}: corrupt because ${esc(Object.entries(x.run.oracle!.corruptReasons!).map(([k, v]) => `${k} ${v}`).join(', '))}</p>`)
+    .map(
+      (x) =>
+        `<p>${esc(x.run.label)}: corrupt because ${esc(
+          Object.entries(x.run.oracle!.corruptReasons!)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', '),
+        )}</p>`,
+    )
     .join('');
-  const intro = 'Every read judged against what was acknowledged: stale, lost, corrupt and unexpected errors are data the device lost or damaged; expected errors hit known-bad sectors; unjudged units follow a failed write; units not written by this run (on a target whose earlier content is unknown) are not judged.';
-  return `<section id="oracle"><h2>The oracle's findings</h2><p class="intro">${esc(intro)}</p><div class="runs one">${chart}</div><table class="oracle">${head}${rows.join('')}</table>${reasons}</section>`;
+  const intro =
+    'Every read judged against what was acknowledged: stale, lost, corrupt and unexpected errors are data the device lost or damaged; expected errors hit known-bad sectors; unjudged units follow a failed write; units not written by this run (on a target whose earlier content is unknown) are not judged.';
+  return `<section id="oracle"><h2>The oracle's findings</h2><p class="intro">${esc(intro)}</p><div class="runs one">${chart}</div><div class="table-wrap"><table class="oracle">${head}${rows.join('')}</table></div>${reasons}</section>`;
 }
 
 const STYLE = `
@@ -219,18 +265,19 @@ const STYLE = `
 body{margin:0;padding:24px 32px;font:14px/1.45 system-ui,-apple-system,"DejaVu Sans",sans-serif;color:var(--fg);background:var(--bg)}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid var(--line);padding-bottom:4px}
 .meta,.intro,.nodata{color:var(--muted)}.nodata{font-style:italic;padding:24px 0}
-.runs{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:16px 24px}
-.runs.one{grid-template-columns:minmax(420px,760px)}
+.runs{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,584px),1fr));gap:16px 24px}
+.runs.one{grid-template-columns:minmax(0,760px)}
 figure.run{margin:0;background:var(--panel);border:1px solid var(--line);border-radius:6px;padding:8px 10px}
 figcaption{font-weight:600;margin-bottom:4px}
-svg.chart{width:100%;height:auto;display:block;font:11px system-ui,"DejaVu Sans",sans-serif}
+svg.chart{max-width:100%;height:auto;display:block;font:12px system-ui,"DejaVu Sans",sans-serif}
 svg .grid{stroke:#e6e8ee;stroke-width:1}svg .axis{stroke:#8a93a5;stroke-width:1}
-svg .tick{fill:#5b6475}svg .axis-title{fill:#3a4150}svg .category{fill:#1d2330}svg .value{fill:#3a4150;font-size:10px}
+svg .tick{fill:#5b6475}svg .axis-title{fill:#3a4150}svg .category{fill:#1d2330}svg .value{fill:#3a4150;font-size:11px}
 svg .line{fill:none;stroke-width:1.8;stroke-linejoin:round}
 svg .legend-item{cursor:pointer}svg .legend-item.off{opacity:.35}svg .series.off{display:none}
 svg .map-bg{fill:#eef0f4}svg .finding{fill:none;stroke:#000;stroke-width:1.4}
 svg .nodata{fill:#8a93a5;font-style:italic}
-table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid var(--line);padding:4px 10px;text-align:right;vertical-align:top}
+table{border-collapse:collapse;margin:8px 0;max-width:100%}th,td{border:1px solid var(--line);padding:4px 10px;text-align:right;vertical-align:top;overflow-wrap:anywhere}
+.table-wrap{max-width:100%;overflow-x:auto}
 th:first-child{text-align:left}table.summary td,table.oracle td{min-width:140px}
 td.bad{background:#fde8e8;color:#8b1111}td.good{background:#e7f6ea;color:#1c5b2a}
 .sectors{font:11px ui-monospace,"DejaVu Sans Mono",monospace;color:var(--muted);max-width:360px;white-space:normal;text-align:left}
@@ -256,7 +303,9 @@ export function renderReport(runs: readonly ReportRun[], opts: ReportOptions = {
   if (runs.length === 0) throw new RangeError('report: no runs to show');
   const when = opts.generatedAt ?? new Date();
   const scenarios = [...new Set(runs.map((r) => r.scenario).filter((s): s is string => s !== undefined))];
-  const title = opts.title ?? `remapsim report${scenarios.length > 0 ? `: ${scenarios.join(', ')}` : ''}${runs.length > 1 ? ` (${runs.map((r) => r.label).join(' vs ')})` : ''}`;
+  const title =
+    opts.title ??
+    `remapsim report${scenarios.length > 0 ? `: ${scenarios.join(', ')}` : ''}${runs.length > 1 ? ` (${runs.map((r) => r.label).join(' vs ')})` : ''}`;
   const xMax = Math.max(1, ...runs.map((r) => (r.timeline ? r.timeline.durationMs / 1000 : 0)));
   const timeAxis = { title: 'time (s)', format: fmtSeconds, min: 0, max: xMax };
 
@@ -264,15 +313,29 @@ export function renderReport(runs: readonly ReportRun[], opts: ReportOptions = {
   const iops = runs.map((r) => ioSeries(r, 'iops'));
   const bwMax = niceMaxBinary(maxOf(bw));
   const iopsMax = niceMax(maxOf(iops));
-  const timeFigures = (series: Series[][], kind: string, what: string, yAxis: { title: string; format: (v: number) => string; max: number; binary?: boolean }): string[] =>
+  const timeFigures = (
+    series: Series[][],
+    kind: string,
+    what: string,
+    yAxis: { title: string; format: (v: number) => string; max: number; binary?: boolean },
+  ): string[] =>
     runs.map((r, i) =>
-      figure(r, !r.timeline ? noData(NO_TIMELINE) : hasPoints(series[i]) ? lineChart({ kind, title: `${what}: ${r.label}`, x: timeAxis, y: { ...yAxis, min: 0 }, series: series[i] }) : noData('no I/O was recorded')),
+      figure(
+        r,
+        !r.timeline
+          ? noData(NO_TIMELINE)
+          : hasPoints(series[i])
+            ? lineChart({ kind, title: `${what}: ${r.label}`, x: timeAxis, y: { ...yAxis, min: 0 }, series: series[i] })
+            : noData('no I/O was recorded'),
+      ),
     );
 
   const pcts = runs.map(percentileSeries);
   const cdfs = runs.map(cdfSeries);
-  const latMin = Math.min(...[...pcts, ...cdfs].flat().flatMap((s) => s.points.map((p) => (s.step ? p[0] : p[1]))).filter((v) => v > 0), Infinity);
-  const latMax = Math.max(...[...pcts, ...cdfs].flat().flatMap((s) => s.points.map((p) => (s.step ? p[0] : p[1]))), 0);
+  const hists = runs.map((r) => histogramSeries(r, latencyKeys(r)));
+  const latencies = [...pcts, ...cdfs, ...hists].flat().flatMap((s) => s.points.map((p) => (s.step ? p[0] : p[1])));
+  const latMin = Math.min(...latencies.filter((v) => v > 0), Infinity);
+  const latMax = Math.max(...latencies, 0);
   const latLo = Number.isFinite(latMin) ? 10 ** Math.floor(Math.log10(latMin)) : 1;
   const latHi = latMax > 0 ? 10 ** Math.ceil(Math.log10(latMax)) : 10;
   const ninesMax = Math.max(2, ...pcts.flat().flatMap((s) => s.points.map((p) => Math.ceil(p[0]))));
@@ -284,14 +347,35 @@ export function renderReport(runs: readonly ReportRun[], opts: ReportOptions = {
 
   const sections = [
     summaryTable(runs),
-    section('bandwidth', 'Bandwidth over time', 'Bytes per second in each interval, per direction.', timeFigures(bw, 'bandwidth', 'Bandwidth', { title: 'bandwidth', format: fmtBytesPerSec, max: bwMax, binary: true })),
-    section('iops', 'IOPS over time', 'I/Os completed per second in each interval, per direction.', timeFigures(iops, 'iops', 'IOPS', { title: 'IOPS', format: fmtCount, max: iopsMax })),
+    section(
+      'bandwidth',
+      'Bandwidth over time',
+      'Bytes per second in each interval, per direction.',
+      timeFigures(bw, 'bandwidth', 'Bandwidth', { title: 'bandwidth', format: fmtBytesPerSec, max: bwMax, binary: true }),
+    ),
+    section(
+      'iops',
+      'IOPS over time',
+      'I/Os completed per second in each interval, per direction.',
+      timeFigures(iops, 'iops', 'IOPS', { title: 'IOPS', format: fmtCount, max: iopsMax }),
+    ),
     section(
       'latency',
       'Completion latency percentiles',
       "fio's clat percentiles per direction; the x axis spreads the tail (each step right is one more nine).",
       runs.map((r, i) =>
-        figure(r, hasPoints(pcts[i]) ? lineChart({ kind: 'latency', title: `Latency percentiles: ${r.label}`, x: { title: 'percentile', format: (v) => `p${fmtPercentile(100 * (1 - 10 ** -v))}`, min: 0, max: ninesMax, ticks: NINES_TICKS }, y: { title: 'completion latency', format: fmtNs, log: true, min: latLo, max: latHi }, series: pcts[i] }) : noData(noLat)),
+        figure(
+          r,
+          hasPoints(pcts[i])
+            ? lineChart({
+                kind: 'latency',
+                title: `Latency percentiles: ${r.label}`,
+                x: { title: 'percentile', format: (v) => `p${fmtPercentile(100 * (1 - 10 ** -v))}`, min: 0, max: ninesMax, ticks: NINES_TICKS },
+                y: { title: 'completion latency', format: fmtNs, log: true, min: latLo, max: latHi },
+                series: pcts[i],
+              })
+            : noData(noLat),
+        ),
       ),
     ),
     section(
@@ -299,9 +383,43 @@ export function renderReport(runs: readonly ReportRun[], opts: ReportOptions = {
       'Completion latency CDF',
       'Fraction of I/Os completed within a latency, from the percentile points (with the minimum and maximum at the ends).',
       runs.map((r, i) =>
-        figure(r, hasPoints(cdfs[i]) ? lineChart({ kind: 'cdf', title: `Latency CDF: ${r.label}`, x: { title: 'completion latency', format: fmtNs, log: true, min: latLo, max: latHi }, y: { title: 'fraction of I/Os', format: (v) => v.toFixed(2), min: 0, max: 1 }, series: cdfs[i] }) : noData(noLat)),
+        figure(
+          r,
+          hasPoints(cdfs[i])
+            ? lineChart({
+                kind: 'cdf',
+                title: `Latency CDF: ${r.label}`,
+                x: { title: 'completion latency', format: fmtNs, log: true, min: latLo, max: latHi },
+                y: { title: 'fraction of I/Os', format: (v) => v.toFixed(2), min: 0, max: 1 },
+                series: cdfs[i],
+              })
+            : noData(noLat),
+        ),
       ),
     ),
+    ...(hasBins(runs)
+      ? [
+          section(
+            'histogram',
+            'Completion latency histogram',
+            `fio's json+ latency bins, gathered ${BINS_PER_DECADE} to a decade: the share of each direction's I/Os in each.`,
+            runs.map((r, i) =>
+              figure(
+                r,
+                hasPoints(hists[i])
+                  ? lineChart({
+                      kind: 'histogram',
+                      title: `Latency histogram: ${r.label}`,
+                      x: { title: 'completion latency', format: fmtNs, log: true, min: latLo, max: latHi },
+                      y: { title: '% of I/Os', format: (v) => `${sig3(v)}%`, min: 0 },
+                      series: hists[i],
+                    })
+                  : noData('no json+ latency bins in this results file'),
+              ),
+            ),
+          ),
+        ]
+      : []),
     section(
       'remaps',
       'Remaps and spare use over time',
@@ -310,7 +428,18 @@ export function renderReport(runs: readonly ReportRun[], opts: ReportOptions = {
         if (!r.timeline) return figure(r, noData(NO_TIMELINE));
         const cap = r.timeline.device.spareCapacity.at(-1);
         const caption = cap !== undefined ? `<p class="meta">spare capacity ${fmtCount(cap)}</p>` : '';
-        return figure(r, hasPoints(remaps[i]) ? lineChart({ kind: 'remaps', title: `Remaps and spare use: ${r.label}`, x: timeAxis, y: { title: 'count', format: fmtCount, min: 0, max: remapMax }, series: remaps[i] }) + caption : noData('no state samples were recorded'));
+        return figure(
+          r,
+          hasPoints(remaps[i])
+            ? lineChart({
+                kind: 'remaps',
+                title: `Remaps and spare use: ${r.label}`,
+                x: timeAxis,
+                y: { title: 'count', format: fmtCount, min: 0, max: remapMax },
+                series: remaps[i],
+              }) + caption
+            : noData('no state samples were recorded'),
+        );
       }),
     ),
     section(
@@ -321,7 +450,13 @@ export function renderReport(runs: readonly ReportRun[], opts: ReportOptions = {
         figure(
           r,
           hasPoints(health[i])
-            ? lineChart({ kind: 'health', title: `Health: ${r.label}`, x: timeAxis, y: { title: `health${r.timeline?.healthSource ? ` (${r.timeline.healthSource})` : ''}`, format: (v) => String(v), min: 0, max: 100 }, series: health[i] })
+            ? lineChart({
+                kind: 'health',
+                title: `Health: ${r.label}`,
+                x: timeAxis,
+                y: { title: `health${r.timeline?.healthSource ? ` (${r.timeline.healthSource})` : ''}`, format: (v) => String(v), min: 0, max: 100 },
+                series: health[i],
+              })
             : noData(r.timeline ? 'no health score: no health scanner ran and the target reports none of its own' : NO_TIMELINE),
         ),
       ),

@@ -4,6 +4,7 @@
  * the timeline and device map; or plain fio's), or `{runs: [...]}` as
  * `remapsim run --compare-policies` writes it. Pure apart from readResults.
  */
+import { issuePath } from '../scenario/schema.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
@@ -24,6 +25,8 @@ export interface ClatStats {
   N: number;
   /** percentile (as fio prints it, e.g. "99.900000") -> ns */
   percentile?: Record<string, number>;
+  /** json+ only: fio's latency bins, bucket value (ns, as text) -> I/Os */
+  bins?: Record<string, number>;
 }
 
 export interface DirStats {
@@ -72,7 +75,14 @@ export interface ReportRun {
 
 const nonNeg = z.number().finite().min(0);
 const count = z.number().int().min(0);
-const clat = z.looseObject({ min: nonNeg, max: nonNeg, mean: nonNeg, N: count, percentile: z.record(z.string(), nonNeg).optional() });
+const clat = z.looseObject({
+  min: nonNeg,
+  max: nonNeg,
+  mean: nonNeg,
+  N: count,
+  percentile: z.record(z.string(), nonNeg).optional(),
+  bins: z.record(z.string(), count).optional(),
+});
 const dir = z.looseObject({
   io_bytes: nonNeg,
   bw_bytes: nonNeg,
@@ -132,31 +142,42 @@ const result = z.looseObject({
 
 function issueText(err: z.ZodError, where: string): string {
   const i = err.issues[0];
-  const at = i.path.length > 0 ? i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)';
-  return `${where}: ${at}: ${i.message}`;
+  return `${where}: ${issuePath(i.path)}: ${i.message}`;
 }
 
 function checkLengths(t: TimelineJSON | undefined, m: DeviceMapJSON | undefined, where: string): void {
   if (t) {
     const n = t.io.t.length;
     for (const d of DIRECTIONS) {
-      if (t.io[d].bw.length !== n || t.io[d].iops.length !== n) throw new ReportInputError(`${where}: remapsim.timeline.io.${d} must have ${n} values (one per io.t), has ${t.io[d].bw.length}/${t.io[d].iops.length}`);
+      if (t.io[d].bw.length !== n || t.io[d].iops.length !== n)
+        throw new ReportInputError(`${where}: remapsim.timeline.io.${d} must have ${n} values (one per io.t), has ${t.io[d].bw.length}/${t.io[d].iops.length}`);
     }
     const k = t.device.t.length;
     for (const key of ['remaps', 'spareUsed', 'spareCapacity', 'pending', 'badBlocks', 'health'] as const) {
       const a = t.device[key];
-      if (a !== undefined && a.length !== k) throw new ReportInputError(`${where}: remapsim.timeline.device.${key} must have ${k} values (one per device.t), has ${a.length}`);
+      if (a !== undefined && a.length !== k)
+        throw new ReportInputError(`${where}: remapsim.timeline.device.${key} must have ${k} values (one per device.t), has ${a.length}`);
     }
   }
   if (m) {
-    for (const l of MAP_LAYERS) if (m[l].length !== m.buckets) throw new ReportInputError(`${where}: remapsim.deviceMap.${l} must have ${m.buckets} values (one per bucket), has ${m[l].length}`);
-    if (m.bucketSectors * m.buckets < m.sectors) throw new ReportInputError(`${where}: remapsim.deviceMap: ${m.buckets} buckets of ${m.bucketSectors} sectors do not cover ${m.sectors} sectors`);
+    for (const l of MAP_LAYERS)
+      if (m[l].length !== m.buckets)
+        throw new ReportInputError(`${where}: remapsim.deviceMap.${l} must have ${m.buckets} values (one per bucket), has ${m[l].length}`);
+    if (m.bucketSectors * m.buckets < m.sectors)
+      throw new ReportInputError(`${where}: remapsim.deviceMap: ${m.buckets} buckets of ${m.bucketSectors} sectors do not cover ${m.sectors} sectors`);
   }
 }
 
 function dirStats(d: z.infer<typeof dir> | undefined): DirStats {
   if (!d) return { ioBytes: 0, bwBytes: 0, iops: 0, totalIos: 0, runtimeMs: 0 };
-  return { ioBytes: d.io_bytes, bwBytes: d.bw_bytes, iops: d.iops, totalIos: d.total_ios, runtimeMs: d.runtime, ...(d.clat_ns && d.clat_ns.N > 0 ? { clat: d.clat_ns } : {}) };
+  return {
+    ioBytes: d.io_bytes,
+    bwBytes: d.bw_bytes,
+    iops: d.iops,
+    totalIos: d.total_ios,
+    runtimeMs: d.runtime,
+    ...(d.clat_ns && d.clat_ns.N > 0 ? { clat: d.clat_ns } : {}),
+  };
 }
 
 /** One fio-shaped result as a report run. `where` names it in error messages. */

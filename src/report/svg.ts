@@ -92,10 +92,11 @@ export function logTicks(min: number, max: number): number[] {
   const hi = Math.ceil(Math.log10(max));
   const mults = hi - lo <= 2 ? [1, 2, 5] : [1];
   const out: number[] = [];
-  for (let e = lo; e <= hi; e++) for (const m of mults) {
-    const v = m * 10 ** e;
-    if (v >= min * (1 - 1e-9) && v <= max * (1 + 1e-9)) out.push(Number(v.toPrecision(12)));
-  }
+  for (let e = lo; e <= hi; e++)
+    for (const m of mults) {
+      const v = m * 10 ** e;
+      if (v >= min * (1 - 1e-9) && v <= max * (1 + 1e-9)) out.push(Number(v.toPrecision(12)));
+    }
   return out;
 }
 
@@ -113,7 +114,28 @@ export interface Tick {
   label: string;
 }
 
-/** Grid lines, tick labels and axis titles of a plot area. */
+/** Chart text size (px at the chart's own scale, which the page shows 1:1: near the page's 14 px). */
+export const FONT_PX = 12;
+/** Tick label baseline below the x axis, and the gap between tick labels and the plot. */
+const X_TICK_DY = FONT_PX + 3;
+const TICK_GAP = 6;
+/** Room above the plot for the y axis title, which is written across, above the tick labels. */
+export const Y_TITLE_ROOM = FONT_PX + 12;
+
+/**
+ * The left margin a plot needs for its y tick labels (right-aligned
+ * TICK_GAP from the axis) and some air to the chart's edge.
+ */
+export function leftFor(yTicks: readonly Tick[], min = 40): number {
+  return Math.max(min, Math.ceil(Math.max(0, ...yTicks.map((t) => textWidth(t.label))) + TICK_GAP + 6));
+}
+
+/**
+ * Grid lines, tick labels and axis titles of a plot area. The x title sits
+ * below the x tick labels; the y title is written across, at the top left
+ * above the y tick labels (box.top leaves Y_TITLE_ROOM for it), so neither
+ * can run over a tick label or off the chart's left edge, however long.
+ */
 export function axes(box: Box, x: Scale, y: Scale, xTicks: readonly Tick[], yTicks: readonly Tick[], xTitle: string, yTitle: string): string {
   const x0 = box.left;
   const x1 = box.width - box.right;
@@ -123,26 +145,39 @@ export function axes(box: Box, x: Scale, y: Scale, xTicks: readonly Tick[], yTic
   for (const t of yTicks) {
     const py = c(y(t.value));
     parts.push(`<line class="grid" x1="${c(x0)}" y1="${py}" x2="${c(x1)}" y2="${py}" stroke="${GRID}"/>`);
-    parts.push(`<text class="tick" fill="${MUTED}" x="${c(x0 - 6)}" y="${py}" text-anchor="end" dominant-baseline="middle">${esc(t.label)}</text>`);
+    parts.push(`<text class="tick" fill="${MUTED}" x="${c(x0 - TICK_GAP)}" y="${py}" text-anchor="end" dominant-baseline="middle">${esc(t.label)}</text>`);
   }
   for (const t of xTicks) {
     const px = c(x(t.value));
     parts.push(`<line class="grid" x1="${px}" y1="${c(y0)}" x2="${px}" y2="${c(y1)}" stroke="${GRID}"/>`);
-    parts.push(`<text class="tick" fill="${MUTED}" x="${px}" y="${c(y0 + 14)}" text-anchor="middle">${esc(t.label)}</text>`);
+    parts.push(`<text class="tick" fill="${MUTED}" x="${px}" y="${c(y0 + X_TICK_DY)}" text-anchor="middle">${esc(t.label)}</text>`);
   }
   parts.push(`<line class="axis" x1="${c(x0)}" y1="${c(y0)}" x2="${c(x1)}" y2="${c(y0)}" stroke="${AXIS}"/>`);
   parts.push(`<line class="axis" x1="${c(x0)}" y1="${c(y0)}" x2="${c(x0)}" y2="${c(y1)}" stroke="${AXIS}"/>`);
   parts.push(`<text class="axis-title" x="${c((x0 + x1) / 2)}" y="${c(box.height - 4)}" text-anchor="middle">${esc(xTitle)}</text>`);
-  parts.push(`<text class="axis-title" transform="translate(12 ${c((y0 + y1) / 2)}) rotate(-90)" text-anchor="middle">${esc(yTitle)}</text>`);
+  parts.push(`<text class="axis-title" x="4" y="${c(y1 - 14)}">${esc(yTitle)}</text>`);
   parts.push('</g>');
   return parts.join('');
 }
 
-/** Rough text width for legend layout (11 px sans-serif). */
+/**
+ * Text width at FONT_PX, from DejaVu Sans' advance widths (the widest of the
+ * fonts the page names, and what Debian's chromium falls back to), rounded
+ * up per class of character: layout from it never underestimates.
+ */
 export function textWidth(s: string): number {
-  return s.length * 7;
+  let em = 0;
+  for (const ch of s) {
+    if ("ilj.,:;|!'".includes(ch)) em += 0.32;
+    else if (ch === ' ' || ch === '/' || ch === '(' || ch === ')' || ch === '-' || ch === 'f' || ch === 't' || ch === 'r') em += 0.42;
+    else if (ch === 'm' || ch === 'w' || ch === 'M' || ch === 'W' || ch === '%') em += 0.98;
+    else if (/[A-Z]/.test(ch)) em += 0.78;
+    else if (/[0-9]/.test(ch)) em += 0.64;
+    else em += 0.64;
+  }
+  return Math.ceil(em * FONT_PX);
 }
 
 export function svgOpen(kind: string, title: string, width: number, height: number): string {
-  return `<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-chart="${esc(kind)}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" font-family="system-ui, 'DejaVu Sans', sans-serif" font-size="11" role="img" aria-label="${esc(title)}">`;
+  return `<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-chart="${esc(kind)}" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" font-family="system-ui, 'DejaVu Sans', sans-serif" font-size="${FONT_PX}" role="img" aria-label="${esc(title)}">`;
 }

@@ -110,7 +110,8 @@ export class TimelineRecorder {
   private lastNs = -Infinity;
 
   constructor(opts: TimelineOptions) {
-    if (typeof opts.startNs !== 'number' || !Number.isFinite(opts.startNs)) throw new RangeError(`timeline: startNs must be a finite number, got ${String(opts.startNs)}`);
+    if (typeof opts.startNs !== 'number' || !Number.isFinite(opts.startNs))
+      throw new RangeError(`timeline: startNs must be a finite number, got ${String(opts.startNs)}`);
     const iv = opts.intervalMs ?? 1000;
     if (!Number.isInteger(iv) || iv < 1 || iv > 3_600_000) throw new RangeError(`timeline: intervalMs must be an integer from 1 to 3600000, got ${iv}`);
     const max = opts.maxSamples ?? 20_000;
@@ -175,7 +176,13 @@ export class TimelineRecorder {
    * by their start time, so jobs with a ramp time line up with the others.
    */
   addSeries(series: IoSeriesJSON): void {
-    if (typeof series !== 'object' || series === null || typeof series.startNs !== 'number' || typeof series.intervalNs !== 'number' || !(series.intervalNs > 0)) {
+    if (
+      typeof series !== 'object' ||
+      series === null ||
+      typeof series.startNs !== 'number' ||
+      typeof series.intervalNs !== 'number' ||
+      !(series.intervalNs > 0)
+    ) {
       throw new TypeError('timeline: addSeries takes IoSeries.toJSON() ({startNs, intervalNs, read, write, trim})');
     }
     DIRS.forEach((d, di) => {
@@ -202,7 +209,8 @@ export class TimelineRecorder {
    * of it (under a quarter interval, it joins the one before).
    */
   finish(endNs: number): void {
-    if (typeof endNs !== 'number' || !Number.isFinite(endNs) || endNs < this.startNs) throw new RangeError(`timeline: endNs must be a clock reading after startNs, got ${String(endNs)}`);
+    if (typeof endNs !== 'number' || !Number.isFinite(endNs) || endNs < this.startNs)
+      throw new RangeError(`timeline: endNs must be a clock reading after startNs, got ${String(endNs)}`);
     this.endNs = endNs;
   }
 
@@ -218,7 +226,10 @@ export class TimelineRecorder {
     if (buckets > 1 && widthOf(buckets - 1) < this.intervalMs / 4) last = buckets - 1;
     for (let k = 0; k < last; k++) {
       const ks = k === last - 1 ? [k, ...Array.from({ length: buckets - last }, (_, i) => last + i)] : [k];
-      const width = Math.max(1, ks.reduce((a, x) => a + widthOf(x), 0));
+      const width = Math.max(
+        1,
+        ks.reduce((a, x) => a + widthOf(x), 0),
+      );
       t.push(k * this.intervalMs);
       DIRS.forEach((_, di) => {
         const sum = (arr: number[]): number => ks.reduce((a, x) => a + (arr[x] ?? 0), 0);
@@ -246,7 +257,14 @@ export class TimelineRecorder {
 export function targetSample(target: ControlTarget): TimelineSample {
   if (target instanceof SafeRemapTarget) {
     const s = target.stats();
-    return { remaps: s.remaps, spareUsed: s.spareUsed, spareCapacity: s.spareTotal, pending: s.pending, health: target.healthScore(), healthSource: 'remap status' };
+    return {
+      remaps: s.remaps,
+      spareUsed: s.spareUsed,
+      spareCapacity: s.spareTotal,
+      pending: s.pending,
+      health: target.healthScore(),
+      healthSource: 'remap status',
+    };
   }
   if (target instanceof DmRemapV4Target) {
     // not statusTokens(): on this target a status call takes or releases the health mutex, and a sample must change nothing
@@ -260,10 +278,24 @@ export function targetSample(target: ControlTarget): TimelineSample {
 export function statusSample(line: string): TimelineSample {
   const s = parseStatusLine(line);
   const n = (k: string): number => fieldNumber(s, k) ?? 0;
-  if (s.type === 'remap' && s.known) return { remaps: n('remaps'), spareUsed: n('spareUsed'), spareCapacity: n('spareTotal'), pending: n('pending'), health: n('health'), healthSource: 'remap status' };
+  if (s.type === 'remap' && s.known)
+    return {
+      remaps: n('remaps'),
+      spareUsed: n('spareUsed'),
+      spareCapacity: n('spareTotal'),
+      pending: n('pending'),
+      health: n('health'),
+      healthSource: 'remap status',
+    };
   if (s.type === 'dm-remap-v4' && s.known) {
     // the status has no allocation cursor: every mapping made since load took one slot
-    return { remaps: n('activeMappings'), spareUsed: n('activeMappings'), spareCapacity: Math.floor(n('spareSectors') / 2), health: n('healthScore'), healthSource: 'dm-remap-v4 status' };
+    return {
+      remaps: n('activeMappings'),
+      spareUsed: n('activeMappings'),
+      spareCapacity: Math.floor(n('spareSectors') / 2),
+      health: n('healthScore'),
+      healthSource: 'dm-remap-v4 status',
+    };
   }
   throw new RangeError(`timeline: no remap counters in a '${s.type}' status line${s.mismatch ? ` (${s.mismatch})` : ''}`);
 }

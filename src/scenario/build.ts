@@ -7,15 +7,16 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type BlockDevice, withoutClose } from '../block/device.js';
+import { type BlockDevice, SECTOR_SIZE, withoutClose } from '../block/device.js';
 import { FileDevice } from '../block/file-device.js';
 import type { ControlTarget } from '../control/target.js';
-import { ddrescueBadRanges, loadIntoDust, parseDdrescueMapfile, parseSectorList } from '../faults/badlist.js';
+import { BadListError, checkDdrescueMapSize, ddrescueBadRanges, loadIntoDust, parseDdrescueMapfile, parseSectorList } from '../faults/badlist.js';
+import { parseBadblocksList } from '../faults/badblocks.js';
 import { DustDevice } from '../faults/dust.js';
 import { FlakeyDevice } from '../faults/flakey.js';
 import { BadSectorGrowth } from '../faults/growth.js';
 import { LatencyDevice, parseLatencySpec } from '../faults/latency.js';
-import { openSafeModel, openV4Model } from '../metadata/models.js';
+import { openSafeModel, openV4Model } from '../remap/models.js';
 import { StochasticFaultError } from '../faults/stochastic.js';
 import { StochasticFaults, type StochasticSummary, stochasticLayers } from '../faults/stochastic-stack.js';
 import { DetectionTracker, type HealthMonitor } from '../health/monitor.js';
@@ -29,8 +30,8 @@ import { Random } from '../util/random.js';
 import { type DeviceSpec, type FaultLayersSpec, type Policy, type Scenario, ScenarioError } from './schema.js';
 import type { PriorContent } from '../workload/oracle.js';
 import { safeMinSpare, v4MinSpare } from '../remap/min-spare.js';
-import { checkFileSize, createSparseFile } from '../util/sparse-file.js';
-import { formatSize } from '../workload/size.js';
+import { checkFileSize, createSparseFile } from '../block/sparse-file.js';
+import { formatSize } from '../util/format-size.js';
 import { checkWorkdir, openWorkdir, type Workdir } from './workdir.js';
 import { sameFile, statIfAny } from '../util/file-identity.js';
 
@@ -92,12 +93,14 @@ export function checkScenarioDevices(scenario: Scenario, opts: { policy?: Policy
   const what = opts.workdir !== undefined ? '--workdir' : 'workdir';
   if (given !== undefined) checkWorkdir(path.resolve(given), scenario, policy, { fresh: opts.fresh, what });
   // a new image in a temporary directory is a file of its own: nothing to compare
-  const where = (role: 'main' | 'spare'): string | undefined => scenario.devices[role].path ?? (given === undefined ? undefined : path.join(path.resolve(given), `${role}.img`));
+  const where = (role: 'main' | 'spare'): string | undefined =>
+    scenario.devices[role].path ?? (given === undefined ? undefined : path.join(path.resolve(given), `${role}.img`));
   const sectors = { main: 0, spare: 0 };
   for (const role of ['main', 'spare'] as const) {
     const spec = scenario.devices[role];
     if (spec.size !== undefined) {
-      if (spec.size % spec.logicalBlockSize !== 0) throw new ScenarioError(`devices.${role}.size: ${spec.size} bytes is not a multiple of the ${spec.logicalBlockSize}-byte logical block size`);
+      if (spec.size % spec.logicalBlockSize !== 0)
+        throw new ScenarioError(`devices.${role}.size: ${spec.size} bytes is not a multiple of the ${spec.logicalBlockSize}-byte logical block size`);
       sectors[role] = spec.size / 512;
       const image = where(role);
       const reusable = image !== undefined && !opts.fresh && statIfAny(image)?.size === spec.size;
@@ -115,14 +118,19 @@ export function checkScenarioDevices(scenario: Scenario, opts: { policy?: Policy
     const same = mid && sid ? sameFile(mid, sid) : path.resolve(m) === path.resolve(s);
     if (same) {
       const id = mid?.isBlockDevice() ? `device number ${mid.rdev}` : mid ? `inode ${mid.ino} on device ${mid.dev}` : 'the same path';
-      throw new ScenarioError(`devices.spare: ${s} is the same ${mid?.isBlockDevice() ? 'block device' : 'file'} as devices.main (${m}, ${id}); main and spare must be two devices`);
+      throw new ScenarioError(
+        `devices.spare: ${s} is the same ${mid?.isBlockDevice() ? 'block device' : 'file'} as devices.main (${m}, ${id}); main and spare must be two devices`,
+      );
     }
   }
   const lbs = scenario.devices.main.logicalBlockSize;
   const min = policy === 'safe' ? safeMinSpare(lbs) : v4MinSpare(sectors.main, lbs);
   if (sectors.spare < min) {
-    const needs = policy === 'safe' ? 'the safe policy needs' : `dm-remap-v4 needs, for a main device of ${formatSize(sectors.main * 512)} (${sectors.main} sectors),`;
-    throw new ScenarioError(`devices.spare: ${formatSize(sectors.spare * 512)} (${sectors.spare} sectors) is too small: ${needs} a spare of at least ${formatSize(min * 512)} (${min} sectors)`);
+    const needs =
+      policy === 'safe' ? 'the safe policy needs' : `dm-remap-v4 needs, for a main device of ${formatSize(sectors.main * 512)} (${sectors.main} sectors),`;
+    throw new ScenarioError(
+      `devices.spare: ${formatSize(sectors.spare * 512)} (${sectors.spare} sectors) is too small: ${needs} a spare of at least ${formatSize(min * 512)} (${min} sectors)`,
+    );
   }
 }
 
@@ -157,7 +165,11 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
     wd.close();
   };
   try {
-    const stack = (role: 'main' | 'spare', spec: DeviceSpec, faults: FaultLayersSpec | undefined): { top: BlockDevice; dust?: DustDevice; spec: LayerStackSpec } => {
+    const stack = (
+      role: 'main' | 'spare',
+      spec: DeviceSpec,
+      faults: FaultLayersSpec | undefined,
+    ): { top: BlockDevice; dust?: DustDevice; spec: LayerStackSpec } => {
       const { file, created } = openBacking(role, spec, wd);
       if (!created) reused++;
       let dev: BlockDevice = file;
@@ -169,7 +181,14 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
         const l = faults.latency;
         const parse = (t: string | undefined, f: string) => (t === undefined ? undefined : parseLatencySpec(t, `faults.${role}.latency.${f}`));
         const seed = random.nextU32();
-        dev = new LatencyDevice(dev, { read: parse(l.read, 'read'), write: parse(l.write, 'write'), flush: parse(l.flush, 'flush'), discard: parse(l.discard, 'discard'), clock, random: new Random(seed) });
+        dev = new LatencyDevice(dev, {
+          read: parse(l.read, 'read'),
+          write: parse(l.write, 'write'),
+          flush: parse(l.flush, 'flush'),
+          discard: parse(l.discard, 'discard'),
+          clock,
+          random: new Random(seed),
+        });
         layers.set(`${role}.latency`, dev);
         layerSpec.latency = { ...l, seed };
       }
@@ -196,7 +215,14 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
       const initial = initialBadSectors(role, faults, dust.sectors);
       if (initial.length > 0) loadIntoDust(dust, initial, { wrFailCnt: faults.writeFailCount });
       for (const g of faults.growth) {
-        growths.push(new BadSectorGrowth({ startNs: g.start, rate: g.rate, cluster: g.cluster, writeFailCount: g.writeFailCount, maxClusters: g.maxClusters, region: g.region }, dust, random.fork(), clock.nowNs()));
+        growths.push(
+          new BadSectorGrowth(
+            { startNs: g.start, rate: g.rate, cluster: g.cluster, writeFailCount: g.writeFailCount, maxClusters: g.maxClusters, region: g.region },
+            dust,
+            random.fork(),
+            clock.nowNs(),
+          ),
+        );
       }
       if (faults.latentErrors.length > 0 || faults.weakSectors.length > 0 || sl.transient) {
         stochastic[role] = new StochasticFaults(`faults.${role}`, faults, dust, sl, random.fork(), clock.nowNs());
@@ -210,7 +236,8 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
     // store reads and rewrites the module's five copies
     const restartEvery = scenario.target.restartEvery;
     const statusEvery = scenario.target.statusEvery;
-    if (restartEvery !== undefined && scenario.scanner) throw new ScenarioError('target.restartEvery: not with a scanner section (the scanner watches one target; a restart makes another)');
+    if (restartEvery !== undefined && scenario.scanner)
+      throw new ScenarioError('target.restartEvery: not with a scanner section (the scanner watches one target; a restart makes another)');
     const openModel = (under: (d: BlockDevice) => BlockDevice): OpenedModel => {
       if (policy === 'safe') {
         const m = openSafeModel(under(main.top), under(spare.top), { mainPath: 'main', sparePath: 'spare' });
@@ -260,7 +287,15 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
       grownBadBlocks: () => growths.reduce((a, g) => a + g.added, 0) + (stochastic.main?.grownBadBlocks() ?? 0) + (stochastic.spare?.grownBadBlocks() ?? 0),
       engineDevice() {
         if (!(target instanceof SafeRemapTarget)) return undefined; // dm-remap-v4, or a target that restarts
-        return { kind: 'model', policy: 'safe', main: main.spec, spare: spare.spec, target: target.shared, mainPath: target.mainPath, sparePath: target.sparePath };
+        return {
+          kind: 'model',
+          policy: 'safe',
+          main: main.spec,
+          spare: spare.spec,
+          target: target.shared,
+          mainPath: target.mainPath,
+          sparePath: target.sparePath,
+        };
       },
       isKnownBad: (sector, count) => (mainDust?.hasBadIn(sector, count) ?? false) || (stochastic.main?.isTransient(sector, count) ?? false),
       health,
@@ -290,12 +325,16 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
 
 /** The role's backing file or device; `created`: this call made it (so it holds zeroes). */
 function openBacking(role: 'main' | 'spare', spec: DeviceSpec, wd: Workdir): { file: FileDevice; created: boolean } {
-  if (spec.path !== undefined) return { file: FileDevice.open(spec.path, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize, exclusive: true }), created: false };
+  if (spec.path !== undefined)
+    return { file: FileDevice.open(spec.path, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize, exclusive: true }), created: false };
   const bytes = spec.size!;
   const { file, reuse } = wd.image(role);
   if (!reuse) createSparseFile(file, bytes, `devices.${role}.size`);
   wd.record(role, { bytes, logicalBlockSize: spec.logicalBlockSize });
-  return { file: FileDevice.open(file, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize, sectors: bytes / 512, exclusive: true }), created: !reuse };
+  return {
+    file: FileDevice.open(file, { direct: spec.direct, logicalBlockSize: spec.logicalBlockSize, sectors: bytes / 512, exclusive: true }),
+    created: !reuse,
+  };
 }
 
 function initialBadSectors(role: string, faults: FaultLayersSpec, deviceSectors: number): Array<{ start: number; count: number }> {
@@ -305,13 +344,25 @@ function initialBadSectors(role: string, faults: FaultLayersSpec, deviceSectors:
     try {
       text = fs.readFileSync(faults.badSectorsFile, 'utf8');
     } catch (err) {
-      throw new ScenarioError(`faults.${role}.badSectorsFile: cannot read ${faults.badSectorsFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new ScenarioError(
+        `faults.${role}.badSectorsFile: cannot read ${faults.badSectorsFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
     }
-    if (faults.badSectorsFormat === 'ddrescue') ranges.push(...ddrescueBadRanges(parseDdrescueMapfile(text)));
-    else ranges.push(...parseSectorList(text).map((s) => ({ start: s, count: 1 })));
+    try {
+      if (faults.badSectorsFormat === 'ddrescue') {
+        const map = parseDdrescueMapfile(text);
+        checkDdrescueMapSize(map, deviceSectors * SECTOR_SIZE);
+        ranges.push(...ddrescueBadRanges(map));
+      } else if (faults.badSectorsFormat === 'badblocks') ranges.push(...parseBadblocksList(text, faults.badBlockSize, deviceSectors * SECTOR_SIZE));
+      else ranges.push(...parseSectorList(text).map((s) => ({ start: s, count: 1 })));
+    } catch (err) {
+      if (err instanceof BadListError) throw new ScenarioError(`faults.${role}.badSectorsFile: ${faults.badSectorsFile}: ${err.message}`);
+      throw err;
+    }
   }
   for (const r of ranges) {
-    if (r.start + r.count > deviceSectors) throw new ScenarioError(`faults.${role}: bad sector ${r.start + r.count - 1} is beyond the device end (${deviceSectors} sectors)`);
+    if (r.start + r.count > deviceSectors)
+      throw new ScenarioError(`faults.${role}: bad sector ${r.start + r.count - 1} is beyond the device end (${deviceSectors} sectors)`);
   }
   return ranges;
 }

@@ -13,12 +13,22 @@ import type { Clock } from '../util/clock.js';
 import { toFioResult } from '../workload/fio-report.js';
 import { checkInFlight, flushInterval, jobFromRecord, minBlockSize, type JobSpec } from '../workload/job.js';
 import { Oracle, type OracleReport } from '../workload/oracle.js';
-import { flushAfterRun, flushBeforeRun, type RunDurability, type RunProgress, type RunResult, runDurability, runJobs, runJobsYielding } from '../workload/runner.js';
+import {
+  flushAfterRun,
+  flushBeforeRun,
+  type RunDurability,
+  type RunProgress,
+  type RunResult,
+  runDurability,
+  runJobs,
+  runJobsYielding,
+} from '../workload/runner.js';
 import { VerifyStateSaver } from '../workload/verify-state-file.js';
 import type { KnownBadSectors } from '../faults/known-bad.js';
 import { Engine, type EngineStats } from '../engine/engine.js';
 import { realClock } from '../util/clock.js';
-import { newRunId, VerifyPattern } from '../workload/verify-pattern.js';
+import { newRunId, type VerifyAlgorithm } from '../workload/verify-pattern.js';
+import { makeUnitPattern } from '../workload/unit-pattern.js';
 import type { HealthReport } from '../health/monitor.js';
 import { type BuiltScenario, buildScenario } from './build.js';
 import { type Policy, type Scenario, ScenarioError } from './schema.js';
@@ -50,6 +60,8 @@ export interface ScenarioRunOptions {
   fresh?: boolean;
   /** Aborted (a signal): the jobs end now, the target is flushed and closed, and the read-back of written units is skipped. */
   stop?: AbortSignal;
+  /** fio's json+: latency bins in the results. */
+  plus?: boolean;
 }
 
 export interface RemapSummary {
@@ -114,7 +126,9 @@ export function remapSummary(built: BuiltScenario, initialBad: number): RemapSum
   const base = {
     policy: built.policy,
     status: t.status(),
-    ...(built.scenario.target.restartEvery !== undefined ? { restarts: restarts.done, ...(restarts.stopped ? { restartsStopped: restarts.stopped } : {}) } : {}),
+    ...(built.scenario.target.restartEvery !== undefined
+      ? { restarts: restarts.done, ...(restarts.stopped ? { restartsStopped: restarts.stopped } : {}) }
+      : {}),
     grownBadBlocks: built.grownBadBlocks(),
     initialBadBlocks: initialBad,
     mainBadBlocksAtEnd: built.mainDust?.listBadBlocks().length ?? 0,
@@ -137,7 +151,13 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
     let oracle: Oracle | undefined;
     if (verifying.length > 0) {
       const unitSize = Math.max(target.logicalBlockSize, Math.min(...verifying.map((j) => minBlockSize(j))));
-      const pattern = new VerifyPattern({ unitSize, runId: newRunId(), seed: scenario.seed, algorithm: verifying[0].verify === 'xxhash' ? 'xxhash' : 'crc32c' });
+      const pattern = makeUnitPattern({
+        unitSize,
+        runId: newRunId(),
+        seed: scenario.seed,
+        algorithm: verifying[0]!.verify as VerifyAlgorithm,
+        verifyPattern: verifying[0]!.verifyPattern,
+      });
       oracle = new Oracle({
         pattern,
         units: Math.floor((target.sectors * 512) / unitSize),
@@ -150,14 +170,19 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
     const saver =
       opts.verifyState && oracle
         ? new VerifyStateSaver(opts.verifyState.file, oracle, {
-            target: { description: `model of scenario '${scenario.name}', policy ${built.policy}`, sectors: target.sectors, logicalBlockSize: target.logicalBlockSize },
+            target: {
+              description: `model of scenario '${scenario.name}', policy ${built.policy}`,
+              sectors: target.sectors,
+              logicalBlockSize: target.logicalBlockSize,
+            },
             minIntervalMs: opts.verifyState.minIntervalMs,
           })
         : undefined;
     const flushing = jobs.some((j) => flushInterval(j) > 0);
     const initialBad = built.mainDust?.listBadBlocks().length ?? 0;
     const defaultRuntimeNs = opts.durationNs ?? scenario.duration;
-    const engineDevice = opts.engine && !flushing && !saver ? built.engineDevice() : undefined;
+    // verify_only replays writes as reads on this thread's runner; the engine's workers would write
+    const engineDevice = opts.engine && !flushing && !saver && !jobs.some((j) => j.verifyOnly) ? built.engineDevice() : undefined;
     const priorFlush = flushBeforeRun(target);
     saver?.start();
     let run: RunResult;
@@ -165,7 +190,11 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
     const clock = opts.clock ?? realClock;
     // the target's state once a second (add health: monitor.report().score, healthSource: 'scanner' when a health monitor runs)
     const health = built.health;
-    const sampleState = () => ({ ...targetSample(built.model()), badBlocks: built.mainDust?.badBlockCount, ...(health?.policy === 'safe' ? { health: health.score(), healthSource: 'remapsim health monitor' } : {}) });
+    const sampleState = () => ({
+      ...targetSample(built.model()),
+      badBlocks: built.mainDust?.badBlockCount,
+      ...(health?.policy === 'safe' ? { health: health.score(), healthSource: 'remapsim health monitor' } : {}),
+    });
     let timeline = new TimelineRecorder({ startNs: clock.nowNs() });
     if (opts.engine && engineDevice && target instanceof SafeRemapTarget) {
       const engine = await Engine.start({
@@ -198,10 +227,29 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
         health?.tick(now);
         if (timeline.due(now)) timeline.sample(now, sampleState());
       };
-      const runOpts = { device: target, jobs, clock: opts.clock, defaultRuntimeNs, oracle, seed: scenario.seed, onTick, onProgress: opts.onProgress, onFlush: saver?.onFlush, stop: opts.stop };
+      const runOpts = {
+        device: target,
+        jobs,
+        clock: opts.clock,
+        defaultRuntimeNs,
+        oracle,
+        seed: scenario.seed,
+        onTick,
+        onProgress: opts.onProgress,
+        onFlush: saver?.onFlush,
+        stop: opts.stop,
+      };
       // with a stop signal, the event loop gets turns to see it (a signal handler sets it)
       run = opts.stop ? await runJobsYielding(runOpts) : runJobs(runOpts);
-      const why = !opts.engine ? 'no engine asked for' : flushing ? 'jobs flush (fsync=, fdatasync=)' : saver ? '--verify-state' : 'the dm-remap-v4 policy runs on one thread';
+      const why = !opts.engine
+        ? 'no engine asked for'
+        : flushing
+          ? 'jobs flush (fsync=, fdatasync=)'
+          : saver
+            ? '--verify-state'
+            : jobs.some((j) => j.verifyOnly)
+              ? 'verify_only'
+              : 'the dm-remap-v4 policy runs on one thread';
       dataPath = { kind: 'sync', why };
     }
     const endNs = (dataPath.kind === 'engine' ? realClock : clock).nowNs();
@@ -215,10 +263,16 @@ export async function runScenario(scenario: Scenario, opts: ScenarioRunOptions =
     const deviceMap = deviceMapOf(built.model(), built.mainDust);
     const verify = oracle?.report();
     const remap = remapSummary(built, initialBad);
-    const fio = toFioResult(run, { oracle: verify, remap, globalOptions: { scenario: scenario.name, policy: built.policy } });
+    const fio = toFioResult(run, { oracle: verify, remap, globalOptions: { scenario: scenario.name, policy: built.policy }, plus: opts.plus });
     const timelineJson = timeline.toJSON();
     const healthReport = health?.report();
-    fio.remapsim = { dataPath: dataPath.kind === 'engine' ? { kind: 'engine', ...dataPath.stats } : dataPath, timeline: timelineJson, deviceMap, health: healthReport, faults: built.stochasticSummary() };
+    fio.remapsim = {
+      dataPath: dataPath.kind === 'engine' ? { kind: 'engine', ...dataPath.stats } : dataPath,
+      timeline: timelineJson,
+      deviceMap,
+      health: healthReport,
+      faults: built.stochasticSummary(),
+    };
     const durability = runDurability(run, priorFlush, finalFlush);
     fio.remapsim.durability = durability;
     if (opts.knownBad?.set) fio.remapsim.knownBad = { sectors: opts.knownBad.set.sectors, sources: opts.knownBad.sources };

@@ -4,13 +4,27 @@
  * the duration. Validated eagerly; every message names the field path.
  */
 import { z } from 'zod';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../util/errors.js';
 import { parseTime } from '../workload/size.js';
 
 const SIZE_UNITS: Record<string, number> = {
-  '': 1, b: 1,
-  k: 2 ** 10, kib: 2 ** 10, m: 2 ** 20, mib: 2 ** 20, g: 2 ** 30, gib: 2 ** 30, t: 2 ** 40, tib: 2 ** 40, p: 2 ** 50, pib: 2 ** 50,
-  kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, pb: 1e15,
+  '': 1,
+  b: 1,
+  k: 2 ** 10,
+  kib: 2 ** 10,
+  m: 2 ** 20,
+  mib: 2 ** 20,
+  g: 2 ** 30,
+  gib: 2 ** 30,
+  t: 2 ** 40,
+  tib: 2 ** 40,
+  p: 2 ** 50,
+  pib: 2 ** 50,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  tb: 1e12,
+  pb: 1e15,
 };
 
 /**
@@ -77,7 +91,9 @@ const device = z
     direct: z.boolean().default(false),
   })
   .strict()
-  .refine((d) => (d.size === undefined) !== (d.path === undefined), { message: 'give either size (a file the run creates) or path (an existing file or device), not both' });
+  .refine((d) => (d.size === undefined) !== (d.path === undefined), {
+    message: 'give either size (a file the run creates) or path (an existing file or device), not both',
+  });
 
 const growth = z
   .object({
@@ -179,9 +195,17 @@ const faultLayers = z
   .object({
     /** Sectors that are bad from the start (dm-dust list). */
     badSectors: z.array(sector).default([]),
-    /** A file of bad sectors: one a line (# comments) or a GNU ddrescue mapfile. */
+    /** A file of bad sectors: one a line (# comments), a GNU ddrescue mapfile, or a badblocks / e2fsck -l list. */
     badSectorsFile: z.string().optional(),
-    badSectorsFormat: z.enum(['list', 'ddrescue']).default('list'),
+    badSectorsFormat: z.enum(['list', 'ddrescue', 'badblocks']).default('list'),
+    /** Block size of a badblocks list in bytes (badblocks -b; e2fsck: the file system's block size). */
+    badBlockSize: z
+      .number()
+      .int()
+      .min(512)
+      .max(1 << 20)
+      .multipleOf(512)
+      .default(1024),
     /** Write failures of the initial bad sectors (dust's wr_fail_cnt). */
     writeFailCount: z.number().int().min(0).max(255).default(3),
     /** dust block size in bytes (default: the device's logical block size). */
@@ -281,13 +305,21 @@ export class ScenarioError extends UsageError {
   override readonly name: string = 'ScenarioError';
 }
 
+/** A zod issue's path as a field name: `faults.main.growth[0].rate`, or '(top level)'. */
+export function issuePath(path: ReadonlyArray<PropertyKey>): string {
+  if (path.length === 0) return '(top level)';
+  return path
+    .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+    .join('')
+    .replace(/^\./, '');
+}
+
 /** Validates a parsed scenario object; throws ScenarioError listing every problem with its field path. */
 export function validateScenario(input: unknown, source = 'scenario'): Scenario {
   const r = scenarioSchema.safeParse(input);
   if (r.success) return r.data;
   const lines = r.error.issues.map((i) => {
-    const where = i.path.length > 0 ? i.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '') : '(top level)';
-    return `${source}: ${where}: ${i.message}`;
+    return `${source}: ${issuePath(i.path)}: ${i.message}`;
   });
   throw new ScenarioError(lines.join('\n'));
 }

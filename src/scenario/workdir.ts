@@ -19,7 +19,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describeFsError } from '../block/file-device.js';
-import { formatSize } from '../workload/size.js';
+import { formatSize } from '../util/format-size.js';
 import { fileIdOf, statIfAny } from '../util/file-identity.js';
 import { type Policy, type Scenario, ScenarioError } from './schema.js';
 
@@ -132,17 +132,24 @@ function inspect(dir: string, scenario: Scenario, policy: Policy, what: string, 
     if (id === undefined) continue;
     const img = record?.images[role];
     if (!record || !img) {
-      throw new ScenarioError(`${what}: ${file} exists, but remapsim has no record of making it (no ${RECORD} naming it); ${fresh}, or name it as devices.${role}.path to use it as it is`);
+      throw new ScenarioError(
+        `${what}: ${file} exists, but remapsim has no record of making it (no ${RECORD} naming it); ${fresh}, or name it as devices.${role}.path to use it as it is`,
+      );
     }
     if (img.dev !== id.dev || img.ino !== id.ino) throw new ScenarioError(`${what}: ${file} was replaced since remapsim made it (another inode); ${fresh}`);
     const spec = scenario.devices[role];
     if (img.bytes !== spec.size) {
-      throw new ScenarioError(`${what}: ${file} is ${formatSize(img.bytes)} from an earlier run; devices.${role}.size asks for ${formatSize(spec.size!)}: ${fresh}`);
+      throw new ScenarioError(
+        `${what}: ${file} is ${formatSize(img.bytes)} from an earlier run; devices.${role}.size asks for ${formatSize(spec.size!)}: ${fresh}`,
+      );
     }
     if (img.logicalBlockSize !== spec.logicalBlockSize) {
-      throw new ScenarioError(`${what}: ${file} has ${img.logicalBlockSize}-byte blocks from an earlier run; devices.${role}.logicalBlockSize is ${spec.logicalBlockSize}: ${fresh}`);
+      throw new ScenarioError(
+        `${what}: ${file} has ${img.logicalBlockSize}-byte blocks from an earlier run; devices.${role}.logicalBlockSize is ${spec.logicalBlockSize}: ${fresh}`,
+      );
     }
-    if (record.policy !== policy) throw new ScenarioError(`${what}: the images in ${dir} hold the ${record.policy} policy's metadata from an earlier run, not ${policy}'s; ${fresh}`);
+    if (record.policy !== policy)
+      throw new ScenarioError(`${what}: the images in ${dir} hold the ${record.policy} policy's metadata from an earlier run, not ${policy}'s; ${fresh}`);
     reuse[role] = true;
   }
   return reuse;
@@ -172,7 +179,7 @@ export interface WorkdirOptions {
   what?: string;
 }
 
-const FRESH_HINT = "start afresh with `remapsim run --fresh` (it removes the images), or remove them";
+const FRESH_HINT = 'start afresh with `remapsim run --fresh` (it removes the images), or remove them';
 
 /**
  * Checks a work directory before any work starts: that it is (or can be
@@ -226,7 +233,15 @@ export function openWorkdir(given: string | undefined, scenario: Scenario, polic
   const reuse = inspect(dir, scenario, policy, what, FRESH_HINT);
   const now = new Date().toISOString();
   // images this scenario does not size (a path instead) are no longer this directory's
-  const rec: WorkdirRecord = { format: FORMAT, version: 1, scenario: scenario.name, policy, createdAt: readRecord(dir, what, FRESH_HINT)?.createdAt ?? now, lastRunAt: now, images: {} };
+  const rec: WorkdirRecord = {
+    format: FORMAT,
+    version: 1,
+    scenario: scenario.name,
+    policy,
+    createdAt: readRecord(dir, what, FRESH_HINT)?.createdAt ?? now,
+    lastRunAt: now,
+    images: {},
+  };
   return {
     dir,
     temporary: false,

@@ -1,5 +1,6 @@
 /**
- * Results in the shape of `fio --output-format=json` (fio 3.33): same keys,
+ * Results in the shape of `fio --output-format=json` (fio 3.33), or json+
+ * with fio's latency bins (fio-bins.ts): same keys,
  * same key order, same units, ints where fio prints ints and floats where fio
  * prints "%f". `buildFioResult` makes the object; `formatFioJson` prints it
  * the way fio's json.c does (two-space indent, `"key" : value`, floats with
@@ -13,6 +14,7 @@
  */
 import { VERSION } from '../version.js';
 import { cFixed, ctime } from './fio-format.js';
+import { fioBins } from './fio-bins.js';
 import { FIO_LAT_BOUNDS, FIO_PERCENTILES, LatencyHistogram, LatencyStats } from './latency.js';
 import { DIRECTIONS, sampleStats } from './series.js';
 import type { Direction } from './series.js';
@@ -25,6 +27,8 @@ export interface FioLatBlock {
   N: number;
   /** Present when percentiles apply (clat, sync) and N > 0. */
   percentile?: Record<string, number>;
+  /** json+ only, beside percentile: fio's latency bins (bucket value in ns -> count). */
+  bins?: Record<string, number>;
 }
 
 export interface FioDirBlock {
@@ -170,6 +174,8 @@ export interface FioReportInput {
   timestamp?: Date;
   /** Default "remapsim-<package version>". */
   version?: string;
+  /** fio's --output-format=json+: latency bins beside the percentiles. */
+  plus?: boolean;
 }
 
 const fail = (where: string, what: string, got: unknown): never => {
@@ -221,14 +227,17 @@ export function batchBucket(n: number): number {
   return 0;
 }
 
-function latBlock(s: LatencyStats | undefined, percentiles: readonly number[] | undefined): FioLatBlock {
+function latBlock(s: LatencyStats | undefined, percentiles: readonly number[] | undefined, plus = false): FioLatBlock {
   if (!s || s.count === 0) return { min: 0, max: 0, mean: 0, stddev: 0, N: 0 };
   const b: FioLatBlock = { min: s.min, max: s.max, mean: s.mean, stddev: s.stddev, N: s.count };
-  if (percentiles && s instanceof LatencyHistogram) b.percentile = s.percentileMap(percentiles);
+  if (percentiles && s instanceof LatencyHistogram) {
+    b.percentile = s.percentileMap(percentiles);
+    if (plus) b.bins = fioBins(s);
+  }
   return b;
 }
 
-function dirBlock(where: string, d: DirectionInput | undefined, job: JobInput, plist: readonly number[]): FioDirBlock {
+function dirBlock(where: string, d: DirectionInput | undefined, job: JobInput, plist: readonly number[], plus: boolean): FioDirBlock {
   const ioBytes = count(`${where}.ioBytes`, d?.ioBytes);
   const totalIos = count(`${where}.totalIos`, d?.totalIos);
   const defaultRuntime = ioBytes > 0 || totalIos > 0 ? job.runtimeMs : 0;
@@ -257,7 +266,7 @@ function dirBlock(where: string, d: DirectionInput | undefined, job: JobInput, p
     short_ios: count(`${where}.shortIos`, d?.shortIos),
     drop_ios: count(`${where}.dropIos`, d?.dropIos),
     slat_ns: latBlock(d?.slat, undefined),
-    clat_ns: latBlock(d?.clat, plist),
+    clat_ns: latBlock(d?.clat, plist, plus),
     lat_ns: latBlock(d?.lat ?? d?.clat, undefined),
     bw_min: bw.min,
     bw_max: bw.max,
@@ -316,7 +325,7 @@ function latencyDist(hists: LatencyHistogram[], total: number): { ns: Record<str
   return { ns: pick(0, LAT_LABELS), us: pick(10, LAT_LABELS), ms: pick(20, LAT_MS_LABELS) };
 }
 
-function buildJob(job: JobInput, k: number): FioJob {
+function buildJob(job: JobInput, k: number, plus: boolean): FioJob {
   const where = `jobs[${k}]`;
   if (typeof job !== 'object' || job === null) fail(where, 'an object', job);
   if (typeof job.name !== 'string' || job.name.length === 0) fail(`${where}.name`, 'a non-empty string', job.name);
@@ -330,7 +339,7 @@ function buildJob(job: JobInput, k: number): FioJob {
   const dirs = {} as Record<Direction, FioDirBlock>;
   for (const d of DIRECTIONS) {
     if (job[d] !== undefined && (typeof job[d] !== 'object' || job[d] === null)) fail(`${where}.${d}`, 'an object', job[d]);
-    dirs[d] = dirBlock(`${where}.${d}`, job[d], norm, plist);
+    dirs[d] = dirBlock(`${where}.${d}`, job[d], norm, plist, plus);
   }
   if (job.sync !== undefined && !(job.sync instanceof LatencyStats)) fail(`${where}.sync`, 'a LatencyStats', job.sync);
   const totalIos = dirs.read.total_ios + dirs.write.total_ios + dirs.trim.total_ios;
@@ -358,7 +367,7 @@ function buildJob(job: JobInput, k: number): FioJob {
   out.read = dirs.read;
   out.write = dirs.write;
   out.trim = dirs.trim;
-  out.sync = { total_ios: job.sync?.count ?? 0, lat_ns: latBlock(job.sync, plist) };
+  out.sync = { total_ios: job.sync?.count ?? 0, lat_ns: latBlock(job.sync, plist, plus) };
   out.job_runtime = Math.floor(runtimeMs);
   out.usr_cpu = runtimeMs > 0 ? (cpuUser * 100) / runtimeMs : 0;
   out.sys_cpu = runtimeMs > 0 ? (cpuSys * 100) / runtimeMs : 0;
@@ -403,7 +412,7 @@ export function buildFioResult(input: FioReportInput): FioResult {
   } as FioResult;
   const globals = stringMap('input.globalOptions', input.globalOptions);
   if (globals) out['global options'] = globals;
-  out.jobs = input.jobs.map(buildJob);
+  out.jobs = input.jobs.map((j, k) => buildJob(j, k, input.plus === true));
   return out;
 }
 
@@ -424,14 +433,7 @@ const FLOAT_KEYS = new Set([
   'aggr_util',
 ]);
 /** Objects whose members are all "%f" numbers. */
-const FLOAT_OBJECTS = new Set([
-  'iodepth_level',
-  'iodepth_submit',
-  'iodepth_complete',
-  'latency_ns',
-  'latency_us',
-  'latency_ms',
-]);
+const FLOAT_OBJECTS = new Set(['iodepth_level', 'iodepth_submit', 'iodepth_complete', 'latency_ns', 'latency_us', 'latency_ms']);
 /** Our own blocks: printed as given (JSON numbers, not fio's int/float split). */
 const OPAQUE_KEYS = new Set(['verify', 'remap']);
 

@@ -21,9 +21,7 @@ import { JsHistogram, build, decodeFromCompressedBase64, encodeIntoCompressedBas
 import type { Histogram } from 'hdr-histogram-js';
 
 /** fio's default `percentile_list`. */
-export const FIO_PERCENTILES: readonly number[] = [
-  1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99,
-];
+export const FIO_PERCENTILES: readonly number[] = [1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 99, 99.5, 99.9, 99.95, 99.99];
 
 /** Significant decimal digits kept by the histogram. */
 export const SIGNIFICANT_DIGITS = 3;
@@ -89,9 +87,7 @@ for (let k = 1; k < FIO_LAT_BOUNDS.length; k++) {
 }
 
 function badLatency(ns: number): RangeError {
-  return new RangeError(
-    `latency must be a number of nanoseconds in [0, ${MAX_LATENCY_NS}] (got ${String(ns)})`,
-  );
+  return new RangeError(`latency must be a number of nanoseconds in [0, ${MAX_LATENCY_NS}] (got ${String(ns)})`);
 }
 
 function checkedLatency(ns: number): number {
@@ -128,7 +124,7 @@ export class LatencyStats implements LatencyMoments {
 
   /** Record one latency in nanoseconds. */
   record(ns: number): void {
-    if ((ns >>> 0) !== ns) ns = checkedLatency(ns);
+    if (ns >>> 0 !== ns) ns = checkedLatency(ns);
     const n = ++this.n;
     if (ns < this.lo) this.lo = ns;
     if (ns > this.hi) this.hi = ns;
@@ -242,7 +238,7 @@ export class LatencyHistogram extends LatencyStats {
   private below = new Float64Array(FIO_LAT_BOUNDS.length);
 
   override record(ns: number): void {
-    if ((ns >>> 0) !== ns) {
+    if (ns >>> 0 !== ns) {
       this.recordWide(ns);
       return;
     }
@@ -409,15 +405,7 @@ export class LatencyHistogram extends LatencyStats {
   }
 
   /** @internal */
-  static fromParts(
-    hdr: JsHistogram,
-    below: Float64Array,
-    n: number,
-    lo: number,
-    hi: number,
-    mu: number,
-    m2: number,
-  ): LatencyHistogram {
+  static fromParts(hdr: JsHistogram, below: Float64Array, n: number, lo: number, hi: number, mu: number, m2: number): LatencyHistogram {
     if (hdr.numberOfSignificantValueDigits !== SIGNIFICANT_DIGITS || hdr.lowestDiscernibleValue !== 1) {
       throw new RangeError(
         `latency decode: HDR payload has ${hdr.numberOfSignificantValueDigits} digits and lowest value ` +

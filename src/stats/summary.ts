@@ -46,10 +46,7 @@ function jobLines(job: FioJob, time: string): string[] {
     out.push(latLine('sync', sync));
     if (sync.percentile) out.push(...percentileLines('sync', sync.percentile));
   }
-  out.push(
-    `${label('cpu')}usr=${cFixed(job.usr_cpu, 2)}%, sys=${cFixed(job.sys_cpu, 2)}%, ` +
-      `ctx=${job.ctx}, majf=${job.majf}, minf=${job.minf}`,
-  );
+  out.push(`${label('cpu')}usr=${cFixed(job.usr_cpu, 2)}%, sys=${cFixed(job.sys_cpu, 2)}%, ` + `ctx=${job.ctx}, majf=${job.majf}, minf=${job.minf}`);
   for (const k of ['verify', 'remap'] as const) {
     if (job[k] !== undefined) out.push(`${label(k)}${flatten(job[k]).join(', ')}`);
   }

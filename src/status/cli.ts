@@ -5,11 +5,12 @@
  */
 import type { Command } from 'commander';
 import { ControlConnectError } from '../nbd/control-socket.js';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../util/errors.js';
 import { StatusParseError } from './parse.js';
 import { type StatusSource, StatusSourceError } from './sources.js';
 import { STATUS_FORMATS, type StatusFormat } from './view.js';
 import { type ViewOutput, watchStatus } from './watch.js';
+import { watchExpositions } from './metrics-watch.js';
 
 export interface StatusViewOptions {
   watch?: string;
@@ -31,7 +32,10 @@ export function addStatusViewOptions(cmd: Command): Command {
   return cmd
     .option('--watch <seconds>', `${WATCH_HELP}; a terminal redraws in place, a pipe gets a line per sample`)
     .option('--count <n>', 'with --watch: stop after n samples')
-    .option('--format <format>', `human (every field named, 80 columns), json (a JSON object per line) or csv (a header, then a row per sample)`);
+    .option(
+      '--format <format>',
+      `human (every field named, 80 columns), json (a JSON object per line), csv (a header, then a row per sample) or openmetrics (an OpenMetrics exposition per sample, ending '# EOF')`,
+    );
 }
 
 /** True when the options ask for the view rather than the raw status line. */
@@ -99,12 +103,20 @@ export async function untilStopped<T>(out: Partial<NodeJS.WritableStream>, loop:
 }
 
 /** Runs the view on `source` until done, Ctrl-C or a closed pipe; user-visible failures become UsageError. */
-export async function runStatusView(source: StatusSource, opts: StatusViewOptions, out: ViewOutput & Partial<NodeJS.WritableStream> = process.stdout): Promise<number> {
+export async function runStatusView(
+  source: StatusSource,
+  opts: StatusViewOptions,
+  out: ViewOutput & Partial<NodeJS.WritableStream> = process.stdout,
+): Promise<number> {
   try {
     const settings = parseStatusViewOptions(opts);
-    return await untilStopped(out, (signal) => watchStatus({ source, format: settings.format, out, intervalMs: settings.intervalMs, count: settings.count, signal }));
+    const watch = { source, out, intervalMs: settings.intervalMs, count: settings.count };
+    return await untilStopped(out, (signal) =>
+      settings.format === 'openmetrics' ? watchExpositions({ ...watch, signal }) : watchStatus({ ...watch, format: settings.format, signal }),
+    );
   } catch (err) {
-    if (err instanceof ControlConnectError || err instanceof StatusSourceError || err instanceof StatusParseError) throw new UsageError(`${source.label}: ${err.message}`);
+    if (err instanceof ControlConnectError || err instanceof StatusSourceError || err instanceof StatusParseError)
+      throw new UsageError(`${source.label}: ${err.message}`);
     throw err;
   } finally {
     source.close();

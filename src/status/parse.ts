@@ -68,7 +68,13 @@ export const V4_STATUS_FIELDS: readonly FieldDef[] = [
   { key: 'avgMapTimeNs', label: 'avg map ns', kind: 'gauge', unit: 'ns' },
   { key: 'peakThroughput', label: 'peak map B/s', kind: 'gauge', unit: 'B/s', note: 'max bytes per second of map() CPU time; never reset' },
   { key: 'sectorSize', label: 'sector bytes', kind: 'gauge', unit: 'B' },
-  { key: 'spareSectors', label: 'spare sectors', kind: 'gauge', unit: 'sectors', note: 'the spare device\'s size, printed with %u (mod 2^32); checked against the loaded module' },
+  {
+    key: 'spareSectors',
+    label: 'spare sectors',
+    kind: 'gauge',
+    unit: 'sectors',
+    note: "the spare device's size, printed with %u (mod 2^32); checked against the loaded module",
+  },
   { key: 'totalIos', label: 'total ios', kind: 'count' },
   { key: 'normalIos', label: 'normal ios', kind: 'count' },
   { key: 'remappedIos', label: 'remapped ios', kind: 'count' },
@@ -78,7 +84,13 @@ export const V4_STATUS_FIELDS: readonly FieldDef[] = [
   { key: 'fastPathHits', label: 'fast path', kind: 'count' },
   { key: 'slowPathHits', label: 'slow path', kind: 'count', note: 'never incremented by the module: always 0' },
   { key: 'healthScans', label: 'health scans', kind: 'count' },
-  { key: 'healthScore', label: 'health', kind: 'gauge', unit: '%', note: 'a status call that takes the module\'s health mutex prints the default 100; the next releases it and prints the real score (inverted trylock; a table load counts as one)' },
+  {
+    key: 'healthScore',
+    label: 'health',
+    kind: 'gauge',
+    unit: '%',
+    note: "a status call that takes the module's health mutex prints the default 100; the next releases it and prints the real score (inverted trylock; a table load counts as one)",
+  },
   { key: 'hotspots', label: 'hotspots', kind: 'gauge', note: 'the default 0 on every status call that takes the health mutex (see health)' },
   { key: 'cacheHitRatePct', label: 'cache hit rate', kind: 'gauge', unit: '%' },
   { key: 'mode', label: 'mode', kind: 'text', note: 'operational or maintenance (nothing sets maintenance)' },
@@ -127,7 +139,7 @@ function field(def: FieldDef, value: string | number | boolean, raw: string): St
 
 type FieldsOrWhy = StatusField[] | string;
 
-function v4Fields(t: string[], length: number): FieldsOrWhy {
+function v4Fields(t: string[]): FieldsOrWhy {
   if (t.length !== V4_STATUS_FIELDS.length) return `dm-remap-v4 prints ${V4_STATUS_FIELDS.length} status tokens, this line has ${t.length}`;
   const out = V4_STATUS_FIELDS.map((def, i) => field(def, def.kind === 'text' ? t[i] : num(t[i]), t[i]));
   const bad = out.find((f) => f.kind !== 'text' && typeof f.value !== 'number' && !/^\d+$/.test(String(f.value)));
@@ -152,17 +164,25 @@ function dustFields(t: string[]): FieldsOrWhy {
   if (t.length !== 3) return `dust prints 3 status tokens, this line has ${t.length}`;
   if (t[1] !== 'fail_read_on_bad_block' && t[1] !== 'bypass') return `dust token 2 must be fail_read_on_bad_block or bypass, got '${t[1]}'`;
   if (t[2] !== 'quiet' && t[2] !== 'verbose') return `dust token 3 must be quiet or verbose, got '${t[2]}'`;
-  return [field(DUST_STATUS_FIELDS[0], t[0], t[0]), field(DUST_STATUS_FIELDS[1], t[1] === 'fail_read_on_bad_block', t[1]), field(DUST_STATUS_FIELDS[2], t[2] === 'quiet', t[2])];
+  return [
+    field(DUST_STATUS_FIELDS[0], t[0], t[0]),
+    field(DUST_STATUS_FIELDS[1], t[1] === 'fail_read_on_bad_block', t[1]),
+    field(DUST_STATUS_FIELDS[2], t[2] === 'quiet', t[2]),
+  ];
 }
 
 function splitLine(line: string): { start: number; length: number; type: string; tokens: string[] } {
-  const words = line.trim().split(/\s+/).filter((w) => w !== '');
+  const words = line
+    .trim()
+    .split(/\s+/)
+    .filter((w) => w !== '');
   if (words.length < 3 || !/^\d+$/.test(words[0]) || !/^\d+$/.test(words[1])) {
     throw new StatusParseError(`not a status line (expected '<start> <length> <type> ...'): '${line.trim().slice(0, 120)}'`);
   }
   const start = Number(words[0]);
   const length = Number(words[1]);
-  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length)) throw new StatusParseError(`status line start/length beyond 2^53 sectors: '${line.trim().slice(0, 120)}'`);
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(length))
+    throw new StatusParseError(`status line start/length beyond 2^53 sectors: '${line.trim().slice(0, 120)}'`);
   return { start, length, type: words[2], tokens: words.slice(3) };
 }
 
@@ -194,7 +214,7 @@ export function parseStatusLine(line: string, tableLine?: string): TargetStatus 
   let r: FieldsOrWhy | undefined;
   switch (type) {
     case 'dm-remap-v4':
-      r = v4Fields(tokens, length);
+      r = v4Fields(tokens);
       break;
     case 'remap':
       r = remapFields(tokens);

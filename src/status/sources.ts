@@ -24,7 +24,11 @@ export interface StatusSnapshot {
 export interface StatusSource {
   /** What the view calls the device. */
   readonly label: string;
+  /** The layer the samples are of (a served model's `--layer`); metrics label them with it, else with `label`. */
+  readonly layer?: string;
   read(): Promise<StatusSnapshot>;
+  /** The whole OpenMetrics exposition, where the source keeps its own (a served model: every layer, its I/O and connections). */
+  metrics?(): Promise<string>;
   close(): void;
 }
 
@@ -78,6 +82,9 @@ export function servedSource(controlPath: string, opts: { layer?: string; label?
   let table: string | undefined;
   return {
     label: opts.label ?? (opts.layer ? `${controlPath} ${opts.layer}` : controlPath),
+    layer: opts.layer,
+    // one layer: its status line as metrics; the whole stack: the server's own exposition
+    metrics: opts.layer === undefined ? () => result({ op: 'metrics' }) : undefined,
     async read() {
       table ??= await result({ op: 'table', layer: opts.layer });
       const status = await result({ op: 'status', layer: opts.layer });

@@ -8,7 +8,7 @@ import { type FieldDef, type StatusField, type TargetStatus, fieldNumber, parseS
 import type { StatusSnapshot } from './sources.js';
 
 export const VIEW_WIDTH = 80;
-export const STATUS_FORMATS = ['human', 'json', 'csv'] as const;
+export const STATUS_FORMATS = ['human', 'json', 'csv', 'openmetrics'] as const;
 export type StatusFormat = (typeof STATUS_FORMATS)[number];
 
 export interface ViewSample {
@@ -165,7 +165,10 @@ function wrapPairs(pairs: string[], width: number): string[] {
 }
 
 const FOOTNOTES: Record<string, string[]> = {
-  'dm-remap-v4': ['errors and slow path are never incremented by the module; on the real module', 'a status call that takes its health mutex shows health 100 and hotspots 0'],
+  'dm-remap-v4': [
+    'errors and slow path are never incremented by the module; on the real module',
+    'a status call that takes its health mutex shows health 100 and hotspots 0',
+  ],
   flakey: ['flakey prints no status of its own: the fields come from its table line'],
 };
 
@@ -178,10 +181,20 @@ function targetBlock(t: TargetStatus, r: Map<string, number>, index: number | un
     return out;
   }
   const texts = t.fields.filter((f) => f.kind === 'text');
-  out.push(...wrapPairs(texts.map((f) => `${f.label} ${String(f.value)}`), VIEW_WIDTH));
+  out.push(
+    ...wrapPairs(
+      texts.map((f) => `${f.label} ${String(f.value)}`),
+      VIEW_WIDTH,
+    ),
+  );
   const cells = t.fields
     .filter((f) => f.kind !== 'text')
-    .map((f) => `${fit(f.label, LABEL_W - 1).padEnd(LABEL_W)}${cellValue(f, VALUE_W - 1).padStart(VALUE_W - 1)} ${rateText(r.get(f.key)).padStart(RATE_W - 1).padEnd(RATE_W - 1)}`);
+    .map(
+      (f) =>
+        `${fit(f.label, LABEL_W - 1).padEnd(LABEL_W)}${cellValue(f, VALUE_W - 1).padStart(VALUE_W - 1)} ${rateText(r.get(f.key))
+          .padStart(RATE_W - 1)
+          .padEnd(RATE_W - 1)}`,
+    );
   for (let i = 0; i < cells.length; i += 2) out.push(`${cells[i].padEnd(CELL_W)}${cells[i + 1] !== undefined ? `  ${cells[i + 1]}` : ''}`.trimEnd());
   for (const n of FOOTNOTES[t.type] ?? []) out.push(fit(n, VIEW_WIDTH));
   return out;

@@ -5,7 +5,18 @@
  * `| grep` and log files read naturally. CSV prints its header once.
  */
 import type { StatusSource } from './sources.js';
-import { type StatusFormat, VIEW_WIDTH, type ViewSample, csvColumns, formatBlock, formatCsvHeader, formatCsvRow, formatJson, formatLine, toViewSample } from './view.js';
+import {
+  type StatusFormat,
+  VIEW_WIDTH,
+  type ViewSample,
+  csvColumns,
+  formatBlock,
+  formatCsvHeader,
+  formatCsvRow,
+  formatJson,
+  formatLine,
+  toViewSample,
+} from './view.js';
 
 /** Where the view writes: process.stdout, or any stream-like sink. */
 export interface ViewOutput {

@@ -5,6 +5,7 @@
  * everywhere.
  */
 import { createRequire } from 'node:module';
+import { EXIT_ENVIRONMENT, RemapsimError } from '../util/errors.js';
 
 const require = createRequire(import.meta.url);
 
@@ -83,13 +84,13 @@ export interface Libc {
   lseek(fd: number, offset: number, whence: number): number;
 }
 
-export class SysError extends Error {
+export class SysError extends RemapsimError {
   override readonly name = 'SysError';
   constructor(
     readonly call: string,
     readonly errno: number,
   ) {
-    super(`${call} failed: ${errnoText(errno)}`);
+    super(`${call} failed: ${errnoText(errno)}`, EXIT_ENVIRONMENT);
   }
 }
 
@@ -314,7 +315,13 @@ function finishTransfer(first: number, len: number, errno: () => number, again: 
 }
 
 /** A pread/pwrite of all of `buf`: the usual case is one call; the rest (and its closure) only when it moved less. */
-function transferAll(call: (fd: number, buf: Uint8Array, n: number, off: number) => number, fd: number, buf: Uint8Array, position: number, errno: () => number): number {
+function transferAll(
+  call: (fd: number, buf: Uint8Array, n: number, off: number) => number,
+  fd: number,
+  buf: Uint8Array,
+  position: number,
+  errno: () => number,
+): number {
   const len = buf.length;
   const n = call(fd, buf, len, position);
   if (n === len) return n;
@@ -322,7 +329,14 @@ function transferAll(call: (fd: number, buf: Uint8Array, n: number, off: number)
 }
 
 /** transferAll for memory given by address. */
-function transferAt(call: (fd: number, at: number, n: number, off: number) => number, fd: number, at: number, len: number, position: number, errno: () => number): number {
+function transferAt(
+  call: (fd: number, at: number, n: number, off: number) => number,
+  fd: number,
+  at: number,
+  len: number,
+  position: number,
+  errno: () => number,
+): number {
   const n = call(fd, at, len, position);
   if (n === len) return n;
   return finishTransfer(n, len, errno, (done) => call(fd, at + done, len - done, position + done));

@@ -22,7 +22,8 @@ export class CounterRows<K extends string> {
     this.shared = opts.shared ?? new SharedArrayBuffer((opts.rows ?? 1) * this.stride * 8);
     this.all = new Float64Array(this.shared);
     const r = opts.row ?? 0;
-    if (!Number.isInteger(r) || r < 0 || r * this.stride + fields > this.all.length) throw new RangeError(`counter row ${r} does not exist (${this.rows} rows)`);
+    if (!Number.isInteger(r) || r < 0 || r * this.stride + fields > this.all.length)
+      throw new RangeError(`counter row ${r} does not exist (${this.rows} rows)`);
     this.row = this.all.subarray(r * this.stride, r * this.stride + fields);
   }
 

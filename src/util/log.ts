@@ -1,5 +1,5 @@
 import { pino, type Logger } from 'pino';
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from './errors.js';
 
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 

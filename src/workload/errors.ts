@@ -1,4 +1,4 @@
-import { UsageError } from '../cli/errors.js';
+import { UsageError } from '../util/errors.js';
 
 /** Where an option came from: a job file line, the command line, a scenario. */
 export interface OptionSource {

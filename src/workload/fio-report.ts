@@ -12,6 +12,8 @@ export interface ReportExtras {
   oracle?: OracleReport;
   remap?: unknown;
   globalOptions?: Record<string, string>;
+  /** fio's json+: latency bins beside the percentiles. */
+  plus?: boolean;
 }
 
 function direction(job: JobRunResult, stats: DirStats, dir: DirIndex, endNs: number): DirectionInput | undefined {
@@ -49,5 +51,7 @@ export function toFioResult(run: RunResult, extras: ReportExtras = {}): FioResul
       remap: extras.remap,
     };
   });
-  return buildFioResult({ jobs, globalOptions: extras.globalOptions, timestamp: run.startedAt });
+  // fio prints the [global] options once; jobs share them
+  const globalOptions = extras.globalOptions ?? run.jobs[0]?.spec.globalOptions;
+  return buildFioResult({ jobs, globalOptions, timestamp: run.startedAt, plus: extras.plus });
 }

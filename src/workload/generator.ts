@@ -23,7 +23,8 @@ import { createDistribution, type BlockDistribution } from './distribution.js';
 import { WorkloadSpecError, type SpecIssue } from './errors.js';
 import { minBlockSize, type JobSpec } from './job.js';
 import { RandomMap } from './random-map.js';
-import { DIRECTIONS, formatSize } from './size.js';
+import { DIRECTIONS } from './size.js';
+import { formatSize } from '../util/format-size.js';
 
 export type IoOp = 'read' | 'write' | 'trim';
 
@@ -98,7 +99,9 @@ export function resolveRegion(spec: JobSpec, deviceBytes: number): Region {
     }
   }
   if (issues.length === 0 && size < needed) {
-    issues.push(regionIssue(spec, spec.size ? 'size' : 'offset', `the job's region (${formatSize(size)}) is smaller than its block size (${formatSize(needed)})`));
+    issues.push(
+      regionIssue(spec, spec.size ? 'size' : 'offset', `the job's region (${formatSize(size)}) is smaller than its block size (${formatSize(needed)})`),
+    );
   }
   if (issues.length > 0) throw new WorkloadSpecError(issues);
   let ioLimit: number;
@@ -244,10 +247,13 @@ export class IoGenerator {
       for (const s of new Set([b.min, b.max, ...b.split.map((x) => x.bs)])) {
         if (s % align !== 0) issues.push(regionIssue(spec, option, `${d} block size ${s} is not a multiple of the device's ${align}-byte logical block size`));
       }
-      if (spec.sources.ba && spec.blockAlign[d] % align !== 0) issues.push(regionIssue(spec, 'ba', `${d} alignment ${spec.blockAlign[d]} is not a multiple of the device's ${align}-byte logical block size`));
+      if (spec.sources.ba && spec.blockAlign[d] % align !== 0)
+        issues.push(regionIssue(spec, 'ba', `${d} alignment ${spec.blockAlign[d]} is not a multiple of the device's ${align}-byte logical block size`));
     }
-    if (this.region.startBytes % align !== 0) issues.push(regionIssue(spec, 'offset', `${this.region.startBytes} is not a multiple of the device's ${align}-byte logical block size`));
-    if (spec.rwSkipBytes % align !== 0) issues.push(regionIssue(spec, 'rw', `the skip of ${spec.rwSkipBytes} bytes is not a multiple of the device's ${align}-byte logical block size`));
+    if (this.region.startBytes % align !== 0)
+      issues.push(regionIssue(spec, 'offset', `${this.region.startBytes} is not a multiple of the device's ${align}-byte logical block size`));
+    if (spec.rwSkipBytes % align !== 0)
+      issues.push(regionIssue(spec, 'rw', `the skip of ${spec.rwSkipBytes} bytes is not a multiple of the device's ${align}-byte logical block size`));
     if (issues.length > 0) throw new WorkloadSpecError(issues);
   }
 

@@ -13,6 +13,7 @@
 import { SECTOR_SIZE } from '../block/device.js';
 import type { Distribution } from './distribution.js';
 import { formatIssue, OptionValueError, WorkloadSpecError, type OptionSource, type SpecIssue } from './errors.js';
+import { formatSize } from '../util/format-size.js';
 import {
   loadJobFile,
   makeEntry,
@@ -27,9 +28,9 @@ import {
   type OptionMap,
 } from './jobfile.js';
 import { lookupOption, suggestOption, SUPPORTED_OPTIONS } from './options.js';
+import { parseVerifyPatternValue, parseVerifyValue, type VerifyKind, verifyRules } from './verify-options.js';
 import {
   DIRECTIONS,
-  formatSize,
   parseBool,
   parseInteger,
   parsePerDir,
@@ -46,6 +47,7 @@ import {
 
 export type { Direction, PerDir, SizeOrPercent, KbBase } from './size.js';
 export type { Distribution } from './distribution.js';
+export type { VerifyKind } from './verify-options.js';
 
 export type RwMode = 'read' | 'write' | 'trim' | 'randread' | 'randwrite' | 'randtrim' | 'rw' | 'randrw';
 
@@ -63,7 +65,6 @@ export interface BlockSizes {
   split: readonly BsSplitEntry[];
 }
 
-export type VerifyKind = 'none' | 'crc32c' | 'xxhash';
 export type ContinueOnError = 'none' | 'read' | 'write' | 'io' | 'verify' | 'all';
 
 export interface JobSpec {
@@ -104,6 +105,14 @@ export interface JobSpec {
   /** Whether random I/O may hit a block twice in a pass (set, or forced as fio forces it). */
   norandommap: boolean;
   verify: VerifyKind;
+  /** verify_pattern's bytes: the data of every verified block (fio's header kinds). */
+  verifyPattern?: Uint8Array;
+  /** verify_only: replay the job's writes as reads and check the blocks are intact, writing nothing. */
+  verifyOnly: boolean;
+  /** verify_state_save (fio's default 1): write fio's local-<name>-<index>-verify.state at the end of a write job (fio's header kinds). */
+  verifyStateSave: boolean;
+  /** verify_state_load: a verify_only pass stops where that state says the writes stopped. */
+  verifyStateLoad: boolean;
   verifyBacklog: number;
   continueOnError: ContinueOnError;
   direct: boolean;
@@ -121,8 +130,10 @@ export interface JobSpec {
   notes: readonly string[];
   /** Where each option that was set came from, by fio name. */
   sources: Readonly<Record<string, OptionSource>>;
-  /** The options as written (fio name -> value text; '' for a bare flag): fio prints these as the job's options. */
+  /** The job's own options as written (fio name -> value text; '' for a bare flag): fio prints these as "job options". */
   options: Readonly<Record<string, string>>;
+  /** The options it took from [global] sections or command-line globals: fio prints them once, as "global options". */
+  globalOptions: Readonly<Record<string, string>>;
   /** Where the job itself was defined. */
   source?: OptionSource;
 }
@@ -146,10 +157,16 @@ const RW_MODES: Record<string, RwMode> = {
 const RW_UNSUPPORTED = ['trimwrite', 'randtrimwrite'];
 const RW_ALLOWED = 'read, write, trim, randread, randwrite, randtrim, rw, readwrite, randrw';
 
-const VERIFY: Record<string, VerifyKind> = { '0': 'none', crc32c: 'crc32c', 'crc32c-intel': 'crc32c', xxhash: 'xxhash' };
-const FIO_VERIFY_OTHERS = ['md5', 'crc64', 'crc32', 'crc16', 'crc7', 'sha1', 'sha256', 'sha512', 'sha3-224', 'sha3-256', 'sha3-384', 'sha3-512', 'meta', 'pattern', 'null'];
-
-const CONTINUE: Record<string, ContinueOnError> = { none: 'none', read: 'read', write: 'write', io: 'io', verify: 'verify', all: 'all', '0': 'none', '1': 'all' };
+const CONTINUE: Record<string, ContinueOnError> = {
+  none: 'none',
+  read: 'read',
+  write: 'write',
+  io: 'io',
+  verify: 'verify',
+  all: 'all',
+  '0': 'none',
+  '1': 'all',
+};
 
 const DEFAULT_BS = 4096;
 
@@ -210,7 +227,10 @@ function parseDistribution(text: string, option: string): Distribution {
     return { kind: 'random' };
   }
   if (kind !== 'zipf' && kind !== 'pareto' && kind !== 'normal') {
-    throw new OptionValueError(option, `invalid distribution '${text.trim()}' (allowed: random, zipf[:theta[:center]], pareto[:h[:center]], normal[:dev[:center]])`);
+    throw new OptionValueError(
+      option,
+      `invalid distribution '${text.trim()}' (allowed: random, zipf[:theta[:center]], pareto[:h[:center]], normal[:dev[:center]])`,
+    );
   }
   if (params.length > 2) throw new OptionValueError(option, `too many parameters in '${text.trim()}' (at most value:center)`);
   let center: number | undefined;
@@ -367,8 +387,7 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
       throw new OptionValueError(e.key, `invalid value '${v}' (allowed 1024 or 1000)`);
     }) ?? 1024;
 
-  const name =
-    value('name', (v) => v) ?? section.name;
+  const name = value('name', (v) => v) ?? section.name;
   const description = value('description', (v) => v);
 
   let rw: RwMode = 'read';
@@ -379,7 +398,8 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
     const modeText = (colon < 0 ? v : v.slice(0, colon)).trim();
     const mode = RW_MODES[modeText];
     if (mode === undefined) {
-      if (RW_UNSUPPORTED.includes(modeText)) throw new OptionValueError(e.key, `'${modeText}' is a fio mode remapsim does not implement (allowed: ${RW_ALLOWED})`);
+      if (RW_UNSUPPORTED.includes(modeText))
+        throw new OptionValueError(e.key, `'${modeText}' is a fio mode remapsim does not implement (allowed: ${RW_ALLOWED})`);
       throw new OptionValueError(e.key, `invalid value '${modeText}' (allowed: ${RW_ALLOWED})`);
     }
     rw = mode;
@@ -405,13 +425,13 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
     return n;
   };
   const bs = value('bs', (v, e) => parsePerDir(v, e.key, positiveSize(e.key), DEFAULT_BS)) ?? { read: DEFAULT_BS, write: DEFAULT_BS, trim: DEFAULT_BS };
-  const bsrange = value('bsrange', (v, e) =>
-    parsePerDir<{ min: number; max: number } | undefined>(v, e.key, (p) => parseBsRange(p, e.key, kbBase), undefined),
-  );
+  const bsrange = value('bsrange', (v, e) => parsePerDir<{ min: number; max: number } | undefined>(v, e.key, (p) => parseBsRange(p, e.key, kbBase), undefined));
   const bssplit = value('bssplit', (v, e) => parsePerDir<BsSplitEntry[] | undefined>(v, e.key, (p) => parseBsSplit(p, e.key, kbBase), undefined));
   const ba = value('ba', (v, e) => parsePerDir<number | undefined>(v, e.key, positiveSize(e.key), undefined));
 
-  const iodepth = value('iodepth', (v, e) => boundedCount(v, e.key, MAX_IODEPTH, "remapsim's limit, libaio's default in fio; fio's io_uring takes at most 32768", kbBase)) ?? 1;
+  const iodepth =
+    value('iodepth', (v, e) => boundedCount(v, e.key, MAX_IODEPTH, "remapsim's limit, libaio's default in fio; fio's io_uring takes at most 32768", kbBase)) ??
+    1;
   const numjobs = value('numjobs', (v, e) => boundedCount(v, e.key, MAX_NUMJOBS, "fio's own limit on jobs", kbBase)) ?? 1;
   const sizeOpt = value('size', (v, e) => parseSizeOrPercent(v, e.key, kbBase));
   const size = sizeOpt && sizeOpt.kind === 'bytes' && sizeOpt.bytes === 0 ? undefined : sizeOpt; // fio: size=0 means the whole device
@@ -428,14 +448,21 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
   const randseed = value('randseed', (v, e) => parseInteger(v, e.key, 0, Number.MAX_SAFE_INTEGER, kbBase));
   const randrepeat = value('randrepeat', (v, e) => parseBool(v, e.key)) ?? true;
   let norandommap = flag('norandommap') ?? false;
-  const verify =
-    value<VerifyKind>('verify', (v, e) => {
-      const k = VERIFY[v];
-      if (k) return k;
-      if (FIO_VERIFY_OTHERS.includes(v)) throw new OptionValueError(e.key, `'${v}' is a fio checksum remapsim does not implement (allowed: 0, crc32c, crc32c-intel, xxhash)`);
-      if (v === 'none') throw new OptionValueError(e.key, `invalid value 'none' (fio spells it verify=0)`);
-      throw new OptionValueError(e.key, `invalid value '${v}' (allowed: 0, crc32c, crc32c-intel, xxhash)`);
-    }) ?? 'none';
+  const verifyPattern = value('verify_pattern', (v, e) => parseVerifyPatternValue(v, e.key));
+  const verifyOnly = flag('verify_only') ?? false;
+  const verifyStateSave = value('verify_state_save', (v, e) => parseBool(v, e.key)) ?? true;
+  const verifyStateLoad = value('verify_state_load', (v, e) => parseBool(v, e.key)) ?? false;
+  const rules = verifyRules({
+    verify: value('verify', (v, e) => parseVerifyValue(v, e.key)) ?? 'none',
+    verifySet: opt.has('verify'),
+    pattern: verifyPattern,
+    verifyOnly,
+    stateLoad: verifyStateLoad,
+    timeBased,
+    writes: directions.includes('write'),
+  });
+  for (const r of rules.issues) issue(opt.get(r.option), r.message, r.option);
+  const verify = rules.verify;
   const verifyBacklog = value('verify_backlog', (v, e) => parseInteger(v, e.key, 0, Number.MAX_SAFE_INTEGER, kbBase)) ?? 0;
   const continueOnError =
     value<ContinueOnError>('continue_on_error', (v, e) => {
@@ -478,10 +505,12 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
     for (const s of new Set([b.min, b.max, ...b.split.map((x) => x.bs)])) {
       if (s % SECTOR_SIZE !== 0) issue(e, `${d} block size ${s} is not a multiple of ${SECTOR_SIZE} (the sector size)`, bsOption[d]);
     }
-    if (opt.has('ba') && blockAlign[d] % SECTOR_SIZE !== 0) issue(opt.get('ba'), `${d} alignment ${blockAlign[d]} is not a multiple of ${SECTOR_SIZE} (the sector size)`);
+    if (opt.has('ba') && blockAlign[d] % SECTOR_SIZE !== 0)
+      issue(opt.get('ba'), `${d} alignment ${blockAlign[d]} is not a multiple of ${SECTOR_SIZE} (the sector size)`);
   }
   if (rwSkipBytes % SECTOR_SIZE !== 0) issue(opt.get('rw'), `the skip in '${opt.get('rw')?.value}' is not a multiple of ${SECTOR_SIZE} (the sector size)`);
-  if (offset.kind === 'bytes' && offset.bytes % SECTOR_SIZE !== 0) issue(opt.get('offset'), `${offset.bytes} is not a multiple of ${SECTOR_SIZE} (the sector size)`);
+  if (offset.kind === 'bytes' && offset.bytes % SECTOR_SIZE !== 0)
+    issue(opt.get('offset'), `${offset.bytes} is not a multiple of ${SECTOR_SIZE} (the sector size)`);
 
   const minBs = Math.min(...directions.map((d) => blockSizes[d].min));
   if (size?.kind === 'bytes' && size.bytes < minBs) {
@@ -531,6 +560,9 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
     randrepeat: randseed !== undefined ? false : randrepeat,
     norandommap,
     verify,
+    verifyOnly,
+    verifyStateSave,
+    verifyStateLoad,
     verifyBacklog,
     continueOnError,
     direct,
@@ -542,7 +574,8 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
     ignored,
     notes,
     sources,
-    options: Object.fromEntries([...opt.values()].map((e) => [e.name, e.value ?? ''])),
+    options: Object.fromEntries([...opt.values()].filter((e) => !e.global).map((e) => [e.name, e.value ?? ''])),
+    globalOptions: Object.fromEntries([...opt.values()].filter((e) => e.global).map((e) => [e.name, e.value ?? ''])),
     source: section.source,
   };
   if (description !== undefined) spec.description = description;
@@ -550,6 +583,7 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
   if (ioSize !== undefined) spec.ioSize = ioSize;
   if (randseed !== undefined) spec.randseed = randseed;
   if (filename !== undefined) spec.filename = filename;
+  if (verifyPattern !== undefined) spec.verifyPattern = verifyPattern;
   return spec;
 }
 
@@ -658,6 +692,7 @@ export function optionsFromArgv(argv: readonly string[], options: { keywords?: K
       current = job.options;
       continue;
     }
+    if (current === global) entry.global = true;
     setOption(current, entry);
   }
   if (issues.length > 0) throw new WorkloadSpecError(issues);
@@ -674,8 +709,13 @@ export function jobsFromArgv(argv: readonly string[], options: Omit<JobFileOptio
   const sections: JobSection[] = [];
   for (const file of parsed.positionals) sections.push(...loadJobFile(file, { ...options, defaults: parsed.global }));
   sections.push(...parsed.jobs);
-  if (sections.length === 0 && parsed.global.size > 0) sections.push({ name: 'job', source: { file: 'command line' }, options: parsed.global });
-  if (sections.length === 0) throw new WorkloadSpecError({ source: { file: 'command line' }, message: 'no jobs defined (give a job file or options such as --rw)' });
+  if (sections.length === 0 && parsed.global.size > 0) {
+    // no --name and no job file: the options are the job's own (fio would want a --name)
+    const own: OptionMap = new Map([...parsed.global].map(([k, e]) => [k, { ...e, global: false }]));
+    sections.push({ name: 'job', source: { file: 'command line' }, options: own });
+  }
+  if (sections.length === 0)
+    throw new WorkloadSpecError({ source: { file: 'command line' }, message: 'no jobs defined (give a job file or options such as --rw)' });
   return validateJobs(sections, options);
 }
 
@@ -723,7 +763,10 @@ export function checkInFlight(jobs: readonly JobSpec[]): void {
   const total = jobs.reduce((a, j) => a + j.iodepth * j.numjobs, 0);
   if (total > MAX_IN_FLIGHT) {
     const each = jobs.map((j) => `${j.name}: ${j.iodepth} x ${j.numjobs}`).join(', ');
-    throw new WorkloadSpecError({ option: 'iodepth', message: `the jobs keep ${total} requests in flight (iodepth x numjobs: ${each}); at most ${MAX_IN_FLIGHT} over all jobs` });
+    throw new WorkloadSpecError({
+      option: 'iodepth',
+      message: `the jobs keep ${total} requests in flight (iodepth x numjobs: ${each}); at most ${MAX_IN_FLIGHT} over all jobs`,
+    });
   }
 }
 

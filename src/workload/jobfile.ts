@@ -32,6 +32,8 @@ export interface OptionEntry {
   /** The value after substitution; null for a bare flag. */
   value: string | null;
   source: OptionSource;
+  /** Set in a [global] section or before the first --name: fio prints it under "global options". */
+  global?: boolean;
 }
 
 /**
@@ -162,7 +164,10 @@ export function parseJobFile(text: string, options: JobFileOptions = {}): JobSec
     }
     const entry = makeEntry(key, value, source);
     if (isIssue(entry)) issues.push(entry);
-    else setOption(target.kind === 'global' ? globals : target.job.options, entry);
+    else {
+      if (target.kind === 'global') entry.global = true;
+      setOption(target.kind === 'global' ? globals : target.job.options, entry);
+    }
   };
 
   const processText = (content: string, name: string, stack: readonly string[]): void => {

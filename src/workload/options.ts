@@ -16,6 +16,8 @@ export interface OptionDef {
   name: string;
   aliases: readonly string[];
   kind: OptionKind;
+  /** What remapsim does with it, where help should say (listed after the option's name). */
+  note?: string;
 }
 
 /** The options a JobSpec is built from. */
@@ -43,17 +45,37 @@ export const SUPPORTED_OPTIONS: readonly OptionDef[] = [
   { name: 'randseed', aliases: [], kind: 'value' },
   { name: 'randrepeat', aliases: [], kind: 'value' },
   { name: 'norandommap', aliases: [], kind: 'flag' },
-  { name: 'verify', aliases: [], kind: 'value' },
+  { name: 'verify', aliases: [], kind: 'value', note: "crc32c, xxhash: remapsim's header; md5, sha256, meta, pattern: fio's" },
+  { name: 'verify_pattern', aliases: [], kind: 'value', note: 'with md5, sha256, meta, pattern' },
+  { name: 'verify_only', aliases: [], kind: 'flag', note: "check the blocks the job's writes left" },
+  { name: 'verify_state_save', aliases: [], kind: 'value', note: "default 1: fio's state file, fio's header kinds" },
+  { name: 'verify_state_load', aliases: [], kind: 'value', note: 'with verify_only' },
   { name: 'verify_backlog', aliases: [], kind: 'value' },
   { name: 'continue_on_error', aliases: [], kind: 'value' },
   { name: 'direct', aliases: [], kind: 'value' },
-  { name: 'fsync', aliases: [], kind: 'value' },
-  { name: 'fdatasync', aliases: [], kind: 'value' },
-  { name: 'filename', aliases: [], kind: 'value' },
+  { name: 'fsync', aliases: [], kind: 'value', note: 'flush the target after every N writes of a job' },
+  { name: 'fdatasync', aliases: [], kind: 'value', note: 'the same' },
+  { name: 'filename', aliases: [], kind: 'value', note: 'the target when --target is absent' },
   { name: 'group_reporting', aliases: [], kind: 'flag' },
   { name: 'thread', aliases: [], kind: 'flag' },
   { name: 'kb_base', aliases: [], kind: 'value' },
 ];
+
+/** The implemented options for a help text: names (notes in parentheses), comma-separated, wrapped at `width`. */
+export function supportedOptionsText(width = 78): string {
+  const items = SUPPORTED_OPTIONS.filter((d) => d.name !== 'name' && d.name !== 'description').map((d) => (d.note ? `${d.name} (${d.note})` : d.name));
+  const lines: string[] = [];
+  let line = '';
+  for (const [i, item] of items.entries()) {
+    const word = i < items.length - 1 ? `${item},` : `${item}.`;
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  lines.push(line);
+  return lines.join('\n');
+}
 
 /** Every job option fio 3.33 accepts, aliases included (`fio --cmdhelp=all`). */
 const FIO_OPTIONS = `allow_file_create allow_mounted_write allrandrepeat atomic ba block_error_percentiles blockalign
@@ -122,10 +144,7 @@ const FIO_ALIASES: Record<string, string> = {
   wait_for_previous: 'stonewall',
 };
 
-export type OptionLookup =
-  | { status: 'supported'; def: OptionDef }
-  | { status: 'unsupported'; name: string; engine: boolean }
-  | { status: 'unknown' };
+export type OptionLookup = { status: 'supported'; def: OptionDef } | { status: 'unsupported'; name: string; engine: boolean } | { status: 'unknown' };
 
 /** What `key` (as written in a job file or flag, case-sensitive like fio) refers to. */
 export function lookupOption(key: string): OptionLookup {

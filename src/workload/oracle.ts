@@ -27,7 +27,7 @@
  */
 import { type BlockDevice, OK, SECTOR_SIZE } from '../block/device.js';
 import { type KnownBadRanges, KnownBadSectors } from '../faults/known-bad.js';
-import type { UnitVerdict, VerifyPattern } from './verify-pattern.js';
+import type { UnitPattern, UnitVerdict } from './verify-pattern.js';
 
 /** A unit's state (one byte each, shared between threads and saved in verify-state files). */
 export const UNIT_NEVER = 0;
@@ -60,7 +60,7 @@ export interface OracleShared {
 }
 
 export interface OracleOptions {
-  pattern: VerifyPattern;
+  pattern: UnitPattern;
   /** Attach to another thread's oracle state instead of starting empty. */
   shared?: OracleShared;
   /** Units in the region. */
@@ -116,6 +116,8 @@ export interface OracleReport {
   first: Record<ReadClass, number[]>;
   /** Why units were judged corrupt (reason -> count). */
   corruptReasons: Record<string, number>;
+  /** verify_only: the first blocks that were not intact, and why (fio's words). */
+  details?: string[];
   /** Units whose acknowledged data is unaccounted for after the final pass (lost, stale, corrupt or unreadable). */
   findings: number;
   /** What units the run never wrote were taken to hold (see OracleOptions.priorContent). */
@@ -124,7 +126,7 @@ export interface OracleReport {
 }
 
 export class Oracle {
-  readonly pattern: VerifyPattern;
+  readonly pattern: UnitPattern;
   readonly units: number;
   readonly unitSize: number;
   readonly unitSectors: number;
@@ -155,6 +157,8 @@ export class Oracle {
   private readonly counts = Object.fromEntries(READ_CLASSES.map((c) => [c, 0])) as Record<ReadClass, number>;
   private readonly first = Object.fromEntries(READ_CLASSES.map((c) => [c, [] as number[]])) as Record<ReadClass, number[]>;
   private readonly corruptReasons: Record<string, number> = {};
+  /** checkIntact's first problems, as fio words them. */
+  private readonly details: string[] = [];
   private acknowledged = 0;
   private failed = 0;
   private trims = 0;
@@ -177,7 +181,8 @@ export class Oracle {
     this.ackedGen = new Uint32Array(this.shared.ackedGen);
     this.busy = new Uint8Array(this.shared.busy);
     if (this.state.length !== opts.units) throw new RangeError(`oracle: shared state holds ${this.state.length} units, not ${opts.units}`);
-    const known = opts.knownBad === undefined ? undefined : opts.knownBad instanceof KnownBadSectors ? opts.knownBad : KnownBadSectors.fromShared(opts.knownBad);
+    const known =
+      opts.knownBad === undefined ? undefined : opts.knownBad instanceof KnownBadSectors ? opts.knownBad : KnownBadSectors.fromShared(opts.knownBad);
     this.knownBad = known?.ranges;
     const layers = opts.isKnownBad;
     this.isKnownBad = known && layers ? (s, n) => layers(s, n) || known.covers(s, n) : known ? (s, n) => known.covers(s, n) : (layers ?? (() => false));
@@ -336,6 +341,30 @@ export class Oracle {
     return findings;
   }
 
+  /**
+   * fio's verify_only: each unit of a completed read must hold an intact
+   * block for its place (pattern.intact), whichever run wrote it; zeroes are
+   * lost, anything else corrupt (the first few with fio-like details in
+   * the report). Returns the number of units that are findings.
+   */
+  checkIntact(unit0: number, buf: Uint8Array, status: number, tally?: Record<ReadClass, number>): number {
+    const n = this.unitsIn(unit0, buf);
+    if (status !== OK) {
+      const cls: ReadClass = this.isKnownBad(this.sectorOf(unit0), n * this.unitSectors) ? 'expectedError' : 'unexpectedError';
+      let findings = 0;
+      for (let u = unit0; u < unit0 + n; u++) findings += this.note(cls, u, tally);
+      return findings;
+    }
+    let findings = 0;
+    for (let i = 0; i < n; i++) {
+      const u = unit0 + i;
+      const problem = this.pattern.intact(buf.subarray(i * this.unitSize, (i + 1) * this.unitSize), u);
+      if (problem && problem.reason !== 'zero' && this.details.length < this.keepFirst) this.details.push(`sector ${this.sectorOf(u)}: ${problem.detail}`);
+      findings += this.note(!problem ? 'ok' : problem.reason === 'zero' ? 'lost' : this.corrupt(problem.reason), u, tally);
+    }
+    return findings;
+  }
+
   private classify(u: number, bytes: Uint8Array): ReadClass {
     const st = this.state[u];
     if (st === UNKNOWN || st === WB_FAILED) return 'unjudged'; // a failed writeback was counted lost when the flush failed
@@ -480,6 +509,7 @@ export class Oracle {
       reads: { ...this.counts },
       first: Object.fromEntries(READ_CLASSES.map((c) => [c, [...this.first[c]]])) as Record<ReadClass, number[]>,
       corruptReasons: { ...this.corruptReasons },
+      ...(this.details.length > 0 ? { details: [...this.details] } : {}),
       findings,
       priorContent: this.priorContent,
       durability: this.durability(),

@@ -19,6 +19,8 @@ import { WorkloadSpecError } from './errors.js';
 import { Oracle, type ReadClass } from './oracle.js';
 import { continuesAfter, EILSEQ } from './continue-on-error.js';
 import { resourceDelta } from '../util/resources.js';
+import { FioWriteLog, fioStateStops, type FioThreadState } from './fio-verify-state.js';
+import { isFioFormat } from './verify-options.js';
 
 export interface DirStats {
   ioBytes: number;
@@ -41,6 +43,8 @@ export interface JobRunResult {
   verify?: Record<ReadClass, number>;
   /** The flushes the job made (fsync=, fdatasync=): fio's "sync" block. */
   flushes?: FlushStats;
+  /** fio's verify state of each clone (verify_state_save, fio's header kinds): what `fio --verify_state_load` reads. */
+  fioStates?: FioThreadState[];
 }
 
 export interface FlushStats {
@@ -80,6 +84,8 @@ export interface RunJobsOptions {
   onFlush?: (status: number) => void;
   /** Aborted: every job ends now, as if its time were up, and the result holds what was done (a signal stopped the run). */
   stop?: AbortSignal;
+  /** verify_state_load: per job, per clone, the state a verify_only pass stops at. */
+  loadedStates?: ReadonlyArray<ReadonlyArray<FioThreadState> | undefined>;
 }
 
 export interface RunResult {
@@ -90,7 +96,6 @@ export interface RunResult {
   cpu: { userMs: number; systemMs: number; ctx: number; majf: number; minf: number };
 }
 
-
 interface Clone {
   gen: IoGenerator;
   req: IoRequest;
@@ -100,6 +105,11 @@ interface Clone {
   done: boolean;
   /** Writes since this clone's last flush. */
   writesSinceFlush: number;
+  /** verify_state_save: the writes this clone issued and completed. */
+  writeLog?: FioWriteLog;
+  /** verify_only with verify_state_load: where the replay stops, and the verify reads made so far. */
+  stopState?: FioThreadState;
+  verifyReads: number;
 }
 
 interface JobState {
@@ -130,7 +140,10 @@ function newDir(): DirStats {
   return { ioBytes: 0, totalIos: 0, errors: 0, clat: new LatencyHistogram() };
 }
 
-
+/** fio's thread index of a job's clone: every clone of the jobs before it counts. */
+export function threadIndex(jobs: readonly JobSpec[], job: number, clone: number): number {
+  return jobs.slice(0, job).reduce((a, j) => a + j.numjobs, 0) + clone;
+}
 
 export function runJobs(opts: RunJobsOptions): RunResult {
   const aligned: AlignedBuffer[] = [];
@@ -185,7 +198,18 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
       aligned.push(a);
       const buf = a.buf;
       for (let i = 0; i < buf.length; i++) buf[i] = (i * 131 + c * 7 + index) & 0xff; // fio-like: filled once
-      clones.push({ gen, req: newIoRequest(), buf, view: buf, done: false, writesSinceFlush: 0 });
+      const saves = oracle !== undefined && spec.verifyStateSave && isFioFormat(spec.verify) && spec.directions.includes('write') && !spec.verifyOnly;
+      clones.push({
+        gen,
+        req: newIoRequest(),
+        buf,
+        view: buf,
+        done: false,
+        writesSinceFlush: 0,
+        writeLog: saves ? new FioWriteLog(spec.iodepth) : undefined,
+        stopState: opts.loadedStates?.[index]?.[c],
+        verifyReads: 0,
+      });
     }
     const runtimeNs = spec.runtimeUs > 0 ? spec.runtimeUs * 1e3 : spec.timeBased ? defaultRuntime : 0;
     const verifies = spec.verify !== 'none' && oracle !== undefined;
@@ -193,7 +217,11 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
       for (const d of spec.directions) {
         const bs = spec.blockSizes[d];
         if (bs.min % oracle.unitSize !== 0) {
-          throw new WorkloadSpecError({ source: spec.sources.bs ?? spec.source, option: 'bs', message: `verify needs block sizes that are multiples of ${oracle.unitSize} bytes, got ${bs.min}` });
+          throw new WorkloadSpecError({
+            source: spec.sources.bs ?? spec.source,
+            option: 'bs',
+            message: `verify needs block sizes that are multiples of ${oracle.unitSize} bytes, got ${bs.min}`,
+          });
         }
       }
     }
@@ -279,13 +307,26 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
           if (s.clones.every((x) => x.done)) finish(s, now);
           continue;
         }
-        const d = req.code as 0 | 1 | 2;
+        let d = req.code as 0 | 1 | 2;
         if (s.limited) {
           const wait = rateWait(s, d, req.lengthBytes, now);
           if (wait > 0) {
             earliest = Math.min(earliest, wait);
             continue; // keep this request for when the rate allows it
           }
+        }
+        if (s.spec.verifyOnly) {
+          // fio's dry run: the job's writes are replayed as verify reads; its reads and trims are not made
+          if (d !== 1 || (c.stopState !== undefined && fioStateStops(c.stopState, c.verifyReads, req.offsetBytes))) {
+            req.lengthBytes = 0;
+            if (d === 1) {
+              c.done = true;
+              if (s.clones.every((x) => x.done)) finish(s, now);
+            }
+            continue;
+          }
+          d = 0;
+          c.verifyReads++;
         }
         issued++;
         const len = req.lengthBytes;
@@ -294,6 +335,7 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
         const buf = c.view;
         const unit0 = s.verifies ? req.offsetBytes / oracle!.unitSize : 0;
         if (d === 1 && s.verifies) oracle!.prepareWrite(unit0, buf);
+        if (d === 1 && c.writeLog) c.writeLog.issued++;
         const ts = clock.nowNs();
         const rc = d === 0 ? device.read(sector, buf) : d === 1 ? device.write(sector, buf) : device.discard(sector, len / SECTOR_SIZE);
         now = clock.nowNs();
@@ -312,8 +354,10 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
         totBytes += moved;
         totIos++;
         let verifyFailed = false;
+        if (d === 1 && rc === OK && c.writeLog) c.writeLog.complete(req.offsetBytes);
         if (s.verifies) {
-          if (d === 0) verifyFailed = oracle!.checkRead(unit0, buf, rc, s.tally) > 0 && rc === OK;
+          if (d === 0 && s.spec.verifyOnly) verifyFailed = oracle!.checkIntact(unit0, buf, rc, s.tally) > 0 && rc === OK;
+          else if (d === 0) verifyFailed = oracle!.checkRead(unit0, buf, rc, s.tally) > 0 && rc === OK;
           else if (d === 1) oracle!.completeWrite(unit0, len / oracle!.unitSize, rc);
           else oracle!.completeTrim(unit0, len / oracle!.unitSize, rc);
         }
@@ -336,7 +380,7 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
           now = clock.nowNs();
           f.issued++;
           if (now >= s.measureFromNs) f.latency.record(Math.max(1, Math.round(now - fs0)));
-          if (oracle !== undefined && oracle.tracksDurability) oracle.flushDone(frc);
+          if (oracle?.tracksDurability) oracle.flushDone(frc);
           if (opts.onFlush) opts.onFlush(frc);
           if (frc !== OK) {
             f.failed++;
@@ -387,6 +431,7 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
       series: s.series,
       verify: s.tally,
       flushes: s.flushEvery > 0 ? s.flushes : undefined,
+      fioStates: s.clones[0]?.writeLog ? s.clones.map((c, k) => c.writeLog!.state(s.spec.name, threadIndex(opts.jobs, s.index, k))) : undefined,
     })),
   };
 }

@@ -177,16 +177,3 @@ export function parseRate(text: string, option: string, kbBase: KbBase = 1024): 
 export function parseRateIops(text: string, option: string, kbBase: KbBase = 1024): PerDir<number> {
   return parsePerDir(text, option, (p) => parseInteger(p, option, 0, Number.MAX_SAFE_INTEGER, kbBase), 0);
 }
-
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-
-/** A byte count for messages: the largest binary unit that divides it exactly (4096 -> '4 KiB'). */
-export function formatSize(bytes: number): string {
-  let v = bytes;
-  let i = 0;
-  while (i < UNITS.length - 1 && v >= 1024 && v % 1024 === 0) {
-    v /= 1024;
-    i++;
-  }
-  return `${v} ${UNITS[i]}`;
-}

@@ -5,7 +5,7 @@
  * one), as fio's verify_state_save does; read back by `remapsim verify`.
  */
 import * as fs from 'node:fs';
-import { EXIT_ENVIRONMENT, UsageError } from '../cli/errors.js';
+import { EXIT_ENVIRONMENT, UsageError } from '../util/errors.js';
 import { replaceFileDurably } from '../util/atomic-file.js';
 import type { Oracle } from './oracle.js';
 import { decodeVerifyState, encodeVerifyState, type VerifyState, VerifyStateError } from './verify-state.js';

@@ -11,7 +11,9 @@
  *   20  u32 pattern seed
  *   24  u64 base sector (device sector of unit 0)
  *   32  u64 units in the region
- *   40  u8  algorithm (0 crc32c, 1 xxhash)
+ *   40  u8  algorithm (0 crc32c, 1 xxhash: remapsim's header; 2 md5, 3 sha256,
+ *           4 meta: fio's header; verify_pattern's bytes are not kept, so
+ *           the pattern kinds have no code)
  *   41  u8  flags: bit 0 the run ended (final state), bit 1 the earlier content was unknown
  *   42  u16 target description length D (bytes of UTF-8)
  *   44  u32 target logical block size
@@ -59,7 +61,7 @@ export class VerifyStateError extends Error {
   override readonly name = 'VerifyStateError';
 }
 
-const ALGORITHMS: readonly VerifyAlgorithm[] = ['crc32c', 'xxhash'];
+const ALGORITHMS: readonly VerifyAlgorithm[] = ['crc32c', 'xxhash', 'md5', 'sha256', 'meta'];
 
 function setU64(dv: DataView, at: number, v: number): void {
   dv.setUint32(at, v % 4294967296, true);
@@ -85,7 +87,9 @@ export function encodeVerifyState(s: VerifyState): Uint8Array {
   dv.setUint32(20, s.seed >>> 0, true);
   setU64(dv, 24, s.baseSector);
   setU64(dv, 32, s.units);
-  dv.setUint8(40, ALGORITHMS.indexOf(s.algorithm));
+  const code = ALGORITHMS.indexOf(s.algorithm);
+  if (code < 0) throw new RangeError(`verify state: verify '${s.algorithm}' cannot be saved (its verify_pattern is not kept)`);
+  dv.setUint8(40, code);
   dv.setUint8(41, (s.complete ? 1 : 0) | (s.priorContent === 'unknown' ? 2 : 0));
   dv.setUint16(42, desc.length, true);
   dv.setUint32(44, s.target.logicalBlockSize, true);
@@ -141,12 +145,18 @@ export function decodeVerifyState(bytes: Uint8Array, source = 'verify state'): V
   const units = getU64(dv, 32);
   const sectors = getU64(dv, 48);
   const savedAtMs = getU64(dv, 64);
-  for (const [name, v] of [['base sector', baseSector], ['units', units], ['target size', sectors], ['saved-at time', savedAtMs]] as const) {
+  for (const [name, v] of [
+    ['base sector', baseSector],
+    ['units', units],
+    ['target size', sectors],
+    ['saved-at time', savedAtMs],
+  ] as const) {
     if (!Number.isSafeInteger(v)) fail(`${name} is out of range`);
   }
   const lbs = dv.getUint32(44, true);
   if (lbs !== 512 && lbs !== 4096) fail(`target logical block size ${lbs} is not 512 or 4096`);
-  if (units < 1 || baseSector + (units * unitSize) / 512 > sectors) fail(`a region of ${units} units at sector ${baseSector} does not fit the target's ${sectors} sectors`);
+  if (units < 1 || baseSector + (units * unitSize) / 512 > sectors)
+    fail(`a region of ${units} units at sector ${baseSector} does not fit the target's ${sectors} sectors`);
   const saved: SavedUnits = { unit: new Float64Array(n), state: new Uint8Array(n), acked: new Uint32Array(n), durable: new Uint32Array(n) };
   let at = HEADER + descLen;
   for (let i = 0; i < n; i++, at += ENTRY) {

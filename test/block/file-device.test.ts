@@ -20,7 +20,7 @@ describe('FileDevice on a regular file', () => {
   const file = path.join(tmp.dir, 'a.img');
   beforeAll(() => FileDevice.createSparse(file, 8 << 20));
 
-  it('reads without touching the file\'s access time (O_NOATIME)', () => {
+  it("reads without touching the file's access time (O_NOATIME)", () => {
     const f = path.join(tmp.dir, 'atime.img');
     FileDevice.createSparse(f, 1 << 20);
     const old = new Date(Date.now() - 3 * 86400_000);

@@ -1,7 +1,7 @@
 /**
  * `remapsim dm` on the host: the dmsetup-format helpers (pure), and the
  * binary on a kernel without device-mapper, where every verb must say so in
- * one line and exit 3. The kernel lane (test/kernel/cli-dm.test.ts) compares
+ * one line and exit 3. The kernel lane (test/vm/cli-dm.test.ts) compares
  * the outputs with dmsetup's on a real kernel.
  */
 import { spawn } from 'node:child_process';
@@ -10,7 +10,6 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { dmsetupLine, formatDmDeps, formatDmInfo, formatDmTarget, formatMessageReply, noReplyLine, parseDmTable } from '../../src/cli/commands/dm.js';
-import { dmExitCode } from '../../src/cli/run-cli.js';
 import type { DmDeviceInfo } from '../../src/kernel/dm-control.js';
 import { dmMiscMinor, DmError, DmRequestError, DmUnavailableError } from '../../src/kernel/dm-control.js';
 import { UsageError } from '../../src/cli/errors.js';
@@ -70,7 +69,10 @@ describe('dmsetup formats', () => {
     expect(formatDmInfo(info({ name: 'empty', minor: 3, activeTable: false, targetCount: 0 }), undefined)).toBe(
       'Name:              empty\nState:             ACTIVE\nTables present:    None\nOpen count:        0\nEvent number:      0\nMajor, minor:      254, 3\nNumber of targets: 0\n\n',
     );
-    const busy = formatDmInfo(info({ suspended: true, readOnly: true, inactiveTable: true, deferredRemove: true, uuid: 'LVM-x', openCount: 2, eventNr: 7 }), 8192);
+    const busy = formatDmInfo(
+      info({ suspended: true, readOnly: true, inactiveTable: true, deferredRemove: true, uuid: 'LVM-x', openCount: 2, eventNr: 7 }),
+      8192,
+    );
     expect(busy).toMatch(/^State:             SUSPENDED \(READ-ONLY\) \(DEFERRED REMOVE\)$/m);
     expect(busy).toMatch(/^Tables present:    LIVE & INACTIVE$/m);
     expect(busy).toMatch(/^Open count:        2\nEvent number:      7\n/m);
@@ -83,7 +85,12 @@ describe('dmsetup formats', () => {
     expect(dmsetupLine({ start: 100, length: 200, type: 'error', params: '' })).toBe('100 200 error ');
     expect(formatDmDeps([{ major: 7, minor: 0 }])).toBe('1 dependencies\t: (7, 0)');
     expect(formatDmDeps([])).toBe('0 dependencies\t:');
-    expect(formatDmDeps([{ major: 7, minor: 0 }, { major: 254, minor: 3 }])).toBe('2 dependencies\t: (7, 0) (254, 3)');
+    expect(
+      formatDmDeps([
+        { major: 7, minor: 0 },
+        { major: 254, minor: 3 },
+      ]),
+    ).toBe('2 dependencies\t: (7, 0) (254, 3)');
     expect(formatDmTarget({ name: 'linear', version: [1, 4, 0] })).toBe('linear           v1.4.0');
     expect(formatDmTarget({ name: 'a-very-long-target', version: [1, 0, 0] })).toBe('a-very-long-target v1.0.0');
     expect(formatMessageReply('countbadblocks: 0 badblock(s) found')).toBe('countbadblocks: 0 badblock(s) found\n');
@@ -105,7 +112,7 @@ describe('dmsetup formats', () => {
       [new DmError('needs root', 1, 'DM_VERSION'), 3],
       [new DmError('cannot open /dev/mapper/control: EINVAL', 22), 3],
     ];
-    for (const [err, code] of cases) expect(dmExitCode(err), `${err.message} ${err.command}`).toBe(code);
+    for (const [err, code] of cases) expect(err.exitCode, `${err.message} ${err.command}`).toBe(code);
   });
 
   it('parses tables as dmsetup does: lines, comments, verbatim parameters', () => {
@@ -133,34 +140,38 @@ describe('dmsetup formats', () => {
 describe('remapsim dm on a kernel without device-mapper', () => {
   const skip = skipReason(hostHasDm() ? 'this kernel has device-mapper (the kernel lane covers it)' : undefined, 'the no-device-mapper checks');
 
-  it.skipIf(skip)('every verb prints one line and exits 3', async () => {
-    const verbs: string[][] = [
-      ['create', 'x', '--table', '0 8 zero'],
-      ['load', 'x', '--table', '0 8 zero'],
-      ['suspend', 'x'],
-      ['resume', 'x'],
-      ['remove', 'x'],
-      ['clear', 'x'],
-      ['status'],
-      ['table', 'x'],
-      ['info'],
-      ['deps', 'x'],
-      ['message', 'x', '0', 'countbadblocks'],
-      ['ls'],
-      ['targets'],
-      ['version', '--json'],
-    ];
-    const check = (r: { code: number; stdout: string; stderr: string }, what: string): void => {
-      expect(r.code, what).toBe(3);
-      expect(r.stdout, what).toBe('');
-      expect(r.stderr, what).toMatch(/^remapsim: device-mapper is not available in this kernel \([^)\n]+\)\n$/);
-    };
-    for (const v of verbs) check(await inProcess(['dm', ...v]), `dm ${v.join(' ')}`);
-    // and the binary itself, for two of them
-    const [a, b] = await Promise.all([cli(['dm', 'create', 'x', '--table', '0 8 zero']), cli(['dm', 'ls'])]);
-    check(a, 'binary: dm create');
-    check(b, 'binary: dm ls');
-  }, 30_000);
+  it.skipIf(skip)(
+    'every verb prints one line and exits 3',
+    async () => {
+      const verbs: string[][] = [
+        ['create', 'x', '--table', '0 8 zero'],
+        ['load', 'x', '--table', '0 8 zero'],
+        ['suspend', 'x'],
+        ['resume', 'x'],
+        ['remove', 'x'],
+        ['clear', 'x'],
+        ['status'],
+        ['table', 'x'],
+        ['info'],
+        ['deps', 'x'],
+        ['message', 'x', '0', 'countbadblocks'],
+        ['ls'],
+        ['targets'],
+        ['version', '--json'],
+      ];
+      const check = (r: { code: number; stdout: string; stderr: string }, what: string): void => {
+        expect(r.code, what).toBe(3);
+        expect(r.stdout, what).toBe('');
+        expect(r.stderr, what).toMatch(/^remapsim: device-mapper is not available in this kernel \([^)\n]+\)\n$/);
+      };
+      for (const v of verbs) check(await inProcess(['dm', ...v]), `dm ${v.join(' ')}`);
+      // and the binary itself, for two of them
+      const [a, b] = await Promise.all([cli(['dm', 'create', 'x', '--table', '0 8 zero']), cli(['dm', 'ls'])]);
+      check(a, 'binary: dm create');
+      check(b, 'binary: dm ls');
+    },
+    30_000,
+  );
 
   it.skipIf(skip)('`remapsim status NAME` and `remapsim dm status NAME` exit alike: 3 without device-mapper, 2 for bad arguments', async () => {
     const pairs: Array<[string[], string[], number, RegExp]> = [
@@ -168,7 +179,12 @@ describe('remapsim dm on a kernel without device-mapper', () => {
       [['status', 'x', '--watch', '1'], ['dm', 'status', 'x', '--watch', '1'], 3, /^remapsim: device-mapper is not available in this kernel/],
       [['status', 'x', '--watch', 'soon'], ['dm', 'status', 'x', '--watch', 'soon'], 2, /^remapsim: --watch: must be a time from 0\.1 s to 86400 s/],
       [['status', 'x', '--count', '3'], ['dm', 'status', 'x', '--count', '3'], 2, /^remapsim: --count: only with --watch/],
-      [['status', 'x', '--watch', '1', '--count', '0'], ['dm', 'status', 'x', '--watch', '1', '--count', '0'], 2, /^remapsim: --count: must be an integer from 1/],
+      [
+        ['status', 'x', '--watch', '1', '--count', '0'],
+        ['dm', 'status', 'x', '--watch', '1', '--count', '0'],
+        2,
+        /^remapsim: --count: must be an integer from 1/,
+      ],
     ];
     for (const [a, b, code, message] of pairs) {
       for (const args of [a, b]) {

@@ -47,19 +47,44 @@ describe('finding 7: bad input is one line and exit 2, found before the run', ()
     const file = path.join(tmp.dir, 'not-a-dir');
     fs.writeFileSync(file, 'x');
     oneLine(await runInProcess(['run', '--workdir', file, '--duration', '1s']), /^remapsim: --workdir: .*not-a-dir is not a directory$/m);
-    oneLine(await runInProcess(['run', '--workdir', path.join(file, 'below'), '--duration', '1s']), /--workdir: cannot create .*below: .*not-a-dir is not a directory/);
+    oneLine(
+      await runInProcess(['run', '--workdir', path.join(file, 'below'), '--duration', '1s']),
+      /--workdir: cannot create .*below: .*not-a-dir is not a directory/,
+    );
     expect(fs.readFileSync(file, 'utf8')).toBe('x');
   });
 
   it('--json in a directory that does not exist is refused before a 30 s run starts', async () => {
     const t0 = Date.now();
-    oneLine(await runInProcess(['run', '--duration', '30s', '--json', '/nonexistent/dir/r.json']), /--json: cannot write \/nonexistent\/dir\/r\.json: directory \/nonexistent\/dir does not exist/);
+    oneLine(
+      await runInProcess(['run', '--duration', '30s', '--json', '/nonexistent/dir/r.json']),
+      /--json: cannot write \/nonexistent\/dir\/r\.json: directory \/nonexistent\/dir does not exist/,
+    );
     expect(Date.now() - t0).toBeLessThan(10_000);
     oneLine(await runInProcess(['run', '--duration', '30s', '--json', tmp.dir]), /--json: .* is a directory; give a file name/);
     const htmlDir = path.join(tmp.dir, 'r.html');
     fs.mkdirSync(htmlDir);
-    oneLine(await runInProcess(['run', '--duration', '30s', '--json', path.join(tmp.dir, 'r.json')]), /--json \(its HTML report; --no-report skips it\): .*r\.html is a directory/);
-    oneLine(await runInProcess(['bench', '--rw', 'read', '--size', '1m', '--runtime', '30', '--time_based', '--target', 'scenario:default', '--json', '/nonexistent/b.json']), /--json: cannot write/);
+    oneLine(
+      await runInProcess(['run', '--duration', '30s', '--json', path.join(tmp.dir, 'r.json')]),
+      /--json \(its HTML report; --no-report skips it\): .*r\.html is a directory/,
+    );
+    oneLine(
+      await runInProcess([
+        'bench',
+        '--rw',
+        'read',
+        '--size',
+        '1m',
+        '--runtime',
+        '30',
+        '--time_based',
+        '--target',
+        'scenario:default',
+        '--json',
+        '/nonexistent/b.json',
+      ]),
+      /--json: cannot write/,
+    );
   });
 
   it('a main bigger than the filesystem allows (EFBIG) is refused before any file is made', () => {
@@ -78,10 +103,18 @@ describe('finding 7: bad input is one line and exit 2, found before the run', ()
 
   it('a YAML alias bomb', async () => {
     const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x]'];
-    for (let i = 1; i < 12; i++) lines.push(`a${i}: &a${i} [${Array(9).fill(`*a${i - 1}`).join(', ')}]`);
+    for (let i = 1; i < 12; i++)
+      lines.push(
+        `a${i}: &a${i} [${Array(9)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
     const bomb = path.join(tmp.dir, 'bomb.yaml');
     fs.writeFileSync(bomb, `${lines.join('\n')}\n`);
-    oneLine(await runInProcess(['run', bomb]), /bomb\.yaml: not a usable YAML scenario: its aliases expand too far \(an anchor's uses times the aliases inside it may be at most 100; an alias bomb\?\)/);
+    oneLine(
+      await runInProcess(['run', bomb]),
+      /bomb\.yaml: not a usable YAML scenario: its aliases expand too far \(an anchor's uses times the aliases inside it may be at most 100; an alias bomb\?\)/,
+    );
     // a few aliases are fine
     const ok = path.join(tmp.dir, 'aliases.yaml');
     fs.writeFileSync(ok, 'name: aliases\ndevices:\n  main: &d { size: 8MiB }\n  spare: *d\njobs:\n  - { rw: read, bs: 4k, size: 64k }\n');
@@ -91,12 +124,20 @@ describe('finding 7: bad input is one line and exit 2, found before the run', ()
 
 describe('finding 8: limits', () => {
   it('iodepth and numjobs are bounded, naming the limit; so is their product over all jobs', async () => {
-    expect(() => jobFromRecord({ rw: 'read', iodepth: 1_000_000_000 })).toThrow(/iodepth: 1000000000 is out of range \(allowed 1 to 65536: remapsim's limit, libaio's default in fio; fio's io_uring takes at most 32768\)/);
+    expect(() => jobFromRecord({ rw: 'read', iodepth: 1_000_000_000 })).toThrow(
+      /iodepth: 1000000000 is out of range \(allowed 1 to 65536: remapsim's limit, libaio's default in fio; fio's io_uring takes at most 32768\)/,
+    );
     expect(jobFromRecord({ rw: 'read', iodepth: 65536 }).iodepth).toBe(65536);
     expect(() => jobFromRecord({ rw: 'read', numjobs: 4097 })).toThrow(/numjobs: 4097 is out of range \(allowed 1 to 4096: fio's own limit on jobs\)/);
     const t0 = Date.now();
-    oneLine(await runInProcess(['bench', '--rw', 'read', '--size', '1m', '--iodepth', '1000000000', '--target', 'scenario:default']), /iodepth: 1000000000 is out of range \(allowed 1 to 65536/);
-    oneLine(await runInProcess(['bench', '--rw', 'read', '--size', '1m', '--iodepth', '65536', '--numjobs', '17', '--target', 'scenario:default']), /iodepth: the jobs keep 1114112 requests in flight \(iodepth x numjobs: job: 65536 x 17\); at most 1048576 over all jobs/);
+    oneLine(
+      await runInProcess(['bench', '--rw', 'read', '--size', '1m', '--iodepth', '1000000000', '--target', 'scenario:default']),
+      /iodepth: 1000000000 is out of range \(allowed 1 to 65536/,
+    );
+    oneLine(
+      await runInProcess(['bench', '--rw', 'read', '--size', '1m', '--iodepth', '65536', '--numjobs', '17', '--target', 'scenario:default']),
+      /iodepth: the jobs keep 1114112 requests in flight \(iodepth x numjobs: job: 65536 x 17\); at most 1048576 over all jobs/,
+    );
     expect(Date.now() - t0).toBeLessThan(10_000);
     const s = scenario('deep', { main: { size: '8MiB' }, spare: { size: '8MiB' } }, [{ rw: 'read', iodepth: 65536, numjobs: 32 }]);
     oneLine(await runInProcess(['run', s]), /iodepth: the jobs keep 2097152 requests in flight/);
@@ -109,20 +150,32 @@ describe('finding 8: limits', () => {
     const link = path.join(tmp.dir, 'one-link.img');
     fs.symlinkSync(img, link);
     const same = (spare: string) => scenario(`same-${path.basename(spare, '.img')}`, { main: { path: img }, spare: { path: spare } });
-    oneLine(await runInProcess(['run', same(img)]), /devices\.spare: .*one\.img is the same file as devices\.main \(.*one\.img, inode \d+ on device \d+\); main and spare must be two devices/);
+    oneLine(
+      await runInProcess(['run', same(img)]),
+      /devices\.spare: .*one\.img is the same file as devices\.main \(.*one\.img, inode \d+ on device \d+\); main and spare must be two devices/,
+    );
     oneLine(await runInProcess(['run', same(link)]), /devices\.spare: .*one-link\.img is the same file as devices\.main/);
     oneLine(await runInProcess(['run', same(path.join(tmp.dir, '.', 'one.img'))]), /is the same file as devices\.main/);
   });
 
   it('a blank spare that is too small says so, with the minimum, for each policy', async () => {
     const tiny = scenario('tiny', { main: { size: '256MiB' }, spare: { size: '4KiB' } });
-    oneLine(await runInProcess(['run', tiny]), /^remapsim: devices\.spare: 4 KiB \(8 sectors\) is too small: the safe policy needs a spare of at least 60 KiB \(120 sectors\)$/m);
-    oneLine(await runInProcess(['run', tiny, '--policy', 'dm-remap-v4']), /devices\.spare: 4 KiB \(8 sectors\) is too small: dm-remap-v4 needs, for a main device of 256 MiB \(524288 sectors\), a spare of at least 7083 KiB \(14166 sectors\)/);
+    oneLine(
+      await runInProcess(['run', tiny]),
+      /^remapsim: devices\.spare: 4 KiB \(8 sectors\) is too small: the safe policy needs a spare of at least 60 KiB \(120 sectors\)$/m,
+    );
+    oneLine(
+      await runInProcess(['run', tiny, '--policy', 'dm-remap-v4']),
+      /devices\.spare: 4 KiB \(8 sectors\) is too small: dm-remap-v4 needs, for a main device of 256 MiB \(524288 sectors\), a spare of at least 7083 KiB \(14166 sectors\)/,
+    );
     const atMin = scenario('at-min', { main: { size: '8MiB' }, spare: { size: '60KiB' } }, [{ rw: 'write', bs: '4k', size: '64k' }]);
     expect((await runInProcess(['run', atMin])).code).toBe(0);
     const spare = path.join(tmp.dir, 'small-spare.img');
     fs.writeFileSync(spare, '');
     fs.truncateSync(spare, 6 << 10);
-    oneLine(await runInProcess(['run', scenario('tiny-path', { main: { size: '8MiB' }, spare: { path: spare } })]), /devices\.spare: 6 KiB \(12 sectors\) is too small: the safe policy needs/);
+    oneLine(
+      await runInProcess(['run', scenario('tiny-path', { main: { size: '8MiB' }, spare: { path: spare } })]),
+      /devices\.spare: 6 KiB \(12 sectors\) is too small: the safe policy needs/,
+    );
   });
 });

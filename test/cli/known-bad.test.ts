@@ -88,7 +88,23 @@ function stackState(file: string, top: string): string {
 }
 
 describe.skipIf(skip)('known-bad sectors of a device the model does not own', () => {
-  const bench = () => ['bench', '--rw', 'read', '--bs', '4k', '--size', '12M', '--verify', 'crc32c', '--direct', '1', '--continue_on_error', 'all', '--target', `dev:${dev}`];
+  const bench = () => [
+    'bench',
+    '--rw',
+    'read',
+    '--bs',
+    '4k',
+    '--size',
+    '12M',
+    '--verify',
+    'crc32c',
+    '--direct',
+    '1',
+    '--continue_on_error',
+    'all',
+    '--target',
+    `dev:${dev}`,
+  ];
   const list = path.join(tmp.dir, 'bad.txt');
 
   beforeAll(async () => {
@@ -135,6 +151,7 @@ describe.skipIf(skip)('known-bad sectors of a device the model does not own', ()
       { pos: 5000 * 512, size: 512, status: '-' as const },
       { pos: 5001 * 512, size: (20007 - 5001) * 512, status: '+' as const },
       { pos: 20007 * 512, size: 512, status: '/' as const },
+      { pos: 20008 * 512, size: MAIN_BYTES - 20008 * 512, status: '?' as const }, // a mapfile spans its device (another size is refused)
     ];
     fs.writeFileSync(map, formatDdrescueMapfile({ currentPos: 0, currentStatus: '+', currentPass: 1, blocks }));
     expect(oracleRun([...bench(), '--known-bad', map]).oracle.reads).toMatchObject({ expectedError: 3, unexpectedError: 0 });
@@ -165,7 +182,7 @@ describe.skipIf(skip)('known-bad sectors of a device the model does not own', ()
         `  main: { path: ${dev}, direct: true }`,
         '  spare: { size: 8MiB }',
         'jobs:',
-        "  - { name: r, rw: read, bs: 4k, size: 12m, verify: crc32c, continue_on_error: all }",
+        '  - { name: r, rw: read, bs: 4k, size: 12m, verify: crc32c, continue_on_error: all }',
         '',
       ].join('\n'),
     );
@@ -187,13 +204,24 @@ describe.skipIf(skip)('known-bad sectors of a device the model does not own', ()
     const att = attachLoop(other);
     loops.push(att.number);
     const cases: Array<[string[], RegExp]> = [
-      [['--stack-state', stackState(path.join(tmp.dir, 'other.json'), att.device)], new RegExp(`^remapsim: --stack-state: .*other\\.json describes stack 'kb' on ${att.device}, but the target is block device ${dev}\\n$`)],
+      [
+        ['--stack-state', stackState(path.join(tmp.dir, 'other.json'), att.device)],
+        new RegExp(`^remapsim: --stack-state: .*other\\.json describes stack 'kb' on ${att.device}, but the target is block device ${dev}\\n$`),
+      ],
       [['--stack-state', list], /^remapsim: --stack-state: (.*bad\.txt is not a remapsim stack state|cannot read stack state .*bad\.txt)/],
-      [['--stack-state', stackState(path.join(tmp.dir, 'gone.json'), '/dev/mapper/remapsim-no-such-stack')], /^remapsim: --stack-state: the stack's device \/dev\/mapper\/remapsim-no-such-stack does not exist/],
+      [
+        ['--stack-state', stackState(path.join(tmp.dir, 'gone.json'), '/dev/mapper/remapsim-no-such-stack')],
+        /^remapsim: --stack-state: the stack's device \/dev\/mapper\/remapsim-no-such-stack does not exist/,
+      ],
     ];
     const past = path.join(tmp.dir, 'past.txt');
     fs.writeFileSync(past, `12\n${MAIN_BYTES / 512}\n`);
-    cases.push([['--known-bad', past], new RegExp(`^remapsim: --known-bad .*past\\.txt: sector ${MAIN_BYTES / 512} is beyond the end of block device ${dev} \\(sectors 0\\.\\.${MAIN_BYTES / 512 - 1}\\)\\n$`)]);
+    cases.push([
+      ['--known-bad', past],
+      new RegExp(
+        `^remapsim: --known-bad .*past\\.txt: sector ${MAIN_BYTES / 512} is beyond the end of block device ${dev} \\(sectors 0\\.\\.${MAIN_BYTES / 512 - 1}\\)\\n$`,
+      ),
+    ]);
     const garbage = path.join(tmp.dir, 'garbage.txt');
     fs.writeFileSync(garbage, '17\nseventeen\n');
     cases.push([['--known-bad', garbage], /^remapsim: --known-bad .*garbage\.txt: bad-sector list, line 2: 'seventeen' is not a sector number/]);

@@ -44,7 +44,9 @@ describe('loop helpers', () => {
     expect(parseByteSize('64K', '--offset')).toBe(65536);
     expect(parseByteSize('1MiB', '--offset')).toBe(MiB);
     expect(parseByteSize('2g', '--sizelimit')).toBe(2 * 1024 ** 3);
-    expect(() => parseByteSize('1.5M', '--offset')).toThrow("--offset must be a whole number of bytes, optionally with a K, M, G or T (binary) suffix, got '1.5M'");
+    expect(() => parseByteSize('1.5M', '--offset')).toThrow(
+      "--offset must be a whole number of bytes, optionally with a K, M, G or T (binary) suffix, got '1.5M'",
+    );
     expect(() => parseByteSize('-1', '--offset')).toThrow(/got '-1'/);
     expect(() => parseByteSize('12parsecs', '--sizelimit')).toThrow(/--sizelimit must be/);
   });
@@ -52,8 +54,36 @@ describe('loop helpers', () => {
   it('lists like losetup --list', () => {
     expect(formatLoopList([])).toBe('');
     const text = formatLoopList([
-      { device: '/dev/loop0', number: 0, major: 7, minor: 0, backingFile: '/tmp/a.img', offset: 0, sizeLimit: 0, autoclear: false, partscan: false, dio: false, readOnly: false, logicalBlockSize: 512, sectors: 16384 },
-      { device: '/dev/loop12', number: 12, major: 7, minor: 12, backingFile: '/var/tmp/long-name.img', offset: 1048576, sizeLimit: 2097152, autoclear: true, partscan: false, dio: true, readOnly: true, logicalBlockSize: 4096, sectors: 4096 },
+      {
+        device: '/dev/loop0',
+        number: 0,
+        major: 7,
+        minor: 0,
+        backingFile: '/tmp/a.img',
+        offset: 0,
+        sizeLimit: 0,
+        autoclear: false,
+        partscan: false,
+        dio: false,
+        readOnly: false,
+        logicalBlockSize: 512,
+        sectors: 16384,
+      },
+      {
+        device: '/dev/loop12',
+        number: 12,
+        major: 7,
+        minor: 12,
+        backingFile: '/var/tmp/long-name.img',
+        offset: 1048576,
+        sizeLimit: 2097152,
+        autoclear: true,
+        partscan: false,
+        dio: true,
+        readOnly: true,
+        logicalBlockSize: 4096,
+        sectors: 4096,
+      },
     ]);
     expect(text.split('\n')).toEqual([
       'NAME        SIZELIMIT  OFFSET AUTOCLEAR RO BACK-FILE              DIO LOG-SEC',

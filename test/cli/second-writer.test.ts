@@ -17,7 +17,10 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const MAIN_SECTORS = 131072;
 
 function startServe(args: string[]): { child: ChildProcess; ready: Promise<void>; output: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'serve', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src/cli/main.ts'), 'serve', ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -64,7 +67,7 @@ describe('a second writer on the same devices (two processes)', () => {
     tmp.cleanup();
   });
 
-  it('a second serve --table on the same files exits 2 in one line naming the first one\'s pid', () => {
+  it("a second serve --table on the same files exits 2 in one line naming the first one's pid", () => {
     const r = runCli(['serve', '--socket', path.join(tmp.dir, 'b.sock'), '--table', table, '--bad-sectors', path.join(tmp.dir, 'bad-b.txt')]);
     expect(r.code).toBe(2);
     const lines = r.stderr.trim().split('\n');

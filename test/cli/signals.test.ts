@@ -18,7 +18,10 @@ afterAll(() => tmp.cleanup());
 const TMPDIR = path.join(tmp.dir, 'tmp');
 fs.mkdirSync(TMPDIR);
 const small = path.join(tmp.dir, 'small.yaml');
-fs.writeFileSync(small, 'name: small\ndevices:\n  main: { size: 16MiB }\n  spare: { size: 4MiB }\nfaults:\n  main: { growth: [{ rate: 5 }] }\njobs:\n  - { rw: randrw, bs: 4k, continue_on_error: all, time_based: 1 }\n');
+fs.writeFileSync(
+  small,
+  'name: small\ndevices:\n  main: { size: 16MiB }\n  spare: { size: 4MiB }\nfaults:\n  main: { growth: [{ rate: 5 }] }\njobs:\n  - { rw: randrw, bs: 4k, continue_on_error: all, time_based: 1 }\n',
+);
 
 interface Ended {
   code: number | null;
@@ -85,7 +88,22 @@ describe('a signal stops run and bench in order', () => {
     });
 
     it(`${sig}: bench on a scenario's model prints fio's summary of what ran, exits ${EXIT[sig]}, leaves no work directory`, async () => {
-      const r = await stopWith(sig, ['bench', '--rw', 'randrw', '--bs', '4k', '--verify', 'crc32c', '--continue_on_error', 'all', '--runtime', '60', '--time_based', '--target', `scenario:${small}`]);
+      const r = await stopWith(sig, [
+        'bench',
+        '--rw',
+        'randrw',
+        '--bs',
+        '4k',
+        '--verify',
+        'crc32c',
+        '--continue_on_error',
+        'all',
+        '--runtime',
+        '60',
+        '--time_based',
+        '--target',
+        `scenario:${small}`,
+      ]);
       expect(r.workdirs).toHaveLength(1);
       expect(r.workdirs[0]).toMatch(/^remapsim-small-/);
       expect(r.code).toBe(EXIT[sig]);
@@ -98,7 +116,10 @@ describe('a signal stops run and bench in order', () => {
 
   it('the per-CPU engine stops too: bench on a file (SIGINT), run of a scenario whose model runs on the engine (SIGTERM)', async () => {
     const file = path.join(tmp.dir, 'engine.img');
-    const child = spawnCli(['bench', '--rw', 'randrw', '--bs', '4k', '--size', '16m', '--runtime', '60', '--time_based', '--queues', '2', '--force', '--target', `file:${file}`], { env: { TMPDIR } });
+    const child = spawnCli(
+      ['bench', '--rw', 'randrw', '--bs', '4k', '--size', '16m', '--runtime', '60', '--time_based', '--queues', '2', '--force', '--target', `file:${file}`],
+      { env: { TMPDIR } },
+    );
     const ended = collect(child);
     await waitFor('the jobs to write', () => written(file));
     await new Promise((r) => setTimeout(r, 500));

@@ -3,7 +3,7 @@
  * line (exit 2) before device-mapper is looked at, the bad-sector listing's
  * text, and `stack clean` removing exactly a stack's loop devices and files
  * (real loop devices, as root; this host has no device-mapper, so no dm
- * devices). The kernel lane (test/kernel/stack-cli.test.ts) runs the rest
+ * devices). The kernel lane (test/vm/stack-cli.test.ts) runs the rest
  * against real device-mapper.
  */
 import * as fs from 'node:fs';
@@ -32,7 +32,9 @@ function stateFile(name: string, over: Partial<StackState> = {}): string {
     logicalBlockSize: 512,
     files: [],
     loops: [],
-    devices: [{ role: 'bad', name: `${name}-bad`, path: `/dev/mapper/${name}-bad`, major: 254, minor: 0, sectors: 16384, table: ['0 16384 dust /dev/loop0 0 512'] }],
+    devices: [
+      { role: 'bad', name: `${name}-bad`, path: `/dev/mapper/${name}-bad`, major: 254, minor: 0, sectors: 16384, table: ['0 16384 dust /dev/loop0 0 512'] },
+    ],
     badLayer: { kind: 'dust', blockSize: 512 },
     badSectors: [100],
     remap: { target: null, present: false, reason: 'no remap target was asked for' },
@@ -75,7 +77,11 @@ describe('stack state files and arguments', () => {
     oneLine(await runInProcess(['stack', 'bad', f, 'list', '5']), 2, /list takes no SECTOR arguments, got 5/);
     oneLine(await runInProcess(['stack', 'bad', f, 'add']), 2, /add needs at least one SECTOR/);
     for (const bad of ['x', '-1', '1.5', '16384', '99999999999999999999']) {
-      oneLine(await runInProcess(['stack', 'bad', f, 'remove', '7', bad]), 2, new RegExp(`SECTOR must be a whole 512-byte sector number in 0\\.\\.16383 \\(the size of stack 'args'\\), got '${bad.replace('.', '\\.')}'`));
+      oneLine(
+        await runInProcess(['stack', 'bad', f, 'remove', '7', bad]),
+        2,
+        new RegExp(`SECTOR must be a whole 512-byte sector number in 0\\.\\.16383 \\(the size of stack 'args'\\), got '${bad.replace('.', '\\.')}'`),
+      );
     }
     // good arguments get as far as device-mapper, which this host does not have: exit 3
     const noDm = await runInProcess(['stack', 'bad', f, 'add', '0', '16383']);
@@ -91,18 +97,36 @@ describe('the bad-sector listing', () => {
     expect(parseDustList('3\n128\n')).toEqual([3, 128]);
     expect(parseDustList('dust_list_badblocks: something else')).toBeNull();
     const base = { name: 's', device: 's-bad', layer: 'dust' as const, blockSectors: 1 };
-    expect(formatBadListing({ ...base, state: [5, 9], kernel: [{ first: 5, last: 5 }, { first: 9, last: 9 }], onlyInState: [], onlyInKernel: [] })).toEqual([
-      "stack 's': dm-dust on s-bad (512-byte sectors)",
-      '  kernel: 5 9',
-      '  state:  5 9',
-      '  they agree',
-    ]);
-    const differ = formatBadListing({ ...base, blockSectors: 8, state: [5, 100], kernel: [{ first: 0, last: 7 }, { first: 800, last: 815 }], onlyInState: [100], onlyInKernel: [{ first: 800, last: 815 }] });
+    expect(
+      formatBadListing({
+        ...base,
+        state: [5, 9],
+        kernel: [
+          { first: 5, last: 5 },
+          { first: 9, last: 9 },
+        ],
+        onlyInState: [],
+        onlyInKernel: [],
+      }),
+    ).toEqual(["stack 's': dm-dust on s-bad (512-byte sectors)", '  kernel: 5 9', '  state:  5 9', '  they agree']);
+    const differ = formatBadListing({
+      ...base,
+      blockSectors: 8,
+      state: [5, 100],
+      kernel: [
+        { first: 0, last: 7 },
+        { first: 800, last: 815 },
+      ],
+      onlyInState: [100],
+      onlyInKernel: [{ first: 800, last: 815 }],
+    });
     expect(differ[0]).toBe("stack 's': dm-dust on s-bad (512-byte sectors, in blocks of 8)");
     expect(differ[1]).toBe('  kernel: 0-7 800-815');
     expect(differ).toContain("  in the state, not failed by the kernel: 100: a write to a dust block takes it off the kernel's list");
     expect(differ).toContain('  failed by the kernel, not in the state: 800-815 (added outside remapsim stack, e.g. with dm message)');
-    expect(formatBadListing({ ...base, state: [], kernel: null, onlyInState: [], onlyInKernel: [] })[1]).toMatch(/unknown: this kernel's dm-dust did not return its list/);
+    expect(formatBadListing({ ...base, state: [], kernel: null, onlyInState: [], onlyInKernel: [] })[1]).toMatch(
+      /unknown: this kernel's dm-dust did not return its list/,
+    );
   });
 });
 
@@ -128,7 +152,11 @@ describe.skipIf(skipReason(loopUnavailable(), 'stack clean on loop devices'))('s
     expect(left.files).toEqual([main]);
     expect(left.loops.map((l) => l.device).sort()).toEqual([mainLoop.device, spareLoop.device].sort());
     expect(left.devices).toEqual([]);
-    expect(describeLeftovers(left)).toMatch(new RegExp(`^loop devices /dev/loop\\d+ \\(on .*t1-(main|spare)\\.img( \\(deleted\\))?\\), /dev/loop\\d+ \\(on .*\\); file ${main.replace(/[.]/g, '\\.')}$`));
+    expect(describeLeftovers(left)).toMatch(
+      new RegExp(
+        `^loop devices /dev/loop\\d+ \\(on .*t1-(main|spare)\\.img( \\(deleted\\))?\\), /dev/loop\\d+ \\(on .*\\); file ${main.replace(/[.]/g, '\\.')}$`,
+      ),
+    );
     expect(findStackLeftovers('t1', { dir, roles: ['spare'] }).files).toEqual([]);
 
     const r = await runInProcess(['stack', 'clean', 't1', '--dir', dir, '--json']);
@@ -192,7 +220,13 @@ describe('stack down acts only on what its stack up made (identities)', () => {
   });
 
   it('plan: everything that still carries its identity goes; what does not is named and left alone', () => {
-    expect(planTeardown(v2(), matching())).toEqual({ removeDevices: ['t9-bad'], detachLoops: [{ device: '/dev/loop5', number: 5 }], removeFiles: ['/x/t9-main.img'], alreadyGone: [], refused: [] });
+    expect(planTeardown(v2(), matching())).toEqual({
+      removeDevices: ['t9-bad'],
+      detachLoops: [{ device: '/dev/loop5', number: 5 }],
+      removeFiles: ['/x/t9-main.img'],
+      alreadyGone: [],
+      refused: [],
+    });
     const other = matching();
     other.devices['t9-bad'] = { uuid: 'CRYPT-LUKS2-1234' };
     other.loops[5] = { major: 7, minor: 5, backingFile: '/home/u/disk.img', backingDev: 64, backingIno: 77 };
@@ -203,21 +237,37 @@ describe('stack down acts only on what its stack up made (identities)', () => {
     expect(plan.removeFiles).toEqual([]);
     expect(plan.refused).toEqual([
       `dm device t9-bad (its UUID is 'CRYPT-LUKS2-1234', not this stack's '${uuid}')`,
-      'loop device /dev/loop5 (now backed by /home/u/disk.img, inode 77 on device 64; this stack\'s was /x/t9-main.img, inode 1000 on device 64)',
+      "loop device /dev/loop5 (now backed by /home/u/disk.img, inode 77 on device 64; this stack's was /x/t9-main.img, inode 1000 on device 64)",
       'file /x/t9-main.img (inode 1001 on device 64, not the inode 1000 on device 64 stack up created)',
     ]);
     other.devices['t9-bad'] = { uuid: '' };
     other.loops[5] = { major: 7, minor: 80, backingFile: '/x/t9-main.img', backingDev: 64, backingIno: 1000 };
-    expect(planTeardown(v2(), other).refused.slice(0, 2)).toEqual([`dm device t9-bad (its UUID is empty, not this stack's '${uuid}')`, "loop device /dev/loop5 (now 7:80, not this stack's 7:5)"]);
+    expect(planTeardown(v2(), other).refused.slice(0, 2)).toEqual([
+      `dm device t9-bad (its UUID is empty, not this stack's '${uuid}')`,
+      "loop device /dev/loop5 (now 7:80, not this stack's 7:5)",
+    ]);
     // gone is fine; --keep-files keeps even a matching file
-    expect(planTeardown(v2(), { devices: { 't9-bad': 'gone' }, loops: { 5: 'gone' }, files: { '/x/t9-main.img': 'gone' } }).alreadyGone).toEqual(['t9-bad', '/dev/loop5', '/x/t9-main.img']);
+    expect(planTeardown(v2(), { devices: { 't9-bad': 'gone' }, loops: { 5: 'gone' }, files: { '/x/t9-main.img': 'gone' } }).alreadyGone).toEqual([
+      't9-bad',
+      '/dev/loop5',
+      '/x/t9-main.img',
+    ]);
     expect(planTeardown(v2(), matching(), { keepFiles: true }).removeFiles).toEqual([]);
     // no device-mapper: the dm devices are neither removed nor called gone
     expect(planTeardown(v2(), { ...matching(), devices: {}, dmUnreachable: 'no dm' }).removeDevices).toEqual([]);
   });
 
   it('plan: a version-1 state (no identities) touches nothing that still exists', () => {
-    const plan = planTeardown({ ...v2(), version: 1, devices: [{ name: 't9-bad' }], loops: [{ device: '/dev/loop5', number: 5, major: 7, minor: 5, backingFile: '/x/t9-main.img' }], files: [{ path: '/x/t9-main.img', created: true }] }, matching());
+    const plan = planTeardown(
+      {
+        ...v2(),
+        version: 1,
+        devices: [{ name: 't9-bad' }],
+        loops: [{ device: '/dev/loop5', number: 5, major: 7, minor: 5, backingFile: '/x/t9-main.img' }],
+        files: [{ path: '/x/t9-main.img', created: true }],
+      },
+      matching(),
+    );
     expect(plan.removeDevices.length + plan.detachLoops.length + plan.removeFiles.length).toBe(0);
     expect(plan.refused).toEqual([
       'dm device t9-bad (the state records no identity to check it by)',
@@ -235,7 +285,11 @@ describe('stack down acts only on what its stack up made (identities)', () => {
 
   it('a version-2 state must carry its identities; version 1 is still read', async () => {
     const noIds = stateFile('noids', { version: 2 as 1 });
-    oneLine(await runInProcess(['stack', 'down', noIds]), 2, /noids\.json is not a remapsim stack state: field 'files' is missing or malformed|field 'devices' is missing or malformed/);
+    oneLine(
+      await runInProcess(['stack', 'down', noIds]),
+      2,
+      /noids\.json is not a remapsim stack state: field 'files' is missing or malformed|field 'devices' is missing or malformed/,
+    );
   });
 });
 
@@ -259,7 +313,13 @@ describe.skipIf(skipReason(loopUnavailable(), 'stack down on loop devices'))('st
         files: [{ role: 'main', path: theirs, bytes: 1 << 20, created: true }],
       });
       const r = await runInProcess(['stack', 'down', f]);
-      oneLine(r, 2, new RegExp(`stack 'handmade' is not fully torn down: left alone, no longer what stack up made: loop device ${loop.device} \\(the state records no identity to check it by\\), file ${theirs.replace(/[.]/g, '\\.')} \\(the state records no identity to check it by\\) \\(a version-1 state`));
+      oneLine(
+        r,
+        2,
+        new RegExp(
+          `stack 'handmade' is not fully torn down: left alone, no longer what stack up made: loop device ${loop.device} \\(the state records no identity to check it by\\), file ${theirs.replace(/[.]/g, '\\.')} \\(the state records no identity to check it by\\) \\(a version-1 state`,
+        ),
+      );
       expect(observeLoop(loop.number)?.backingFile).toBe(theirs);
       expect(fs.existsSync(theirs)).toBe(true);
     } finally {
@@ -283,9 +343,27 @@ describe.skipIf(skipReason(loopUnavailable(), 'stack down on loop devices'))('st
       version: 2,
       devices: [],
       loops: [
-        { role: 'main', device: mainLoop.device, number: mainLoop.number, major: main.major, minor: main.minor, backingFile: ours, backingDev: main.backingDev, backingIno: main.backingIno },
+        {
+          role: 'main',
+          device: mainLoop.device,
+          number: mainLoop.number,
+          major: main.major,
+          minor: main.minor,
+          backingFile: ours,
+          backingDev: main.backingDev,
+          backingIno: main.backingIno,
+        },
         // stack up's spare loop was detached meanwhile and its number given to someone else's file
-        { role: 'spare', device: otherLoop.device, number: otherLoop.number, major: 7, minor: observeLoop(otherLoop.number)!.minor, backingFile: spare, backingDev: spareId.dev, backingIno: spareId.ino },
+        {
+          role: 'spare',
+          device: otherLoop.device,
+          number: otherLoop.number,
+          major: 7,
+          minor: observeLoop(otherLoop.number)!.minor,
+          backingFile: spare,
+          backingDev: spareId.dev,
+          backingIno: spareId.ino,
+        },
       ],
       files: [
         { role: 'main', path: ours, bytes: 1 << 20, created: true, ...fileIdOf(ours)! },

@@ -10,7 +10,7 @@ import { runCli, spawnCli } from '../helpers/cli.js';
 import { runInProcess } from './in-process.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { decodeVerifyState, encodeVerifyState, type VerifyState } from '../../src/workload/verify-state.js';
-import { VerifyPattern } from '../../src/workload/verify-pattern.js';
+import { makeUnitPattern } from '../../src/workload/unit-pattern.js';
 
 const tmp = tmpDir('remapsim-verify-');
 afterAll(() => tmp.cleanup());
@@ -46,7 +46,26 @@ describe('remapsim verify after a SIGKILL', () => {
   let saved: VerifyState;
 
   it('the state is saved at the flushes of a running job; verify in another process finds nothing wrong after a kill', async () => {
-    const child = spawnCli(['bench', '--rw', 'randwrite', '--bs', '4k', '--size', '2M', '--verify', 'crc32c', '--fsync', '16', '--runtime', '60', '--time_based', '--target', `file:${img}`, '--verify-state', state]);
+    const child = spawnCli([
+      'bench',
+      '--rw',
+      'randwrite',
+      '--bs',
+      '4k',
+      '--size',
+      '2M',
+      '--verify',
+      'crc32c',
+      '--fsync',
+      '16',
+      '--runtime',
+      '60',
+      '--time_based',
+      '--target',
+      `file:${img}`,
+      '--verify-state',
+      state,
+    ]);
     let err = '';
     child.stderr!.on('data', (d) => (err += d));
     const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, sig) => resolve(sig)));
@@ -82,14 +101,14 @@ describe('remapsim verify after a SIGKILL', () => {
     expect(human.stdout).toMatch(/^verdict: every unit holds data the run may have left$/m);
   }, 60_000);
 
-  it('finds units damaged on purpose: zeroes (lost), foreign bytes and another unit\'s data (corrupt), an older generation (stale)', async () => {
+  it("finds units damaged on purpose: zeroes (lost), foreign bytes and another unit's data (corrupt), an older generation (stale)", async () => {
     const s = saved;
     const twice = [...s.saved.unit.keys()].filter((i) => s.saved.durable[i] >= 2);
     const once = [...s.saved.unit.keys()].filter((i) => s.saved.durable[i] >= 1 && !twice.includes(i)).concat(twice.slice(1));
     expect(twice.length).toBeGreaterThan(0);
     expect(once.length).toBeGreaterThanOrEqual(3);
     const unitAt = (i: number) => s.saved.unit[i];
-    const p = new VerifyPattern({ unitSize: s.unitSize, runId: s.runId, seed: s.seed, algorithm: s.algorithm });
+    const p = makeUnitPattern({ unitSize: s.unitSize, runId: s.runId, seed: s.seed, algorithm: s.algorithm });
     const [lost, foreign, misdirected] = once;
     const stale = twice[0];
     overwrite(img, unitAt(lost) * 4096, new Uint8Array(4096));

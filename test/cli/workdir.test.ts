@@ -29,7 +29,13 @@ describe('run --workdir', () => {
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/earlier content: zeroes/);
     const record = JSON.parse(fs.readFileSync(path.join(d, 'remapsim-workdir.json'), 'utf8'));
-    expect(record).toMatchObject({ format: 'remapsim-workdir', version: 1, scenario: 'default', policy: 'safe', images: { main: { file: 'main.img', bytes: 256 << 20 }, spare: { file: 'spare.img', bytes: 32 << 20 } } });
+    expect(record).toMatchObject({
+      format: 'remapsim-workdir',
+      version: 1,
+      scenario: 'default',
+      policy: 'safe',
+      images: { main: { file: 'main.img', bytes: 256 << 20 }, spare: { file: 'spare.img', bytes: 32 << 20 } },
+    });
     expect(record.images.main.ino).toBe(fs.statSync(path.join(d, 'main.img')).ino);
 
     const second = await runInProcess(['run', '--workdir', d, '--duration', '1500ms', '--json', json, '--no-report']);
@@ -44,7 +50,10 @@ describe('run --workdir', () => {
     expect(fs.statSync(path.join(d, 'main.img')).ino).toBe(record.images.main.ino);
 
     // the images hold the safe policy's metadata: another policy starts afresh, or is refused
-    oneLine(await runInProcess(['run', '--workdir', d, '--duration', '1s', '--policy', 'dm-remap-v4']), /--workdir: the images in .* hold the safe policy's metadata from an earlier run, not dm-remap-v4's; start afresh with `remapsim run --fresh`/);
+    oneLine(
+      await runInProcess(['run', '--workdir', d, '--duration', '1s', '--policy', 'dm-remap-v4']),
+      /--workdir: the images in .* hold the safe policy's metadata from an earlier run, not dm-remap-v4's; start afresh with `remapsim run --fresh`/,
+    );
     fs.linkSync(path.join(d, 'main.img'), path.join(tmp.dir, 'old-main.img')); // keeps the old inode from being reused
     const fresh = await runInProcess(['run', '--workdir', d, '--duration', '1s', '--policy', 'dm-remap-v4', '--fresh']);
     expect(fresh.code).toBe(0);
@@ -58,16 +67,26 @@ describe('run --workdir', () => {
     fs.mkdirSync(d);
     const main = path.join(d, 'main.img');
     fs.writeFileSync(main, 'somebody else’s data');
-    oneLine(await runInProcess(['run', '--workdir', d, '--duration', '1s']), /--workdir: .*main\.img exists, but remapsim has no record of making it \(no remapsim-workdir\.json naming it\); start afresh .*, or name it as devices\.main\.path to use it as it is/);
+    oneLine(
+      await runInProcess(['run', '--workdir', d, '--duration', '1s']),
+      /--workdir: .*main\.img exists, but remapsim has no record of making it \(no remapsim-workdir\.json naming it\); start afresh .*, or name it as devices\.main\.path to use it as it is/,
+    );
     expect(fs.readFileSync(main, 'utf8')).toBe('somebody else’s data');
 
     const small = path.join(tmp.dir, 'small.yaml');
-    const write = (size: string): void => fs.writeFileSync(small, `name: small\ndevices:\n  main: { size: ${size} }\n  spare: { size: 1MiB }\njobs:\n  - { rw: randrw, bs: 4k, size: 256k, verify: crc32c }\n`);
+    const write = (size: string): void =>
+      fs.writeFileSync(
+        small,
+        `name: small\ndevices:\n  main: { size: ${size} }\n  spare: { size: 1MiB }\njobs:\n  - { rw: randrw, bs: 4k, size: 256k, verify: crc32c }\n`,
+      );
     write('8MiB');
     const e = path.join(tmp.dir, 'e');
     expect((await runInProcess(['run', small, '--workdir', e])).code).toBe(0);
     write('16MiB');
-    oneLine(await runInProcess(['run', small, '--workdir', e]), /--workdir: .*main\.img is 8 MiB from an earlier run; devices\.main\.size asks for 16 MiB: start afresh/);
+    oneLine(
+      await runInProcess(['run', small, '--workdir', e]),
+      /--workdir: .*main\.img is 8 MiB from an earlier run; devices\.main\.size asks for 16 MiB: start afresh/,
+    );
     write('8MiB');
     const spare = path.join(e, 'spare.img');
     fs.renameSync(spare, `${spare}.old`); // another file at the same path (the old one kept, so its inode is not reused)
@@ -81,7 +100,10 @@ describe('run --workdir', () => {
 
   it('--compare-policies keeps each policy’s images apart; --fresh needs a work directory', async () => {
     const small = path.join(tmp.dir, 'cmp.yaml');
-    fs.writeFileSync(small, 'name: cmp\ndevices:\n  main: { size: 8MiB }\n  spare: { size: 4MiB }\njobs:\n  - { rw: randrw, bs: 4k, size: 256k, verify: crc32c }\n');
+    fs.writeFileSync(
+      small,
+      'name: cmp\ndevices:\n  main: { size: 8MiB }\n  spare: { size: 4MiB }\njobs:\n  - { rw: randrw, bs: 4k, size: 256k, verify: crc32c }\n',
+    );
     const d = path.join(tmp.dir, 'cmp');
     for (let i = 0; i < 2; i++) expect((await runInProcess(['run', small, '--workdir', d, '--compare-policies'])).code).toBe(0);
     expect(fs.readdirSync(d).sort()).toEqual(['dm-remap-v4', 'safe']);

@@ -16,12 +16,13 @@ const job = jobFromRecord({ rw: 'randrw', bs: '4k', size: '1m', io_size: '1g' })
 const opts = { ops: 120, seed: 5, sectors: 32768, alignBytes: 512, growthEvery: 10, growthCluster: 4, badBlockSectors: 1, lifecycle: 'full' as const };
 
 describe('compare: the trace', () => {
-  it('is the same for the same seed, and holds the device\'s life around the I/O', () => {
+  it("is the same for the same seed, and holds the device's life around the I/O", () => {
     const a = buildTrace(job, opts);
     expect(buildTrace(job, opts)).toEqual(a);
     expect(buildTrace(job, { ...opts, seed: 6 })).not.toEqual(a);
     const kinds = new Set(a.map((s) => s.kind));
-    for (const k of ['read', 'write', 'checkpoint', 'message', 'recreate', 'reload', 'idle', 'flush', 'grow', 'remove']) expect(kinds.has(k as never), k).toBe(true);
+    for (const k of ['read', 'write', 'checkpoint', 'message', 'recreate', 'reload', 'idle', 'flush', 'grow', 'remove'])
+      expect(kinds.has(k as never), k).toBe(true);
     expect(a.filter((s) => s.kind === 'read' || (s.kind === 'write' && !s.fua)).length).toBe(120);
     expect(a[0].kind).toBe('checkpoint');
     expect(a.at(-1)!.kind).toBe('remove');
@@ -45,7 +46,7 @@ describe('compare: the trace', () => {
 });
 
 describe('compare: the kernel log', () => {
-  it('reads the module\'s work from its log lines', () => {
+  it("reads the module's work from its log lines", () => {
     expect(moduleEvent('dm-remap: WARNING: I/O error on sector 4103 (error=-5), queueing write-ahead remap')).toEqual({ kind: 'io-error', sector: 4103 });
     expect(moduleEvent('dm-remap: Write-ahead remap: sector 100 (ensuring metadata persisted first)')).toEqual({ kind: 'writeahead', sector: 100 });
     expect(moduleEvent('dm-remap: Added remap entry: sector 100 -> 1')).toEqual({ kind: 'remap-added', sector: 100, spare: 1 });
@@ -56,7 +57,12 @@ describe('compare: the kernel log', () => {
   });
 
   it('parses /dev/kmsg records and tells kernel trouble from I/O errors', () => {
-    expect(parseKmsgRecord('1,1234,42833715,-;BUG: kernel NULL pointer dereference, address: 0000000000000000\n SUBSYSTEM=x\n')).toEqual({ seq: 1234, usec: 42833715, level: 1, text: 'BUG: kernel NULL pointer dereference, address: 0000000000000000' });
+    expect(parseKmsgRecord('1,1234,42833715,-;BUG: kernel NULL pointer dereference, address: 0000000000000000\n SUBSYSTEM=x\n')).toEqual({
+      seq: 1234,
+      usec: 42833715,
+      level: 1,
+      text: 'BUG: kernel NULL pointer dereference, address: 0000000000000000',
+    });
     expect(troubleOf('BUG: kernel NULL pointer dereference, address: 0000000000000000')).toBe('oops');
     expect(troubleOf('Oops: Oops: 0000 [#1] PREEMPT SMP NOPTI')).toBe('oops');
     expect(troubleOf('INFO: task kworker/0:0:9 blocked for more than 120 seconds.')).toBe('hung-task');
@@ -66,13 +72,14 @@ describe('compare: the kernel log', () => {
 });
 
 describe('compare: observations', () => {
-  const line = (reads: number, mapNs: number) => `0 131072 dm-remap-v4 v4.0-phase1.4 /dev/mapper/bad /dev/loop1 ${reads} 1 0 0 2 5 ${mapNs} 67486 233483440 512 32768 5 5 0 0 0 5 0 0 0 100 0 0 operational real`;
+  const line = (reads: number, mapNs: number) =>
+    `0 131072 dm-remap-v4 v4.0-phase1.4 /dev/mapper/bad /dev/loop1 ${reads} 1 0 0 2 5 ${mapNs} 67486 233483440 512 32768 5 5 0 0 0 5 0 0 0 100 0 0 operational real`;
   it('compares status lines field by field, leaving out the CPU-time fields', () => {
     expect(compareStatusLines(line(4, 337431), line(4, 99))).toEqual([]);
     expect(compareStatusLines(line(4, 1), line(5, 1))).toEqual([{ field: 'reads', model: '4', kernel: '5' }]);
   });
 
-  it('masks the sequence, time and checksum of a copy header, and each entry\'s time, where a block overlaps a copy', () => {
+  it("masks the sequence, time and checksum of a copy header, and each entry's time, where a block overlaps a copy", () => {
     const b = new Uint8Array(512).fill(0xaa);
     const m = maskVolatile(b, 0);
     expect([...m.subarray(0, 8)].every((x) => x === 0xaa)).toBe(true);

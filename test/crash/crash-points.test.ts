@@ -7,9 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { MemoryDevice } from '../../src/block/memory-device.js';
-import { Expectations, checkModel, totalFindings } from './check.js';
-import { CrashPointDevice, CrashStop } from './crash-device.js';
-import { type CrashGeometry, type CrashPolicy, CrashWorkload, crashDust, crashPattern, modelDevice, openCrashModel } from './workload.js';
+import { Expectations, checkModel, totalFindings } from '../../scripts/crash/check.js';
+import { CrashPointDevice, CrashStop } from '../../scripts/crash/crash-device.js';
+import { type CrashGeometry, type CrashPolicy, CrashWorkload, crashDust, crashPattern, modelDevice, openCrashModel } from '../../scripts/crash/workload.js';
 
 const GEOMETRY: CrashGeometry = { mainSectors: 2048, spareSectors: 2048, unitSize: 512, logBlocks: 4 };
 const STEPS = 400;
@@ -23,7 +23,14 @@ interface World {
 }
 
 /** Runs the workload from a reopened model until `steps` or the crash at `crashAt` (whole or torn). Returns the spare writes made. */
-function runUntilCrash(policy: CrashPolicy, w: World, seed: number, genBase: number, crashAt: number | undefined, torn: boolean): { crashed: boolean; writes: number } {
+function runUntilCrash(
+  policy: CrashPolicy,
+  w: World,
+  seed: number,
+  genBase: number,
+  crashAt: number | undefined,
+  torn: boolean,
+): { crashed: boolean; writes: number } {
   const spare = new CrashPointDevice(w.spare, {
     crashAtWrite: crashAt,
     torn,
@@ -54,7 +61,12 @@ function runUntilCrash(policy: CrashPolicy, w: World, seed: number, genBase: num
 }
 
 function freshWorld(policy: CrashPolicy): World {
-  const w: World = { main: new MemoryDevice({ sectors: GEOMETRY.mainSectors }), spare: new MemoryDevice({ sectors: GEOMETRY.spareSectors }), exp: new Expectations(), bad: new Map() };
+  const w: World = {
+    main: new MemoryDevice({ sectors: GEOMETRY.mainSectors }),
+    spare: new MemoryDevice({ sectors: GEOMETRY.spareSectors }),
+    exp: new Expectations(),
+    bad: new Map(),
+  };
   if (policy === 'safe') openCrashModel('safe', w.main, w.spare, GEOMETRY, 'auto');
   return w;
 }

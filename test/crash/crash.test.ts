@@ -3,7 +3,7 @@
  * fixed so CI is reproducible; REMAPSIM_CRASH_SEED=<n> runs another one.
  */
 import { describe, expect, it } from 'vitest';
-import { formatCrashReport, runCrashSuite } from './harness.js';
+import { formatCrashReport, runCrashSuite } from '../../scripts/crash/harness.js';
 
 const SEED = process.env.REMAPSIM_CRASH_SEED === undefined ? 20240611 : Number(process.env.REMAPSIM_CRASH_SEED);
 

@@ -79,7 +79,7 @@ describe('BufferPools in one thread', () => {
       for (let s = 0; s < pools.slotCount; s += 7) expect(pools.view(s).every((b) => b === 0)).toBe(true);
       const res = pools.residency();
       if (res && topo.source === 'sysfs') {
-        const pages = (64 << 10) * 64 / 4096;
+        const pages = ((64 << 10) * 64) / 4096;
         for (const r of res) expect(r.pages[r.node] ?? 0).toBeGreaterThanOrEqual(pages);
       }
     } finally {
@@ -150,7 +150,9 @@ describe('BufferPools in one thread', () => {
       expect(() => BufferPools.create({ topology, ...opts })).toThrow(EngineOptionError);
     }
     const small: NumaTopology = { source: 'sysfs', nodes: [{ id: 0, cpus: [0], memTotalKiB: 1024 }] };
-    expect(() => BufferPools.create({ topology: small, slotSize: 4096, slotsPerNode: 200 })).toThrow(/800 KiB per node is more than half of node 0's memory \(1.0 MiB\)/);
+    expect(() => BufferPools.create({ topology: small, slotSize: 4096, slotsPerNode: 200 })).toThrow(
+      /800 KiB per node is more than half of node 0's memory \(1.0 MiB\)/,
+    );
     expect(() => BufferPools.create({ topology: { source: 'sysfs', nodes: [{ id: 0, cpus: [] }] } })).toThrow(/no node with CPUs/);
   });
 
@@ -194,7 +196,16 @@ describe('BufferPools across worker threads', () => {
     const start = new SharedArrayBuffer(8);
     const CYCLES = 100_000;
     const MAX_HOLD = 7; // 4 x 7 > 20 slots: nodes run dry, so remote use and failures happen
-    type Report = { acquires: number; successes: number; failures: number; releases: number; violations: number; maxHeld: number; maxOnNode: Record<string, number>; handleId: number };
+    type Report = {
+      acquires: number;
+      successes: number;
+      failures: number;
+      releases: number;
+      violations: number;
+      maxHeld: number;
+      maxOnNode: Record<string, number>;
+      handleId: number;
+    };
     const workers = [0, 1, 2, 3].map((id) =>
       run<Report>({ mode: 'hammer', shared: pools.shared, id, node: id % 2, cycles: CYCLES, maxHold: MAX_HOLD, owners, start }),
     );
@@ -245,7 +256,9 @@ describe('BufferPools across worker threads', () => {
     const w = run<{ slots: number[]; handleId: number }>({ mode: 'hold', shared: pools.shared, node: 0, count: 0 });
     const r = await w.result;
     await w.exited;
-    expect(() => pools.destroy()).toThrow(`buffer pools: handle ${r.handleId} still attached; close() them in their threads, reclaim() them once their threads exited, or destroy({ force: true })`);
+    expect(() => pools.destroy()).toThrow(
+      `buffer pools: handle ${r.handleId} still attached; close() them in their threads, reclaim() them once their threads exited, or destroy({ force: true })`,
+    );
     pools.destroy({ force: true });
   });
 });
@@ -257,7 +270,13 @@ describe('BufferPools with O_DIRECT', () => {
     FileDevice.createSparse(file, 4 << 20);
     let bounces = 0;
     const real = libc();
-    const counting: Libc = { ...real, allocAligned: (a, s) => (bounces++, real.allocAligned(a, s)) };
+    const counting: Libc = {
+      ...real,
+      allocAligned: (a, s) => {
+        bounces++;
+        return real.allocAligned(a, s);
+      },
+    };
     const pools = BufferPools.create({ topology: parseNumaShape('2x1'), slotSize: 64 << 10, slotsPerNode: 2 });
     const dev = FileDevice.open(file, { direct: true, logicalBlockSize: 4096, sys: counting });
     const w0 = pools.acquire(0);
@@ -282,7 +301,14 @@ describe('BufferPools with O_DIRECT', () => {
       expect(Buffer.compare(check, out)).toBe(0);
 
       // A worker's own view of the same memory is aligned in its registry too.
-      const w = run<{ rc: number; wrc: number; sum: number; bounces: number; aligned: boolean }>({ mode: 'direct', shared: pools.shared, file, node: 1, sector: 64, bytes: out.length });
+      const w = run<{ rc: number; wrc: number; sum: number; bounces: number; aligned: boolean }>({
+        mode: 'direct',
+        shared: pools.shared,
+        file,
+        node: 1,
+        sector: 64,
+        bytes: out.length,
+      });
       const r = await w.result;
       await w.exited;
       expect(r).toEqual({ rc: OK, wrc: OK, sum: out.reduce((a, b) => (a + b) & 0xffffffff, 0), bounces: 0, aligned: true });

@@ -13,7 +13,16 @@ import { libc, type Libc } from '../../src/sys/libc.js';
 type Job =
   | { mode: 'pin'; cpu: number; available?: number[] }
   | { mode: 'cross'; shared: BufferPoolsShared; readSlot: number; writeSlot: number }
-  | { mode: 'hammer'; shared: BufferPoolsShared; id: number; node: number; cycles: number; maxHold: number; owners: SharedArrayBuffer; start: SharedArrayBuffer }
+  | {
+      mode: 'hammer';
+      shared: BufferPoolsShared;
+      id: number;
+      node: number;
+      cycles: number;
+      maxHold: number;
+      owners: SharedArrayBuffer;
+      start: SharedArrayBuffer;
+    }
   | { mode: 'hold'; shared: BufferPoolsShared; node: number; count: number }
   | { mode: 'direct'; shared: BufferPoolsShared; file: string; node: number; sector: number; bytes: number }
   | { mode: 'bench'; shared: BufferPoolsShared; node: number; cycles: number; start: SharedArrayBuffer };
@@ -126,7 +135,13 @@ switch (job.mode) {
     const pools = BufferPools.attach(job.shared);
     let bounces = 0;
     const real = libc();
-    const counting: Libc = { ...real, allocAligned: (a, s) => (bounces++, real.allocAligned(a, s)) };
+    const counting: Libc = {
+      ...real,
+      allocAligned: (a, s) => {
+        bounces++;
+        return real.allocAligned(a, s);
+      },
+    };
     const dev = FileDevice.open(job.file, { direct: true, logicalBlockSize: 4096, sys: counting });
     const slot = pools.acquire(job.node);
     const buf = pools.view(slot).subarray(0, job.bytes);

@@ -27,7 +27,21 @@ async function modelEngine(spareBytes: number, opts: { discardPassdown?: boolean
   FileDevice.createSparse(sparePath, spareBytes);
   const primary = new SafeRemapTarget({ main: FileDevice.open(mainPath), spare: FileDevice.open(sparePath), reservedSectors: 64, ...opts });
   targets.push(primary);
-  const e = await Engine.start({ device: { kind: 'model', policy: 'safe', main: { file: { path: mainPath } }, spare: { file: { path: sparePath } }, target: primary.shared, mainPath, sparePath }, primary, queues: 2, force: true, pin: false });
+  const e = await Engine.start({
+    device: {
+      kind: 'model',
+      policy: 'safe',
+      main: { file: { path: mainPath } },
+      spare: { file: { path: sparePath } },
+      target: primary.shared,
+      mainPath,
+      sparePath,
+    },
+    primary,
+    queues: 2,
+    force: true,
+    pin: false,
+  });
   engines.push(e);
   return { primary, e };
 }
@@ -70,7 +84,10 @@ describe('the engine', () => {
     const { e } = await engine(2);
     const pattern = new VerifyPattern({ unitSize: 4096, runId: 5, seed: 5 });
     const oracle = new Oracle({ pattern, units: (e.local.sectors * 512) / 4096 });
-    const r = await e.runJobs([jobFromRecord({ name: 'v', rw: 'randrw', bs: '4k', iodepth: 16, numjobs: 2, runtime: '500ms', time_based: 1, verify: 'crc32c' })], { oracle });
+    const r = await e.runJobs(
+      [jobFromRecord({ name: 'v', rw: 'randrw', bs: '4k', iodepth: 16, numjobs: 2, runtime: '500ms', time_based: 1, verify: 'crc32c' })],
+      { oracle },
+    );
     oracle.finalPass(e.local);
     const rep = oracle.report();
     expect(rep.findings).toBe(0);
@@ -136,7 +153,7 @@ describe('the engine', () => {
 });
 
 describe('the engine on a file', () => {
-  it('replicas take the primary\'s layout and features: no_discard_passdown holds for trims the workers run', async () => {
+  it("replicas take the primary's layout and features: no_discard_passdown holds for trims the workers run", async () => {
     const { primary, e } = await modelEngine(4 << 20, { discardPassdown: false });
     const data = new Uint8Array(65536).fill(0x6b);
     expect(await e.submit('write', 128, data)).toBe(0);
@@ -164,10 +181,18 @@ describe('the engine on a file', () => {
       setImmediate(mover);
     };
     setImmediate(mover);
-    const r = await e.runJobs([jobFromRecord({ name: 'm', rw: 'randrw', bs: '4k', iodepth: 8, numjobs: 2, size: '256k', runtime: 2, time_based: 1, verify: 'crc32c' })], { oracle });
+    const r = await e.runJobs(
+      [jobFromRecord({ name: 'm', rw: 'randrw', bs: '4k', iodepth: 8, numjobs: 2, size: '256k', runtime: 2, time_based: 1, verify: 'crc32c' })],
+      { oracle },
+    );
     running = false;
     const v = r.jobs[0].verify!;
-    expect({ stale: v.stale, lost: v.lost, corrupt: v.corrupt, unexpectedError: v.unexpectedError }).toEqual({ stale: 0, lost: 0, corrupt: 0, unexpectedError: 0 });
+    expect({ stale: v.stale, lost: v.lost, corrupt: v.corrupt, unexpectedError: v.unexpectedError }).toEqual({
+      stale: 0,
+      lost: 0,
+      corrupt: 0,
+      unexpectedError: 0,
+    });
     // enough of both to have met (alone here: ~9,000 moves, ~2,000 writes; without the move sequence the first torn read came within 100 ms)
     expect(moves).toBeGreaterThan(500);
     expect(r.jobs[0].write.totalIos).toBeGreaterThan(200);

@@ -4,8 +4,26 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type AlignedBuffer, allocAligned } from '../../src/block/aligned.js';
-import { createIoBackend, ioBackendInfo, IO_FDATASYNC, IO_READ, IO_WRITE, type IoBackend, IoBackendError, type IoBackendOptions } from '../../src/engine/io-backend.js';
-import { encodeOp, loadNativeIo, NATIVE_LIB_PATH, type NativeIoStatus, nativeIoStatus, OP_WORDS, QUEUE_MODE_URING, resetNativeIo } from '../../src/engine/native-io.js';
+import {
+  createIoBackend,
+  ioBackendInfo,
+  IO_FDATASYNC,
+  IO_READ,
+  IO_WRITE,
+  type IoBackend,
+  IoBackendError,
+  type IoBackendOptions,
+} from '../../src/engine/io-backend.js';
+import {
+  encodeOp,
+  loadNativeIo,
+  NATIVE_LIB_PATH,
+  type NativeIoStatus,
+  nativeIoStatus,
+  OP_WORDS,
+  QUEUE_MODE_URING,
+  resetNativeIo,
+} from '../../src/engine/native-io.js';
 import { skipReason } from '../helpers/tmp.js';
 
 const EBADF = 9;
@@ -318,7 +336,11 @@ describe.skipIf(skipReason(nativeMissing, 'native-only io backend tests'))('io b
     const { Worker } = await import('node:worker_threads');
     const w = new Worker(code, {
       eval: true,
-      workerData: { file, backend: new URL('../../src/engine/io-backend.ts', import.meta.url).href, aligned: new URL('../../src/block/aligned.ts', import.meta.url).href },
+      workerData: {
+        file,
+        backend: new URL('../../src/engine/io-backend.ts', import.meta.url).href,
+        aligned: new URL('../../src/block/aligned.ts', import.meta.url).href,
+      },
     });
     const msg = await new Promise<{ kind: string; mechanism: string; n: number; tags: number[]; res: number[]; bytes: string }>((resolve, reject) => {
       w.once('message', resolve);

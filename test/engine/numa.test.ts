@@ -139,7 +139,7 @@ describe('parseNumaShape', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(EngineOptionError);
-    expect(err).toBeInstanceOf(RangeError);
+    expect((err as EngineOptionError).exitCode).toBe(2);
     expect((err as EngineOptionError).option).toBe('--numa');
     expect((err as Error).message).toMatch(message);
     expect((err as Error).message).not.toContain('\n');

@@ -32,7 +32,15 @@ describe('Ring', () => {
     const seen = new Uint8Array(2 * PER);
     const counter = new SharedArrayBuffer(4);
     const consumers = [0, 1].map(() => startWorker(import.meta.url, './ring-consumer.worker', { workerData: { ring: ring.shared, total: 2 * PER, counter } }));
-    const results = await Promise.all(consumers.map((w) => new Promise<{ ids: Float64Array; bad: number }>((res, rej) => { w.once('message', res); w.once('error', rej); })));
+    const results = await Promise.all(
+      consumers.map(
+        (w) =>
+          new Promise<{ ids: Float64Array; bad: number }>((res, rej) => {
+            w.once('message', res);
+            w.once('error', rej);
+          }),
+      ),
+    );
     await producersDone;
     let got = 0;
     for (const r of results) {

@@ -24,7 +24,7 @@
 /**
  * The test functions and assertions the spec runs with, so the same file
  * runs under vitest (test/faults/dust.test.ts) and node:test (the kernel
- * lane, test/kernel/dust.test.ts). Nothing here imports a test framework.
+ * lane, test/vm/dust.test.ts). Nothing here imports a test framework.
  */
 export interface SpecRunner {
   describe(name: string, fn: () => void): unknown;

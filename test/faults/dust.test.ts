@@ -33,7 +33,9 @@ function harnessFor(inner: BlockDevice, g: DustGeometry): DustHarness {
   };
 }
 
-defineDustSpec(vitestRunner, 'DustDevice over a MemoryDevice', (g) => harnessFor(new MemoryDevice({ sectors: (g.blocks * g.blockSize) / 512, name: 'mem0' }), g));
+defineDustSpec(vitestRunner, 'DustDevice over a MemoryDevice', (g) =>
+  harnessFor(new MemoryDevice({ sectors: (g.blocks * g.blockSize) / 512, name: 'mem0' }), g),
+);
 
 const tmp = tmpDir('remapsim-dust-');
 afterAll(() => tmp.cleanup());

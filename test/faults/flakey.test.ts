@@ -66,9 +66,18 @@ describe('flakey table line', () => {
       [...base, '6', 'drop_writes', 'corrupt_bio_byte', '1', 'w', '0', '0'],
       'drop_writes is incompatible with random_write_corrupt or corrupt_bio_byte with the WRITE flag set',
     ],
-    [[...base, '3', 'drop_writes', 'random_write_corrupt', '1'], 'drop_writes is incompatible with random_write_corrupt or corrupt_bio_byte with the WRITE flag set'],
-    [[...base, '3', 'error_writes', 'random_write_corrupt', '5'], 'error_writes is incompatible with random_write_corrupt or corrupt_bio_byte with the WRITE flag set'],
-    [[...base, '3', 'error_reads', 'random_read_corrupt', '5'], 'error_reads is incompatible with random_read_corrupt or corrupt_bio_byte with the READ flag set'],
+    [
+      [...base, '3', 'drop_writes', 'random_write_corrupt', '1'],
+      'drop_writes is incompatible with random_write_corrupt or corrupt_bio_byte with the WRITE flag set',
+    ],
+    [
+      [...base, '3', 'error_writes', 'random_write_corrupt', '5'],
+      'error_writes is incompatible with random_write_corrupt or corrupt_bio_byte with the WRITE flag set',
+    ],
+    [
+      [...base, '3', 'error_reads', 'random_read_corrupt', '5'],
+      'error_reads is incompatible with random_read_corrupt or corrupt_bio_byte with the READ flag set',
+    ],
     [
       [...base, '6', 'error_reads', 'corrupt_bio_byte', '1', 'r', '0', '0'],
       'error_reads is incompatible with random_read_corrupt or corrupt_bio_byte with the READ flag set',

@@ -117,7 +117,9 @@ describe('LatentErrorProcess', () => {
 
   it('refuses parameters out of range, naming the field', () => {
     const dust = dustOver(1 << 20);
-    expect(() => new LatentErrorProcess({ rate: 0 }, dust, new Random(1), 0, 'faults.main.latentErrors[0]')).toThrow(/faults\.main\.latentErrors\[0\]\.rate must be a number in \(0, 1000000\], got 0/);
+    expect(() => new LatentErrorProcess({ rate: 0 }, dust, new Random(1), 0, 'faults.main.latentErrors[0]')).toThrow(
+      /faults\.main\.latentErrors\[0\]\.rate must be a number in \(0, 1000000\], got 0/,
+    );
     expect(() => new LatentErrorProcess({ rate: 1, followProbability: 1 }, dust, new Random(1), 0)).toThrow(StochasticFaultError);
     expect(() => new LatentErrorProcess({ rate: 1, region: { from: 3, to: 5 } }, dust, new Random(1), 0)).toThrow(/region \[3, 5\) holds no whole block/);
   });
@@ -167,7 +169,11 @@ describe('WeakSectorProcess and WeakSectorDevice', () => {
 
   it("another thread's copy of the layers (openStochasticLayers) sees the same weak list", () => {
     const clock = new ManualClock();
-    const specs = { latentErrors: [], weakSectors: [{ start: 0, rate: 1, cluster: 1, readLatency: '5ms', failAfter: 1e9, failFraction: 1, writeFailCount: 3 }], transientErrors: { probability: 0.5 } };
+    const specs = {
+      latentErrors: [],
+      weakSectors: [{ start: 0, rate: 1, cluster: 1, readLatency: '5ms', failAfter: 1e9, failFraction: 1, writeFailCount: 3 }],
+      transientErrors: { probability: 0.5 },
+    };
     const primary = stochasticLayers('faults.main', specs, new MemoryDevice({ sectors: 1 << 16 }), { clock, random: new Random(3), blockSectors: 8 });
     const replica = openStochasticLayers(new MemoryDevice({ sectors: 1 << 16 }), primary.spec, { clock, thread: 1 });
     for (let b = 0; b < 500; b += 5) primary.weak!.addWeak(b, { kind: 'fixed', ns: 5e6 }); // enough to make the table grow
@@ -230,6 +236,8 @@ describe('TransientErrorDevice', () => {
     expect(t.failedRecently(1024, 1)).toBe(true);
     for (let i = 0; i < 1024; i++) t.read(0, buf);
     expect(t.failedRecently(1024, 1)).toBe(false); // forgotten after 1024 reads
-    expect(() => new TransientErrorDevice(new MemoryDevice({ sectors: 8 }), { probability: 2 })).toThrow(/transientErrors\.probability must be a number in \[0, 1\], got 2/);
+    expect(() => new TransientErrorDevice(new MemoryDevice({ sectors: 8 }), { probability: 2 })).toThrow(
+      /transientErrors\.probability must be a number in \[0, 1\], got 2/,
+    );
   });
 });

@@ -7,7 +7,8 @@
  */
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type BlockDevice, EIO, type IoStatus, OK, type WriteFlags } from '../../src/block/device.js';
+import { EIO, type IoStatus, OK } from '../../src/block/device.js';
+import { PassThroughLayer } from '../../src/block/pass-through.js';
 import { FileDevice } from '../../src/block/file-device.js';
 import { MemoryDevice } from '../../src/block/memory-device.js';
 import { DustDevice } from '../../src/faults/dust.js';
@@ -40,31 +41,11 @@ function file(mib: number): FileDevice {
 }
 
 /** Passes everything through and remembers which sectors were read. */
-class ReadRecorder implements BlockDevice {
-  readonly name: string;
-  readonly sectors: number;
-  readonly logicalBlockSize;
+class ReadRecorder extends PassThroughLayer {
   readonly reads: Array<[number, number]> = [];
-  constructor(readonly inner: BlockDevice) {
-    this.name = inner.name;
-    this.sectors = inner.sectors;
-    this.logicalBlockSize = inner.logicalBlockSize;
-  }
-  read(sector: number, buf: Uint8Array): IoStatus {
+  override read(sector: number, buf: Uint8Array): IoStatus {
     this.reads.push([sector, buf.length / 512]);
     return this.inner.read(sector, buf);
-  }
-  write(sector: number, buf: Uint8Array, flags?: WriteFlags): IoStatus {
-    return this.inner.write(sector, buf, flags);
-  }
-  flush(): IoStatus {
-    return this.inner.flush();
-  }
-  discard(sector: number, count: number): IoStatus {
-    return this.inner.discard(sector, count);
-  }
-  close(): void {
-    this.inner.close();
   }
 }
 
@@ -103,7 +84,11 @@ describe('HealthScanner finds planted faults', () => {
     for (const b of slow) st.weak.addWeak(b, { kind: 'fixed', ns: 80 * MS });
     const sc = new HealthScanner({ device: st.dust, clock: st.clock, rate: 0, slowNs: 50 * MS, retries: 3 });
     onePass(sc, st.clock);
-    const of = (k: string): number[] => sc.findings.filter((f) => f.kind === k && f.blocks === 1).map((f) => f.block).sort((a, b) => a - b);
+    const of = (k: string): number[] =>
+      sc.findings
+        .filter((f) => f.kind === k && f.blocks === 1)
+        .map((f) => f.block)
+        .sort((a, b) => a - b);
     expect(of('bad')).toEqual(bad);
     expect(of('weak')).toEqual(slow);
     for (const f of sc.findings.filter((x) => x.kind === 'bad')) {

@@ -91,7 +91,16 @@ function run(sc: Scenario, policy: 'safe' | 'dm-remap-v4') {
   const health = monitor?.report();
   // the module formats its reply and never delivers it: read the text it formats
   const healthMessage = target instanceof DmRemapV4Target ? target.messageText(['health']) : target.message(['health']);
-  const out = { r, verify: oracle.report(), health, healthMessage, stochastic: stochastic.summary(), grown: stochastic.grownBadBlocks(), detection: tracker.summary(), target };
+  const out = {
+    r,
+    verify: oracle.report(),
+    health,
+    healthMessage,
+    stochastic: stochastic.summary(),
+    grown: stochastic.grownBadBlocks(),
+    detection: tracker.summary(),
+    target,
+  };
   monitor?.close();
   target.close();
   return out;
@@ -150,10 +159,45 @@ describe('scenario schema: stochastic faults and the scanner', () => {
   const minimal = { devices: { main: { size: '64M' }, spare: { size: '8M' } }, jobs: [{ rw: 'randread', bs: '4k' }] };
 
   it('fills the documented defaults', () => {
-    const s = validateScenario({ ...minimal, scanner: {}, faults: { main: { latentErrors: [{ rate: 1 }], weakSectors: [{ rate: 0.1 }], transientErrors: {} } } });
-    expect(s.scanner).toEqual({ enabled: true, rate: 32, busyFactor: 0.25, idle: 100e6, slice: 131072, slow: 50e6, retries: 3, order: 'sequential', staggerRegions: 64, sampleEvery: 1e9, horizon: 30 * 86400e9, confidence: 0.9 });
-    expect(s.faults.main!.latentErrors[0]).toEqual({ start: 0, rate: 1, burstMean: 2, burstMax: 64, spread: 2, followProbability: 0.3, followMean: 2e9, followDistance: 256, writeFailCount: 3 });
-    expect(s.faults.main!.weakSectors[0]).toEqual({ start: 0, rate: 0.1, cluster: 1, readLatency: '100ms', failAfter: 30e9, failFraction: 1, writeFailCount: 3 });
+    const s = validateScenario({
+      ...minimal,
+      scanner: {},
+      faults: { main: { latentErrors: [{ rate: 1 }], weakSectors: [{ rate: 0.1 }], transientErrors: {} } },
+    });
+    expect(s.scanner).toEqual({
+      enabled: true,
+      rate: 32,
+      busyFactor: 0.25,
+      idle: 100e6,
+      slice: 131072,
+      slow: 50e6,
+      retries: 3,
+      order: 'sequential',
+      staggerRegions: 64,
+      sampleEvery: 1e9,
+      horizon: 30 * 86400e9,
+      confidence: 0.9,
+    });
+    expect(s.faults.main!.latentErrors[0]).toEqual({
+      start: 0,
+      rate: 1,
+      burstMean: 2,
+      burstMax: 64,
+      spread: 2,
+      followProbability: 0.3,
+      followMean: 2e9,
+      followDistance: 256,
+      writeFailCount: 3,
+    });
+    expect(s.faults.main!.weakSectors[0]).toEqual({
+      start: 0,
+      rate: 0.1,
+      cluster: 1,
+      readLatency: '100ms',
+      failAfter: 30e9,
+      failFraction: 1,
+      writeFailCount: 3,
+    });
     expect(s.faults.main!.transientErrors).toEqual({ probability: 1e-4 });
     expect(validateScenario(minimal).scanner).toBeUndefined();
   });
@@ -165,7 +209,13 @@ describe('scenario schema: stochastic faults and the scanner', () => {
         {
           ...minimal,
           scanner: { rate: -1, slice: 1000, order: 'random', colour: 1 },
-          faults: { main: { latentErrors: [{ rate: 1, followProbability: 1, region: { from: 10, to: 5 } }], weakSectors: [{ failAfter: 'soon' }], transientErrors: { probability: 2 } } },
+          faults: {
+            main: {
+              latentErrors: [{ rate: 1, followProbability: 1, region: { from: 10, to: 5 } }],
+              weakSectors: [{ failAfter: 'soon' }],
+              transientErrors: { probability: 2 },
+            },
+          },
         },
         's.yaml',
       );

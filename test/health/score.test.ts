@@ -3,8 +3,8 @@
  * histories, and the special functions under them against published values.
  */
 import { describe, expect, it } from 'vitest';
-import { gammaP, gammaQuantile, logGamma, poissonRateInterval } from '../../src/health/math.js';
-import { dispersionOf, type HealthSample, healthScore, predictExhaustion, scoreTrend } from '../../src/health/score.js';
+import { gammaP, gammaQuantile, logGamma, poissonRateInterval } from '../../src/stats/math.js';
+import { dispersionOf, type HealthSample, healthScore, predictExhaustion, scoreTrend } from '../../src/remap/health-score.js';
 import { Random } from '../../src/util/random.js';
 
 const S = 1e9;
@@ -23,7 +23,13 @@ describe('special functions', () => {
   });
 
   it('the Gamma quantile inverts P and gives the chi-square table values', () => {
-    for (const [p, a] of [[0.05, 1], [0.5, 3.5], [0.975, 11], [0.001, 0.3]] as const) expect(gammaP(a, gammaQuantile(p, a))).toBeCloseTo(p, 10);
+    for (const [p, a] of [
+      [0.05, 1],
+      [0.5, 3.5],
+      [0.975, 11],
+      [0.001, 0.3],
+    ] as const)
+      expect(gammaP(a, gammaQuantile(p, a))).toBeCloseTo(p, 10);
     // chi-square quantiles: 2 * Gamma(k/2) quantile
     expect(2 * gammaQuantile(0.975, 1)).toBeCloseTo(7.3778, 3); // chi2(2), 97.5%
     expect(2 * gammaQuantile(0.95, 5)).toBeCloseTo(18.307, 3); // chi2(10), 95%

@@ -2,7 +2,7 @@
  * The kernel agent's time limits, on this host: a real child process that
  * stops answering (SIGSTOP: it no longer runs, as a process stuck in the
  * kernel does not) is given up on after the call's limit, and the parent goes
- * on. The kernel-lane tests (test/kernel/lifecycle/) show the same against
+ * on. The kernel-lane tests (test/vm/lifecycle/) show the same against
  * calls the dm-remap-v4 module never returns from.
  */
 import * as fs from 'node:fs';

@@ -30,7 +30,6 @@ import {
   newEncodeDev,
 } from '../../src/kernel/dm-ioctl-codec.js';
 import { glibcMajorMinor, nodeSys, S_IFBLK } from '../../src/kernel/mknod.js';
-import { dmExitCode } from '../../src/cli/run-cli.js';
 import { MessageError } from '../../src/control/target.js';
 import { SysError } from '../../src/sys/libc.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -59,7 +58,9 @@ describe('on this host', () => {
     expect(() => DmControl.open()).toThrow(DmUnavailableError);
     expect(() => DmControl.open()).toThrow(DM_NOT_AVAILABLE);
     expect(DM_NOT_AVAILABLE).toBe('device-mapper is not available in this kernel');
-    expect(() => DmControl.open()).toThrow(/^device-mapper is not available in this kernel \((no \/dev\/mapper\/control|\/dev\/mapper\/control: ENODEV \(no such device\))\)$/);
+    expect(() => DmControl.open()).toThrow(
+      /^device-mapper is not available in this kernel \((no \/dev\/mapper\/control|\/dev\/mapper\/control: ENODEV \(no such device\))\)$/,
+    );
   });
 
   it('makes the control node from /proc/misc when it is missing, then reports ENODEV as not available', (ctx) => {
@@ -517,7 +518,15 @@ describe('DmControl against replies in the kernel layout', () => {
     const { dm, calls } = open((c) => {
       devStatus(c.buf, { minor: c.name === 'holder' ? 1 : 2, targets: 1, flags: 1 << 5 });
       if (c.cmd === DmCmd.TABLE_LOAD) fail(16);
-      if (c.cmd === DmCmd.LIST_DEVICES) return writeNameList(c.buf, [{ name: 'holder', minor: 1 }, { name: 'new', minor: 2 }], true);
+      if (c.cmd === DmCmd.LIST_DEVICES)
+        return writeNameList(
+          c.buf,
+          [
+            { name: 'holder', minor: 1 },
+            { name: 'new', minor: 2 },
+          ],
+          true,
+        );
       if (c.cmd === DmCmd.TABLE_STATUS) {
         expect(c.name).toBe('holder'); // the device being loaded is not asked about itself
         writeSpecs(c.buf, [{ start: 0, length: 8, type: 'dm-remap-v4', params: `${held} /dev/other` }]);
@@ -525,15 +534,20 @@ describe('DmControl against replies in the kernel layout', () => {
     });
     let err: unknown;
     try {
-      dm.load('new', [{ start: 0, length: 8, type: 'linear', params: `${held} 0` }, { start: 8, length: 8, type: 'linear', params: `7:201 0` }]);
+      dm.load('new', [
+        { start: 0, length: 8, type: 'linear', params: `${held} 0` },
+        { start: 8, length: 8, type: 'linear', params: `7:201 0` },
+      ]);
     } catch (e) {
       err = e;
     }
     expect(err).toBeInstanceOf(DmError);
     const e = err as DmError;
-    expect(e.message).toBe(`device-mapper refused the table for 'new' (EBUSY: a device it names is held): ${held}: dm-remap-v4 device 'holder' opened it by path (${held}) and holds it exclusively`);
+    expect(e.message).toBe(
+      `device-mapper refused the table for 'new' (EBUSY: a device it names is held): ${held}: dm-remap-v4 device 'holder' opened it by path (${held}) and holds it exclusively`,
+    );
     expect([e.errno, e.command, e.device]).toEqual([16, 'DM_TABLE_LOAD', 'new']);
-    expect(dmExitCode(e)).toBe(2);
+    expect(e.exitCode).toBe(2);
     expect(calls.map((c) => c.cmd)).toEqual([DmCmd.TABLE_LOAD, DmCmd.LIST_DEVICES, DmCmd.TABLE_STATUS]); // the live tables are read once
   });
 

@@ -35,14 +35,29 @@ import {
 import { hex, z } from './golden.js';
 
 /** A reply header as the kernel leaves it: version 4.50.0, data_start 312. */
-function replyHeader(o: { dataSize: number; flags?: number; targetCount?: number; openCount?: string; eventNr?: string; dev?: string; name?: string; uuid?: string }): string {
+function replyHeader(o: {
+  dataSize: number;
+  flags?: number;
+  targetCount?: number;
+  openCount?: string;
+  eventNr?: string;
+  dev?: string;
+  name?: string;
+  uuid?: string;
+}): string {
   return `
     04000000 32000000 00000000                 // version 4.50.0
-    ${o.dataSize.toString(16).padStart(4, '0').replace(/(..)(..)/, '$2$1')}0000 // data_size
+    ${o.dataSize
+      .toString(16)
+      .padStart(4, '0')
+      .replace(/(..)(..)/, '$2$1')}0000 // data_size
     38010000                                   // data_start 312
     ${(o.targetCount ?? 0).toString(16).padStart(2, '0')}000000 // target_count
     ${o.openCount ?? '00000000'}               // open_count
-    ${(o.flags ?? 0).toString(16).padStart(8, '0').replace(/(..)(..)(..)(..)/, '$4$3$2$1')} // flags
+    ${(o.flags ?? 0)
+      .toString(16)
+      .padStart(8, '0')
+      .replace(/(..)(..)(..)(..)/, '$4$3$2$1')} // flags
     ${o.eventNr ?? '00000000'}                 // event_nr
     00000000                                   // padding
     ${o.dev ?? z(8)}                           // dev
@@ -220,7 +235,9 @@ describe('requests, golden bytes', () => {
       "target 0 type 'sixteen-chars-xx' must be 1..15 bytes",
     );
     expect(() => encodeTableLoad({ name: 'x' }, [{ start: -1, length: 1, type: 'zero', params: '' }])).toThrow(/target 0 start sector must be an integer/);
-    expect(() => encodeTableLoad({ name: 'x' }, [{ start: 0, length: 1, type: 'zero', params: 'a\0b' }])).toThrow('target 0 parameters must not contain a NUL character');
+    expect(() => encodeTableLoad({ name: 'x' }, [{ start: 0, length: 1, type: 'zero', params: 'a\0b' }])).toThrow(
+      'target 0 parameters must not contain a NUL character',
+    );
     expect(() => encodeTableLoad({ name: 'x' }, [])).toThrow('a table needs at least one target');
     expect(() => encodeTargetMessage({ name: 'x' }, 0, '  ')).toThrow('target message must not be empty');
     expect(() => encodeRename({ name: 'x' }, 'a/b')).toThrow("must not contain '/'");
@@ -239,7 +256,18 @@ describe('requests, golden bytes', () => {
 describe('replies built in the kernel layout', () => {
   it('header of a DM_DEV_STATUS reply', () => {
     const h = decodeDmIoctl(
-      hex(replyHeader({ dataSize: 305, flags: DM_SUSPEND_FLAG | (1 << 6), targetCount: 1, openCount: 'ffffffff', eventNr: '07000000', dev: '02fd000000000000', name: '766f6c30', uuid: '5531' }) + z(0)),
+      hex(
+        replyHeader({
+          dataSize: 305,
+          flags: DM_SUSPEND_FLAG | (1 << 6),
+          targetCount: 1,
+          openCount: 'ffffffff',
+          eventNr: '07000000',
+          dev: '02fd000000000000',
+          name: '766f6c30',
+          uuid: '5531',
+        }) + z(0),
+      ),
     );
     expect(h).toEqual({
       version: [4, 50, 0],

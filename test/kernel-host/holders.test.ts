@@ -3,7 +3,7 @@
  * explains an EBUSY table load: the table words that name devices, a real
  * mount of a real loop device (as root), the dm devices sysfs lists as
  * holders (a tree of sysfs's shape: this host has no device-mapper; the
- * kernel lane, test/kernel/stack-cli.test.ts, checks it on a real kernel).
+ * kernel lane, test/vm/stack-cli.test.ts, checks it on a real kernel).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -50,13 +50,17 @@ describe('holders of a block device', () => {
       { name: 'other', targets: [{ start: 0, length: 8, type: 'linear', params: '7:9 0' }] },
       { name: 'self', targets: [{ start: 0, length: 8, type: 'linear', params: '7:3 0' }] },
     ];
-    expect(holdersOf({ major: 7, minor: 3 }, tables, { sysDir: sys, mountinfo: '/dev/null', exclude: 'self' })).toEqual([{ kind: 'dm-table', name: 'lin', node: 'dm-0' }]);
+    expect(holdersOf({ major: 7, minor: 3 }, tables, { sysDir: sys, mountinfo: '/dev/null', exclude: 'self' })).toEqual([
+      { kind: 'dm-table', name: 'lin', node: 'dm-0' },
+    ]);
     // a dm-table holder does not block a load: the line says something else holds the device exclusively
     const line = explainBusyTable(undefined, 'new', [{ start: 0, length: 8, type: 'linear', params: '7:3 0' }], { sysDir: sys, mountinfo: '/dev/null' });
     expect(line).toBe(
       "device-mapper refused the table for 'new' (EBUSY: a device it names is held): 7:3 is not opened by path by a dm target nor mounted, so something else holds it open exclusively (O_EXCL) (device-mapper tables using it do not block a load: 7:3: the table of dm device 'lin' (dm-0) uses it, the table of dm device 'self' (dm-2) uses it)",
     );
-    expect(explainBusyTable(undefined, 'z', [{ start: 0, length: 8, type: 'zero', params: '' }])).toMatch(/its parameters name no block device we can look up$/);
+    expect(explainBusyTable(undefined, 'z', [{ start: 0, length: 8, type: 'zero', params: '' }])).toMatch(
+      /its parameters name no block device we can look up$/,
+    );
   });
 
   it('reads mount points from mountinfo, octal escapes undone', () => {

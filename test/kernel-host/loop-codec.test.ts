@@ -80,7 +80,9 @@ describe('struct loop_config / loop_info64', () => {
   });
 
   it('refuses flags LOOP_CONFIGURE does not take and values out of range', () => {
-    expect(() => encodeLoopConfig({ fd: 1, blockSize: 0, info: { flags: 2 } })).toThrow('loop flags 0x2 include bits LOOP_CONFIGURE does not accept (allowed: 0x1d)');
+    expect(() => encodeLoopConfig({ fd: 1, blockSize: 0, info: { flags: 2 } })).toThrow(
+      'loop flags 0x2 include bits LOOP_CONFIGURE does not accept (allowed: 0x1d)',
+    );
     expect(() => encodeLoopInfo64({ offset: -1 })).toThrow(/offset must be an integer in 0\.\./);
     expect(() => encodeLoopConfig({ fd: -1, blockSize: 0, info: {} })).toThrow(/fd must be an integer in 0\.\.4294967295/);
   });

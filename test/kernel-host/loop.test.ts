@@ -105,7 +105,17 @@ describe.skipIf(skip)('loop devices on this host', () => {
       expect(att.method).toBe('configure');
       expect(att.fd).toBeUndefined();
       const info = loopDeviceInfo(att.device)!;
-      expect(info).toMatchObject({ backingFile: file, offset: 0, sizeLimit: 0, autoclear: false, dio: false, readOnly: false, logicalBlockSize: 512, sectors: 8192, major: 7 });
+      expect(info).toMatchObject({
+        backingFile: file,
+        offset: 0,
+        sizeLimit: 0,
+        autoclear: false,
+        dio: false,
+        readOnly: false,
+        logicalBlockSize: 512,
+        sectors: 8192,
+        major: 7,
+      });
       expect(ourView(info)).toEqual(losetupView(att.device));
       expect(listLoops().find((d) => d.number === att.number)).toEqual(info);
       const st = loopStatus(att.device);
@@ -236,7 +246,9 @@ describe.skipIf(skip)('loop devices on this host', () => {
   });
 
   it('mistakes are one clear line', () => {
-    expect(() => attachLoop(path.join(tmp.dir, 'missing.img'))).toThrow(`cannot open backing file ${path.join(tmp.dir, 'missing.img')}: ENOENT (no such file or directory)`);
+    expect(() => attachLoop(path.join(tmp.dir, 'missing.img'))).toThrow(
+      `cannot open backing file ${path.join(tmp.dir, 'missing.img')}: ENOENT (no such file or directory)`,
+    );
     expect(() => attachLoop(tmp.dir)).toThrow(LoopError);
     const file = backingFile('bad.img', MiB);
     expect(() => attachLoop(file, { blockSize: 1000 })).toThrow('block size 1000 must be a power of two in 512..65536');

@@ -49,7 +49,27 @@ describe.skipIf(skip)('writeback errors on a buffered block device', () => {
   let lostAtWriteback = 0;
 
   it('fsync=N: each failed flush turns the units written since the last good one into losses', () => {
-    const r = runCli(['bench', '--rw', 'write', '--bs', '4k', '--size', '8M', '--verify', 'crc32c', '--fsync', '128', '--continue_on_error', 'all', '--output-format', 'json', '--target', `dev:${loop!.device}`, '--verify-state', state]);
+    const r = runCli([
+      'bench',
+      '--rw',
+      'write',
+      '--bs',
+      '4k',
+      '--size',
+      '8M',
+      '--verify',
+      'crc32c',
+      '--fsync',
+      '128',
+      '--continue_on_error',
+      'all',
+      '--output-format',
+      'json',
+      '--target',
+      `dev:${loop!.device}`,
+      '--verify-state',
+      state,
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(1);
     const j = JSON.parse(r.stdout);
@@ -86,7 +106,9 @@ describe.skipIf(skip)('writeback errors on a buffered block device', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^data path: engine/m);
     expect(r.stdout).toMatch(/^flushes: 0 by the jobs, final flush EIO$/m);
-    expect(r.stdout).toMatch(/^writeback: 1 flush\(es\) failed: the kernel did not write buffered data back; the 2048 units acknowledged since the last good flush are counted lost/m);
+    expect(r.stdout).toMatch(
+      /^writeback: 1 flush\(es\) failed: the kernel did not write buffered data back; the 2048 units acknowledged since the last good flush are counted lost/m,
+    );
     expect(r.stdout).toMatch(/ lost=2048 /);
   }, 120_000);
 });

@@ -69,7 +69,15 @@ function distinctMetadata(): V4Metadata {
     nextSpareSector: 0x0badf00d,
     remapFlags: 6,
     entries: [
-      v4Entry({ originalSector: 0xfedcba9876543210n, spareSector: 77n, timestampNs: 1_700_000_000_123_456_789n, accessCount: 31, errorCount: 32, reason: 33, flags: 1 }),
+      v4Entry({
+        originalSector: 0xfedcba9876543210n,
+        spareSector: 77n,
+        timestampNs: 1_700_000_000_123_456_789n,
+        accessCount: 31,
+        errorCount: 32,
+        reason: 33,
+        flags: 1,
+      }),
       v4Entry({ originalSector: 1n << 48n, spareSector: (1n << 48n) + 1n, timestampNs: 5n, accessCount: 41, errorCount: 42, reason: 43, flags: 2 }),
       v4Entry({ originalSector: 999n, spareSector: 1000n, accessCount: 0xffffffff, errorCount: 7, reason: 0xffff, flags: 3 }),
     ],
@@ -86,7 +94,14 @@ function fullTable(n: number): V4Metadata {
     mainSectors: 1n << 30n,
     spareSectors: 1n << 20n,
     entries: Array.from({ length: n }, (_, i) =>
-      v4Entry({ originalSector: BigInt(i) * 1_000_003n + 17n, spareSector: BigInt(i), timestampNs: BigInt(NOW) * 1_000_000_000n + BigInt(i), accessCount: i, errorCount: i % 5, reason: i % 3 }),
+      v4Entry({
+        originalSector: BigInt(i) * 1_000_003n + 17n,
+        spareSector: BigInt(i),
+        timestampNs: BigInt(NOW) * 1_000_000_000n + BigInt(i),
+        accessCount: i,
+        errorCount: i % 5,
+        reason: i % 3,
+      }),
     ),
   });
 }
@@ -243,8 +258,22 @@ describe('dm-remap-v4 metadata: validity', () => {
   it.each([
     ['bad-magic', () => patchU32(good, 0, 0x444d5233)],
     ['bad-version', () => patchU32(good, 4, 3)],
-    ['bad-crc', () => { const b = good.slice(); b[5000] ^= 1; return b; }],
-    ['bad-crc', () => { const b = good.slice(); b[24] ^= 0x80; return b; }],
+    [
+      'bad-crc',
+      () => {
+        const b = good.slice();
+        b[5000] ^= 1;
+        return b;
+      },
+    ],
+    [
+      'bad-crc',
+      () => {
+        const b = good.slice();
+        b[24] ^= 0x80;
+        return b;
+      },
+    ],
     ['too-many-remaps', () => patchU32(good, 296, 2049)],
     ['too-many-remaps', () => patchU32(good, 296, 0xffffffff)],
     ['bad-health', () => patchU32(good, 256, 101)],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { fuzzMetadata } from './fuzz-properties.js';
+import { fuzzMetadata } from '../../scripts/fuzz/fuzz-properties.js';
 
 // A few thousand cases per run; scripts/fuzz-metadata.ts runs 100,000+.
 // Set FUZZ_SEED to replay a failure (fast-check prints the seed and path).
@@ -10,7 +10,17 @@ describe('metadata decoders under fuzzing', () => {
     const report = fuzzMetadata({ numRuns: 1200, seed });
     const c = report.counts;
     // the generators must keep reaching every outcome, or the property proves little
-    for (const key of ['v4 valid', 'v4 invalid bad-crc', 'v4 invalid bad-magic', 'superblock valid', 'checkpoint valid', 'log valid', 'log error bad-crc', 'replay exact', 'replay torn tail']) {
+    for (const key of [
+      'v4 valid',
+      'v4 invalid bad-crc',
+      'v4 invalid bad-magic',
+      'superblock valid',
+      'checkpoint valid',
+      'log valid',
+      'log error bad-crc',
+      'replay exact',
+      'replay torn tail',
+    ]) {
       expect(c[key] ?? 0, `${key} (seed ${report.seed})`).toBeGreaterThan(0);
     }
   });

@@ -118,7 +118,9 @@ describe('remapsim inspect', () => {
     const other = image('other-main.img', MAIN * 2);
     const bad = await cli(['inspect', p('safe.img'), '--main', other]);
     expect(bad.code).toBe(1);
-    expect(bad.stdout).toMatch(/no usable state: superblock A belongs to another main device: main device size is 8192 sectors in the metadata, 16384 on this device/);
+    expect(bad.stdout).toMatch(
+      /no usable state: superblock A belongs to another main device: main device size is 8192 sectors in the metadata, 16384 on this device/,
+    );
     expect((await cli(['inspect', p('safe.img'), '--main', p('main.img')])).code).toBe(0);
   });
 });
@@ -147,7 +149,12 @@ describe('remapsim repair', () => {
     const dry = await cli(['repair', v4, '--json']);
     expect(dry.code).toBe(1);
     // sector 78 is remapped to spare sector 600, inside copy 2 (sectors 512..676): rewriting the copy destroys its data
-    expect(JSON.parse(dry.stdout)).toMatchObject({ written: false, from: 0, rewrite: [2], remapsOverwritten: [{ copy: 2, originalSector: 78, spareSector: 600 }] });
+    expect(JSON.parse(dry.stdout)).toMatchObject({
+      written: false,
+      from: 0,
+      rewrite: [2],
+      remapsOverwritten: [{ copy: 2, originalSector: 78, spareSector: 600 }],
+    });
     const w = await cli(['repair', v4, '--write']);
     expect(w.code).toBe(0);
     expect(w.stdout).toMatch(/rewrote copies 2 from copy 0/);
@@ -206,8 +213,22 @@ describe('remapsim export and import', () => {
 
     const cases: Array<[unknown, RegExp]> = [
       [{ format: 'remapsim-safe', version: 1 }, /spareSectors: required/],
-      [{ format: 'dm-remap-v4', version: 1, sequence: 1, timestamp: 1, mainSectors: 1, spareSectors: 1, entries: [{ originalSector: -1, spareSector: 0 }] }, /entries\[0\]\.originalSector: expected an integer/],
-      [{ format: 'dm-remap-v4', version: 1, sequence: 1, timestamp: 1, mainSectors: 1, spareSectors: 1, entries: Array.from({ length: 2049 }, (_, i) => ({ originalSector: i, spareSector: i })) }, /entries: expected at most 2048 entries/],
+      [
+        { format: 'dm-remap-v4', version: 1, sequence: 1, timestamp: 1, mainSectors: 1, spareSectors: 1, entries: [{ originalSector: -1, spareSector: 0 }] },
+        /entries\[0\]\.originalSector: expected an integer/,
+      ],
+      [
+        {
+          format: 'dm-remap-v4',
+          version: 1,
+          sequence: 1,
+          timestamp: 1,
+          mainSectors: 1,
+          spareSectors: 1,
+          entries: Array.from({ length: 2049 }, (_, i) => ({ originalSector: i, spareSector: i })),
+        },
+        /entries: expected at most 2048 entries/,
+      ],
       [{ format: 'lvm' }, /format: expected "remapsim-safe" or "dm-remap-v4", got "lvm"/],
     ];
     for (const [json, msg] of cases) {

@@ -14,12 +14,12 @@ import {
   encodeLogBlock,
   encodeSuperblock,
   formatSafe,
-  replay,
   safeBlockSector,
   type DeviceFingerprint,
   type SafeFormatOptions,
 } from '../../src/metadata/safe-format.js';
-import { SimVolume, sortedEntries } from './safe-sim.js';
+import { replay } from '../../src/metadata/safe-replay.js';
+import { SimVolume, sortedEntries } from '../../scripts/fuzz/safe-sim.js';
 
 const dvOf = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
 const FP: DeviceFingerprint = { mainSectors: 2 ** 52, logicalBlockSize: 4096, identity: 'wwn-0x5000c500a1b2c3d4' };
@@ -371,7 +371,9 @@ describe('safe format: replay', () => {
     const v = smallVolume();
     const { A, B } = v.images;
     const run = (fingerprint: DeviceFingerprint, spareSectors?: number) =>
-      formatError(() => replay({ A: A.superblock, B: B.superblock }, { A: A.checkpoint, B: B.checkpoint }, { A: A.log, B: B.log }, { fingerprint, spareSectors }));
+      formatError(() =>
+        replay({ A: A.superblock, B: B.superblock }, { A: A.checkpoint, B: B.checkpoint }, { A: A.log, B: B.log }, { fingerprint, spareSectors }),
+      );
     let e = run({ ...FP, identity: 'wwn-0x5000c500deadbeef' });
     expect(e.problem).toBe('foreign-device');
     expect(e.message).toMatch(/identity is "wwn-0x5000c500a1b2c3d4" in the metadata, "wwn-0x5000c500deadbeef" on this device/);

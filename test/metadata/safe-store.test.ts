@@ -1,18 +1,19 @@
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type BlockDevice, EIO, OK } from '../../src/block/device.js';
+import { EIO, OK } from '../../src/block/device.js';
 import { FileDevice } from '../../src/block/file-device.js';
 import { MemoryDevice } from '../../src/block/memory-device.js';
 import { DustDevice } from '../../src/faults/dust.js';
 import { v4EmptyTable } from '../../src/metadata/dm-remap-v4.js';
 import { MetadataFormatError } from '../../src/metadata/errors.js';
-import { openSafeModel, openSafeStore, safeFingerprint } from '../../src/metadata/models.js';
+import { openSafeModel, openSafeStore, safeFingerprint } from '../../src/remap/models.js';
 import { probeSpare } from '../../src/metadata/probe.js';
 import { SAFE_BLOCK_SIZE, decodeLogBlock, decodeSuperblock, safeBlockSector } from '../../src/metadata/safe-format.js';
-import { SafeMetadataStore, readSafeImage, replayImage } from '../../src/metadata/safe-store.js';
+import { SafeMetadataStore } from '../../src/metadata/safe-store.js';
+import { readSafeImage, replayImage } from '../../src/metadata/safe-image.js';
 import { writeV4Copies } from '../../src/metadata/v4-store.js';
 import { openTarget } from '../../src/remap/open-target.js';
-import { CountingDevice, FailingDevice } from '../crash/crash-device.js';
+import { CountingDevice, FailingDevice } from '../../scripts/crash/crash-device.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const MAIN = 8192;
@@ -223,7 +224,9 @@ describe('safe store: recovery', () => {
     expect(size.message).toMatch(/main device size is 8192 sectors in the metadata, 16384 on this device/);
     expect(err(() => openSafeModel(main, spare, { identity: 'wwn-2' })).message).toMatch(/identity is "wwn-1" in the metadata, "wwn-2"/);
     // format over it: refused without force
-    expect(err(() => SafeMetadataStore.format(spare, { fingerprint: safeFingerprint(main), remapBlockSectors: 1 })).message).toMatch(/refusing to format: the spare holds remapsim safe-policy metadata.*--force/);
+    expect(err(() => SafeMetadataStore.format(spare, { fingerprint: safeFingerprint(main), remapBlockSectors: 1 })).message).toMatch(
+      /refusing to format: the spare holds remapsim safe-policy metadata.*--force/,
+    );
     // dm-remap-v4 metadata, and unknown data
     const v4spare = new MemoryDevice({ sectors: SPARE });
     writeV4Copies(v4spare, v4EmptyTable({ mainSectors: MAIN, spareSectors: SPARE, timestamp: Math.floor(Date.now() / 1000) }));
@@ -315,5 +318,3 @@ describe('safe store through openTarget and on files', () => {
     m.target.close();
   });
 });
-
-export type { BlockDevice };

@@ -4,8 +4,8 @@ import { EIO, OK } from '../../src/block/device.js';
 import { FileDevice } from '../../src/block/file-device.js';
 import { MemoryDevice } from '../../src/block/memory-device.js';
 import { DustDevice } from '../../src/faults/dust.js';
-import { V4_COPY_SECTORS, V4_MAGIC, V4_MAX_REMAPS, chooseBestCopy, decodeV4Copy } from '../../src/metadata/dm-remap-v4.js';
-import { openV4Model } from '../../src/metadata/models.js';
+import { V4_MAGIC, V4_MAX_REMAPS, chooseBestCopy, decodeV4Copy } from '../../src/metadata/dm-remap-v4.js';
+import { openV4Model } from '../../src/remap/models.js';
 import { V4MetadataStore, readV4Copies, v4CopySectors } from '../../src/metadata/v4-store.js';
 import { openTarget } from '../../src/remap/open-target.js';
 import type { DmRemapV4Target } from '../../src/remap/v4-target.js';
@@ -143,7 +143,13 @@ describe('dm-remap-v4 store: load and write as the module does, through dm-bufio
   it('persists at most 2048 entries, in creation order; nothing checks them against the devices', () => {
     const { spare } = devices();
     const store = V4MetadataStore.open(spare, MAIN, { nowSeconds: now });
-    const entries = Array.from({ length: V4_MAX_REMAPS + 1 }, (_, i) => ({ originalSector: 10 * MAIN + i, spareSector: i, timeNs: 1.7e18 + i, errorCount: 1, pending: true }));
+    const entries = Array.from({ length: V4_MAX_REMAPS + 1 }, (_, i) => ({
+      originalSector: 10 * MAIN + i,
+      spareSector: i,
+      timeNs: 1.7e18 + i,
+      errorCount: 1,
+      pending: true,
+    }));
     store.writeTable(entries);
     expect(store.stats.dropped).toBe(1);
     store.destroy();

@@ -108,7 +108,10 @@ export const optionReply: fc.Arbitrary<OptionReply> = fc.oneof(
   fc.record({
     kind: fc.constant('rep-error' as const),
     option: u32,
-    reply: fc.oneof(fc.constantFrom<number>(Rep.ERR_UNSUP, Rep.ERR_POLICY, Rep.ERR_INVALID, Rep.ERR_UNKNOWN, Rep.ERR_BLOCK_SIZE_REQD, Rep.ERR_TOO_BIG), fc.integer({ min: 0x80000000, max: 0xffffffff })),
+    reply: fc.oneof(
+      fc.constantFrom<number>(Rep.ERR_UNSUP, Rep.ERR_POLICY, Rep.ERR_INVALID, Rep.ERR_UNKNOWN, Rep.ERR_BLOCK_SIZE_REQD, Rep.ERR_TOO_BIG),
+      fc.integer({ min: 0x80000000, max: 0xffffffff }),
+    ),
     message: nbdString,
   }),
   fc.record({ kind: fc.constant('rep-unknown' as const), option: u32, reply: fc.integer({ min: 5, max: 0x7fffffff }), data: bytes() }),
@@ -209,4 +212,3 @@ export function normalize<T>(v: T): T {
   }
   return v;
 }
-

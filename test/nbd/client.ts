@@ -270,4 +270,3 @@ export class TestNbdClient {
     return this.failure;
   }
 }
-

@@ -95,9 +95,9 @@ describe('NBD codec: golden bytes (from the layouts in doc/proto.md)', () => {
     expect(encodeOptionReply({ kind: 'rep-server', option: Opt.LIST, name: 'ab', description: 'c' })).toEqual(
       hex('0003e889045565a9 00000003 00000002 00000007 00000002 6162 63'),
     );
-    expect(
-      encodeOptionReply({ kind: 'rep-info', option: Opt.INFO, info: { kind: 'block-size', minimum: 512, preferred: 4096, maximum: 0x2000000 } }),
-    ).toEqual(hex('0003e889045565a9 00000006 00000003 0000000e 0003 00000200 00001000 02000000'));
+    expect(encodeOptionReply({ kind: 'rep-info', option: Opt.INFO, info: { kind: 'block-size', minimum: 512, preferred: 4096, maximum: 0x2000000 } })).toEqual(
+      hex('0003e889045565a9 00000006 00000003 0000000e 0003 00000200 00001000 02000000'),
+    );
     expect(encodeOptionReply({ kind: 'rep-meta-context', option: Opt.SET_META_CONTEXT, contextId: 1, name: 'b:a' })).toEqual(
       hex('0003e889045565a9 0000000a 00000004 00000007 00000001 623a61'),
     );
@@ -108,7 +108,10 @@ describe('NBD codec: golden bytes (from the layouts in doc/proto.md)', () => {
     expect(encodeExportNameReply({ size: 1 << 20, transmissionFlags: TransmissionFlag.HAS_FLAGS }, true)).toEqual(short);
     const long = encodeExportNameReply({ size: 1 << 20, transmissionFlags: TransmissionFlag.HAS_FLAGS }, false);
     expect(long).toEqual(Buffer.concat([short, Buffer.alloc(124)]));
-    for (const [noZeroes, wire] of [[true, short], [false, long]] as const) {
+    for (const [noZeroes, wire] of [
+      [true, short],
+      [false, long],
+    ] as const) {
       const p = clientParser('options');
       p.expectExportNameReply(noZeroes);
       p.push(wire);
@@ -317,15 +320,29 @@ describe('NBD client-side parser', () => {
 
   const chunk = (flags: number, type: number, payload: string) => {
     const b = hex(payload);
-    return Buffer.concat([hex('668e33ef'), Buffer.from([flags >> 8, flags & 255, type >> 8, type & 255]), hex('0000000000000001'), hex(b.length.toString(16).padStart(8, '0')), b]);
+    return Buffer.concat([
+      hex('668e33ef'),
+      Buffer.from([flags >> 8, flags & 255, type >> 8, type & 255]),
+      hex('0000000000000001'),
+      hex(b.length.toString(16).padStart(8, '0')),
+      b,
+    ]);
   };
 
   it.each([
     ['NONE without DONE', chunk(0, ReplyType.NONE, ''), 'NBD_REPLY_TYPE_NONE chunk: NBD_REPLY_FLAG_DONE must be set'],
     ['a zero-length hole', chunk(1, ReplyType.OFFSET_HOLE, '0000000000000000 00000000'), 'NBD_REPLY_TYPE_OFFSET_HOLE chunk: hole size must be nonzero'],
     ['OFFSET_DATA with no data', chunk(1, ReplyType.OFFSET_DATA, '0000000000000000'), 'NBD_REPLY_TYPE_OFFSET_DATA chunk: length must be at least 9, got 8'],
-    ['a ragged block status', chunk(1, ReplyType.BLOCK_STATUS, '00000001 00000200'), 'NBD_REPLY_TYPE_BLOCK_STATUS chunk: length must be 4 + a positive multiple of 8, got 8'],
-    ['an error message overrunning the chunk', chunk(1, ReplyType.ERROR, '00000005 0009 6869'), 'NBD_REPLY_TYPE_ERROR chunk: message length 9 exceeds the 2 bytes that follow'],
+    [
+      'a ragged block status',
+      chunk(1, ReplyType.BLOCK_STATUS, '00000001 00000200'),
+      'NBD_REPLY_TYPE_BLOCK_STATUS chunk: length must be 4 + a positive multiple of 8, got 8',
+    ],
+    [
+      'an error message overrunning the chunk',
+      chunk(1, ReplyType.ERROR, '00000005 0009 6869'),
+      'NBD_REPLY_TYPE_ERROR chunk: message length 9 exceeds the 2 bytes that follow',
+    ],
     ['error 0 in an error chunk', chunk(1, ReplyType.ERROR, '00000000 0000'), 'NBD_REPLY_TYPE_ERROR chunk: error must be nonzero'],
     ['an unknown non-error type', chunk(1, 6, '00'), 'structured reply type NBD_REPLY_TYPE_0x6 is not known and not an error type'],
   ])('rejects %s', (_, wire, message) => {
@@ -365,7 +382,10 @@ describe('NBD encoders refuse values that do not fit, naming the field', () => {
     [() => encodeRequestHeader({ type: Cmd.READ, flags: 0, cookie: -1n, offset: 0, length: 0 }), 'cookie must be a bigint in [0, 2^64 - 1], got -1'],
     [() => encodeRequestHeader({ type: Cmd.READ, flags: 0, cookie: 0n, offset: 2 ** 53, length: 0 }), 'offset must be an integer in [0, 2^53 - 1]'],
     [() => encodeRequestHeader({ type: Cmd.READ, flags: 0, cookie: 0n, offset: 0, length: 2 ** 32 }), 'length must be an integer in [0, 4294967295]'],
-    [() => encodeRequest({ kind: 'request', type: Cmd.WRITE, flags: 0, cookie: 0n, offset: 0, length: 4, data: new Uint8Array(3) }), 'NBD_CMD_WRITE data must be exactly length (4) bytes, got 3'],
+    [
+      () => encodeRequest({ kind: 'request', type: Cmd.WRITE, flags: 0, cookie: 0n, offset: 0, length: 4, data: new Uint8Array(3) }),
+      'NBD_CMD_WRITE data must be exactly length (4) bytes, got 3',
+    ],
     [() => encodeOption({ kind: 'export-name', name: 'x'.repeat(4097) }), 'export name is 4097 bytes in UTF-8; NBD strings are at most 4096 bytes'],
     [() => encodeOption({ kind: 'export-name', name: 'a\0b' }), 'export name must not contain a NUL character'],
     [() => encodeOption({ kind: 'unknown-option', option: Opt.GO, data: new Uint8Array() }), 'has its own message kind'],

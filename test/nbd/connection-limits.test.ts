@@ -102,7 +102,9 @@ describe('NBD connection limits', () => {
         }
         await new Promise((res) => setTimeout(res, 25));
       }
-      console.log(`connection limit ${MAX}, handshake timeout ${TIMEOUT} ms: 256 half-open, ${srv.server.stats.refused} refused; an honest client was served again ${recovered} ms after they came`);
+      console.log(
+        `connection limit ${MAX}, handshake timeout ${TIMEOUT} ms: 256 half-open, ${srv.server.stats.refused} refused; an honest client was served again ${recovered} ms after they came`,
+      );
       expect(recovered, 'an honest client was served again').toBeGreaterThan(0);
       expect(recovered).toBeLessThan(TIMEOUT + 1000);
       await until(() => admitted.every((h) => h.closedAt !== undefined), 2000, 'the half-open connections to be closed');

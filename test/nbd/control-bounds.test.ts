@@ -31,7 +31,14 @@ function exchange(p: string, parts: Array<string | Buffer>, untilLines = Infinit
     const s = net.createConnection(p);
     let got = '';
     let closedByServer = false;
-    const done = (): void => resolve({ lines: got.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l)), closedByServer });
+    const done = (): void =>
+      resolve({
+        lines: got
+          .split('\n')
+          .filter((l) => l !== '')
+          .map((l) => JSON.parse(l)),
+        closedByServer,
+      });
     s.setEncoding('utf8');
     s.on('error', () => {});
     s.on('data', (d: string) => {

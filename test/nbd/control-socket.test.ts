@@ -57,11 +57,22 @@ describe('control layers', () => {
         { name: 'spare.dust', targetType: 'dust' },
       ],
     });
-    expect(handleControlRequest(layers, { op: 'message', layer: 'main.dust', args: ['addbadblock', '77'] })).toMatchObject({ ok: false, kind: 'MessageError', errno: 22, error: expect.stringMatching(/already in badblocklist/) });
+    expect(handleControlRequest(layers, { op: 'message', layer: 'main.dust', args: ['addbadblock', '77'] })).toMatchObject({
+      ok: false,
+      kind: 'MessageError',
+      errno: 22,
+      error: expect.stringMatching(/already in badblocklist/),
+    });
     expect(handleControlRequest(layers, { op: 'message', args: [] })).toMatchObject({ ok: false, error: 'message: no message words given' });
-    expect(handleControlRequest(layers, { op: 'status', layer: 'spare.flakey' })).toMatchObject({ ok: false, error: "no layer 'spare.flakey' (layers: target, main.dust, spare.dust)" });
+    expect(handleControlRequest(layers, { op: 'status', layer: 'spare.flakey' })).toMatchObject({
+      ok: false,
+      error: "no layer 'spare.flakey' (layers: target, main.dust, spare.dust)",
+    });
     expect(handleControlRequest(layers, { op: 'reboot' })).toMatchObject({ ok: false, error: expect.stringMatching(/^bad control request: op: /) });
-    expect(handleControlRequest(layers, { op: 'message', args: [1, 2] })).toMatchObject({ ok: false, error: expect.stringMatching(/^bad control request: args\.0: /) });
+    expect(handleControlRequest(layers, { op: 'message', args: [1, 2] })).toMatchObject({
+      ok: false,
+      error: expect.stringMatching(/^bad control request: args\.0: /),
+    });
     expect(handleControlRequest(layers, 'status')).toMatchObject({ ok: false, kind: 'RequestError' });
   });
 
@@ -70,7 +81,12 @@ describe('control layers', () => {
     const srv = new ControlServer(collectLayers(target));
     const p = path.join(tmp.dir, 'x.ctl');
     await srv.listen(p);
-    expect(await controlRequest(p, { op: 'status', layer: 'main.dust' })).toEqual({ ok: true, layer: 'main.dust', targetType: 'dust', result: '0 8192 dust main bypass verbose' });
+    expect(await controlRequest(p, { op: 'status', layer: 'main.dust' })).toEqual({
+      ok: true,
+      layer: 'main.dust',
+      targetType: 'dust',
+      result: '0 8192 dust main bypass verbose',
+    });
     const raw = await new Promise<string>((resolve) => {
       const s = net.createConnection(p);
       let got = '';
@@ -80,7 +96,10 @@ describe('control layers', () => {
       s.write('not json\n{"op":"table"}\n');
       s.write(`${'x'.repeat(MAX_CONTROL_LINE + 10)}`);
     });
-    const lines = raw.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = raw
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines[0]).toMatchObject({ ok: false, error: 'bad control request: not a JSON object on one line' });
     expect(lines[1]).toMatchObject({ ok: true, result: target.table() });
     expect(lines[2]).toMatchObject({ ok: false, error: expect.stringMatching(/line longer than/) });

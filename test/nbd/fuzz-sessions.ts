@@ -108,7 +108,10 @@ export function sessionArbitrary(sectors: number): fc.Arbitrary<Session> {
   );
 
   return fc.record({
-    clientFlags: fc.oneof({ weight: 8, arbitrary: fc.constantFrom(ClientFlag.FIXED_NEWSTYLE | ClientFlag.NO_ZEROES, ClientFlag.FIXED_NEWSTYLE, 0) }, { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffffffff }) }),
+    clientFlags: fc.oneof(
+      { weight: 8, arbitrary: fc.constantFrom(ClientFlag.FIXED_NEWSTYLE | ClientFlag.NO_ZEROES, ClientFlag.FIXED_NEWSTYLE, 0) },
+      { weight: 1, arbitrary: fc.integer({ min: 0, max: 0xffffffff }) },
+    ),
     options: fc.array(haggleOption, { maxLength: 4 }),
     enter: fc.oneof(
       { weight: 5, arbitrary: fc.constant('go' as const) },

@@ -28,7 +28,10 @@ import { MiB, pattern, toolVersion, until } from './serve-helpers.js';
 import { runTool } from './tools.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const noNbdinfo = skipReason(toolVersion('nbdinfo') === undefined ? 'nbdinfo (libnbd-bin) is not installed' : undefined, 'the hostile-client lane (nbdinfo is its outside client)');
+const noNbdinfo = skipReason(
+  toolVersion('nbdinfo') === undefined ? 'nbdinfo (libnbd-bin) is not installed' : undefined,
+  'the hostile-client lane (nbdinfo is its outside client)',
+);
 const fioVersion = toolVersion('fio');
 
 const MAIN_BYTES = 64 * MiB;
@@ -119,7 +122,17 @@ describe.skipIf(noNbdinfo)('hostile clients against remapsim serve', () => {
     FileDevice.createSparse(main, MAIN_BYTES);
     FileDevice.createSparse(spare, 16 * MiB);
     const cli = [process.execPath, '--import', 'tsx', path.join(root, 'src/cli/main.ts')];
-    const args = ['serve', '--socket', sock, '--table', `0 ${MAIN_BYTES / 512} remap ${main} ${spare}`, '--handshake-timeout', String(HANDSHAKE_TIMEOUT_MS / 1000), '--max-connections', String(MAX_CONNECTIONS)];
+    const args = [
+      'serve',
+      '--socket',
+      sock,
+      '--table',
+      `0 ${MAIN_BYTES / 512} remap ${main} ${spare}`,
+      '--handshake-timeout',
+      String(HANDSHAKE_TIMEOUT_MS / 1000),
+      '--max-connections',
+      String(MAX_CONNECTIONS),
+    ];
     // umask 000: the sockets must come out 0600 all the same (exec keeps the pid)
     child = spawn('sh', ['-c', 'umask 000 && exec "$@"', 'sh', ...cli, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     pid = child.pid!;
@@ -177,7 +190,10 @@ describe.skipIf(noNbdinfo)('hostile clients against remapsim serve', () => {
       ['a request header with a bad magic', Buffer.concat([flags, go, req(Cmd.READ, 0, 4096, 0xff)])],
       ['a WRITE of 64 MiB (over the maximum payload)', Buffer.concat([flags, go, req(Cmd.WRITE, 0, 64 * MiB)])],
       ['a WRITE whose payload is cut short', Buffer.concat([flags, go, req(Cmd.WRITE, PATTERN_AT, MiB), Buffer.alloc(100, 0xee)])],
-      ['100,000 READs, replies never read', Buffer.concat([flags, go, ...Array.from({ length: 100_000 }, (_, i) => req(Cmd.READ, PATTERN_AT + (i % 2048) * 4096, 4096))])],
+      [
+        '100,000 READs, replies never read',
+        Buffer.concat([flags, go, ...Array.from({ length: 100_000 }, (_, i) => req(Cmd.READ, PATTERN_AT + (i % 2048) * 4096, 4096))]),
+      ],
       ['requests before any handshake', Buffer.concat([req(Cmd.WRITE, PATTERN_AT, 4096), Buffer.alloc(4096, 0xee)])],
     ];
     for (const [what, bytes] of handMade) {
@@ -217,11 +233,14 @@ describe.skipIf(noNbdinfo)('hostile clients against remapsim serve', () => {
     const mb = Buffer.alloc(MiB, 0x78);
     const deadline = Date.now() + 10_000;
     for (let i = 0; i < 32 && !line.destroyed && Date.now() < deadline; i++) {
-      if (!line.write(mb)) await Promise.race([new Promise((resolve) => line.once('drain', resolve)), lineClosed, new Promise((r) => setTimeout(r, deadline - Date.now()))]);
+      if (!line.write(mb))
+        await Promise.race([new Promise((resolve) => line.once('drain', resolve)), lineClosed, new Promise((r) => setTimeout(r, deadline - Date.now()))]);
     }
     await Promise.race([lineClosed, new Promise((r) => setTimeout(r, Math.max(0, deadline - Date.now())))]);
     const afterLine = sampler.stop();
-    console.log(`control flood, a 32 MB line: server RSS ${(baseline / MiB).toFixed(0)} MiB before, at most ${(afterLine / MiB).toFixed(0)} MiB during; NBD reads meanwhile: ${reads}, slowest ${maxReadMs.toFixed(1)} ms`);
+    console.log(
+      `control flood, a 32 MB line: server RSS ${(baseline / MiB).toFixed(0)} MiB before, at most ${(afterLine / MiB).toFixed(0)} MiB during; NBD reads meanwhile: ${reads}, slowest ${maxReadMs.toFixed(1)} ms`,
+    );
     if (!cut) {
       // everything was sent before the cut: one more byte finds the connection gone
       await new Promise((r) => setTimeout(r, 1500));
@@ -230,7 +249,12 @@ describe.skipIf(noNbdinfo)('hostile clients against remapsim serve', () => {
     }
     line.destroy();
     expect(cut, 'the server cut the flooding connection').toBe(true);
-    expect(answer.trim().split('\n').map((l) => JSON.parse(l))).toEqual([{ ok: false, kind: 'RequestError', error: 'bad control request: line longer than 65536 bytes; closing the connection' }]);
+    expect(
+      answer
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    ).toEqual([{ ok: false, kind: 'RequestError', error: 'bad control request: line longer than 65536 bytes; closing the connection' }]);
     expect(afterLine - baseline).toBeLessThan(FLOOD_RSS_BOUND);
 
     // 400,000 requests, answers never read
@@ -315,7 +339,9 @@ describe.skipIf(noNbdinfo)('hostile clients against remapsim serve', () => {
         }
         await new Promise((res) => setTimeout(res, 25));
       }
-      console.log(`half-open: ${MAX_CONNECTIONS - 1} admitted, 41 refused at once; an honest client served again ${recoveredMs} ms after they came (handshake timeout ${HANDSHAKE_TIMEOUT_MS} ms)`);
+      console.log(
+        `half-open: ${MAX_CONNECTIONS - 1} admitted, 41 refused at once; an honest client served again ${recoveredMs} ms after they came (handshake timeout ${HANDSHAKE_TIMEOUT_MS} ms)`,
+      );
       expect(recoveredMs, 'an honest client was served again').toBeGreaterThan(0);
       expect(recoveredMs).toBeLessThan(HANDSHAKE_TIMEOUT_MS + 1500);
       await until(() => admitted.every((h) => h.closed), 3000, 'the half-open connections to be closed by the server');
@@ -356,7 +382,19 @@ describe.skipIf(noNbdinfo)('hostile clients against remapsim serve', () => {
       const t = Date.now();
       const fio = await runTool(
         'fio',
-        ['--thread', '--name=killed', '--ioengine=nbd', `--uri=${uri}`, '--rw=read', '--bs=4m', '--iodepth=8', `--size=${MAIN_BYTES}`, '--time_based', '--runtime=30', '--output-format=terse'],
+        [
+          '--thread',
+          '--name=killed',
+          '--ioengine=nbd',
+          `--uri=${uri}`,
+          '--rw=read',
+          '--bs=4m',
+          '--iodepth=8',
+          `--size=${MAIN_BYTES}`,
+          '--time_based',
+          '--runtime=30',
+          '--output-format=terse',
+        ],
         { timeoutS: 1.5, maxOutput: 64 * 1024 },
       );
       expect(fio.timedOut, `fio killed by the time limit after ${Date.now() - t} ms (exit ${fio.code}): ${fio.stderr.slice(0, 300)}`).toBe(true);
@@ -384,7 +422,9 @@ describe.skipIf(noNbdinfo)('hostile clients against remapsim serve', () => {
     await keeper.disconnect();
     child.kill('SIGTERM');
     expect(await exited).toEqual({ code: 0, signal: null });
-    expect(out).toMatch(/SIGTERM: stopped after \d+ connection\(s\), \d+ request\(s\), \d+ refused \(server full\), \d+ handshake timeout\(s\); flush OK; target closed/);
+    expect(out).toMatch(
+      /SIGTERM: stopped after \d+ connection\(s\), \d+ request\(s\), \d+ refused \(server full\), \d+ handshake timeout\(s\); flush OK; target closed/,
+    );
     expect(fs.existsSync(sock)).toBe(false);
     expect(fs.existsSync(ctl)).toBe(false);
     const fd = fs.openSync(main, 'r');

@@ -49,7 +49,10 @@ async function freeBlocks(dev: string): Promise<number[]> {
   const { stdout } = await run('dumpe2fs', [dev], { maxBuffer: 64 << 20 });
   const out: number[] = [];
   for (const m of stdout.matchAll(/^\s+Free blocks: (.*)$/gm)) {
-    for (const part of m[1].split(',').map((x) => x.trim()).filter(Boolean)) {
+    for (const part of m[1]
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean)) {
       const [a, b] = part.split('-').map(Number);
       for (let x = a; x <= (b ?? a); x++) out.push(x);
     }
@@ -92,7 +95,13 @@ async function treeDigest(dir: string): Promise<Map<string, string>> {
     for (const e of await fs.promises.readdir(d, { withFileTypes: true })) {
       const p = path.join(d, e.name);
       if (e.isDirectory()) await walk(p);
-      else out.set(path.relative(dir, p), createHash('sha256').update(await readAll(p)).digest('hex'));
+      else
+        out.set(
+          path.relative(dir, p),
+          createHash('sha256')
+            .update(await readAll(p))
+            .digest('hex'),
+        );
     }
   };
   await walk(dir);
@@ -107,7 +116,11 @@ describe.skipIf(skip)('ext4 on nbdfuse on the served model, with bad sectors inj
     for (const c of cleanups.reverse()) await c().catch(() => {});
     // Whatever is still mounted (a failed step) goes lazily; removal runs off the event loop, which
     // must stay free: a synchronous call into the mounts would wait on this very process's server.
-    const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(tmp.dir));
+    const mounts = fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[4])
+      .filter((m) => m?.startsWith(tmp.dir));
     for (const m of mounts.reverse()) await run('umount', ['-l', m]).catch(() => {});
     await fs.promises.rm(tmp.dir, { recursive: true, force: true });
   });
@@ -186,7 +199,12 @@ describe.skipIf(skip)('ext4 on nbdfuse on the served model, with bad sectors inj
     expect(copied).toEqual(want);
 
     const stats = await controlRequest(ctl, { op: 'message', args: ['stats'] });
-    const s = Object.fromEntries((stats as { result: string }).result.split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+    const s = Object.fromEntries(
+      (stats as { result: string }).result
+        .split(' ')
+        .map((kv) => kv.split('='))
+        .map(([k, v]) => [k, Number(v)]),
+    );
     console.log(`ext4 on nbdfuse: ${s.writes} writes, ${s.write_errors} write errors remapped (${s.remaps} remaps), ${s.read_errors} read errors`);
     expect(s.write_errors).toBeGreaterThan(0);
     expect(s.remaps_made).toBeGreaterThanOrEqual(s.write_errors);
@@ -196,9 +214,12 @@ describe.skipIf(skip)('ext4 on nbdfuse on the served model, with bad sectors inj
     // matters is that none of them holds data: every unreadable block is free in the filesystem.
     const pending = ((await controlRequest(ctl, { op: 'message', args: ['pending'] })) as { result: string }).result.split(' ').filter(Boolean).map(Number);
     expect(pending.length).toBe(s.pending);
-    if (pending.length > 0) console.log(`pending after the run (free blocks, read ahead before their first write): ${pending.join(" ")}`);
+    if (pending.length > 0) console.log(`pending after the run (free blocks, read ahead before their first write): ${pending.join(' ')}`);
     const freeAfter = new Set(await freeBlocks(loop));
-    expect(pending.filter((sector) => !freeAfter.has(Math.floor(sector / 8))), 'unreadable sectors in blocks that hold data').toEqual([]);
+    expect(
+      pending.filter((sector) => !freeAfter.has(Math.floor(sector / 8))),
+      'unreadable sectors in blocks that hold data',
+    ).toEqual([]);
     expect(s.enospc).toBe(0);
   });
 });

@@ -120,7 +120,7 @@ describe('NBD codec properties', () => {
               p.push(c);
               for (let m = p.next(); m !== undefined; m = p.next()) {
                 if (m.kind === 'invalid-option') expect(m.error).toBeInstanceOf(NbdProtocolError);
-                if (m.kind === 'go') (accept ? p.goAccepted() : p.goRefused());
+                if (m.kind === 'go') accept ? p.goAccepted() : p.goRefused();
               }
             }
             p.end();

@@ -93,24 +93,28 @@ describe('remapsim serve (the CLI, as a child process)', () => {
 
   it.skipIf(noFio)('fio crc32c verify (randrw, iodepth 16) with bad blocks injected while it runs: no verify error, every write failure remapped', async () => {
     const out = path.join(tmp.dir, 'fio.json');
-    const fio = runTool('fio', [
-      '--thread',
-      '--name=v',
-      '--ioengine=nbd',
-      `--uri=nbd+unix:///?socket=${sock}`,
-      '--rw=randrw',
-      '--bs=4k',
-      '--iodepth=16',
-      `--size=${MAIN_BYTES}`,
-      '--verify=crc32c',
-      // reads of blocks that went bad before being rewritten fail with EIO (their data is gone, as on a
-      // real disk); those are counted, not fatal. Verify mismatches (EILSEQ) and write errors stay fatal.
-      '--continue_on_error=read',
-      '--ignore_error=EIO',
-      '--verify_state_save=0',
-      '--output-format=json',
-      `--output=${out}`,
-    ], { cwd: tmp.dir, timeoutS: 120 });
+    const fio = runTool(
+      'fio',
+      [
+        '--thread',
+        '--name=v',
+        '--ioengine=nbd',
+        `--uri=nbd+unix:///?socket=${sock}`,
+        '--rw=randrw',
+        '--bs=4k',
+        '--iodepth=16',
+        `--size=${MAIN_BYTES}`,
+        '--verify=crc32c',
+        // reads of blocks that went bad before being rewritten fail with EIO (their data is gone, as on a
+        // real disk); those are counted, not fatal. Verify mismatches (EILSEQ) and write errors stay fatal.
+        '--continue_on_error=read',
+        '--ignore_error=EIO',
+        '--verify_state_save=0',
+        '--output-format=json',
+        `--output=${out}`,
+      ],
+      { cwd: tmp.dir, timeoutS: 120 },
+    );
     let fioDone = false;
     void fio.finally(() => (fioDone = true)).catch(() => {});
     // bad blocks (512-byte dust blocks = sectors), each failing 1..3 writes, added while fio runs
@@ -137,7 +141,12 @@ describe('remapsim serve (the CLI, as a child process)', () => {
 
     const status = await controlRequest(ctl, { op: 'message', args: ['stats'] });
     expect(status.ok).toBe(true);
-    const stats = Object.fromEntries((status as { result: string }).result.split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+    const stats = Object.fromEntries(
+      (status as { result: string }).result
+        .split(' ')
+        .map((kv) => kv.split('='))
+        .map(([k, v]) => [k, Number(v)]),
+    );
     console.log(
       `fio verify: ${job.write.total_ios} writes, ${job.read.total_ios} reads, ${job.total_err} ignored read errors; ` +
         `model: ${stats.write_errors} write errors remapped (${stats.remaps} remaps), ${stats.read_errors} read errors`,
@@ -168,8 +177,16 @@ describe('remapsim serve (the CLI, as a child process)', () => {
     const msg = await cliInProcess(['message', sock, '--layer', 'main.dust', 'countbadblocks']);
     expect(msg.code).toBe(0);
     expect(msg.stdout).toMatch(/^countbadblocks: \d+ badblock\(s\) found\n$/);
-    expect(await cliInProcess(['message', sock, '--layer', 'main.dust', 'addbadblock', '7', '--json'])).toEqual({ code: 0, stdout: '{"layer":"main.dust","reply":""}\n', stderr: '' });
-    expect(await cliInProcess(['status', ctl, '--layer', 'spare.dust'])).toEqual({ code: 2, stdout: '', stderr: "remapsim: no layer 'spare.dust' (layers: target, main.dust)\n" });
+    expect(await cliInProcess(['message', sock, '--layer', 'main.dust', 'addbadblock', '7', '--json'])).toEqual({
+      code: 0,
+      stdout: '{"layer":"main.dust","reply":""}\n',
+      stderr: '',
+    });
+    expect(await cliInProcess(['status', ctl, '--layer', 'spare.dust'])).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: "remapsim: no layer 'spare.dust' (layers: target, main.dust)\n",
+    });
   });
 
   it('SIGTERM flushes, closes and removes the sockets', async () => {

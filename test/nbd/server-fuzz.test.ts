@@ -56,7 +56,9 @@ describe('NBD server under fuzzed client streams', () => {
       }),
       { numRuns: 150, seed: 0x5eed, endOnFailure: true },
     );
-    console.log(`fuzz: ${srv.server.stats.requests} requests, ${srv.server.stats.errors} refused or failed, ${srv.server.stats.protocolErrors} clients dropped for protocol errors`);
+    console.log(
+      `fuzz: ${srv.server.stats.requests} requests, ${srv.server.stats.errors} refused or failed, ${srv.server.stats.protocolErrors} clients dropped for protocol errors`,
+    );
     expect(srv.server.stats.requests).toBeGreaterThan(300);
     expect(srv.server.stats.protocolErrors).toBeGreaterThan(5);
   });
@@ -74,7 +76,11 @@ describe('NBD server under fuzzed client streams', () => {
 
   it('the same through an asynchronous executor completing out of order', async () => {
     let n = 0;
-    const async = await serve(tmp.dir, shuffledExecutor(new DeviceExecutor(mem), () => (n++ * 7) % 4), { maxBlockSize: 1024 * 1024 });
+    const async = await serve(
+      tmp.dir,
+      shuffledExecutor(new DeviceExecutor(mem), () => (n++ * 7) % 4),
+      { maxBlockSize: 1024 * 1024 },
+    );
     try {
       await fc.assert(
         fc.asyncProperty(fc.array(sessionArb, { minLength: 1, maxLength: 4 }), async (sessions) => {
@@ -100,7 +106,11 @@ describe('NBD server under fuzzed client streams', () => {
     const expected = Buffer.alloc(SIZE);
     mem.read(0, expected);
     expect(Buffer.from(r.data!).equals(expected)).toBe(true);
-    expect(Buffer.from(r.data!).subarray(100 * 512, 104 * 512).equals(w)).toBe(true);
+    expect(
+      Buffer.from(r.data!)
+        .subarray(100 * 512, 104 * 512)
+        .equals(w),
+    ).toBe(true);
     await c.disconnect();
   });
 });

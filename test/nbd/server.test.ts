@@ -79,7 +79,9 @@ describe('NBD server: handshake', () => {
     expect((await c.option({ kind: 'info', name: 'nope', infoRequests: [] }))[0]).toMatchObject({ kind: 'rep-error', reply: Rep.ERR_UNKNOWN });
     expect((await c.go('nope'))[0]).toMatchObject({ kind: 'rep-error', reply: Rep.ERR_UNKNOWN });
     await c.structuredReplies();
-    expect(await c.option({ kind: 'set-meta-context', name: 'disk', queries: ['base:allocation'] })).toEqual([{ kind: 'rep-ack', option: Opt.SET_META_CONTEXT }]);
+    expect(await c.option({ kind: 'set-meta-context', name: 'disk', queries: ['base:allocation'] })).toEqual([
+      { kind: 'rep-ack', option: Opt.SET_META_CONTEXT },
+    ]);
 
     const info = await c.option({ kind: 'info', name: 'disk', infoRequests: [Info.NAME, Info.DESCRIPTION, Info.BLOCK_SIZE] });
     const items = info.filter((r) => r.kind === 'rep-info').map((r) => (r as { info: unknown }).info);
@@ -90,7 +92,15 @@ describe('NBD server: handshake', () => {
       { kind: 'block-size', minimum: 512, preferred: 4096, maximum: 32 * MiB },
     ]);
     const f = srv.server.transmissionFlags;
-    for (const flag of [TransmissionFlag.HAS_FLAGS, TransmissionFlag.SEND_FLUSH, TransmissionFlag.SEND_FUA, TransmissionFlag.SEND_TRIM, TransmissionFlag.SEND_WRITE_ZEROES, TransmissionFlag.SEND_CACHE, TransmissionFlag.CAN_MULTI_CONN]) {
+    for (const flag of [
+      TransmissionFlag.HAS_FLAGS,
+      TransmissionFlag.SEND_FLUSH,
+      TransmissionFlag.SEND_FUA,
+      TransmissionFlag.SEND_TRIM,
+      TransmissionFlag.SEND_WRITE_ZEROES,
+      TransmissionFlag.SEND_CACHE,
+      TransmissionFlag.CAN_MULTI_CONN,
+    ]) {
       expect(f & flag, `flag ${flag}`).toBe(flag);
     }
     expect(f & (TransmissionFlag.READ_ONLY | TransmissionFlag.SEND_DF | TransmissionFlag.ROTATIONAL)).toBe(0);
@@ -213,7 +223,11 @@ describe('NBD server: commands', () => {
     const path = await import('node:path');
     FileDevice.createSparse(path.join(tmp.dir, 'lend-main'), 8 * MiB);
     FileDevice.createSparse(path.join(tmp.dir, 'lend-spare'), 1 * MiB);
-    const t = new SafeRemapTarget({ main: FileDevice.open(path.join(tmp.dir, 'lend-main')), spare: FileDevice.open(path.join(tmp.dir, 'lend-spare')), reservedSectors: 64 });
+    const t = new SafeRemapTarget({
+      main: FileDevice.open(path.join(tmp.dir, 'lend-main')),
+      spare: FileDevice.open(path.join(tmp.dir, 'lend-spare')),
+      reservedSectors: 64,
+    });
     const srv = await serve(tmp.dir, t);
     const lent = (): number => srv.server.stats.lentReads;
     for (const structured of [true, false]) {
@@ -243,7 +257,7 @@ describe('NBD server: commands', () => {
     t.close();
   });
 
-  it('through the engine: a read in the page cache goes out from the map, one over a remapped block from a worker\'s slot', async () => {
+  it("through the engine: a read in the page cache goes out from the map, one over a remapped block from a worker's slot", async () => {
     const { FileDevice } = await import('../../src/block/file-device.js');
     const { SafeRemapTarget } = await import('../../src/remap/safe-target.js');
     const { Engine } = await import('../../src/engine/engine.js');
@@ -254,7 +268,21 @@ describe('NBD server: commands', () => {
     FileDevice.createSparse(mainPath, 8 * MiB);
     FileDevice.createSparse(sparePath, 1 * MiB);
     const t = new SafeRemapTarget({ main: FileDevice.open(mainPath), spare: FileDevice.open(sparePath), reservedSectors: 64 });
-    const e = await Engine.start({ device: { kind: 'model', policy: 'safe', main: { file: { path: mainPath } }, spare: { file: { path: sparePath } }, target: t.shared, mainPath, sparePath }, primary: t, queues: 2, force: true, pin: false });
+    const e = await Engine.start({
+      device: {
+        kind: 'model',
+        policy: 'safe',
+        main: { file: { path: mainPath } },
+        spare: { file: { path: sparePath } },
+        target: t.shared,
+        mainPath,
+        sparePath,
+      },
+      primary: t,
+      queues: 2,
+      force: true,
+      pin: false,
+    });
     try {
       const ex = new EngineExecutor(e, { name: t.name, sectors: t.sectors, logicalBlockSize: t.logicalBlockSize, trim: true, mapped: t });
       const srv = await serve(tmp.dir, ex);
@@ -378,7 +406,12 @@ describe('NBD server: commands', () => {
       sectors: mem.sectors,
       logicalBlockSize: 512,
       features: inner.features,
-      read: (s, b) => (s === 8 ? ((): never => { throw new Error('layer bug'); })() : inner.read(s, b)),
+      read: (s, b) =>
+        s === 8
+          ? ((): never => {
+              throw new Error('layer bug');
+            })()
+          : inner.read(s, b),
       write: (s, b, f) => (s === 8 ? Promise.reject(new Error('async layer bug')) : inner.write(s, b, f)),
       writeZeroes: (s, n, f) => inner.writeZeroes(s, n, f),
       flush: () => inner.flush(),
@@ -429,7 +462,7 @@ describe('NBD server: concurrency', () => {
     await srv.close();
   });
 
-  it('many clients at once see each other\'s writes (multi-conn)', async () => {
+  it("many clients at once see each other's writes (multi-conn)", async () => {
     const mem = new MemoryDevice({ sectors: SECTORS });
     const srv = await serve(tmp.dir, mem);
     const clients = await Promise.all(Array.from({ length: 12 }, () => goClient(srv.path)));
@@ -468,7 +501,13 @@ describe('NBD server: clients that misbehave', () => {
     const srv = await serve(tmp.dir, mem);
     const s = await rawTransmission(srv.path);
     const data = pattern(8192, 31);
-    s.write(Buffer.concat([encodeRequestHeader({ type: Cmd.WRITE, flags: 0, cookie: 5n, offset: 4096, length: 8192 }), data, encodeRequestHeader({ type: Cmd.READ, flags: 0, cookie: 6n, offset: 0, length: 4096 }).subarray(0, 10)]));
+    s.write(
+      Buffer.concat([
+        encodeRequestHeader({ type: Cmd.WRITE, flags: 0, cookie: 5n, offset: 4096, length: 8192 }),
+        data,
+        encodeRequestHeader({ type: Cmd.READ, flags: 0, cookie: 6n, offset: 0, length: 4096 }).subarray(0, 10),
+      ]),
+    );
     s.end();
     await closed(s);
     const c = await goClient(srv.path);
@@ -498,7 +537,9 @@ describe('NBD server: clients that misbehave', () => {
     const s = await rawTransmission(srv.path);
     s.pause();
     const N = 400;
-    const reqs = Buffer.concat(Array.from({ length: N }, (_, i) => encodeRequestHeader({ type: Cmd.READ, flags: 0, cookie: BigInt(i), offset: 0, length: 1 * MiB })));
+    const reqs = Buffer.concat(
+      Array.from({ length: N }, (_, i) => encodeRequestHeader({ type: Cmd.READ, flags: 0, cookie: BigInt(i), offset: 0, length: 1 * MiB })),
+    );
     s.write(reqs);
     await new Promise((r) => setTimeout(r, 300));
     const taken = srv.server.stats.requests;

@@ -50,7 +50,10 @@ function modeOf(p: string): number {
 
 /** Files in `dir` (and below) other than the given ones. */
 function socketsUnder(dir: string): string[] {
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isSocket()).map((e) => path.join(e.parentPath, e.name));
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isSocket())
+    .map((e) => path.join(e.parentPath, e.name));
 }
 
 describe('socket files: mode and group', () => {
@@ -58,7 +61,7 @@ describe('socket files: mode and group', () => {
     const { table } = tableFiles();
     const sock = path.join(tmp.dir, 'umask.sock');
     const saved = process.umask(0);
-    let serving;
+    let serving: Awaited<ReturnType<typeof serveModel>> | undefined;
     try {
       serving = await serveModel(openModelStack({ table }), { socket: sock });
     } finally {
@@ -80,7 +83,7 @@ describe('socket files: mode and group', () => {
     // another group than the process's where we may (root), else our own
     const gid = process.getuid?.() === 0 ? (resolveGroup('daemon') ?? 1) : process.getgid!();
     const saved = process.umask(0o077);
-    let serving;
+    let serving: Awaited<ReturnType<typeof serveModel>> | undefined;
     try {
       serving = await serveModel(openModelStack({ table }), { socket: sock, socketAccess: { mode: 0o660, group: gid } });
     } finally {
@@ -118,22 +121,37 @@ describe('socket paths that cannot work are refused before anything is created',
       stack.target.close();
     }
     expect(socketsUnder(tmp.dir)).toEqual([]);
-    expect(fs.readFileSync(spare).subarray(0, 1 << 20).some((b) => b !== 0), 'the spare was formatted on open, as before').toBe(true);
+    expect(
+      fs
+        .readFileSync(spare)
+        .subarray(0, 1 << 20)
+        .some((b) => b !== 0),
+      'the spare was formatted on open, as before',
+    ).toBe(true);
   });
 
   it('the CLI says which path, how long, and the limit, in one line with exit 2, before opening the target', async () => {
     const { table, spare } = tableFiles();
     const long = pathOfLength(120);
     const r = await cliInProcess(['serve', '--socket', long, '--table', table]);
-    expect(r).toEqual({ code: 2, stdout: '', stderr: `remapsim: --socket: '${long}': 120 bytes, over the 107 a Unix socket path can have (sun_path holds 108 bytes with the terminating NUL)\n` });
+    expect(r).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `remapsim: --socket: '${long}': 120 bytes, over the 107 a Unix socket path can have (sun_path holds 108 bytes with the terminating NUL)\n`,
+    });
     const ctlLong = pathOfLength(105);
     const c = await cliInProcess(['serve', '--socket', ctlLong, '--table', table]);
     expect(c.code).toBe(2);
-    expect(c.stderr).toBe(`remapsim: --socket: '${ctlLong}.ctl' (its control socket; --control PATH puts it elsewhere): 109 bytes, over the 107 a Unix socket path can have (sun_path holds 108 bytes with the terminating NUL)\n`);
+    expect(c.stderr).toBe(
+      `remapsim: --socket: '${ctlLong}.ctl' (its control socket; --control PATH puts it elsewhere): 109 bytes, over the 107 a Unix socket path can have (sun_path holds 108 bytes with the terminating NUL)\n`,
+    );
     const viaControl = await cliInProcess(['serve', '--socket', path.join(tmp.dir, 'ok.sock'), '--control', long, '--table', table]);
     expect(viaControl.stderr).toMatch(/^remapsim: --control: '.*': 120 bytes, over the 107/);
     expect(socketsUnder(tmp.dir)).toEqual([]);
-    expect(fs.readFileSync(spare).every((b) => b === 0), 'the spare was not touched').toBe(true);
+    expect(
+      fs.readFileSync(spare).every((b) => b === 0),
+      'the spare was not touched',
+    ).toBe(true);
   });
 
   it('a socket in a missing directory says the directory is missing (not EACCES)', async () => {
@@ -150,11 +168,23 @@ describe('socket paths that cannot work are refused before anything is created',
     const sock = path.join(tmp.dir, 'opts.sock');
     const base = ['serve', '--socket', sock, '--table', '0 8 dust /nonexistent 0 512'];
     const cases: Array<[string[], string]> = [
-      [['--socket-mode', '0644x'], "remapsim: --socket-mode must be an octal mode from 0600 to 0777 that keeps the owner's read and write (0660: the group too), got '0644x'\n"],
-      [['--socket-mode', '0400'], "remapsim: --socket-mode must be an octal mode from 0600 to 0777 that keeps the owner's read and write (0660: the group too), got '0400'\n"],
+      [
+        ['--socket-mode', '0644x'],
+        "remapsim: --socket-mode must be an octal mode from 0600 to 0777 that keeps the owner's read and write (0660: the group too), got '0644x'\n",
+      ],
+      [
+        ['--socket-mode', '0400'],
+        "remapsim: --socket-mode must be an octal mode from 0600 to 0777 that keeps the owner's read and write (0660: the group too), got '0400'\n",
+      ],
       [['--socket-group', 'no-such-group-remapsim'], "remapsim: --socket-group: no group 'no-such-group-remapsim' (a group name or a numeric gid)\n"],
-      [['--handshake-timeout', '0'], "remapsim: --handshake-timeout must be a time from 0.1 s to 3600 s: seconds (10, 0.5) or with a unit (500ms, 2s, 1m), got '0'\n"],
-      [['--handshake-timeout', 'soon'], "remapsim: --handshake-timeout must be a time from 0.1 s to 3600 s: seconds (10, 0.5) or with a unit (500ms, 2s, 1m), got 'soon'\n"],
+      [
+        ['--handshake-timeout', '0'],
+        "remapsim: --handshake-timeout must be a time from 0.1 s to 3600 s: seconds (10, 0.5) or with a unit (500ms, 2s, 1m), got '0'\n",
+      ],
+      [
+        ['--handshake-timeout', 'soon'],
+        "remapsim: --handshake-timeout must be a time from 0.1 s to 3600 s: seconds (10, 0.5) or with a unit (500ms, 2s, 1m), got 'soon'\n",
+      ],
       [['--max-connections', '0'], "remapsim: --max-connections must be a whole number in [1, 65536], got '0'\n"],
     ];
     for (const [args, stderr] of cases) expect(await cliInProcess([...base, ...args]), args.join(' ')).toEqual({ code: 2, stdout: '', stderr });
@@ -171,7 +201,10 @@ describe('socket paths that cannot work are refused before anything is created',
   });
 });
 
-const noNbdinfo = skipReason(toolVersion('nbdinfo') === undefined ? 'nbdinfo (libnbd-bin) is not installed' : undefined, 'nbdinfo --list of the export description');
+const noNbdinfo = skipReason(
+  toolVersion('nbdinfo') === undefined ? 'nbdinfo (libnbd-bin) is not installed' : undefined,
+  'nbdinfo --list of the export description',
+);
 
 describe('the export description', () => {
   it('names the policy and the size, no host path; --describe-paths gives the table line', async () => {

@@ -46,7 +46,12 @@ export function runTool(cmd: string, args: string[], opts: ToolOptions = {}): Pr
 /** The same, synchronously; throws when the tool fails (its stderr in the message). */
 export function runToolSync(cmd: string, args: string[], opts: ToolOptions = {}): string {
   const { timeoutS = 60, maxOutput = 1 << 20, cwd } = opts;
-  return execFileSync('timeout', ['-s', 'KILL', String(timeoutS), cmd, ...args], { cwd, encoding: 'utf8', maxBuffer: maxOutput, stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync('timeout', ['-s', 'KILL', String(timeoutS), cmd, ...args], {
+    cwd,
+    encoding: 'utf8',
+    maxBuffer: maxOutput,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** fio's JSON output file; with --thread, the nbd engine's "fio: connected to NBD server" line comes before it. */

@@ -105,7 +105,9 @@ describe('a spare truncated under a running model', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(TableError);
-    expect((err as Error).message).toMatch(/no metadata, but written data at spare sector \d+: a spare that held a table of remaps.*--force to format it anyway/);
+    expect((err as Error).message).toMatch(
+      /no metadata, but written data at spare sector \d+: a spare that held a table of remaps.*--force to format it anyway/,
+    );
     // forced, it is formatted: an empty table
     const forced = openTarget(line, { safeMetadata: { force: true } }) as SafeRemapTarget;
     expect(forced.remapCount).toBe(0);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { RemapTable } from '../../src/remap/remap-table.js';
+import { RemapTable } from '../../src/block/remap-table.js';
 import { startWorker } from '../../src/util/worker.js';
 
 /** The slow obvious model the table must agree with. */
@@ -29,7 +29,10 @@ describe('RemapTable', () => {
             expect(t.delete(o.k)).toBe(m.get(o.k) ?? -1);
             m.delete(o.k);
           } else {
-            t.setMany(o.ks, o.ks.map((k) => k * 2));
+            t.setMany(
+              o.ks,
+              o.ks.map((k) => k * 2),
+            );
             for (const k of o.ks) m.set(k, k * 2);
           }
         }
@@ -37,7 +40,14 @@ describe('RemapTable', () => {
         for (const p of probes) {
           expect(t.get(p)).toBe(m.get(p) ?? -1);
           expect(t.firstInRange(p, 40)).toBe(modelFirst(m, p, 40));
-          for (const [from, count] of [[p, 1], [p, 8], [p - (p % 8), 8], [p - (p % 32), 32], [p, 40], [p, 300]]) {
+          for (const [from, count] of [
+            [p, 1],
+            [p, 8],
+            [p - (p % 8), 8],
+            [p - (p % 32), 32],
+            [p, 40],
+            [p, 300],
+          ]) {
             expect(t.anyInRange(from, count)).toBe(modelFirst(m, from, count) >= 0);
           }
         }
@@ -54,7 +64,10 @@ describe('RemapTable', () => {
     const keys: number[] = [];
     for (let i = 0; i < 5000; i++) keys.push(big + i * 8); // one dense cluster
     keys.push(3, 2 ** 48 + 1);
-    t.setMany(keys, keys.map((_, i) => i));
+    t.setMany(
+      keys,
+      keys.map((_, i) => i),
+    );
     expect(t.get(big + 8 * 4999)).toBe(4999);
     expect(t.get(big + 1)).toBe(-1);
     expect(t.firstInRange(2 ** 48 - 5, 2048)).toBe(2 ** 48 + 1);

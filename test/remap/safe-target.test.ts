@@ -52,7 +52,11 @@ describe('safe policy: routing', () => {
       during = undefined;
       return rc;
     };
-    const replica = new SafeRemapTarget({ main: replicaMain, spare: FileDevice.open(sparePath), replicaOf: { shared: primary.shared, row: 1, slow: (op, args, data) => primary.handleSlowPath(op, args, data!) } });
+    const replica = new SafeRemapTarget({
+      main: replicaMain,
+      spare: FileDevice.open(sparePath),
+      replicaOf: { shared: primary.shared, row: 1, slow: (op, args, data) => primary.handleSlowPath(op, args, data!) },
+    });
     try {
       expect(primary.write(300, block(512, 1))).toBe(OK);
       primary.message(['remap', '300']);
@@ -90,7 +94,12 @@ describe('safe policy: routing', () => {
       expect(t.write(300, fresh)).toBe(OK);
       const want = Buffer.from(data);
       want.set(fresh, (300 - 256) * 512);
-      for (const [s0, n] of [[256, 128], [300, 8], [296, 5], [299, 2]]) {
+      for (const [s0, n] of [
+        [256, 128],
+        [300, 8],
+        [296, 5],
+        [299, 2],
+      ]) {
         const o = new Uint8Array(n * 512);
         expect(t.read(s0, o)).toBe(OK);
         expect(Buffer.from(o).equals(want.subarray((s0 - 256) * 512, (s0 - 256 + n) * 512))).toBe(true);
@@ -209,7 +218,12 @@ describe('safe policy: every acknowledged write reads back intact', () => {
   it('whatever the bad blocks on main and spare, and whenever they appear', () => {
     const BLOCKS = 64;
     const op = fc.oneof(
-      fc.record({ t: fc.constant('write' as const), b: fc.integer({ min: 0, max: BLOCKS - 1 }), n: fc.integer({ min: 1, max: 8 }), tag: fc.integer({ min: 1, max: 1e6 }) }),
+      fc.record({
+        t: fc.constant('write' as const),
+        b: fc.integer({ min: 0, max: BLOCKS - 1 }),
+        n: fc.integer({ min: 1, max: 8 }),
+        tag: fc.integer({ min: 1, max: 1e6 }),
+      }),
       fc.record({ t: fc.constant('read' as const), b: fc.integer({ min: 0, max: BLOCKS - 1 }), n: fc.integer({ min: 1, max: 8 }) }),
       fc.record({ t: fc.constant('badMainWrite' as const), b: fc.integer({ min: 0, max: BLOCKS - 1 }), cnt: fc.integer({ min: 1, max: 3 }) }),
       fc.record({ t: fc.constant('badSpare' as const), b: fc.integer({ min: 0, max: 200 }), cnt: fc.integer({ min: 0, max: 2 }) }),

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EIO, ENOSPC, EROFS, OK } from '../../src/block/device.js';
 import { FileDevice } from '../../src/block/file-device.js';
 import { DustDevice } from '../../src/faults/dust.js';
-import { openSafeModel } from '../../src/metadata/models.js';
+import { openSafeModel } from '../../src/remap/models.js';
 import { openTarget } from '../../src/remap/open-target.js';
 import { SafeRemapTarget } from '../../src/remap/safe-target.js';
 import { parseStatusLine, fieldRecord } from '../../src/status/parse.js';
@@ -117,7 +117,7 @@ describe.skipIf(skipReason(noRoot, 'store errors on a full tmpfs'))('the safe po
     fs.rmSync(spare);
   });
 
-  it('a bad main block while the spare\'s file system is full: the remap fails with ENOSPC and marks no spare block bad; with space it is made', () => {
+  it("a bad main block while the spare's file system is full: the remap fails with ENOSPC and marks no spare block bad; with space it is made", () => {
     const main = path.join(dir, 'main-dust.img'); // elsewhere: main has room
     const spare = path.join(mnt, 'spare2.img');
     FileDevice.createSparse(main, 8 << 20);

@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { RemapTable, type RemapTableShared } from '../../src/remap/remap-table.js';
+import { RemapTable, type RemapTableShared } from '../../src/block/remap-table.js';
 
 const { shared, N } = workerData as { shared: RemapTableShared; N: number };
 const t = new RemapTable(shared);

@@ -36,12 +36,16 @@ describe('dm-remap-v4 min_spare', () => {
 });
 
 describe('dm-remap-v4 constructor checks', () => {
-  const open = (sizes: Record<string, number>, lbs: Record<string, 512 | 4096> = {}) => (p: string) => {
-    if (!(p in sizes)) throw new Error(`${p}: no such file or directory`);
-    return new MemoryDevice({ sectors: sizes[p], logicalBlockSize: lbs[p] ?? 512, name: p });
-  };
+  const open =
+    (sizes: Record<string, number>, lbs: Record<string, 512 | 4096> = {}) =>
+    (p: string) => {
+      if (!(p in sizes)) throw new Error(`${p}: no such file or directory`);
+      return new MemoryDevice({ sectors: sizes[p], logicalBlockSize: lbs[p] ?? 512, name: p });
+    };
   it('refuses a wrong argument count with the module text', () => {
-    expect(() => DmRemapV4Target.fromTable(parseTableLine('0 100 dm-remap-v4 /a'), open({}))).toThrow('Invalid argument count: dm-remap-v4 <main_device> <spare_device>');
+    expect(() => DmRemapV4Target.fromTable(parseTableLine('0 100 dm-remap-v4 /a'), open({}))).toThrow(
+      'Invalid argument count: dm-remap-v4 <main_device> <spare_device>',
+    );
     expect(() => DmRemapV4Target.fromTable(parseTableLine('0 100 dm-remap-v4 /a /b /c'), open({}))).toThrow(/Invalid argument count/);
   });
   it('checks main, then spare, then compatibility', () => {
@@ -119,7 +123,7 @@ describe('dm-remap-v4 I/O path and status', () => {
     expect(t.statusTokens()[7]).toBe('0'); // restored entries are not counted in active_mappings
   });
 
-  it('under dm-dust the remapped sector is the start of the request\'s last dust block', () => {
+  it("under dm-dust the remapped sector is the start of the request's last dust block", () => {
     const clock = new ManualClock(1e9);
     const dust = new DustDevice(new MemoryDevice({ sectors: MAIN }), { blockSize: 512 });
     dust.enable();

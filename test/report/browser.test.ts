@@ -19,7 +19,15 @@ import { tmpDir } from '../helpers/tmp.js';
 import { REPORT_SCENARIO, runWithTimeline } from './scenario-run.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--disable-sync',
+];
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ARTIFACTS = path.join(root, 'artifacts');
 const missing = !fs.existsSync(CHROMIUM);
@@ -45,7 +53,7 @@ describe.skipIf(missing && !process.env.CI)('the report in headless Chromium', (
   beforeAll(async () => {
     if (missing) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium for this test`);
     const scenario = { ...REPORT_SCENARIO, duration: '2500ms' };
-    const safe = runWithTimeline(scenario, 'safe');
+    const safe = runWithTimeline(scenario, 'safe', { plus: true }); // json+: the latency histogram
     const v4 = runWithTimeline(scenario, 'dm-remap-v4');
     const safeJson = path.join(tmp.dir, 'safe.json');
     fs.writeFileSync(safeJson, formatFioJson(safe));
@@ -60,7 +68,12 @@ describe.skipIf(missing && !process.env.CI)('the report in headless Chromium', (
     expect(r.stdout).toBe(`wrote ${pairHtml} (2 runs, ${Math.ceil(fs.statSync(pairHtml).size / 1024)} KiB)\n`);
     compareHtml = path.join(tmp.dir, 'both.html');
     fs.writeFileSync(compareHtml, renderReport(readResults([both])));
-    ctx = await chromium.launchPersistentContext(path.join(tmp.dir, 'profile'), { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1400, height: 900 } });
+    ctx = await chromium.launchPersistentContext(path.join(tmp.dir, 'profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1400, height: 900 },
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -98,13 +111,18 @@ describe.skipIf(missing && !process.env.CI)('the report in headless Chromium', (
     const { page, problems, requests, charts } = await open(pairHtml);
     expect(problems).toEqual([]);
     expect(requests).toEqual([pathToFileURL(pairHtml).href]);
-    // per run: bandwidth, iops, latency, cdf, remaps, device map, health (both targets report a score); one oracle chart for both
+    // per run: bandwidth, iops, latency, cdf, remaps, device map, health (both targets report a score); one oracle chart for both;
+    // the latency histogram for the run whose results are json+
     const kinds = charts.map((c) => `${c.run ?? '-'}:${c.kind}`).sort();
     expect(kinds).toEqual(
       [
         ...['bandwidth', 'iops', 'latency', 'cdf', 'remaps', 'devicemap', 'health'].flatMap((k) => [`safe:${k}`, `dm-remap-v4:${k}`]),
+        'safe:histogram',
         '-:oracle',
       ].sort(),
+    );
+    expect(await page.locator('#histogram figure.run:has(figcaption:text-is("dm-remap-v4")) p.nodata').textContent()).toBe(
+      'no json+ latency bins in this results file',
     );
     for (const c of charts) {
       const what = `${c.run}:${c.kind}`;
@@ -120,7 +138,10 @@ describe.skipIf(missing && !process.env.CI)('the report in headless Chromium', (
     const v4map = charts.find((c) => c.kind === 'devicemap' && c.run === 'dm-remap-v4')!;
     expect(v4map.cells).toBeGreaterThan(0);
     expect(await page.locator('figure:has(figcaption:text-is("dm-remap-v4")) svg[data-chart="devicemap"] circle.finding').count()).toBeGreaterThan(0);
-    expect(await page.locator('table.summary tr.verdict td').allTextContents()).toEqual(['nothing lost', expect.stringMatching(/^\d+ units lost, stale, corrupt or failed without cause$/)]);
+    expect(await page.locator('table.summary tr.verdict td').allTextContents()).toEqual([
+      'nothing lost',
+      expect.stringMatching(/^\d+ units lost, stale, corrupt or failed without cause$/),
+    ]);
     fs.mkdirSync(ARTIFACTS, { recursive: true });
     await page.screenshot({ path: path.join(ARTIFACTS, 'report.png'), fullPage: true });
     expect(fs.statSync(path.join(ARTIFACTS, 'report.png')).size).toBeGreaterThan(50_000);
@@ -144,12 +165,85 @@ describe.skipIf(missing && !process.env.CI)('the report in headless Chromium', (
   it('one file holding {runs: [...]} shows the same runs side by side', async () => {
     const { page, problems, charts } = await open(compareHtml);
     expect(problems).toEqual([]);
-    expect(charts).toHaveLength(15);
+    expect(charts).toHaveLength(16);
     const cols = await page.locator('#bandwidth figure.run').evaluateAll((figs) => figs.map((f) => Math.round(f.getBoundingClientRect().top)));
     expect(cols).toHaveLength(2);
     expect(cols[0]).toBe(cols[1]); // side by side, not stacked
     await page.close();
   });
+
+  it('at 1024 and 1280 px: no axis title over a tick label or off the chart, chart text at the page scale, no sideways scroll', async () => {
+    for (const file of [pairHtml, compareHtml]) {
+      for (const width of [1024, 1280]) {
+        const { page, problems } = await open(file);
+        await page.setViewportSize({ width, height: 900 });
+        const where = `${path.basename(file)} at ${width} px`;
+        const m = await page.evaluate(() => {
+          // the page's DOM, typed loosely: the test's own TypeScript has no DOM library
+          type R = { left: number; right: number; top: number; bottom: number };
+          type El = {
+            getBoundingClientRect(): R;
+            textContent: string | null;
+            getAttribute(n: string): string | null;
+            querySelector(s: string): El | null;
+            querySelectorAll(s: string): Iterable<El>;
+            viewBox: { baseVal: { width: number } };
+          };
+          const g = globalThis as unknown as {
+            document: { body: El; documentElement: { scrollWidth: number }; querySelectorAll(s: string): Iterable<El> };
+            getComputedStyle(e: El): { fontSize: string };
+            innerWidth: number;
+          };
+          const { document, getComputedStyle } = g;
+          const rect = (e: El): R => {
+            const r = e.getBoundingClientRect();
+            return { left: r.left, right: r.right, top: r.top, bottom: r.bottom };
+          };
+          const meets = (a: R, b: R): boolean => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+          const bodyPx = parseFloat(getComputedStyle(document.body).fontSize);
+          const charts = [...document.querySelectorAll('svg.chart')].map((svg) => {
+            const s = svg;
+            const box = rect(s);
+            const titles = [...s.querySelectorAll('.axis-title')];
+            const labels = [...s.querySelectorAll('.tick, .category')];
+            const overlaps: string[] = [];
+            const outside: string[] = [];
+            for (const t of titles) {
+              const tr = rect(t);
+              if (tr.left < box.left - 0.5 || tr.right > box.right + 0.5 || tr.top < box.top - 0.5 || tr.bottom > box.bottom + 0.5)
+                outside.push(t.textContent ?? '');
+              for (const l of labels) if (meets(tr, rect(l))) overlaps.push(`"${t.textContent}" over "${l.textContent}"`);
+            }
+            const tick = s.querySelector('.tick');
+            const scale = box.right - box.left > 0 ? (box.right - box.left) / s.viewBox.baseVal.width : 0;
+            const textPx = tick ? parseFloat(getComputedStyle(tick).fontSize) * scale : 0;
+            return { kind: s.getAttribute('data-chart'), titles: titles.length, labels: labels.length, overlaps, outside, textPx };
+          });
+          return { bodyPx, charts, scrollWidth: document.documentElement.scrollWidth, innerWidth: g.innerWidth };
+        });
+        expect(m.scrollWidth, `${where}: page wider than the window`).toBeLessThanOrEqual(m.innerWidth);
+        expect(m.charts.length, where).toBeGreaterThan(10);
+        for (const c of m.charts) {
+          const what = `${where}: ${c.kind}`;
+          expect(c.titles, what).toBeGreaterThan(0);
+          expect(c.labels, what).toBeGreaterThan(2);
+          expect(c.overlaps, what).toEqual([]);
+          expect(c.outside, what).toEqual([]);
+          // the chart's text as the reader sees it: near the page's, neither blown up nor shrunk
+          expect(c.textPx, what).toBeGreaterThanOrEqual(0.8 * m.bodyPx);
+          expect(c.textPx, what).toBeLessThanOrEqual(m.bodyPx);
+        }
+        if (file === pairHtml) {
+          // two runs side by side at 1280 (both fit at full size), one under the other at 1024
+          const tops = await page.locator('#bandwidth figure.run').evaluateAll((figs) => figs.map((f) => Math.round(f.getBoundingClientRect().top)));
+          expect(tops[0] === tops[1], where).toBe(width === 1280);
+          await page.screenshot({ path: path.join(ARTIFACTS, `report-${width}.png`), fullPage: true });
+        }
+        expect(problems).toEqual([]);
+        await page.close();
+      }
+    }
+  }, 60_000);
 
   it('the golden SVGs render on their own', async () => {
     const page = await ctx.newPage();
@@ -159,11 +253,13 @@ describe.skipIf(missing && !process.env.CI)('the report in headless Chromium', (
     const dir = path.join(root, 'test/report/golden');
     for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.svg'))) {
       await page.goto(pathToFileURL(path.join(dir, f)).href);
-      const drawn = await page.$$eval('circle.pt, rect.bar, rect.cell, path.line', (els) =>
-        els.filter((e) => {
-          const b = (e as unknown as { getBBox(): { width: number; height: number } }).getBBox();
-          return b.width > 0 || b.height > 0;
-        }).length,
+      const drawn = await page.$$eval(
+        'circle.pt, rect.bar, rect.cell, path.line',
+        (els) =>
+          els.filter((e) => {
+            const b = (e as unknown as { getBBox(): { width: number; height: number } }).getBBox();
+            return b.width > 0 || b.height > 0;
+          }).length,
       );
       expect(drawn, f).toBeGreaterThan(0);
     }

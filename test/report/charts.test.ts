@@ -15,11 +15,40 @@ import { c, esc, logTicks, niceMax, niceMaxBinary, niceTicks, niceTicksBinary } 
 const count = (svg: string, re: RegExp) => (svg.match(re) ?? []).length;
 
 const BW: Series[] = [
-  { name: 'read', color: '#1f77b4', points: [[0.5, 3.3e6], [1.5, 3.5e6], [2.5, 3.1e6], [3.5, 3.6e6], [4.5, 2.9e6]] },
-  { name: 'write', color: '#ff7f0e', points: [[0.5, 3.2e6], [1.5, 3.4e6], [2.5, 3.4e6], [3.5, 3.3e6], [4.5, 3.0e6]] },
+  {
+    name: 'read',
+    color: '#1f77b4',
+    points: [
+      [0.5, 3.3e6],
+      [1.5, 3.5e6],
+      [2.5, 3.1e6],
+      [3.5, 3.6e6],
+      [4.5, 2.9e6],
+    ],
+  },
+  {
+    name: 'write',
+    color: '#ff7f0e',
+    points: [
+      [0.5, 3.2e6],
+      [1.5, 3.4e6],
+      [2.5, 3.4e6],
+      [3.5, 3.3e6],
+      [4.5, 3.0e6],
+    ],
+  },
 ];
 
-const PCT = { '1.000000': 2185, '5.000000': 2385, '10.000000': 2545, '50.000000': 3547, '90.000000': 6635, '99.000000': 24479, '99.900000': 380415, '99.990000': 8134655 };
+const PCT = {
+  '1.000000': 2185,
+  '5.000000': 2385,
+  '10.000000': 2545,
+  '50.000000': 3547,
+  '90.000000': 6635,
+  '99.000000': 24479,
+  '99.900000': 380415,
+  '99.990000': 8134655,
+};
 const RUN: ReportRun = {
   label: 'safe',
   source: 'r.json',
@@ -39,7 +68,13 @@ const RUN: ReportRun = {
 
 describe('line charts', () => {
   it('time series: a path and a circle per point, shared axes, legend (golden)', async () => {
-    const svg = lineChart({ kind: 'bandwidth', title: 'Bandwidth: safe', x: { title: 'time (s)', format: fmtSeconds, min: 0, max: 5 }, y: { title: 'bandwidth', format: fmtBytesPerSec, min: 0, binary: true }, series: BW });
+    const svg = lineChart({
+      kind: 'bandwidth',
+      title: 'Bandwidth: safe',
+      x: { title: 'time (s)', format: fmtSeconds, min: 0, max: 5 },
+      y: { title: 'bandwidth', format: fmtBytesPerSec, min: 0, binary: true },
+      series: BW,
+    });
     expect(count(svg, /<circle class="pt"/g)).toBe(10);
     expect(count(svg, /<path class="line"/g)).toBe(2);
     expect(svg).toContain('data-n="5"');
@@ -53,14 +88,32 @@ describe('line charts', () => {
     const p = percentileSeries(RUN);
     expect(p).toHaveLength(1);
     expect(p[0].points.map((pt) => Number(pt[0].toFixed(3)))).toEqual([0.004, 0.022, 0.046, 0.301, 1, 2, 3, 4]);
-    const pct = lineChart({ kind: 'latency', title: 'Latency percentiles', x: { title: 'percentile', format: (v) => `p${fmtPercentile(100 * (1 - 10 ** -v))}`, min: 0, max: 4, ticks: [0, 50, 90, 99, 99.9, 99.99].map((q) => ({ value: nines(q), label: String(q) })) }, y: { title: 'completion latency', format: fmtNs, log: true }, series: p });
+    const pct = lineChart({
+      kind: 'latency',
+      title: 'Latency percentiles',
+      x: {
+        title: 'percentile',
+        format: (v) => `p${fmtPercentile(100 * (1 - 10 ** -v))}`,
+        min: 0,
+        max: 4,
+        ticks: [0, 50, 90, 99, 99.9, 99.99].map((q) => ({ value: nines(q), label: String(q) })),
+      },
+      y: { title: 'completion latency', format: fmtNs, log: true },
+      series: p,
+    });
     expect(count(pct, /<circle class="pt"/g)).toBe(8);
     await expect(pct).toMatchFileSnapshot('golden/line-percentiles.svg');
     const cdf = cdfSeries(RUN);
     expect(cdf[0].points[0]).toEqual([1873, 0]);
     expect(cdf[0].points.at(-1)).toEqual([33154823, 1]);
     expect(cdf[0].points.map((pt) => Number(pt[1].toFixed(6)))).toEqual([0, 0.01, 0.05, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999, 1]);
-    const svg = lineChart({ kind: 'cdf', title: 'Latency CDF', x: { title: 'completion latency', format: fmtNs, log: true }, y: { title: 'fraction of I/Os', format: (v) => v.toFixed(2), min: 0, max: 1 }, series: cdf });
+    const svg = lineChart({
+      kind: 'cdf',
+      title: 'Latency CDF',
+      x: { title: 'completion latency', format: fmtNs, log: true },
+      y: { title: 'fraction of I/Os', format: (v) => v.toFixed(2), min: 0, max: 1 },
+      series: cdf,
+    });
     expect(svg).toMatch(/<path class="line" d="M[\d.]+ [\d.]+(H[\d.]+V[\d.]+){9}"/);
     await expect(svg).toMatchFileSnapshot('golden/line-cdf.svg');
   });
@@ -72,7 +125,13 @@ describe('line charts', () => {
     expect(r).toContainEqual([7777, 1e6]);
     expect(r[0]).toEqual([0, 0]);
     expect(r.at(-1)).toEqual([9999, 99]);
-    const svg = lineChart({ kind: 'iops', title: 't', x: { title: 'x', format: String }, y: { title: 'y', format: fmtCount }, series: [{ name: 'a', color: '#000', points: long }] });
+    const svg = lineChart({
+      kind: 'iops',
+      title: 't',
+      x: { title: 'x', format: String },
+      y: { title: 'y', format: fmtCount },
+      series: [{ name: 'a', color: '#000', points: long }],
+    });
     expect(svg).toContain('data-n="10000"');
     expect(count(svg, /<circle class="pt"/g)).toBe(0);
     expect(count(svg, /[ML]/g)).toBeGreaterThan(100);
@@ -107,7 +166,15 @@ describe('bars and the map', () => {
       pending: { starts: [640], sectorsEach: 8 },
       remapped: { starts: [0, 8, 2048], sectorsEach: 8 },
     });
-    const svg = heatmap({ title: 'Device map', map, columns: 16, markers: [{ sector: 650, label: 'lost at sector 650' }, { sector: 99999, label: 'off the map' }] });
+    const svg = heatmap({
+      title: 'Device map',
+      map,
+      columns: 16,
+      markers: [
+        { sector: 650, label: 'lost at sector 650' },
+        { sector: 99999, label: 'off the map' },
+      ],
+    });
     // buckets 0 (bad+remapped), 10 (bad+pending), 32 (remapped), 62 (bad)
     expect(count(svg, /<rect class="cell"/g)).toBe(6);
     expect(count(svg, /data-layer="bad"/g)).toBe(3);

@@ -59,7 +59,11 @@ describe('results files', () => {
       return;
     }
     const data = path.join(tmp.dir, 'fio.dat');
-    const r = spawnSync('fio', ['--name=t', `--filename=${data}`, '--size=4m', '--rw=randrw', '--bs=4k', '--ioengine=psync', '--runtime=300ms', '--time_based', '--output-format=json'], { encoding: 'utf8' });
+    const r = spawnSync(
+      'fio',
+      ['--name=t', `--filename=${data}`, '--size=4m', '--rw=randrw', '--bs=4k', '--ioengine=psync', '--runtime=300ms', '--time_based', '--output-format=json'],
+      { encoding: 'utf8' },
+    );
     expect(r.status).toBe(0);
     const file = path.join(tmp.dir, 'fio.json');
     fs.writeFileSync(file, `note: a line fio prints before its JSON\n${r.stdout}`);
@@ -76,14 +80,18 @@ describe('results files', () => {
   it('refuses bad files in one line naming the file and the field', () => {
     expect(() => readResults([path.join(tmp.dir, 'missing.json')])).toThrow(/missing\.json: cannot read \(ENOENT\)/);
     expect(() => readResults([write('text.json', 'hello')])).toThrow(/text\.json: not JSON/);
-    expect(() => readResults([write('obj.json', '{"a":1}')])).toThrow(/obj\.json: not a results file \(expected fio's JSON output with a 'jobs' array, or \{"runs": \[\.\.\.\]\}\)/);
+    expect(() => readResults([write('obj.json', '{"a":1}')])).toThrow(
+      /obj\.json: not a results file \(expected fio's JSON output with a 'jobs' array, or \{"runs": \[\.\.\.\]\}\)/,
+    );
     expect(() => readResults([write('empty-runs.json', '{"runs":[]}')])).toThrow('empty-runs.json: runs must be a non-empty array of fio results');
     const broken = JSON.parse(JSON.stringify(safe));
     broken.jobs[0].read.clat_ns.percentile['99.000000'] = 'slow';
     expect(() => readResults([write('b1.json', JSON.stringify(broken))])).toThrow(/b1\.json: jobs\[0\]\.read\.clat_ns\.percentile\.99\.000000: /);
     const short = JSON.parse(JSON.stringify(safe));
     short.remapsim.timeline.io.read.bw.pop();
-    expect(() => readResults([write('b2.json', JSON.stringify(short))])).toThrow('b2.json: remapsim.timeline.io.read must have 2 values (one per io.t), has 1/2');
+    expect(() => readResults([write('b2.json', JSON.stringify(short))])).toThrow(
+      'b2.json: remapsim.timeline.io.read must have 2 values (one per io.t), has 1/2',
+    );
     const map = JSON.parse(JSON.stringify(safe));
     map.remapsim.deviceMap.bad = [1];
     expect(() => readResults([write('b3.json', JSON.stringify(map))])).toThrow(ReportInputError);

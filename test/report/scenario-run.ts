@@ -4,7 +4,7 @@
  * runScenario), on a clock that only the latency layers move: the results
  * are the same on every machine.
  */
-import { type FioResult } from '../../src/stats/fio-json.js';
+import type { FioResult } from '../../src/stats/fio-json.js';
 import { buildScenario } from '../../src/scenario/build.js';
 import { scenarioJobs, remapSummary } from '../../src/scenario/run.js';
 import type { Policy, Scenario, ScenarioInput } from '../../src/scenario/schema.js';
@@ -42,7 +42,8 @@ export const REPORT_SCENARIO: ScenarioInput = {
 
 export type FioWithBlock = FioResult & { remapsim: RemapsimResultsBlock & Record<string, unknown> };
 
-export function runWithTimeline(input: ScenarioInput, policy: Policy): FioWithBlock {
+/** `plus`: fio's json+ (latency bins), as `--output-format json+` writes it. */
+export function runWithTimeline(input: ScenarioInput, policy: Policy, opts: { plus?: boolean } = {}): FioWithBlock {
   const scenario: Scenario = validateScenario(input, 'test scenario');
   const clock = new ManualClock(1e9);
   const jobs = scenarioJobs(scenario);
@@ -81,7 +82,7 @@ export function runWithTimeline(input: ScenarioInput, policy: Policy): FioWithBl
 
     const verify = oracle.report();
     const remap = remapSummary(built, initialBad);
-    const fio = toFioResult(run, { oracle: verify, remap, globalOptions: { scenario: scenario.name, policy: built.policy } });
+    const fio = toFioResult(run, { oracle: verify, remap, globalOptions: { scenario: scenario.name, policy: built.policy }, plus: opts.plus });
     fio.remapsim = { ...fio.remapsim, timeline: timeline.toJSON(), deviceMap };
     return fio as FioWithBlock;
   } finally {

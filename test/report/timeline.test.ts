@@ -107,7 +107,9 @@ describe('device map', () => {
   });
 
   it('refuses sectors outside the device', () => {
-    expect(() => buildDeviceMap({ sectors: 100, pending: { starts: [100], sectorsEach: 1 } })).toThrow('device map: pending.starts[0] = 100 is outside the device (0..99)');
+    expect(() => buildDeviceMap({ sectors: 100, pending: { starts: [100], sectorsEach: 1 } })).toThrow(
+      'device map: pending.starts[0] = 100 is outside the device (0..99)',
+    );
     expect(() => buildDeviceMap({ sectors: 0 })).toThrow(/sectors must be a positive integer/);
   });
 
@@ -136,8 +138,16 @@ describe('samples of a target', () => {
     v4.message(['test_remap', '10', '0']);
     // test_remap names its own spare sector: the allocation cursor does not move
     expect(targetSample(v4)).toEqual({ remaps: 1, spareUsed: 0, spareCapacity: 2048, health: 100, healthSource: 'dm-remap-v4 health score' });
-    expect(statusSample('0 524288 remap v1 main spare 5 23 5/53584 5 5 0 ok 97')).toEqual({ remaps: 5, spareUsed: 5, spareCapacity: 53584, pending: 23, health: 97, healthSource: 'remap status' });
-    const doc = '0 204800 dm-remap-v4 v4.0-phase1.4 /dev/mapper/lin /dev/loop18 42 0 0 0 3 42 261566 6227 21166194365 512 40960 42 42 0 0 1 41 1 0 0 87 0 2 operational real';
+    expect(statusSample('0 524288 remap v1 main spare 5 23 5/53584 5 5 0 ok 97')).toEqual({
+      remaps: 5,
+      spareUsed: 5,
+      spareCapacity: 53584,
+      pending: 23,
+      health: 97,
+      healthSource: 'remap status',
+    });
+    const doc =
+      '0 204800 dm-remap-v4 v4.0-phase1.4 /dev/mapper/lin /dev/loop18 42 0 0 0 3 42 261566 6227 21166194365 512 40960 42 42 0 0 1 41 1 0 0 87 0 2 operational real';
     expect(statusSample(doc)).toEqual({ remaps: 3, spareUsed: 3, spareCapacity: 20480, health: 87, healthSource: 'dm-remap-v4 status' });
     expect(() => statusSample('0 8 dust 7:0 bypass quiet')).toThrow("timeline: no remap counters in a 'dust' status line");
   });

@@ -15,7 +15,9 @@ describe('cFixed (printf %f)', () => {
     const formats = [0, 1, 2, 3, 6];
     const args = xs.flatMap((x) => formats.map(() => String(x)));
     const fmt = xs.map(() => formats.map((d) => `%.${d}f`).join('\n')).join('\n') + '\n';
-    const want = execFileSync('/usr/bin/printf', [fmt, ...args], { env: { LC_ALL: 'C' } }).toString().split('\n');
+    const want = execFileSync('/usr/bin/printf', [fmt, ...args], { env: { LC_ALL: 'C' } })
+      .toString()
+      .split('\n');
     let j = 0;
     for (const x of xs) for (const d of formats) expect([x, d, cFixed(x, d)]).toEqual([x, d, want[j++]]);
   });

@@ -155,9 +155,7 @@ describe('fio JSON values', () => {
 
   it('computes a direction block with fio units and rounding', () => {
     const r = job.read;
-    expect([r.io_bytes, r.io_kbytes, r.bw_bytes, r.bw, r.iops, r.runtime, r.total_ios]).toEqual([
-      4096000, 4000, 2048000, 2000, 500, 2000, 1000,
-    ]);
+    expect([r.io_bytes, r.io_kbytes, r.bw_bytes, r.bw, r.iops, r.runtime, r.total_ios]).toEqual([4096000, 4000, 2048000, 2000, 500, 2000, 1000]);
     expect(r.clat_ns).toMatchObject({ min: 1000, max: 1000000, N: 1000 });
     expect(r.clat_ns.mean).toBeCloseTo(500500, 9);
     expect(r.clat_ns.percentile!['50.000000']).toBe(500223); // 500000 lies in the HDR bucket 499712..500223
@@ -179,7 +177,16 @@ describe('fio JSON values', () => {
     // 1000 I/Os at 1..1000 us: 1 us -> "2", 2-3 -> "4", 4-9 -> "10", ... 750-999 -> "1000", 1000 us -> 2 ms bucket
     // (exact at the boundaries, e.g. 50 us lands in "100", though its HDR bucket starts at 49984 ns)
     expect(job.latency_us).toEqual({
-      '2': 0.1, '4': 0.2, '10': 0.6, '20': 1, '50': 3, '100': 5, '250': 15, '500': 25, '750': 25, '1000': 25,
+      '2': 0.1,
+      '4': 0.2,
+      '10': 0.6,
+      '20': 1,
+      '50': 3,
+      '100': 5,
+      '250': 15,
+      '500': 25,
+      '750': 25,
+      '1000': 25,
     });
     expect(job.latency_ms['2']).toBe(0.1);
     expect(Object.values(job.latency_ns).every((v) => v === 0)).toBe(true);

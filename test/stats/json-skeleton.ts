@@ -3,14 +3,7 @@
  * they are written ("3" is an int, "3.000000" a float), which JSON.parse
  * forgets.
  */
-export type Skel =
-  | 'int'
-  | 'float'
-  | 'string'
-  | 'bool'
-  | 'null'
-  | { object: [string, Skel][] }
-  | { array: Skel[] };
+export type Skel = 'int' | 'float' | 'string' | 'bool' | 'null' | { object: [string, Skel][] } | { array: Skel[] };
 
 export function skeleton(text: string): Skel {
   let i = 0;
@@ -85,7 +78,11 @@ export function skeleton(text: string): Skel {
       i += m[0].length;
       return m[1] || m[2] ? 'float' : 'int';
     }
-    for (const [lit, t] of [['true', 'bool'], ['false', 'bool'], ['null', 'null']] as const) {
+    for (const [lit, t] of [
+      ['true', 'bool'],
+      ['false', 'bool'],
+      ['null', 'null'],
+    ] as const) {
       if (text.startsWith(lit, i)) {
         i += lit.length;
         return t;

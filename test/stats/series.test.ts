@@ -112,11 +112,7 @@ describe('merging and serializing', () => {
     const back = IoSeries.fromJSON(json);
     expect(back.toJSON()).toEqual(s.toJSON());
     expect(back.bwSamples(DIR_TRIM, 42 + 10e6)).toEqual(s.bwSamples(DIR_TRIM, 42 + 10e6));
-    expect(() => IoSeries.fromJSON({ ...json, write: { bytes: [1], ios: 'x' } } as never)).toThrow(
-      'series: write must be { bytes: number[], ios: number[] }',
-    );
-    expect(() => IoSeries.fromJSON({ ...json, read: { bytes: [-1], ios: [1] } })).toThrow(
-      'series: read.bytes[0] must be a non-negative number (got -1)',
-    );
+    expect(() => IoSeries.fromJSON({ ...json, write: { bytes: [1], ios: 'x' } } as never)).toThrow('series: write must be { bytes: number[], ios: number[] }');
+    expect(() => IoSeries.fromJSON({ ...json, read: { bytes: [-1], ios: [1] } })).toThrow('series: read.bytes[0] must be a non-negative number (got -1)');
   });
 });

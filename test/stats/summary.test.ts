@@ -5,9 +5,7 @@ import type { FioResult } from '../../src/stats/fio-json.js';
 import { LatencyHistogram, LatencyStats } from '../../src/stats/latency.js';
 import { formatSummary } from '../../src/stats/summary.js';
 
-const fixtureJson = JSON.parse(
-  readFileSync(new URL('./fixtures/fio-3.33-randrw.json', import.meta.url), 'utf8'),
-) as FioResult;
+const fixtureJson = JSON.parse(readFileSync(new URL('./fixtures/fio-3.33-randrw.json', import.meta.url), 'utf8')) as FioResult;
 /** fio's normal output, printed by the same run as the JSON fixture (--output-format=json,normal). */
 const fixtureText = readFileSync(new URL('./fixtures/fio-3.33-randrw.txt', import.meta.url), 'utf8');
 
@@ -28,9 +26,7 @@ describe('summary of real fio JSON', () => {
     const fio = fixtureText.split('\n');
     const from = fio.findIndex((l) => l.startsWith('t: (groupid=0'));
     const to = fio.findIndex((l) => l.startsWith('  cpu '));
-    const expected = fio
-      .slice(from, to + 1)
-      .map((l) => l.replace(/ pid=\d+:/, '').replace(/; 0 zone resets$/, ''));
+    const expected = fio.slice(from, to + 1).map((l) => l.replace(/ pid=\d+:/, '').replace(/; 0 zone resets$/, ''));
     expect(expected.length).toBe(27);
     expect(unwrap(ours)).toEqual(expected);
   });
@@ -38,7 +34,11 @@ describe('summary of real fio JSON', () => {
   it('fits 80 columns', () => {
     for (const line of ours.split('\n')) expect(line.length).toBeLessThanOrEqual(80);
     expect(ours.split('\n').some((l) => l.length > 70)).toBe(true);
-    expect(formatSummary(fixtureJson, { width: 60 }).split('\n').every((l) => l.length <= 60)).toBe(true);
+    expect(
+      formatSummary(fixtureJson, { width: 60 })
+        .split('\n')
+        .every((l) => l.length <= 60),
+    ).toBe(true);
     expect(() => formatSummary(fixtureJson, { width: 20 })).toThrow('summary width must be an integer >= 40 (got 20)');
   });
 });
@@ -95,8 +95,7 @@ describe('summary of our own result', () => {
   it('prints a header and cpu line for a job without I/O, and nothing for no jobs', () => {
     const r = buildFioResult({ timestamp: new Date(2026, 0, 2, 3, 4, 5), jobs: [{ name: 'idle', error: 5, elapsedMs: 0, runtimeMs: 0 }] });
     expect(formatSummary(r)).toBe(
-      'idle: (groupid=0, jobs=1): err= 5: Fri Jan  2 03:04:05 2026\n' +
-        '  cpu          : usr=0.00%, sys=0.00%, ctx=0, majf=0, minf=0\n',
+      'idle: (groupid=0, jobs=1): err= 5: Fri Jan  2 03:04:05 2026\n' + '  cpu          : usr=0.00%, sys=0.00%, ctx=0, majf=0, minf=0\n',
     );
     expect(formatSummary({ ...r, jobs: [] })).toBe('');
   });

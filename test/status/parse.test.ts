@@ -13,10 +13,12 @@ import { ManualClock } from '../../src/util/clock.js';
 import { StatusParseError, V4_STATUS_FIELDS, fieldNumber, fieldRecord, parseDustCount, parseStatusLine, parseStatusText } from '../../src/status/parse.js';
 
 /** design/dm-remap-v4.md: the module's own example of `dmsetup status`. */
-const V4_DOC_LINE = '0 204800 dm-remap-v4 v4.0-phase1.4 /dev/mapper/lin /dev/loop18 42 0 0 0 0 42 261566 6227 21166194365 512 40960 42 42 0 0 1 41 1 0 0 100 0 2 operational real';
+const V4_DOC_LINE =
+  '0 204800 dm-remap-v4 v4.0-phase1.4 /dev/mapper/lin /dev/loop18 42 0 0 0 0 42 261566 6227 21166194365 512 40960 42 42 0 0 1 41 1 0 0 100 0 2 operational real';
 /** The loaded module in the kernel lane (main 131072 sectors, spare 32768): token 14 is the spare's size. */
-const V4_KERNEL_LINE = '0 131072 dm-remap-v4 v4.0-phase1.4 /dev/mapper/bad /dev/loop1 4 1 0 0 2 5 337431 67486 233483440 512 32768 5 5 0 0 0 5 0 0 0 100 0 0 operational real';
-/** The kernel lane (test/kernel/dm-control.test.ts): dust over a loop device, as the kernel returns it. */
+const V4_KERNEL_LINE =
+  '0 131072 dm-remap-v4 v4.0-phase1.4 /dev/mapper/bad /dev/loop1 4 1 0 0 2 5 337431 67486 233483440 512 32768 5 5 0 0 0 5 0 0 0 100 0 0 operational real';
+/** The kernel lane (test/vm/dm-control.test.ts): dust over a loop device, as the kernel returns it. */
 const DUST_KERNEL_LINE = '0 8192 dust 7:0 fail_read_on_bad_block verbose';
 /** flakey's kernel status has no tokens: `dmsetup status` printed '0 8192 flakey ' in the VM; DmDeviceTarget drops the space. */
 const FLAKEY_KERNEL_LINE = '0 8192 flakey';
@@ -137,8 +139,16 @@ describe('dust, flakey and the safe remap target', () => {
     const bare = parseStatusLine(FLAKEY_KERNEL_LINE);
     expect(bare).toMatchObject({ type: 'flakey', known: true, fields: [], tokens: [] });
     expect(parseStatusLine(FLAKEY_DMSETUP_LINE)).toEqual(bare);
-    expect(fieldRecord(parseStatusLine(FLAKEY_DMSETUP_LINE, '0 8192 flakey 7:0 0 3 1 1 drop_writes'))).toEqual({ device: '7:0', offset: 0, upSeconds: 3, downSeconds: 1, features: 'drop_writes' });
-    const f = FlakeyDevice.fromTable(new MemoryDevice({ sectors: 8192, name: '7:0' }), ['7:0', '0', '5', '1', '1', 'drop_writes'], { clock: new ManualClock(0) });
+    expect(fieldRecord(parseStatusLine(FLAKEY_DMSETUP_LINE, '0 8192 flakey 7:0 0 3 1 1 drop_writes'))).toEqual({
+      device: '7:0',
+      offset: 0,
+      upSeconds: 3,
+      downSeconds: 1,
+      features: 'drop_writes',
+    });
+    const f = FlakeyDevice.fromTable(new MemoryDevice({ sectors: 8192, name: '7:0' }), ['7:0', '0', '5', '1', '1', 'drop_writes'], {
+      clock: new ManualClock(0),
+    });
     expect(f.status()).toBe('0 8192 flakey '); // dmsetup's form, trailing space
     expect(fieldRecord(parseStatusLine(f.status(), f.table()))).toEqual({ device: '7:0', offset: 0, upSeconds: 5, downSeconds: 1, features: 'drop_writes' });
     expect(parseStatusLine('0 8192 flakey x').mismatch).toBe('flakey prints no status tokens, this line has 1');

@@ -1,7 +1,18 @@
 /** The status view's formats: widths, names, rates, CSV and JSON. */
 import { describe, expect, it } from 'vitest';
 import { V4_STATUS_FIELDS } from '../../src/status/parse.js';
-import { VIEW_WIDTH, compact, csvColumns, formatBlock, formatCsvHeader, formatCsvRow, formatJson, formatLine, rates, toViewSample } from '../../src/status/view.js';
+import {
+  VIEW_WIDTH,
+  compact,
+  csvColumns,
+  formatBlock,
+  formatCsvHeader,
+  formatCsvRow,
+  formatJson,
+  formatLine,
+  rates,
+  toViewSample,
+} from '../../src/status/view.js';
 
 const V4 = (reads: number, writes: number) =>
   `0 204800 dm-remap-v4 v4.0-phase1.4 /dev/mapper/lin /dev/loop18 ${reads} ${writes} 0 0 0 42 261566 6227 21166194365 512 40960 42 42 0 0 1 41 1 0 0 100 0 2 operational real`;

@@ -13,7 +13,12 @@ const opt = (name: string): string | undefined => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const t = new DmRemapV4Target({ main: new MemoryDevice({ sectors: 8192, name: 'm' }), spare: new MemoryDevice({ sectors: 4096, name: 's' }), mainPath: '/dev/loop1', sparePath: '/dev/loop2' });
+const t = new DmRemapV4Target({
+  main: new MemoryDevice({ sectors: 8192, name: 'm' }),
+  spare: new MemoryDevice({ sectors: 4096, name: 's' }),
+  mainPath: '/dev/loop1',
+  sparePath: '/dev/loop2',
+});
 const buf = new Uint8Array(4096);
 let n = 0;
 const io = setInterval(() => {

@@ -36,7 +36,12 @@ class Sink {
 }
 
 function v4Model(): DmRemapV4Target {
-  return new DmRemapV4Target({ main: new MemoryDevice({ sectors: 8192, name: 'm' }), spare: new MemoryDevice({ sectors: 4096, name: 's' }), mainPath: '/dev/loop1', sparePath: '/dev/loop2' });
+  return new DmRemapV4Target({
+    main: new MemoryDevice({ sectors: 8192, name: 'm' }),
+    spare: new MemoryDevice({ sectors: 4096, name: 's' }),
+    mainPath: '/dev/loop1',
+    sparePath: '/dev/loop2',
+  });
 }
 
 /** Reads on `t` every few ms while the loop runs. */
@@ -70,14 +75,22 @@ describe('watch loop, piped', () => {
 
   it('through a real pipe: a child process running the view on its stdout, one line per sample', () => {
     const run = (args: string[]) =>
-      spawnSync(process.execPath, ['--import', 'tsx', path.join(here, 'watch-main.ts'), ...args], { encoding: 'utf8', timeout: 20_000, stdio: ['ignore', 'pipe', 'pipe'] });
+      spawnSync(process.execPath, ['--import', 'tsx', path.join(here, 'watch-main.ts'), ...args], {
+        encoding: 'utf8',
+        timeout: 20_000,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
     const human = run(['--watch', '0.1', '--count', '3']);
     expect(human.stderr).toBe('');
     expect(human.status).toBe(0);
     expect(human.stdout).not.toContain(ESC);
     expect(human.stdout.trimEnd().split('\n')).toHaveLength(3);
     // the counters move between samples in the child too
-    const rates = human.stdout.trimEnd().split('\n').slice(1).map((l) => /rd\/s (\S+) /.exec(l)?.[1]);
+    const rates = human.stdout
+      .trimEnd()
+      .split('\n')
+      .slice(1)
+      .map((l) => /rd\/s (\S+) /.exec(l)?.[1]);
     expect(rates.every((r) => r !== undefined && r !== '-' && r !== '0')).toBe(true);
   });
 });
@@ -92,7 +105,12 @@ describe('one sample', () => {
     expect(once.text).toMatch(/^health +100% +hotspots +0$/m);
     const json = new Sink(false);
     await runStatusView(controlTargetSource(v4Model(), 'model'), { format: 'json' }, json);
-    expect(json.text.trim().split('\n').map((l) => JSON.parse(l).lines[0].fields.mainPath)).toEqual(['/dev/loop1']);
+    expect(
+      json.text
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).lines[0].fields.mainPath),
+    ).toEqual(['/dev/loop1']);
   });
 });
 
@@ -126,7 +144,13 @@ describe('a served model through its control socket', () => {
   it('samples the top and a dust layer, with the bad-block count', async () => {
     const dust = new DustDevice(new MemoryDevice({ sectors: 8192, name: 'main' }), { devName: 'main' });
     dust.enable();
-    const target = new SafeRemapTarget({ main: dust, spare: new MemoryDevice({ sectors: 4096, name: 'spare' }), mainPath: 'main', sparePath: 'spare', reservedSectors: 8 });
+    const target = new SafeRemapTarget({
+      main: dust,
+      spare: new MemoryDevice({ sectors: 4096, name: 'spare' }),
+      mainPath: 'main',
+      sparePath: 'spare',
+      reservedSectors: 8,
+    });
     const server = new ControlServer(collectLayers(target));
     const sock = path.join(tmp.dir, 'model.sock.ctl');
     await server.listen(sock);
@@ -134,13 +158,17 @@ describe('a served model through its control socket', () => {
       const out = new Sink(false);
       let step = 0;
       const source = servedSource(sock);
-      const stepping = { label: source.label, close: () => undefined, read: async () => {
-        // a bad block appears and a write remaps it between samples
-        dust.addBadBlock(100 + step, 1);
-        target.write(100 + step, new Uint8Array(512));
-        step++;
-        return source.read();
-      } };
+      const stepping = {
+        label: source.label,
+        close: () => undefined,
+        read: async () => {
+          // a bad block appears and a write remaps it between samples
+          dust.addBadBlock(100 + step, 1);
+          target.write(100 + step, new Uint8Array(512));
+          step++;
+          return source.read();
+        },
+      };
       await watchStatus({ source: stepping, format: 'csv', out, intervalMs: 20, count: 3 });
       const rows = out.text.trimEnd().split('\n');
       expect(rows[0]).toBe('time,type,start,length,version,mainPath,sparePath,remaps,pending,spareUsed,spareTotal,readErrors,writeErrors,enospc,state,health');
@@ -159,17 +187,32 @@ describe('a served model through its control socket', () => {
     }
     // the server is gone: a one-line usage error naming the source
     await expect(runStatusView(servedSource(sock), { format: 'json' }, new Sink(false))).rejects.toThrow(UsageError);
-    await expect(runStatusView(servedSource(sock), { format: 'json' }, new Sink(false))).rejects.toThrow(/model\.sock\.ctl: cannot reach the control socket .*: no such socket/);
+    await expect(runStatusView(servedSource(sock), { format: 'json' }, new Sink(false))).rejects.toThrow(
+      /model\.sock\.ctl: cannot reach the control socket .*: no such socket/,
+    );
   });
 });
 
 describe('watch intervals', () => {
   it('take seconds (1, 0.5) or a unit (500ms, 2s, 1m), from 0.1 s to a day; anything else is one line naming the option', () => {
-    const cases: Array<[string, number]> = [['1', 1000], ['0.5', 500], ['.25', 250], ['500ms', 500], ['2s', 2000], ['1.5s', 1500], ['1m', 60_000], ['100MS', 100], ['86400', 86_400_000], [' 3 ', 3000]];
+    const cases: Array<[string, number]> = [
+      ['1', 1000],
+      ['0.5', 500],
+      ['.25', 250],
+      ['500ms', 500],
+      ['2s', 2000],
+      ['1.5s', 1500],
+      ['1m', 60_000],
+      ['100MS', 100],
+      ['86400', 86_400_000],
+      [' 3 ', 3000],
+    ];
     for (const [text, ms] of cases) expect(parseWatchInterval(text), text).toBe(ms);
     for (const bad of ['0', '0.05', '50ms', '86401', '2d', '-1', '1e3', 'soon', '', '1 s', 'ms']) {
       expect(() => parseWatchInterval(bad), bad).toThrow(UsageError);
-      expect(() => parseWatchInterval(bad, '--every'), bad).toThrow(`--every: must be a time from 0.1 s to 86400 s: seconds (1, 0.5) or with a unit (500ms, 2s, 1m), got '${bad}'`);
+      expect(() => parseWatchInterval(bad, '--every'), bad).toThrow(
+        `--every: must be a time from 0.1 s to 86400 s: seconds (1, 0.5) or with a unit (500ms, 2s, 1m), got '${bad}'`,
+      );
     }
   });
 
@@ -211,8 +254,10 @@ describe('view options', () => {
   it('parses --watch, --count and --format, refusing bad values in one line', () => {
     expect(parseStatusViewOptions({ watch: '0.5', count: '10', format: 'csv' })).toEqual({ format: 'csv', intervalMs: 500, count: 10 });
     expect(parseStatusViewOptions({})).toEqual({ format: 'human', intervalMs: undefined, count: undefined });
-    expect(() => parseStatusViewOptions({ format: 'xml' })).toThrow("--format: must be one of human, json, csv, got 'xml'");
-    expect(() => parseStatusViewOptions({ watch: '0' })).toThrow("--watch: must be a time from 0.1 s to 86400 s: seconds (1, 0.5) or with a unit (500ms, 2s, 1m), got '0'");
+    expect(() => parseStatusViewOptions({ format: 'xml' })).toThrow("--format: must be one of human, json, csv, openmetrics, got 'xml'");
+    expect(() => parseStatusViewOptions({ watch: '0' })).toThrow(
+      "--watch: must be a time from 0.1 s to 86400 s: seconds (1, 0.5) or with a unit (500ms, 2s, 1m), got '0'",
+    );
     expect(() => parseStatusViewOptions({ watch: 'soon' })).toThrow(UsageError);
     expect(() => parseStatusViewOptions({ count: '3' })).toThrow('--count: only with --watch');
     expect(() => parseStatusViewOptions({ watch: '1', count: '-1' })).toThrow("--count: must be an integer from 1 to 1000000000, got '-1'");

@@ -1,15 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Random } from '../../src/util/random.js';
-import {
-  createDistribution,
-  fioHashMod,
-  NormalBlocks,
-  ParetoBlocks,
-  ZipfBlocks,
-  zipfZeta,
-  type Distribution,
-} from '../../src/workload/distribution.js';
+import { createDistribution, fioHashMod, NormalBlocks, ParetoBlocks, ZipfBlocks, zipfZeta, type Distribution } from '../../src/workload/distribution.js';
 import { RandomMap } from '../../src/workload/random-map.js';
 
 const P = 0x9e37fffffffc0001n;
@@ -132,10 +124,7 @@ describe('distributions', () => {
 
   it('moves the hot spot with center and nothing else', () => {
     const n = 10007;
-    for (const make of [
-      (c: number) => new ZipfBlocks(n, 1.1, new Random(9), c),
-      (c: number) => new ParetoBlocks(n, 0.3, new Random(9), c),
-    ]) {
+    for (const make of [(c: number) => new ZipfBlocks(n, 1.1, new Random(9), c), (c: number) => new ParetoBlocks(n, 0.3, new Random(9), c)]) {
       const a = make(0);
       const b = make(0.5);
       for (let i = 0; i < 1000; i++) expect(b.next()).toBe((a.next() + Math.floor(n * 0.5)) % n);
@@ -148,7 +137,10 @@ describe('distributions', () => {
   it('stays in [0, n) for every distribution and size', () => {
     const dist = fc.oneof(
       fc.constant<Distribution>({ kind: 'random' }),
-      fc.double({ min: 0.1, max: 3, noNaN: true }).filter((t) => Math.abs(t - 1) > 1e-6).map((theta): Distribution => ({ kind: 'zipf', theta })),
+      fc
+        .double({ min: 0.1, max: 3, noNaN: true })
+        .filter((t) => Math.abs(t - 1) > 1e-6)
+        .map((theta): Distribution => ({ kind: 'zipf', theta })),
       fc.double({ min: 0.01, max: 0.99, noNaN: true }).map((h): Distribution => ({ kind: 'pareto', h })),
       fc.double({ min: 0, max: 99.9, noNaN: true }).map((dev): Distribution => ({ kind: 'normal', dev })),
     );

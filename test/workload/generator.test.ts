@@ -233,8 +233,12 @@ describe('regions and errors', () => {
     };
     expect(err(() => gen({ size: '2g' }))).toBe('scenario: size: offset + size (2 GiB) exceeds the device (1 GiB)');
     expect(err(() => gen({ offset: '1g' }))).toBe('scenario: offset: 1 GiB is at or beyond the end of the device (1 GiB)');
-    expect(err(() => gen({ rw: 'randrw', bs: '4k,64k', size: '16k' }))).toBe("scenario: size: the job's region (16 KiB) is smaller than its block size (64 KiB)");
-    expect(err(() => gen({ bs: '512' }, GiB, { alignBytes: 4096 }))).toBe("scenario: bs: read block size 512 is not a multiple of the device's 4096-byte logical block size");
+    expect(err(() => gen({ rw: 'randrw', bs: '4k,64k', size: '16k' }))).toBe(
+      "scenario: size: the job's region (16 KiB) is smaller than its block size (64 KiB)",
+    );
+    expect(err(() => gen({ bs: '512' }, GiB, { alignBytes: 4096 }))).toBe(
+      "scenario: bs: read block size 512 is not a multiple of the device's 4096-byte logical block size",
+    );
     expect(() => createGenerator(jobFromRecord({}), { deviceBytes: 0 })).toThrow(RangeError);
   });
 });
@@ -299,7 +303,8 @@ describe('never out of range (property)', () => {
           if (r.offsetBytes < start || r.offsetBytes + r.lengthBytes > end || end > deviceBytes) bad('out of range');
           if (r.offsetBytes % 512 !== 0 || r.lengthBytes % 512 !== 0 || r.lengthBytes <= 0) bad('not sector-aligned');
           if (r.lengthBytes > spec.blockSizes[r.op].max) bad('longer than the largest block size');
-          if (spec.random && spec.rwSequence === 1 && spec.norandommap && (r.offsetBytes - start) % spec.blockAlign[r.op] !== 0) bad('not aligned to blockalign');
+          if (spec.random && spec.rwSequence === 1 && spec.norandommap && (r.offsetBytes - start) % spec.blockAlign[r.op] !== 0)
+            bad('not aligned to blockalign');
         }
         if (!j.timeBased && n < 3000) {
           expect(bytes).toBeGreaterThanOrEqual(g.region.ioLimitBytes);

@@ -2,15 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { WorkloadSpecError } from '../../src/workload/errors.js';
-import {
-  jobFromRecord,
-  jobsFromArgv,
-  optionMapFromRecord,
-  optionsFromArgv,
-  parseJobs,
-  validateJob,
-  type JobSpec,
-} from '../../src/workload/job.js';
+import { jobFromRecord, jobsFromArgv, optionMapFromRecord, optionsFromArgv, parseJobs, validateJob, type JobSpec } from '../../src/workload/job.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const KEYWORDS = { ncpus: 4, pagesize: 4096, mb_memory: 1024 };
@@ -120,7 +112,7 @@ describe('options', () => {
     expect(job('bsrange=4k:16k').blockSizes.read).toEqual({ min: 4096, max: 16384, split: [] });
   });
 
-  it("shares what bssplit leaves among blank or zero percentages and sorts like fio", () => {
+  it('shares what bssplit leaves among blank or zero percentages and sorts like fio', () => {
     expect(job('bssplit=4k/10:64k/50:32k/40').blockSizes.read.split).toEqual([
       { bs: 4096, perc: 10 },
       { bs: 32768, perc: 40 },
@@ -167,7 +159,16 @@ describe('options', () => {
     expect(job('verify=crc32c-intel').verify).toBe('crc32c');
     expect(job('verify=xxhash\nverify_backlog=1k').verifyBacklog).toBe(1024);
     expect(job('verify=0').verify).toBe('none');
-    for (const [v, want] of [['none', 'none'], ['read', 'read'], ['write', 'write'], ['io', 'io'], ['verify', 'verify'], ['all', 'all'], ['0', 'none'], ['1', 'all']]) {
+    for (const [v, want] of [
+      ['none', 'none'],
+      ['read', 'read'],
+      ['write', 'write'],
+      ['io', 'io'],
+      ['verify', 'verify'],
+      ['all', 'all'],
+      ['0', 'none'],
+      ['1', 'all'],
+    ]) {
       expect(job(`continue_on_error=${v}`).continueOnError, v).toBe(want);
     }
     const j = job(
@@ -215,7 +216,9 @@ describe('options', () => {
 describe('validation errors', () => {
   it('name the option, the allowed range and the line', () => {
     expect(problems('rwmixread=101')).toEqual(['jobs.fio:2: rwmixread: 101 is out of range (allowed 0 to 100)']);
-    expect(problems('iodepth=0')).toEqual(["jobs.fio:2: iodepth: 0 is out of range (allowed 1 to 65536: remapsim's limit, libaio's default in fio; fio's io_uring takes at most 32768)"]);
+    expect(problems('iodepth=0')).toEqual([
+      "jobs.fio:2: iodepth: 0 is out of range (allowed 1 to 65536: remapsim's limit, libaio's default in fio; fio's io_uring takes at most 32768)",
+    ]);
     expect(problems('bs=x4k')).toEqual(["jobs.fio:2: bs: invalid size 'x4k'"]);
     expect(problems('bs=1000')).toEqual(['jobs.fio:2: bs: read block size 1000 is not a multiple of 512 (the sector size)']);
     expect(problems('direct')).toEqual(['jobs.fio:2: direct: missing value']);
@@ -231,16 +234,57 @@ describe('validation errors', () => {
     expect(problems('bssplit=4k/60:8k/60')).toEqual(['jobs.fio:2: bssplit: percentages add up to 120, more than 100']);
     expect(problems('bssplit=4k/101')).toEqual(["jobs.fio:2: bssplit: invalid percentage '101' in '4k/101' (allowed 0 to 100)"]);
     expect(problems('random_distribution=zipf:1')).toEqual(['jobs.fio:2: random_distribution: zipf theta 1 is out of range (allowed: greater than 0, not 1)']);
-    expect(problems('random_distribution=pareto:1.5')).toEqual(['jobs.fio:2: random_distribution: pareto h 1.5 is out of range (allowed: greater than 0 and less than 1)']);
-    expect(problems('random_distribution=normal:100')).toEqual(['jobs.fio:2: random_distribution: normal deviation 100 is out of range (allowed 0 to less than 100)']);
+    expect(problems('random_distribution=pareto:1.5')).toEqual([
+      'jobs.fio:2: random_distribution: pareto h 1.5 is out of range (allowed: greater than 0 and less than 1)',
+    ]);
+    expect(problems('random_distribution=normal:100')).toEqual([
+      'jobs.fio:2: random_distribution: normal deviation 100 is out of range (allowed 0 to less than 100)',
+    ]);
     expect(problems('random_distribution=zipf:1.2:1.5')).toEqual(['jobs.fio:2: random_distribution: center 1.5 is out of range (allowed 0 to 1)']);
     expect(problems('random_distribution=zoned:60/10:40/90')[0]).toMatch(/'zoned' is a fio distribution remapsim does not implement/);
-    expect(problems('verify=md5')[0]).toMatch(/verify: 'md5' is a fio checksum remapsim does not implement \(allowed: 0, crc32c, crc32c-intel, xxhash\)/);
+    expect(problems('verify=sha512')).toEqual([
+      "jobs.fio:2: verify: 'sha512' is a fio checksum remapsim does not implement (allowed: 0, crc32c, crc32c-intel, xxhash, md5, sha256, meta, pattern)",
+    ]);
     expect(problems('verify=none')).toEqual(["jobs.fio:2: verify: invalid value 'none' (fio spells it verify=0)"]);
     expect(problems('rw=trimwrite')[0]).toMatch(/'trimwrite' is a fio mode remapsim does not implement/);
     expect(problems('time_based')).toEqual(['jobs.fio:2: time_based: needs a runtime (fio ignores time_based without one)']);
     expect(problems('rate=1m\nrate_iops=100')).toEqual(['jobs.fio:3: rate_iops: rate and rate_iops are mutually exclusive (as in fio)']);
     expect(problems('size=8*$mb_memory')).toEqual(["jobs.fio:2: size: arithmetic expressions are not supported: '8*1024'"]);
+  });
+
+  it("takes fio's verify options, and refuses what does not fit together in one line each", () => {
+    expect(job('rw=write\nverify=md5').verify).toBe('md5');
+    expect(job('rw=write\nverify=sha256\nverify_pattern=0xdeadbeef').verifyPattern).toEqual(Uint8Array.from([0xde, 0xad, 0xbe, 0xef]));
+    // fio: verify_pattern alone is VERIFY_PATTERN, a header and then the pattern
+    expect(job('rw=write\nverify_pattern="ab"').verify).toBe('pattern-header');
+    expect(job('rw=write\nverify=pattern\nverify_pattern=-1024').verifyPattern).toEqual(Uint8Array.from([0x00, 0xfc, 0xff, 0xff]));
+    expect(job('rw=write\nverify=meta\nverify_only')).toMatchObject({ verify: 'meta', verifyOnly: true, verifyStateSave: true, verifyStateLoad: false });
+    expect(job('rw=write\nverify=md5\nverify_state_save=0').verifyStateSave).toBe(false);
+    const refused: Array<[string, string]> = [
+      ['rw=write\nverify=pattern', 'jobs.fio:3: verify: verify=pattern needs verify_pattern (the bytes every block must hold)'],
+      [
+        'rw=write\nverify=crc32c\nverify_pattern=0xff',
+        "jobs.fio:4: verify_pattern: works with verify=md5, sha256, meta or pattern (fio's header); verify=crc32c writes remapsim's own unit header",
+      ],
+      [
+        'rw=read\nverify=md5\nverify_only',
+        'jobs.fio:4: verify_only: the job writes nothing to check (fio: verify_only makes sense only for workloads that write data)',
+      ],
+      [
+        'rw=write\nverify=md5\nverify_only\nruntime=1\ntime_based',
+        'jobs.fio:4: verify_only: does not support time_based (as in fio: the write pass it replays must have an end)',
+      ],
+      [
+        'rw=write\nverify=md5\nverify_state_load=1',
+        "jobs.fio:4: verify_state_load: needs verify_only: remapsim loads fio's verify state for a verify-only pass",
+      ],
+      [
+        'rw=write\nverify=md5\nverify_pattern=%o',
+        "jobs.fio:4: verify_pattern: '%o' (a format fio pastes into the pattern) is not implemented in remapsim; give the bytes",
+      ],
+      ['rw=write\nverify=md5\nverify_state_save=maybe', "jobs.fio:4: verify_state_save: invalid value 'maybe' (allowed 0 or 1)"],
+    ];
+    for (const [body, message] of refused) expect(problems(body), body).toEqual([message]);
   });
 
   it('lists all problems in file order', () => {
@@ -277,7 +321,9 @@ describe('command-line flags', () => {
   });
 
   it('start a job at each --name, with the options before it as globals', () => {
-    const r = optionsFromArgv(['--bs=8k', 'jobs.fio', '--name', 'a', '--rw', 'randread', '--name=b', '--iodepth', '4', '--', '--not-an-option'], { keywords: KEYWORDS });
+    const r = optionsFromArgv(['--bs=8k', 'jobs.fio', '--name', 'a', '--rw', 'randread', '--name=b', '--iodepth', '4', '--', '--not-an-option'], {
+      keywords: KEYWORDS,
+    });
     expect([...r.global.keys()]).toEqual(['bs']);
     expect(r.jobs.map((j) => [j.name, [...j.options.keys()]])).toEqual([
       ['a', ['bs', 'name', 'rw']],
@@ -312,7 +358,9 @@ describe('records (scenarios)', () => {
     const j = jobFromRecord({ name: 'mix', rw: 'randrw', bs: '4k', iodepth: 16, time_based: true, runtime: 5, direct: true, norandommap: false });
     expect(j).toMatchObject({ name: 'mix', rw: 'randrw', iodepth: 16, timeBased: true, runtimeUs: 5e6, direct: true, norandommap: false });
     expect(() => optionMapFromRecord({ blocksizee: '4k' }, { file: 'scenario.yaml' })).toThrow("scenario.yaml: unknown option 'blocksizee'");
-    expect(() => jobFromRecord({ iodepth: 0 })).toThrow("scenario: iodepth: 0 is out of range (allowed 1 to 65536: remapsim's limit, libaio's default in fio; fio's io_uring takes at most 32768)");
+    expect(() => jobFromRecord({ iodepth: 0 })).toThrow(
+      "scenario: iodepth: 0 is out of range (allowed 1 to 65536: remapsim's limit, libaio's default in fio; fio's io_uring takes at most 32768)",
+    );
   });
 
   it('validate a section built by hand', () => {

@@ -7,7 +7,7 @@ import { ManualClock } from '../../src/util/clock.js';
 import { Random } from '../../src/util/random.js';
 import { Oracle } from '../../src/workload/oracle.js';
 import { VerifyPattern } from '../../src/workload/verify-pattern.js';
-import { openV4Model } from '../../src/metadata/models.js';
+import { openV4Model } from '../../src/remap/models.js';
 import { ReloadingTarget } from '../../src/remap/reloading-target.js';
 
 const UNIT = 4096;
@@ -54,7 +54,13 @@ describe('the oracle', () => {
   });
 
   it('reports corruption from random_read_corrupt with its reason', () => {
-    const dev = new FlakeyDevice(new MemoryDevice({ sectors: UNITS * 8 }), { upSeconds: 0, downSeconds: 1, randomReadCorrupt: 300_000_000, random: new Random(3), clock: new ManualClock() });
+    const dev = new FlakeyDevice(new MemoryDevice({ sectors: UNITS * 8 }), {
+      upSeconds: 0,
+      downSeconds: 1,
+      randomReadCorrupt: 300_000_000,
+      random: new Random(3),
+      clock: new ManualClock(),
+    });
     const r = exercise(dev);
     expect(r.reads.corrupt).toBeGreaterThan(0);
     expect(Object.keys(r.corruptReasons).length).toBeGreaterThan(0);

@@ -19,7 +19,9 @@ describe('runJobs', () => {
       if (++calls === 50) throw new BlockRequestError('out-of-range', 'a layer refused the request');
       return read(sector, buf);
     };
-    expect(() => runJobs({ device: dev, jobs: [jobFromRecord({ name: 'r', rw: 'randread', bs: '4k', size: '1m', io_size: '4m' })] })).toThrow(/a layer refused/);
+    expect(() => runJobs({ device: dev, jobs: [jobFromRecord({ name: 'r', rw: 'randread', bs: '4k', size: '1m', io_size: '4m' })] })).toThrow(
+      /a layer refused/,
+    );
     expect(seen).toBeDefined();
     expect(isAligned(seen!)).toBe(false); // its memory went back (a live job buffer is page-aligned native memory)
   });

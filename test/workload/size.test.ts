@@ -1,17 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { OptionValueError } from '../../src/workload/errors.js';
-import {
-  formatSize,
-  parseBool,
-  parseInteger,
-  parsePerDir,
-  parseRate,
-  parseRateIops,
-  parseSize,
-  parseSizeOrPercent,
-  parseTime,
-} from '../../src/workload/size.js';
+import { formatSize } from '../../src/util/format-size.js';
+import { parseBool, parseInteger, parsePerDir, parseRate, parseRateIops, parseSize, parseSizeOrPercent, parseTime } from '../../src/workload/size.js';
 
 describe('parseSize', () => {
   it('reads fio sizes with kb_base=1024 (the default)', () => {

@@ -249,7 +249,7 @@ describe('judging after a crash (Oracle.restore)', () => {
 });
 
 describe('units this run never wrote', () => {
-  it('on a target with unknown earlier content: not judged, unless this run\'s own data turns up there', () => {
+  it("on a target with unknown earlier content: not judged, unless this run's own data turns up there", () => {
     const dev = new MemoryDevice({ sectors: UNITS * 8 });
     // an earlier run left its data everywhere
     const earlier = new Oracle({ pattern: pattern(1), units: UNITS });

@@ -10,7 +10,12 @@ import { checkInFlight, flushInterval, jobsFromArgv, minBlockSize } from '../../
 import { Oracle } from '../../workload/oracle.js';
 import { flushAfterRun, flushBeforeRun, type RunResult, runDurability, runJobsYielding } from '../../workload/runner.js';
 import { Engine, type EngineStats } from '../../engine/engine.js';
-import { newRunId, VerifyPattern } from '../../workload/verify-pattern.js';
+import { newRunId, type VerifyAlgorithm } from '../../workload/verify-pattern.js';
+import { makeUnitPattern } from '../../workload/unit-pattern.js';
+import { supportedOptionsText } from '../../workload/options.js';
+import { benchTarget } from '../bench-target.js';
+import { fioStateFilesToSave, loadFioStates, saveFioStates } from '../fio-state-files.js';
+import { jsonPlusNote, parseOutputFormat } from '../output-format.js';
 import { VerifyStateSaver } from '../../workload/verify-state-file.js';
 import { OK } from '../../block/device.js';
 import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
@@ -27,6 +32,7 @@ interface BenchOptions extends EngineCliOptions, KnownBadCliOptions, VerifyState
   outputFormat: string;
   json?: string;
   policy?: string;
+  auxPath: string;
 }
 
 export function registerBench(program: Command): void {
@@ -34,8 +40,9 @@ export function registerBench(program: Command): void {
     .command('bench')
     .description('run fio-style jobs (a job file and/or fio options) against a file, a block device or a model')
     .argument('[jobfile-and-fio-options...]', 'a fio job file and/or fio options: --rw randrw --bs 4k --size 256M --runtime 5 ...')
-    .requiredOption('--target <spec>', 'file:PATH, dev:PATH, table:LINE, scenario:FILE, scenario:default, or a path')
-    .option('--output-format <format>', 'normal or json (fio-shaped)', 'normal')
+    .option('--target <spec>', "file:PATH, dev:PATH, table:LINE, scenario:FILE, scenario:default, or a path (default: the jobs' filename=, as in fio)")
+    .option('--output-format <format>', "normal, json (fio-shaped) or json+ (json with fio's latency bins)", 'normal')
+    .option('--aux-path <dir>', "fio's: where verify_state_save writes and verify_state_load reads fio's verify state files", '.')
     .option('--json <file>', 'also write the fio-shaped results to this file')
     .option('--policy <policy>', `with scenario:, override its policy (${POLICIES.join(', ')})`)
     .allowUnknownOption()
@@ -48,11 +55,18 @@ export function registerBench(program: Command): void {
       `
 fio options are fio's (with fio's own size rules: 4k = 4096, 256M = 256 MiB);
 options before the first --name are defaults for every job, job files included.
-Supported: rw, rwmixread, bs, bsrange, bssplit, blockalign, iodepth, numjobs,
-size, offset, io_size, runtime, time_based, ramp_time, rate, rate_iops,
-random_distribution, randseed, randrepeat, norandommap, verify (crc32c, xxhash),
-verify_backlog, continue_on_error, direct, fsync, fdatasync (flush the target
-after every N writes of a job). Unknown options are errors.
+Supported:
+${supportedOptionsText()}
+Unknown options are errors.
+
+As in fio: filename= (or --filename) is the target when --target is absent
+(both given, they must name the same file). verify=md5, sha256, meta and
+pattern write fio's verify header: 'fio --verify_only' accepts what remapsim
+wrote, and verify_only here accepts what fio wrote (the same job file);
+verify_state_save=1 (the default) leaves fio's local-<job>-<n>-verify.state
+in --aux-path when such a write job ends, which verify_state_load=1 with
+verify_only (remapsim's or fio's) reads. crc32c and xxhash keep remapsim's
+own unit header (run id, generation), which fio does not read.
 
 Verifying on a file or device (file:, dev:):
   - units this run did not write are not judged when the target existed
@@ -82,6 +96,8 @@ stale or corrupt data, or the final flush failed; 2 for bad input; 130, 143,
 Examples:
   remapsim bench --rw randrw --bs 4k --size 256M --runtime 5 --time_based --target file:/var/tmp/t.img
   remapsim bench jobs.fio --output-format json --target dev:/dev/loop0
+  remapsim bench --filename /var/tmp/t.img --rw write --bs 4k --size 64M --verify md5
+  fio --name=check --filename /var/tmp/t.img --rw write --bs 4k --size 64M --verify md5 --verify_only
   remapsim bench --rw randwrite --bs 4k --verify crc32c --runtime 5 --time_based --target scenario:default
   remapsim bench --rw randrw --bs 4k --verify crc32c --continue_on_error all --runtime 10 --time_based \\
       --target dev:/dev/mapper/x-remap --stack-state x.json
@@ -93,34 +109,54 @@ Examples:
 }
 
 async function bench(args: string[], opts: BenchOptions, stop: AbortSignal): Promise<void> {
-  if (opts.outputFormat !== 'normal' && opts.outputFormat !== 'json') throw new UsageError(`--output-format: must be normal or json, got '${opts.outputFormat}'`);
+  const outputFormat = parseOutputFormat(opts.outputFormat);
   let policy: Policy | undefined;
   if (opts.policy !== undefined) {
-    if (!(POLICIES as readonly string[]).includes(opts.policy)) throw new UsageError(`--policy: unknown policy '${opts.policy}' (allowed: ${POLICIES.join(', ')})`);
+    if (!(POLICIES as readonly string[]).includes(opts.policy))
+      throw new UsageError(`--policy: unknown policy '${opts.policy}' (allowed: ${POLICIES.join(', ')})`);
     policy = opts.policy as Policy;
   }
   const engineOptions = parseEngineOptions(opts);
   const stateRequest = parseVerifyStateOptions(opts);
   const jobs = jobsFromArgv(args);
   checkInFlight(jobs);
+  const where = benchTarget(opts.target, jobs);
+  const fioStatesToSave = fioStateFilesToSave(jobs, opts.auxPath);
+  const loadedStates = loadFioStates(jobs, opts.auxPath);
   if (opts.json !== undefined) checkOutputPath(opts.json, '--json');
   const direct = jobs.some((j) => j.direct);
   if (direct && jobs.some((j) => !j.direct)) throw new UsageError('direct: give all jobs the same direct= setting (the target is opened once)');
   const verifying = jobs.filter((j) => j.verify !== 'none');
   if (stateRequest && verifying.length === 0) throw new UsageError('--verify-state: no job verifies its data (add --verify crc32c)');
+  if (stateRequest && verifying.some((j) => j.verifyPattern !== undefined))
+    throw new UsageError("--verify-state: verify_pattern is not kept in remapsim's verify state; use fio's verify_state_save instead");
+  if (new Set(verifying.map((j) => j.verify)).size > 1)
+    throw new UsageError(
+      `verify: give all jobs the same verify= (the oracle judges one kind of block), got ${[...new Set(verifying.map((j) => j.verify))].join(', ')}`,
+    );
   // a missing file is created as big as the largest region a job asks for
   const wanted = Math.max(...jobs.map((j) => (j.size?.kind === 'bytes' ? j.size.bytes : 0) + (j.offset.kind === 'bytes' ? j.offset.bytes : 0)));
-  const target = openTargetSpec(opts.target!, { direct, createBytes: wanted > 0 ? wanted : undefined, policy });
+  const target = openTargetSpec(where.spec, { direct, createBytes: wanted > 0 ? wanted : undefined, policy });
   try {
     const device = target.device;
     for (const j of jobs) resolveRegion(j, device.sectors * 512); // refuse jobs that do not fit, before any I/O
-    const knownBad = resolveKnownBad(opts, { path: device instanceof FileDevice ? device.name : undefined, sectors: device.sectors, description: target.description });
+    const knownBad = resolveKnownBad(opts, {
+      path: device instanceof FileDevice ? device.name : undefined,
+      sectors: device.sectors,
+      description: target.description,
+    });
     let oracle: Oracle | undefined;
     if (verifying.length > 0) {
       const unitSize = Math.max(device.logicalBlockSize, Math.min(...verifying.map((j) => minBlockSize(j))));
       const seed = (Date.now() ^ process.pid) >>> 0;
       oracle = new Oracle({
-        pattern: new VerifyPattern({ unitSize, runId: newRunId(), seed, algorithm: verifying[0].verify === 'xxhash' ? 'xxhash' : 'crc32c' }),
+        pattern: makeUnitPattern({
+          unitSize,
+          runId: newRunId(),
+          seed,
+          algorithm: verifying[0]!.verify as VerifyAlgorithm,
+          verifyPattern: verifying[0]!.verifyPattern,
+        }),
         units: Math.floor((device.sectors * 512) / unitSize),
         isKnownBad: target.built ? (s, n) => target.built!.isKnownBad(s, n) : undefined,
         knownBad: knownBad.set,
@@ -128,9 +164,18 @@ async function bench(args: string[], opts: BenchOptions, stop: AbortSignal): Pro
       });
     }
     const flushing = jobs.some((j) => flushInterval(j) > 0);
-    const useEngine = engineOptions !== undefined && device instanceof FileDevice && !flushing && stateRequest === undefined;
+    const fioStates = fioStatesToSave.length > 0 || jobs.some((j) => j.verifyOnly);
+    const useEngine = engineOptions !== undefined && device instanceof FileDevice && !flushing && stateRequest === undefined && !fioStates;
     const syncWhy =
-      engineOptions === undefined ? '--engine sync' : !(device instanceof FileDevice) ? 'models run on one thread' : flushing ? 'jobs flush (fsync=, fdatasync=)' : '--verify-state';
+      engineOptions === undefined
+        ? '--engine sync'
+        : !(device instanceof FileDevice)
+          ? 'models run on one thread'
+          : flushing
+            ? 'jobs flush (fsync=, fdatasync=)'
+            : fioStates
+              ? "fio's verify state or verify_only"
+              : '--verify-state';
     const saver = stateRequest
       ? new VerifyStateSaver(stateRequest.file, oracle!, {
           target: { description: target.description, sectors: device.sectors, logicalBlockSize: device.logicalBlockSize },
@@ -165,6 +210,7 @@ async function bench(args: string[], opts: BenchOptions, stop: AbortSignal): Pro
           onProgress: (p) => progress.update(p),
           onFlush: saver?.onFlush,
           stop,
+          loadedStates,
         });
       }
     } finally {
@@ -172,15 +218,17 @@ async function bench(args: string[], opts: BenchOptions, stop: AbortSignal): Pro
     }
     const finalFlush = flushAfterRun(device, oracle);
     saver?.finish();
+    const fioStateFiles = saveFioStates(run, opts.auxPath);
     const stopped = stop.aborted;
     if (oracle && !stopped) oracle.finalPass(device);
     const verify = oracle?.report();
     const durability = runDurability(run, priorFlush, finalFlush);
-    const fio = toFioResult(run, { oracle: verify, remap: target.remapSummary?.(), globalOptions: { target: target.description } });
+    const fio = toFioResult(run, { oracle: verify, remap: target.remapSummary?.(), plus: outputFormat === 'json+' });
     const dataPath = engineStats
       ? `engine, ${engineStats.queues.length} queue(s) on ${engineStats.topology}, io ${[...new Set(engineStats.queues.map((q) => q.io))].join('/')}`
       : `one thread (sync${engineOptions !== undefined || syncWhy !== '--engine sync' ? `: ${syncWhy}` : ''})`;
     fio.remapsim = {
+      target: target.description,
       dataPath,
       ...(engineStats ? { engine: engineStats } : {}),
       durability,
@@ -189,14 +237,28 @@ async function bench(args: string[], opts: BenchOptions, stop: AbortSignal): Pro
       ...(stopped ? { stoppedBy: stop.reason as string } : {}),
     };
     if (opts.json !== undefined) fs.writeFileSync(opts.json, formatFioJson(fio));
-    if (opts.outputFormat === 'json') process.stdout.write(formatFioJson(fio));
-    else {
-      const lines = [`target: ${target.description}`, `data path: ${dataPath}`];
+    if (outputFormat !== 'normal') {
+      process.stdout.write(formatFioJson(fio));
+      if (outputFormat === 'json+') process.stderr.write(jsonPlusNote([fio]));
+    } else {
+      const lines = [`target: ${target.description}${where.fromFilename ? ` (filename= of ${where.fromFilename})` : ''}`, `data path: ${dataPath}`];
       for (const src of knownBad.sources) lines.push(`known bad: ${src}`);
       process.stdout.write(`${lines.join('\n')}\n${fioSummaryOnly(fio)}`);
       const notes = [...durabilityLines(durability, verify)];
-      if (verify) notes.push(`verify${stopped ? ' (the reads made before the run was stopped; no read-back at the end)' : ''}: ${Object.entries(verify.reads).map(([k, v]) => `${k}=${v}`).join(' ')}`, ...verifyNotes(verify));
-      if (saver) notes.push(`verify state: ${saver.file} (${saver.saves} saves); check the target against it with: remapsim verify --state ${saver.file} --target ${opts.target}`);
+      if (verify)
+        notes.push(
+          `verify${stopped ? ' (the reads made before the run was stopped; no read-back at the end)' : ''}: ${Object.entries(verify.reads)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' ')}`,
+          ...(verifying.every((j) => j.verifyOnly) ? [] : verifyNotes(verify)),
+        );
+      if (saver)
+        notes.push(
+          `verify state: ${saver.file} (${saver.saves} saves); check the target against it with: remapsim verify --state ${saver.file} --target ${where.spec}`,
+        );
+      if (verify?.details) notes.push(...verify.details.map((d) => `verify_only: ${d}`));
+      if (fioStateFiles.length > 0)
+        notes.push(`fio's verify state: ${fioStateFiles.join(', ')} (read by verify_only with verify_state_load=1, remapsim's or fio's)`);
       process.stdout.write(`${notes.join('\n')}\n`);
     }
     const failed = run.jobs.some((j) => j.error !== 0) || (verify?.findings ?? 0) > 0 || finalFlush !== OK;

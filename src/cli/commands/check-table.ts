@@ -46,15 +46,29 @@ Exit status: 0 valid, 2 refused (the reason is printed).`,
           extra.spareDataBlocks = target.spareBlocksTotal;
           extra.reservedSectors = target.reservedSectors;
         }
-        const result = { ok: true, type: line.type, table: target.table(), sectors: target.sectors, logicalBlockSize: target.logicalBlockSize, devices, ...extra, status: target.status() };
+        const result = {
+          ok: true,
+          type: line.type,
+          table: target.table(),
+          sectors: target.sectors,
+          logicalBlockSize: target.logicalBlockSize,
+          devices,
+          ...extra,
+          status: target.status(),
+        };
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(result)}\n`);
           return;
         }
-        const lines = [`valid ${line.type} target: ${target.sectors} sectors (${formatBytes(target.sectors * SECTOR_SIZE)}), ${target.logicalBlockSize}-byte logical blocks`];
-        for (const d of devices) lines.push(`  ${d.role.padEnd(6)} ${d.path}: ${d.sectors} sectors (${formatBytes(d.sectors * SECTOR_SIZE)}), ${d.logicalBlockSize}-byte blocks`);
-        if (extra.minSpareSectors !== undefined) lines.push(`  min_spare ${extra.minSpareSectors} sectors; room for ${extra.remapCapacity} remaps (spare_sectors/2)`);
-        if (extra.spareDataBlocks !== undefined) lines.push(`  spare data area: ${extra.spareDataBlocks} blocks between two reserved areas of ${extra.reservedSectors} sectors`);
+        const lines = [
+          `valid ${line.type} target: ${target.sectors} sectors (${formatBytes(target.sectors * SECTOR_SIZE)}), ${target.logicalBlockSize}-byte logical blocks`,
+        ];
+        for (const d of devices)
+          lines.push(`  ${d.role.padEnd(6)} ${d.path}: ${d.sectors} sectors (${formatBytes(d.sectors * SECTOR_SIZE)}), ${d.logicalBlockSize}-byte blocks`);
+        if (extra.minSpareSectors !== undefined)
+          lines.push(`  min_spare ${extra.minSpareSectors} sectors; room for ${extra.remapCapacity} remaps (spare_sectors/2)`);
+        if (extra.spareDataBlocks !== undefined)
+          lines.push(`  spare data area: ${extra.spareDataBlocks} blocks between two reserved areas of ${extra.reservedSectors} sectors`);
         lines.push(`  table:  ${target.table()}`, `  status: ${target.status()}`);
         process.stdout.write(`${lines.join('\n')}\n`);
       } finally {

@@ -29,7 +29,9 @@ export function registerCompare(program: Command): void {
   program
     .command('compare')
     .argument('<scenario>', "a scenario file, or 'default'")
-    .description('run one scenario on the model (dm-remap-v4 policy) and on the real dm-remap-v4 module, step by step, and report every difference and every kernel misbehaviour')
+    .description(
+      'run one scenario on the model (dm-remap-v4 policy) and on the real dm-remap-v4 module, step by step, and report every difference and every kernel misbehaviour',
+    )
     .option('--ops <n>', 'I/O operations in the trace (from the first job, seeded)', '400')
     .option('--seed <n>', "the trace's seed (default: the scenario's)")
     .option('--growth-every <n>', "one cluster of the scenario's bad-sector growth every this many operations", '50')
@@ -74,9 +76,12 @@ Examples:
       const v = dm.targetVersion('dm-remap-v4');
       const leftovers = compareLeftovers(dm.listDevices(), pidAlive);
       dm.close();
-      for (const l of leftovers) process.stderr.write(`remapsim: compare: stack '${l.name}' of an earlier compare is still up (its process is gone); remove it with: ${l.clean}\n`);
+      for (const l of leftovers)
+        process.stderr.write(`remapsim: compare: stack '${l.name}' of an earlier compare is still up (its process is gone); remove it with: ${l.clean}\n`);
       if (!v) {
-        process.stderr.write('remapsim: compare: this kernel has no dm-remap-v4 target (load the module: modprobe dm-bufio && insmod dm-remap.ko); nothing to compare against\n');
+        process.stderr.write(
+          'remapsim: compare: this kernel has no dm-remap-v4 target (load the module: modprobe dm-bufio && insmod dm-remap.ko); nothing to compare against\n',
+        );
         process.exitCode = EXIT_ENVIRONMENT;
         return;
       }

@@ -67,7 +67,10 @@ export function formatDmInfo(info: DmDeviceInfo, readAhead: number | undefined):
   ];
   if (readAhead !== undefined) lines.push(`Read Ahead:        ${readAhead}`);
   if (!info.activeTable && !info.inactiveTable) lines.push('Tables present:    None');
-  else lines.push(`Tables present:    ${info.activeTable ? 'LIVE' : ''}${info.activeTable && info.inactiveTable ? ' & ' : ''}${info.inactiveTable ? 'INACTIVE' : ''}`);
+  else
+    lines.push(
+      `Tables present:    ${info.activeTable ? 'LIVE' : ''}${info.activeTable && info.inactiveTable ? ' & ' : ''}${info.inactiveTable ? 'INACTIVE' : ''}`,
+    );
   lines.push(
     `Open count:        ${info.openCount}`,
     `Event number:      ${info.eventNr}`,
@@ -146,7 +149,7 @@ function json(value: unknown): void {
 
 /**
  * Runs `fn` with an open control object. What a failure exits with is
- * decided in one place for every command (dmExitCode in run-cli.ts): 2 for
+ * decided in one place for every command (DmError.exitCode in kernel/dm-control.ts): 2 for
  * a wrong request (no such device, a refused table or message, a name in
  * use, a table naming a held device), 3 for the environment (no
  * device-mapper, not root, a device still open).
@@ -209,7 +212,7 @@ function devicesFor(dm: DmControl, name: string | undefined): { names: string[];
 }
 
 /** Runs `each` for every device; a device removed meanwhile is skipped, as dmsetup would not have listed it. */
-function forEachDevice(dm: DmControl, names: string[], multiple: boolean, each: (name: string) => void): void {
+function forEachDevice(names: string[], multiple: boolean, each: (name: string) => void): void {
   for (const n of names) {
     try {
       each(n);
@@ -248,7 +251,7 @@ interface DeviceTargets {
 function collectTargets(dm: DmControl, kind: StatusKind, name: string | undefined, opts: TargetsOptions): { rows: DeviceTargets[]; multiple: boolean } {
   const { names, multiple } = devicesFor(dm, name);
   const rows: DeviceTargets[] = [];
-  forEachDevice(dm, names, multiple, (n) => {
+  forEachDevice(names, multiple, (n) => {
     const targets = kind === 'status' ? dm.status(n, { inactive: opts.inactive, noflush: opts.noflush }) : dm.table(n, { inactive: opts.inactive });
     rows.push({ name: n, targets });
   });
@@ -259,7 +262,9 @@ function collectTargets(dm: DmControl, kind: StatusKind, name: string | undefine
 function targetsJson(rows: DeviceTargets[], multiple: boolean, opts: TargetsOptions): unknown {
   const objs = rows.map((r) => ({
     name: r.name,
-    targets: r.targets.filter((t) => opts.target === undefined || t.type === opts.target).map(({ start, length, type, params }) => ({ start, length, type, params })),
+    targets: r.targets
+      .filter((t) => opts.target === undefined || t.type === opts.target)
+      .map(({ start, length, type, params }) => ({ start, length, type, params })),
   }));
   return multiple ? objs : objs[0];
 }
@@ -285,7 +290,12 @@ function targetsText(rows: DeviceTargets[], multiple: boolean, opts: TargetsOpti
 function printTargets(dm: DmControl, kind: StatusKind, name: string | undefined, opts: TargetsOptions): void {
   const { rows, multiple } = collectTargets(dm, kind, name, opts);
   if (opts.json) json(targetsJson(rows, multiple, opts));
-  else out(targetsText(rows, multiple, opts).map((l) => `${l}\n`).join(''));
+  else
+    out(
+      targetsText(rows, multiple, opts)
+        .map((l) => `${l}\n`)
+        .join(''),
+    );
 }
 
 /**
@@ -312,7 +322,12 @@ async function watchDmStatus(
         const { rows, multiple } = collectTargets(dm, 'status', name, opts);
         if (opts.json) sink.write(`${JSON.stringify({ time, status: targetsJson(rows, multiple, opts) })}\n`);
         else if (screen) screen.frame([`${every}    ${time}`, '', ...targetsText(rows, multiple, opts)]);
-        else sink.write(targetsText(rows, multiple, opts).map((l) => `${time} ${l}\n`).join(''));
+        else
+          sink.write(
+            targetsText(rows, multiple, opts)
+              .map((l) => `${time} ${l}\n`)
+              .join(''),
+          );
       });
     } finally {
       screen?.end();
@@ -476,7 +491,7 @@ Examples:
           return;
         }
         const rows: Array<{ info: DmDeviceInfo; readAhead: number | undefined }> = [];
-        forEachDevice(ctl, names, multiple, (n) => {
+        forEachDevice(names, multiple, (n) => {
           const info = ctl.info(n);
           rows.push({ info, readAhead: readAheadSectors(info) });
         });
@@ -503,7 +518,7 @@ Examples:
           return;
         }
         const rows: Array<{ name: string; deps: Array<{ major: number; minor: number }> }> = [];
-        forEachDevice(ctl, names, multiple, (n) => rows.push({ name: n, deps: ctl.deps(n, { inactive: opts.inactive }) }));
+        forEachDevice(names, multiple, (n) => rows.push({ name: n, deps: ctl.deps(n, { inactive: opts.inactive }) }));
         if (opts.json) {
           json(multiple ? rows : rows[0]);
           return;
@@ -513,7 +528,7 @@ Examples:
     });
 
   dm.command('message')
-    .description("send a message to the target at SECTOR and print its reply (dmsetup message)")
+    .description('send a message to the target at SECTOR and print its reply (dmsetup message)')
     .argument('<name>', 'device name')
     .argument('<sector>', 'a sector inside the target to address (0 for single-target tables)')
     .argument('<message...>', 'the message words, passed on as given (options must come before NAME)')
@@ -547,9 +562,13 @@ Examples:
         let shown: DmListedDevice[] = devices;
         if (opts.target !== undefined) {
           shown = [];
-          forEachDevice(ctl, devices.map((d) => d.name), true, (n) => {
-            if (ctl.status(n).some((t) => t.type === opts.target)) shown.push(devices.find((d) => d.name === n)!);
-          });
+          forEachDevice(
+            devices.map((d) => d.name),
+            true,
+            (n) => {
+              if (ctl.status(n).some((t) => t.type === opts.target)) shown.push(devices.find((d) => d.name === n)!);
+            },
+          );
         }
         if (opts.json) {
           json(shown);

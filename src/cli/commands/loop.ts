@@ -4,14 +4,8 @@
  * `losetup --list`.
  */
 import type { Command } from 'commander';
-import { attachLoop, detachLoop, listLoops, loopDeviceInfo, LoopError, type LoopDeviceInfo } from '../../kernel/loop.js';
-import { UsageError, EXIT_ENVIRONMENT, EXIT_USAGE } from '../errors.js';
-
-const EPERM = 1;
-const ENOENT = 2;
-const ENXIO = 6;
-const EACCES = 13;
-const ENODEV = 19;
+import { attachLoop, detachLoop, listLoops, loopDeviceInfo, type LoopDeviceInfo } from '../../kernel/loop.js';
+import { UsageError } from '../errors.js';
 
 const UNITS: Record<string, number> = { '': 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tib: 1024 ** 4 };
 
@@ -19,29 +13,11 @@ const UNITS: Record<string, number> = { '': 1, k: 1024, kib: 1024, m: 1024 ** 2,
 export function parseByteSize(text: string, option: string): number {
   const m = /^(\d+)\s*([a-zA-Z]*)$/.exec(text.trim());
   const unit = m ? UNITS[m[2].toLowerCase()] : undefined;
-  if (!m || unit === undefined) throw new UsageError(`${option} must be a whole number of bytes, optionally with a K, M, G or T (binary) suffix, got '${text}'`);
+  if (!m || unit === undefined)
+    throw new UsageError(`${option} must be a whole number of bytes, optionally with a K, M, G or T (binary) suffix, got '${text}'`);
   const n = Number(m[1]) * unit;
   if (!Number.isSafeInteger(n)) throw new UsageError(`${option} ${text} is out of range 0..${Number.MAX_SAFE_INTEGER} bytes`);
   return n;
-}
-
-/**
- * LoopError -> a one-line CLI error: a missing driver, missing control node
- * or missing privileges is the environment (3); the rest is the request (2).
- * run-cli.ts applies it to a LoopError from any command (stack up, clean).
- */
-export function asCliError(err: unknown): unknown {
-  if (!(err instanceof LoopError)) return err;
-  const env = err.errno === EPERM || err.errno === EACCES || ((err.errno === ENOENT || err.errno === ENODEV || err.errno === ENXIO) && /loop devices are not available|loop-control/.test(err.message));
-  return new UsageError(err.message, env ? EXIT_ENVIRONMENT : EXIT_USAGE);
-}
-
-function run<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    throw asCliError(err);
-  }
 }
 
 /** `losetup --list` columns: NAME SIZELIMIT OFFSET AUTOCLEAR RO BACK-FILE DIO LOG-SEC. */
@@ -49,7 +25,16 @@ export function formatLoopList(devices: readonly LoopDeviceInfo[]): string {
   if (devices.length === 0) return '';
   const head = ['NAME', 'SIZELIMIT', 'OFFSET', 'AUTOCLEAR', 'RO', 'BACK-FILE', 'DIO', 'LOG-SEC'];
   const right = [false, true, true, true, true, false, true, true];
-  const rows = devices.map((d) => [d.device, String(d.sizeLimit), String(d.offset), d.autoclear ? '1' : '0', d.readOnly ? '1' : '0', d.backingFile, d.dio ? '1' : '0', String(d.logicalBlockSize)]);
+  const rows = devices.map((d) => [
+    d.device,
+    String(d.sizeLimit),
+    String(d.offset),
+    d.autoclear ? '1' : '0',
+    d.readOnly ? '1' : '0',
+    d.backingFile,
+    d.dio ? '1' : '0',
+    String(d.logicalBlockSize),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]): string =>
     cells
@@ -90,20 +75,32 @@ attached), 3 the environment (no loop driver, not root).`,
     .description('attach FILE to the first free loop device and print its path (losetup --find --show)')
     .argument('<file>', 'backing file (or block device)')
     .option('-r, --read-only', 'read-only device (the file is opened read-only)')
-    .option('--direct-io', 'direct I/O to the backing file; the kernel quietly goes without it where the file system or alignment does not allow it (see `loop ls`, column DIO)')
+    .option(
+      '--direct-io',
+      'direct I/O to the backing file; the kernel quietly goes without it where the file system or alignment does not allow it (see `loop ls`, column DIO)',
+    )
     .option('-b, --block-size <bytes>', 'logical block size: a power of two, 512..65536 (the kernel may cap it at the page size)')
     .option('-o, --offset <bytes>', 'start this many bytes into the file (K, M, G suffixes allowed)')
     .option('--sizelimit <bytes>', 'expose at most this many bytes (0: up to the end of the file)')
-    .option('--autoclear', 'the kernel detaches the device when its last user closes it; remapsim itself closes it on exit, so the device survives only if another process holds it open by then')
+    .option(
+      '--autoclear',
+      'the kernel detaches the device when its last user closes it; remapsim itself closes it on exit, so the device survives only if another process holds it open by then',
+    )
     .option('-P, --partscan', 'scan the device for partitions')
     .option('--json', 'print the attached device as JSON (the `loop ls --json` fields)')
     .action((file: string, opts: AttachOpts) => {
       const blockSize = opts.blockSize === undefined ? undefined : parseByteSize(opts.blockSize, '--block-size');
       const offset = opts.offset === undefined ? undefined : parseByteSize(opts.offset, '--offset');
       const sizeLimit = opts.sizelimit === undefined ? undefined : parseByteSize(opts.sizelimit, '--sizelimit');
-      const att = run(() =>
-        attachLoop(file, { readOnly: opts.readOnly, direct: opts.directIo, blockSize, offset, sizeLimit, autoclear: opts.autoclear, partscan: opts.partscan }),
-      );
+      const att = attachLoop(file, {
+        readOnly: opts.readOnly,
+        direct: opts.directIo,
+        blockSize,
+        offset,
+        sizeLimit,
+        autoclear: opts.autoclear,
+        partscan: opts.partscan,
+      });
       const info = loopDeviceInfo(att.number);
       // An autoclear attachment keeps the device open until release(), which closes it (and the kernel may detach it then);
       // any other attachment holds nothing open, and release() would detach it.
@@ -111,7 +108,9 @@ attached), 3 the environment (no loop driver, not root).`,
       if (opts.json) process.stdout.write(`${JSON.stringify(info ?? { device: att.device, number: att.number, backingFile: att.backingFile })}\n`);
       else process.stdout.write(`${att.device}\n`);
       if (opts.autoclear && loopDeviceInfo(att.number) === undefined) {
-        process.stderr.write(`remapsim: note: ${att.device} was attached with --autoclear and nothing else held it open, so the kernel detached it again when remapsim closed it\n`);
+        process.stderr.write(
+          `remapsim: note: ${att.device} was attached with --autoclear and nothing else held it open, so the kernel detached it again when remapsim closed it\n`,
+        );
       }
     });
 
@@ -121,7 +120,7 @@ attached), 3 the environment (no loop driver, not root).`,
     .argument('<devices...>', '/dev/loopN (or loopN, or N)')
     .action((devices: string[]) => {
       for (const d of devices) {
-        const r = run(() => detachLoop(d));
+        const r = detachLoop(d);
         if (r === 'deferred') process.stderr.write(`remapsim: ${d} is in use: the kernel detaches it when its last user closes it\n`);
       }
     });

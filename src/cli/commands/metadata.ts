@@ -19,11 +19,20 @@ import {
   inspectionClean,
   type BlockState,
 } from '../../metadata/inspect.js';
-import { deviceIdentity, safeFingerprint } from '../../metadata/models.js';
+import { deviceIdentity, safeFingerprint } from '../../remap/models.js';
 import { describeContent, probeSpare } from '../../metadata/probe.js';
 import type { DeviceFingerprint } from '../../metadata/safe-format.js';
-import { MetadataIoError, SafeMetadataStore, describeRepairAction, imageFingerprint, readSafeImage, replayImage } from '../../metadata/safe-store.js';
-import { type SafeTableJson, type V4TableJson, parseTableJson, safeJsonToState, safeTableToJson, v4JsonToMetadata, v4TableToJson } from '../../metadata/table-json.js';
+import { MetadataIoError, SafeMetadataStore } from '../../metadata/safe-store.js';
+import { describeRepairAction, imageFingerprint, readSafeImage, replayImage } from '../../metadata/safe-image.js';
+import {
+  type SafeTableJson,
+  type V4TableJson,
+  parseTableJson,
+  safeJsonToState,
+  safeTableToJson,
+  v4JsonToMetadata,
+  v4TableToJson,
+} from '../../metadata/table-json.js';
 import { readV4Copies, v4CopySectors, writeV4Copies } from '../../metadata/v4-store.js';
 import { EXIT_FINDINGS, UsageError } from '../errors.js';
 import { noteWriterHolding } from '../writer-note.js';
@@ -60,7 +69,10 @@ function mainFingerprint(opts: MainOpts): DeviceFingerprint | undefined {
 function withSpare<T>(path: string, readOnly: boolean, fn: (spare: FileDevice) => T): T {
   const spare = FileDevice.open(path, { readOnly, direct: 'block', exclusive: !readOnly });
   if (readOnly) {
-    noteWriterHolding(spare, 'its metadata may change while this reads it: what follows may be older than the table it serves, and a copy it is writing may show as torn or stale');
+    noteWriterHolding(
+      spare,
+      'its metadata may change while this reads it: what follows may be older than the table it serves, and a copy it is writing may show as torn or stale',
+    );
   }
   try {
     return fn(spare);
@@ -92,7 +104,10 @@ function list<T>(items: T[], all: boolean, fmt: (t: T) => string): string[] {
 
 function humanSafe(i: SafeInspection, all: boolean): string[] {
   const lines = [`${i.spare}: remapsim safe-policy metadata (spare of ${i.spareSectors} sectors)`];
-  if (i.fingerprint) lines.push(`  main device: ${i.fingerprint.mainSectors} sectors, ${i.fingerprint.logicalBlockSize}-byte blocks, identity ${JSON.stringify(i.fingerprint.identity)}`);
+  if (i.fingerprint)
+    lines.push(
+      `  main device: ${i.fingerprint.mainSectors} sectors, ${i.fingerprint.logicalBlockSize}-byte blocks, identity ${JSON.stringify(i.fingerprint.identity)}`,
+    );
   const l = i.layout;
   if (l) {
     lines.push(
@@ -110,8 +125,10 @@ function humanSafe(i: SafeInspection, all: boolean): string[] {
   const old = (b: BlockState) => b.state === 'stale' || b.state === 'blank';
   const current = i.log.filter((s) => !old(s.A) || !old(s.B));
   if (current.length === 0 && i.replay) lines.push('  log: empty');
-  for (const s of current) lines.push(`  log slot ${s.slot}: A ${blockState(s.A)}; B ${blockState(s.B)}${i.replay && s.slot === i.replay.nextLogSlot ? '  <- tail (ignored)' : ''}`);
-  if (current.length < i.log.length) lines.push(`  log: ${i.log.length - current.length} more slots hold blocks of earlier checkpoints (stale, ignored; --json lists them)`);
+  for (const s of current)
+    lines.push(`  log slot ${s.slot}: A ${blockState(s.A)}; B ${blockState(s.B)}${i.replay && s.slot === i.replay.nextLogSlot ? '  <- tail (ignored)' : ''}`);
+  if (current.length < i.log.length)
+    lines.push(`  log: ${i.log.length - current.length} more slots hold blocks of earlier checkpoints (stale, ignored; --json lists them)`);
   if (i.error) lines.push(`  no usable state: ${i.error}`);
   if (i.state && i.replay) {
     const r = i.replay;
@@ -123,7 +140,13 @@ function humanSafe(i: SafeInspection, all: boolean): string[] {
     lines.push('  damaged or stale copies:');
     for (const p of i.problems) lines.push(`    ${p.region} ${p.region === 'superblock' ? '' : `${p.index} `}in area ${p.area}: ${p.problem}`);
   }
-  lines.push(i.repair.length === 0 ? (i.error ? '  repair: nothing can be repaired from these copies' : '  repair: nothing to repair') : `  repair would: ${i.repair.join('; ')}`);
+  lines.push(
+    i.repair.length === 0
+      ? i.error
+        ? '  repair: nothing can be repaired from these copies'
+        : '  repair: nothing to repair'
+      : `  repair would: ${i.repair.join('; ')}`,
+  );
   if (i.state && i.state.entries.length > 0) {
     lines.push('  remaps (main block -> spare block):');
     lines.push(...list(i.state.entries, all, (e) => `${e.main} -> ${e.spare}`));
@@ -142,7 +165,10 @@ function humanV4(i: V4Inspection, all: boolean): string[] {
   }
   if (i.best === null) lines.push('  no valid copy: the module writes an empty table over all five on its next load (all remaps lost)');
   else lines.push(`  the module loads copy ${i.best}; ${i.repair.length === 0 ? 'all copies agree' : `copies to rewrite: ${i.repair.join(', ')}`}`);
-  for (const r of i.remapsInCopies) lines.push(`  warning: remap of sector ${r.originalSector} lives at spare sector ${r.spareSector}, inside copy ${r.copy}: each table write overwrites its data`);
+  for (const r of i.remapsInCopies)
+    lines.push(
+      `  warning: remap of sector ${r.originalSector} lives at spare sector ${r.spareSector}, inside copy ${r.copy}: each table write overwrites its data`,
+    );
   if (i.best !== null) {
     const best = i.copies[i.best];
     const entries = best.entries ?? [];
@@ -151,7 +177,8 @@ function humanV4(i: V4Inspection, all: boolean): string[] {
       lines.push(...list(entries, all, (e) => `${e.originalSector} -> ${e.spareSector}`));
     }
     const differing = i.copies.filter((c) => c.valid && c.index !== i.best && JSON.stringify(c.entries) !== JSON.stringify(best.entries));
-    for (const c of differing) lines.push(`  copy ${c.index} holds a different table (${c.activeRemaps} remaps, sequence ${c.sequence}); --json shows every copy's entries`);
+    for (const c of differing)
+      lines.push(`  copy ${c.index} holds a different table (${c.activeRemaps} remaps, sequence ${c.sequence}); --json shows every copy's entries`);
   }
   return lines;
 }
@@ -168,7 +195,9 @@ function printInspection(i: Inspection, json: boolean, all: boolean): void {
 export function registerMetadata(program: Command): void {
   program
     .command('inspect')
-    .description('show the remap metadata on a spare: every copy (valid or why not), sequence numbers, timestamps, entries; remapsim or dm-remap-v4 format, detected')
+    .description(
+      'show the remap metadata on a spare: every copy (valid or why not), sequence numbers, timestamps, entries; remapsim or dm-remap-v4 format, detected',
+    )
     .argument('<spare>', 'spare device or image file (opened read-only)')
     .option('--json', 'print the report as JSON')
     .option('--all', 'list every remap (the human report shows the first 20)')
@@ -243,7 +272,9 @@ atomically. Anything else on the spare is refused unless --force.`,
         throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or directory' : (e as Error).message}`);
       }
       const table = parseTableJson(text);
-      const message = withSpare(sparePath, false, (spare) => (table.format === 'remapsim-safe' ? importSafe(spare, table, opts) : importV4(spare, table, opts.force ?? false)));
+      const message = withSpare(sparePath, false, (spare) =>
+        table.format === 'remapsim-safe' ? importSafe(spare, table, opts) : importV4(spare, table, opts.force ?? false),
+      );
       process.stdout.write(`${message}\n`);
     });
 }
@@ -252,7 +283,10 @@ function repairSafe(spare: FileDevice, fingerprint: DeviceFingerprint | undefine
   const before = inspectSafe(spare, fingerprint);
   if (before.error) throw new UsageError(`${spare.name}: cannot repair: ${before.error}`, EXIT_FINDINGS);
   if (before.repair.length === 0 || !write) {
-    if (json) process.stdout.write(`${JSON.stringify({ format: before.format, spare: spare.name, written: false, repair: before.repair, problems: before.problems }, null, 2)}\n`);
+    if (json)
+      process.stdout.write(
+        `${JSON.stringify({ format: before.format, spare: spare.name, written: false, repair: before.repair, problems: before.problems }, null, 2)}\n`,
+      );
     else if (before.repair.length === 0) process.stdout.write(`${spare.name}: nothing to repair\n`);
     else process.stdout.write(`${spare.name}: would ${before.repair.join('; ')} (dry run; --write applies it)\n`);
     if (before.repair.length > 0) process.exitCode = EXIT_FINDINGS;
@@ -261,7 +295,8 @@ function repairSafe(spare: FileDevice, fingerprint: DeviceFingerprint | undefine
   const store = SafeMetadataStore.open(spare, { fingerprint: fingerprint ?? imageFingerprint(readSafeImage(spare)) });
   const done = store.recovery?.actions.map(describeRepairAction) ?? [];
   const after = inspectSafe(spare, fingerprint);
-  if (json) process.stdout.write(`${JSON.stringify({ format: before.format, spare: spare.name, written: true, repair: done, remaining: after.repair }, null, 2)}\n`);
+  if (json)
+    process.stdout.write(`${JSON.stringify({ format: before.format, spare: spare.name, written: true, repair: done, remaining: after.repair }, null, 2)}\n`);
   else process.stdout.write(`${spare.name}: repaired: ${done.join('; ')}\n`);
   if (after.repair.length > 0) process.exitCode = EXIT_FINDINGS;
 }
@@ -272,18 +307,32 @@ function repairV4(spare: FileDevice, write: boolean, json: boolean): void {
   if (!choice.best) throw new UsageError(`${spare.name}: cannot repair: no valid dm-remap-v4 copy to repair from`, EXIT_FINDINGS);
   const clobbered = i.remapsInCopies.filter((r) => i.repair.includes(r.copy));
   if (i.repair.length === 0 || !write) {
-    if (json) process.stdout.write(`${JSON.stringify({ format: i.format, spare: spare.name, written: false, from: i.best, rewrite: i.repair, remapsOverwritten: clobbered }, null, 2)}\n`);
+    if (json)
+      process.stdout.write(
+        `${JSON.stringify({ format: i.format, spare: spare.name, written: false, from: i.best, rewrite: i.repair, remapsOverwritten: clobbered }, null, 2)}\n`,
+      );
     else if (i.repair.length === 0) process.stdout.write(`${spare.name}: nothing to repair (all five copies hold sequence ${choice.best.metadata.sequence})\n`);
     else {
-      process.stdout.write(`${spare.name}: would rewrite copies ${i.repair.join(', ')} from copy ${i.best} (sequence ${choice.best.metadata.sequence}) (dry run; --write applies it)\n`);
-      for (const r of clobbered) process.stdout.write(`  warning: this overwrites the data of the remap of sector ${r.originalSector} (spare sector ${r.spareSector}, inside copy ${r.copy})\n`);
+      process.stdout.write(
+        `${spare.name}: would rewrite copies ${i.repair.join(', ')} from copy ${i.best} (sequence ${choice.best.metadata.sequence}) (dry run; --write applies it)\n`,
+      );
+      for (const r of clobbered)
+        process.stdout.write(
+          `  warning: this overwrites the data of the remap of sector ${r.originalSector} (spare sector ${r.spareSector}, inside copy ${r.copy})\n`,
+        );
     }
     if (i.repair.length > 0) process.exitCode = EXIT_FINDINGS;
     return;
   }
   const w = writeV4Copies(spare, choice.best.metadata, i.repair);
-  if (json) process.stdout.write(`${JSON.stringify({ format: i.format, spare: spare.name, written: true, from: i.best, rewritten: w.written, failed: w.failed, remapsOverwritten: clobbered }, null, 2)}\n`);
-  else process.stdout.write(`${spare.name}: rewrote copies ${w.written.join(', ') || 'none'} from copy ${i.best}${w.failed.length ? `; FAILED: ${w.failed.join(', ')}` : ''}\n`);
+  if (json)
+    process.stdout.write(
+      `${JSON.stringify({ format: i.format, spare: spare.name, written: true, from: i.best, rewritten: w.written, failed: w.failed, remapsOverwritten: clobbered }, null, 2)}\n`,
+    );
+  else
+    process.stdout.write(
+      `${spare.name}: rewrote copies ${w.written.join(', ') || 'none'} from copy ${i.best}${w.failed.length ? `; FAILED: ${w.failed.join(', ')}` : ''}\n`,
+    );
   if (w.failed.length > 0) process.exitCode = EXIT_FINDINGS;
 }
 
@@ -316,14 +365,21 @@ function importSafe(spare: FileDevice, table: SafeTableJson, opts: { force?: boo
   }
   if (opts.identity !== undefined) fingerprint.identity = opts.identity;
   const content = probeSpare(spare);
-  if (content.kind === 'safe' && sameFingerprint(content.superblock.fingerprint, fingerprint) && content.superblock.layout.remapBlockSectors === table.remapBlockSectors) {
+  if (
+    content.kind === 'safe' &&
+    sameFingerprint(content.superblock.fingerprint, fingerprint) &&
+    content.superblock.layout.remapBlockSectors === table.remapBlockSectors
+  ) {
     const store = SafeMetadataStore.open(spare, { fingerprint });
     const rc = store.replaceTable(remaps, cursor);
     if (rc !== 0) throw new UsageError(`${spare.name}: writing the imported table failed (errno ${rc})`, EXIT_FINDINGS);
     return `${spare.name}: imported ${remaps.length} remaps as a new checkpoint (generation ${store.superblock.generation})`;
   }
   if (content.kind !== 'blank' && !opts.force) {
-    const what = content.kind === 'safe' ? `remapsim metadata of another main device or geometry (${content.superblock.fingerprint.mainSectors} sectors, identity ${JSON.stringify(content.superblock.fingerprint.identity)})` : describeContent(content);
+    const what =
+      content.kind === 'safe'
+        ? `remapsim metadata of another main device or geometry (${content.superblock.fingerprint.mainSectors} sectors, identity ${JSON.stringify(content.superblock.fingerprint.identity)})`
+        : describeContent(content);
     throw new MetadataFormatError('foreign-device', `${spare.name}: refusing to import: the spare holds ${what}; use --force to overwrite it`);
   }
   const store = SafeMetadataStore.format(spare, { fingerprint, remapBlockSectors: table.remapBlockSectors, force: opts.force, initial: { remaps, cursor } });
@@ -333,7 +389,10 @@ function importSafe(spare: FileDevice, table: SafeTableJson, opts: { force?: boo
 function importV4(spare: FileDevice, table: V4TableJson, force: boolean): string {
   const content = probeSpare(spare);
   if (content.kind !== 'dm-remap-v4' && content.kind !== 'blank' && !force) {
-    throw new MetadataFormatError('foreign-device', `${spare.name}: refusing to import: the spare holds ${describeContent(content)}; use --force to overwrite it`);
+    throw new MetadataFormatError(
+      'foreign-device',
+      `${spare.name}: refusing to import: the spare holds ${describeContent(content)}; use --force to overwrite it`,
+    );
   }
   const meta = v4JsonToMetadata(table);
   const current = content.kind === 'dm-remap-v4' ? content.choice.best!.metadata.sequence : 0n;
@@ -344,6 +403,7 @@ function importV4(spare: FileDevice, table: V4TableJson, force: boolean): string
   const span = v4CopySectors(spare.logicalBlockSize);
   const inside = meta.entries.filter((e) => V4_COPY_SECTORS.some((s) => e.spareSector >= BigInt(s) && e.spareSector < BigInt(s + span)));
   const warn = inside.length > 0 ? `; warning: ${inside.length} remaps live inside the copy areas, whose data the table overwrites` : '';
-  if (w.failed.length > 0) throw new UsageError(`${spare.name}: writing copies ${w.failed.join(', ')} failed (written: ${w.written.join(', ') || 'none'})`, EXIT_FINDINGS);
+  if (w.failed.length > 0)
+    throw new UsageError(`${spare.name}: writing copies ${w.failed.join(', ')} failed (written: ${w.written.join(', ') || 'none'})`, EXIT_FINDINGS);
   return `${spare.name}: imported ${meta.entries.length} remaps into all five dm-remap-v4 copies (sequence ${meta.sequence})${warn}`;
 }

@@ -19,6 +19,7 @@ import { FileDevice } from '../../block/file-device.js';
 import { checkScenarioDevices } from '../../scenario/build.js';
 import { checkOutputPath } from '../output-path.js';
 import { withInterrupt } from '../interrupt.js';
+import { jsonPlusNote, parseOutputFormat } from '../output-format.js';
 
 interface RunOptions extends EngineCliOptions, KnownBadCliOptions, VerifyStateCliOptions {
   policy?: string;
@@ -62,7 +63,8 @@ function scenarioKnownBad(scenario: Scenario, opts: RunOptions): ResolvedKnownBa
   if (opts.stackState === undefined && opts.knownBad === undefined) return undefined;
   const main = scenario.devices.main;
   if (main.path === undefined) {
-    if (opts.stackState !== undefined) throw new UsageError(`--stack-state: scenario '${scenario.name}' runs on a new file of its own; set devices.main.path to the stack's device`);
+    if (opts.stackState !== undefined)
+      throw new UsageError(`--stack-state: scenario '${scenario.name}' runs on a new file of its own; set devices.main.path to the stack's device`);
     return resolveKnownBad(opts, { sectors: Math.floor(main.size! / 512), description: `scenario '${scenario.name}' main device` });
   }
   const dev = FileDevice.open(main.path, { readOnly: true, logicalBlockSize: main.logicalBlockSize });
@@ -79,10 +81,13 @@ export function registerRun(program: Command): void {
     .option('--policy <policy>', `remap policy: ${POLICIES.join(' or ')} (default: the scenario's)`)
     .option('--duration <time>', "run time of time-based jobs, e.g. 10s, 500ms, 2m (default: the scenario's)")
     .option('--seed <n>', "seed for jobs, fault growth and verify data (default: the scenario's)")
-    .option('--workdir <dir>', 'where the backing files go, kept after the run (default: a temporary directory, removed afterwards); a later run reuses the images it recorded there')
+    .option(
+      '--workdir <dir>',
+      'where the backing files go, kept after the run (default: a temporary directory, removed afterwards); a later run reuses the images it recorded there',
+    )
     .option('--fresh', 'with --workdir: remove the images (main.img, spare.img) and the record an earlier run left there first')
     .option('--json <file>', 'also write the results, fio-shaped with verify and remap blocks, to this file')
-    .option('--output-format <format>', 'normal (a summary) or json (the results on stdout)', 'normal')
+    .option('--output-format <format>', "normal (a summary), json (the results on stdout) or json+ (json with fio's latency bins, in --json too)", 'normal')
     .option('--compare-policies', 'run the scenario under both policies and show what each lost, side by side')
     .option('--no-report', 'with --json r.json: do not write the HTML report r.html beside it');
   addKnownBadOptions(cmd);
@@ -137,7 +142,7 @@ Examples:
     )
     .action((file: string | undefined, opts: RunOptions) =>
       withInterrupt(async (interrupt) => {
-        if (opts.outputFormat !== 'normal' && opts.outputFormat !== 'json') throw new UsageError(`--output-format: must be normal or json, got '${opts.outputFormat}'`);
+        const outputFormat = parseOutputFormat(opts.outputFormat);
         const engine = parseEngineOptions(opts);
         const base = file === undefined ? validateScenario(DEFAULT_SCENARIO, 'default scenario') : loadScenario(file);
         const scenario = withOverrides(base, opts);
@@ -168,6 +173,7 @@ Examples:
                 knownBad,
                 verifyState,
                 stop: interrupt.stop,
+                plus: outputFormat === 'json+',
                 onProgress: (p) => progress.update(p, `${policy}: `),
               }),
             );
@@ -185,8 +191,9 @@ Examples:
             fs.writeFileSync(reportPathFor(opts.json), renderReport(runs));
           }
         }
-        if (opts.outputFormat === 'json') {
+        if (outputFormat !== 'normal') {
           process.stdout.write(results.length === 1 ? formatFioJson(results[0].fio) : `${JSON.stringify({ runs: results.map((r) => r.fio) }, null, 2)}\n`);
+          if (outputFormat === 'json+') process.stderr.write(jsonPlusNote(results.map((r) => r.fio)));
         } else {
           for (const r of results) process.stdout.write(`${formatRunReport(r)}\n`);
           if (results.length > 1) process.stdout.write(formatComparison(results));

@@ -4,6 +4,7 @@
  * (unreadable after retries), slow sectors (reads slower than --slow, twice),
  * transient errors (failed once, then read) and a latency map by position.
  */
+import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { FileDevice } from '../../block/file-device.js';
 import { errnoName, formatBytes, SECTOR_SIZE } from '../../block/device.js';
@@ -13,6 +14,9 @@ import { realClock } from '../../util/clock.js';
 import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
 import { parseByteSize } from './loop.js';
 import { noteWriterHolding } from '../writer-note.js';
+import { checkOutputPath } from '../output-path.js';
+import { ddrescueMapOf, formatDdrescueMapfile, type SectorRange } from '../../faults/badlist.js';
+import { formatBadblocksList } from '../../faults/badblocks.js';
 
 interface ScanCliOptions {
   rate?: string;
@@ -24,6 +28,9 @@ interface ScanCliOptions {
   order: string;
   direct?: boolean;
   json?: boolean;
+  mapfile?: string;
+  badblocks?: string;
+  badblocksBlockSize: string;
 }
 
 export interface ScanFindingJson {
@@ -75,7 +82,14 @@ function findingJson(f: BlockFinding): ScanFindingJson {
 function mapJson(entries: LatencyBucket[], bucketSectors: number): ScanJson['latencyMap'] {
   return {
     bucketBytes: bucketSectors * SECTOR_SIZE,
-    buckets: entries.map((b) => ({ offset: b.sector * SECTOR_SIZE, bytes: b.sectors * SECTOR_SIZE, reads: b.reads, meanMs: Math.round(b.meanNs / 1e3) / 1e3, maxMs: Math.round(b.maxNs / 1e3) / 1e3, errors: b.errors })),
+    buckets: entries.map((b) => ({
+      offset: b.sector * SECTOR_SIZE,
+      bytes: b.sectors * SECTOR_SIZE,
+      reads: b.reads,
+      meanMs: Math.round(b.meanNs / 1e3) / 1e3,
+      maxMs: Math.round(b.maxNs / 1e3) / 1e3,
+      errors: b.errors,
+    })),
   };
 }
 
@@ -83,7 +97,9 @@ function mapJson(entries: LatencyBucket[], bucketSectors: number): ScanJson['lat
 export function formatScanReport(r: ScanJson): string {
   const lines: string[] = [];
   const mbps = r.throughputMBps.toFixed(1);
-  lines.push(`${r.device}: ${formatBytes(r.bytesScanned)} scanned in ${r.elapsedSeconds.toFixed(2)} s (${mbps} MB/s), ${r.blockBytes}-byte blocks, ${r.direct ? 'direct I/O' : 'buffered I/O'}`);
+  lines.push(
+    `${r.device}: ${formatBytes(r.bytesScanned)} scanned in ${r.elapsedSeconds.toFixed(2)} s (${mbps} MB/s), ${r.blockBytes}-byte blocks, ${r.direct ? 'direct I/O' : 'buffered I/O'}`,
+  );
   const list = (title: string, xs: ScanFindingJson[], detail: (f: ScanFindingJson) => string): void => {
     lines.push(`${title}: ${xs.length}`);
     for (const f of xs.slice(0, 100)) lines.push(`  sector ${f.sector} (${f.sectors} sectors at byte ${f.offset}): ${detail(f)}`);
@@ -97,7 +113,9 @@ export function formatScanReport(r: ScanJson): string {
   lines.push(`latency map (${m.buckets.length} buckets of ${formatBytes(m.bucketBytes)}; mean / max ms per read; E = read errors):`);
   for (const b of m.buckets) {
     const bar = '#'.repeat(Math.max(b.reads > 0 ? 1 : 0, Math.round((b.meanMs / worst) * 30)));
-    lines.push(`  ${formatBytes(b.offset).padStart(10)}  ${b.meanMs.toFixed(3).padStart(9)} / ${b.maxMs.toFixed(3).padStart(9)}  ${bar}${b.errors > 0 ? ` E${b.errors}` : ''}`);
+    lines.push(
+      `  ${formatBytes(b.offset).padStart(10)}  ${b.meanMs.toFixed(3).padStart(9)} / ${b.maxMs.toFixed(3).padStart(9)}  ${bar}${b.errors > 0 ? ` E${b.errors}` : ''}`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }
@@ -117,6 +135,12 @@ export function registerScan(program: Command): void {
     .option('--direct', 'O_DIRECT reads, past the page cache (default for block devices)')
     .option('--no-direct', 'buffered reads (default for regular files)')
     .option('--json', 'print the findings and the latency map as JSON')
+    .option(
+      '--mapfile <file>',
+      "write a GNU ddrescue mapfile: bad sectors '-', the rest '+' (ddrescuelog, ddrescue -m, remapsim --known-bad and scenarios read it)",
+    )
+    .option('--badblocks <file>', 'write the bad blocks as badblocks(8) does, for e2fsck -l: one block number a line')
+    .option('--badblocks-block-size <bytes>', "block size of the --badblocks list: the file system's block size for e2fsck (badblocks -b)", '1024')
     .addHelpText(
       'after',
       `
@@ -125,6 +149,8 @@ Examples:
   remapsim scan /dev/loop3
   remapsim scan disk.img --rate 50 --json > findings.json
   remapsim scan /dev/sdb --block-size 4096 --slow 100
+  remapsim scan /dev/sdb --mapfile sdb.map && ddrescuelog --list-blocks=- sdb.map
+  remapsim scan /dev/sdb1 --badblocks bad.txt --badblocks-block-size 4096 && e2fsck -l bad.txt /dev/sdb1
 Exit status: 0 nothing bad or slow found, 1 bad or slow sectors found, 2 bad input.`,
     )
     .action((target: string, opts: ScanCliOptions) => {
@@ -134,6 +160,12 @@ Exit status: 0 nothing bad or slow found, 1 bad or slow sectors found, 2 bad inp
       const retries = number(opts.retries, '--retries', 0, 100, true);
       const buckets = number(opts.buckets, '--buckets', 1, 100_000, true);
       if (opts.order !== 'sequential' && opts.order !== 'staggered') throw new UsageError(`--order must be sequential or staggered, got '${opts.order}'`);
+      const badblocksBlockSize = parseByteSize(opts.badblocksBlockSize, '--badblocks-block-size');
+      if (badblocksBlockSize < SECTOR_SIZE || badblocksBlockSize % SECTOR_SIZE !== 0 || badblocksBlockSize > 1 << 20) {
+        throw new UsageError(`--badblocks-block-size must be a multiple of ${SECTOR_SIZE} bytes in ${SECTOR_SIZE}..${1 << 20}, got ${badblocksBlockSize}`);
+      }
+      if (opts.mapfile !== undefined) checkOutputPath(opts.mapfile, '--mapfile');
+      if (opts.badblocks !== undefined) checkOutputPath(opts.badblocks, '--badblocks');
       const probe = FileDevice.open(target, { readOnly: true });
       const isBlock = probe.isBlockDevice;
       probe.close();
@@ -143,7 +175,9 @@ Exit status: 0 nothing bad or slow found, 1 bad or slow sectors found, 2 bad inp
       try {
         const blockBytes = opts.blockSize === undefined ? dev.logicalBlockSize : parseByteSize(opts.blockSize, '--block-size');
         if (blockBytes % dev.logicalBlockSize !== 0 || blockBytes > 1 << 20) {
-          throw new UsageError(`--block-size must be a multiple of the device's ${dev.logicalBlockSize}-byte logical block size, at most 1 MiB, got ${blockBytes}`);
+          throw new UsageError(
+            `--block-size must be a multiple of the device's ${dev.logicalBlockSize}-byte logical block size, at most 1 MiB, got ${blockBytes}`,
+          );
         }
         if (sliceBytes < blockBytes || sliceBytes % blockBytes !== 0 || sliceBytes > 64 << 20) {
           throw new UsageError(`--slice must be a whole number of ${blockBytes}-byte blocks, at most 64 MiB, got ${sliceBytes}`);
@@ -210,6 +244,10 @@ Exit status: 0 nothing bad or slow found, 1 bad or slow sectors found, 2 bad inp
           transient: of('transient'),
           latencyMap: mapJson(sc.map.entries(), sc.map.bucketSectors),
         };
+        const bad: SectorRange[] = sc.findings.filter((f) => f.kind === 'bad').map((f) => ({ start: f.sector, count: f.sectors }));
+        if (opts.mapfile !== undefined)
+          fs.writeFileSync(opts.mapfile, formatDdrescueMapfile(ddrescueMapOf(report.bytes, bad), `Mapfile. Created by remapsim scan ${target}`));
+        if (opts.badblocks !== undefined) fs.writeFileSync(opts.badblocks, formatBadblocksList(bad, badblocksBlockSize));
         process.stdout.write(opts.json ? `${JSON.stringify(report)}\n` : formatScanReport(report));
         process.exitCode = report.counts.bad > 0 || report.counts.slow > 0 ? EXIT_FINDINGS : EXIT_OK;
       } finally {

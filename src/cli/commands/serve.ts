@@ -17,6 +17,8 @@ import { addEngineOptions, type EngineCliOptions, parseEngineOptions } from '../
 import { Engine } from '../../engine/engine.js';
 import { SafeRemapTarget } from '../../remap/safe-target.js';
 import { registerTargetControl } from './target-control.js';
+import type { MetricFamily } from '../../metrics/exposition.js';
+import { isLoopbackHost, type MetricsAddress, type MetricsEndpoint, parseMetricsAddress, startMetricsEndpoint } from '../../metrics/http-endpoint.js';
 
 interface ServeOptions extends EngineCliOptions {
   table?: string;
@@ -40,6 +42,8 @@ interface ServeOptions extends EngineCliOptions {
   handshakeTimeout: string;
   maxConnections: string;
   describePaths?: boolean;
+  metrics?: string;
+  metricsAllowRemote?: boolean;
 }
 
 /** The signals that stop `serve`, all in the same orderly way. */
@@ -70,7 +74,9 @@ function durationArg(option: string, text: string, minMs: number, maxMs: number)
   const m = /^(\d+(?:\.\d+)?|\.\d+)(ms|s|m)?$/i.exec(text.trim());
   const ms = m ? Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[(m[2] ?? 's').toLowerCase() as 'ms' | 's' | 'm'] : NaN;
   if (!(ms >= minMs && ms <= maxMs)) {
-    throw new UsageError(`${option} must be a time from ${minMs / 1000} s to ${maxMs / 1000} s: seconds (10, 0.5) or with a unit (500ms, 2s, 1m), got '${text}'`);
+    throw new UsageError(
+      `${option} must be a time from ${minMs / 1000} s to ${maxMs / 1000} s: seconds (10, 0.5) or with a unit (500ms, 2s, 1m), got '${text}'`,
+    );
   }
   return Math.round(ms);
 }
@@ -79,7 +85,9 @@ function durationArg(option: string, text: string, minMs: number, maxMs: number)
 function socketAccessArgs(o: ServeOptions): SocketAccess {
   const mode = parseSocketMode(o.socketMode);
   if (mode === undefined) {
-    throw new UsageError(`--socket-mode must be an octal mode from 0600 to 0777 that keeps the owner's read and write (0660: the group too), got '${o.socketMode}'`);
+    throw new UsageError(
+      `--socket-mode must be an octal mode from 0600 to 0777 that keeps the owner's read and write (0660: the group too), got '${o.socketMode}'`,
+    );
   }
   if (o.socketGroup === undefined) return { mode };
   const group = resolveGroup(o.socketGroup);
@@ -98,6 +106,41 @@ function checkSocketPaths(o: ServeOptions): void {
     if (!problem) continue;
     const which = o.control === undefined && p !== o.socket ? ` (its control socket; --control PATH puts it elsewhere)` : '';
     throw new UsageError(`${option}: '${p}'${which}: ${problem}`);
+  }
+}
+
+/** --metrics [host:]port, refused when the host is reachable from elsewhere unless --metrics-allow-remote. */
+function metricsAddressArg(text: string, allowRemote: boolean): MetricsAddress {
+  let a: MetricsAddress;
+  try {
+    a = parseMetricsAddress(text);
+  } catch (err) {
+    throw new UsageError(`--metrics: ${(err as Error).message}`);
+  }
+  if (!allowRemote && !isLoopbackHost(a.host)) {
+    throw new UsageError(
+      `--metrics ${text}: ${a.host} is not a loopback address, so other machines could read the metrics; add --metrics-allow-remote to mean it`,
+    );
+  }
+  return a;
+}
+
+async function metricsEndpointArg(text: string, a: MetricsAddress, collect: () => MetricFamily[]): Promise<MetricsEndpoint> {
+  try {
+    return await startMetricsEndpoint(a, collect);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why =
+      e.code === 'EADDRINUSE'
+        ? 'the port is in use'
+        : e.code === 'EADDRNOTAVAIL'
+          ? 'no such local address'
+          : e.code === 'EACCES'
+            ? 'permission denied'
+            : e.code === 'ENOTFOUND'
+              ? 'unknown host'
+              : e.message;
+    throw new UsageError(`--metrics ${text}: cannot listen: ${why}`);
   }
 }
 
@@ -121,7 +164,7 @@ export function registerServe(program: Command): void {
   const cmd = program
     .command('serve')
     .description('serve a model target as an NBD export (Unix socket and/or TCP port) with a control socket beside it, until SIGINT, SIGTERM or SIGHUP')
-    .argument('[scenario]', "a scenario file to serve (its devices, faults and growth, and policy; not its jobs), or 'default'")
+    .argument('[scenario]', "a scenario file to serve (its devices, faults and growth, and policy; not its jobs), or 'default' (the default without --table)")
     .option('--table <line>', "serve the target of a table line instead of a scenario, e.g. '0 204800 remap /var/tmp/main.img /var/tmp/spare.img'")
     .option('--policy <policy>', "with a scenario: safe or dm-remap-v4 (default: the scenario's)")
     .option('--socket <path>', 'listen on this Unix socket (control socket: <path>.ctl)')
@@ -130,9 +173,19 @@ export function registerServe(program: Command): void {
     .option('--control <path>', 'control socket path (default <socket>.ctl; none for --port alone unless given)')
     .option('--socket-mode <mode>', 'permissions of both socket files, octal, 0600 to 0777 (0660: the --socket-group may connect too)', '0600')
     .option('--socket-group <group>', 'give both socket files to this group (a name or a gid); with --socket-mode 0660 its members may connect')
-    .option('--handshake-timeout <seconds>', `close a connection that has not finished the NBD handshake this long after connecting (0.1 s to ${MAX_HANDSHAKE_TIMEOUT_MS / 1000} s; 500ms, 2s, 1m)`, String(DEFAULT_HANDSHAKE_TIMEOUT_MS / 1000))
-    .option('--max-connections <n>', 'NBD connections open at once, in the handshake and in transmission together (1 to 65536); one more is closed at once', String(DEFAULT_MAX_CONNECTIONS))
+    .option(
+      '--handshake-timeout <seconds>',
+      `close a connection that has not finished the NBD handshake this long after connecting (0.1 s to ${MAX_HANDSHAKE_TIMEOUT_MS / 1000} s; 500ms, 2s, 1m)`,
+      String(DEFAULT_HANDSHAKE_TIMEOUT_MS / 1000),
+    )
+    .option(
+      '--max-connections <n>',
+      'NBD connections open at once, in the handshake and in transmission together (1 to 65536); one more is closed at once',
+      String(DEFAULT_MAX_CONNECTIONS),
+    )
     .option('--describe-paths', "put the table line, with the backing files' paths, in the export description clients see (default: policy and size only)")
+    .option('--metrics <[host:]port>', 'serve OpenMetrics at http://HOST:PORT/metrics (host 127.0.0.1 unless given; port 0: any free one)')
+    .option('--metrics-allow-remote', 'let --metrics listen on an address other machines can reach')
     .option('--dust', "put a dust layer (layer 'main.dust') under the main device, for fault injection while clients run")
     .option('--dust-spare', "put a dust layer (layer 'spare.dust') under the spare device")
     .option('--dust-block-size <bytes>', 'dust block size (a power of two >= 512)', '512')
@@ -142,7 +195,7 @@ export function registerServe(program: Command): void {
     .option('--read-only', 'export read-only')
     .option('--max-block-size <bytes>', 'largest READ/WRITE accepted (advertised maximum block size)')
     .option('--force', 'overwrite foreign or unreadable metadata on the spare (formats an empty remap table)')
-    .option('--no-metadata', 'keep the remap table in memory only (nothing read from or written to the spare\'s metadata area)');
+    .option('--no-metadata', "keep the remap table in memory only (nothing read from or written to the spare's metadata area)");
   addEngineOptions(cmd, 'a scenario under the safe policy; other targets are served on one thread', { force: false, engine: 'sync' })
     .addHelpText(
       'after',
@@ -173,12 +226,16 @@ Examples:
   fio --name=v --ioengine=nbd --uri='nbd+unix:///?socket=/tmp/model.sock' --rw=randrw --bs=4k --verify=crc32c
   remapsim message /tmp/model.sock --layer main.dust addbadblock 1234 2
   remapsim status /tmp/model.sock --json
+  nbdinfo --map=remapsim:health 'nbd+unix:///?socket=/tmp/model.sock'   # 1 remapped, 2 pending, 4 bad
+  remapsim serve default --socket /tmp/model.sock --metrics 127.0.0.1:9100   # OpenMetrics at /metrics
   remapsim serve default --socket /run/remapsim/m.sock --socket-mode 0660 --socket-group disk \\
       --max-connections 16 --handshake-timeout 5s`,
     )
     .action(async (scenarioFile: string | undefined, o: ServeOptions) => {
       if (o.socket === undefined && o.port === undefined) throw new UsageError('serve needs --socket <path> or --port <n> (or both)');
-      if ((scenarioFile === undefined) === (o.table === undefined)) throw new UsageError("serve needs a scenario (a file, or 'default') or --table <line>, not both");
+      if (scenarioFile !== undefined && o.table !== undefined)
+        throw new UsageError(`serve takes a scenario or --table <line>, not both: got scenario '${scenarioFile}' and --table '${o.table}'`);
+      if (scenarioFile === undefined && o.table === undefined) scenarioFile = 'default'; // as run: no scenario means the built-in one
       const port = o.port === undefined ? undefined : intArg('--port', o.port, 0, 65535);
       checkSocketPaths(o);
       const socketAccess = socketAccessArgs(o);
@@ -189,12 +246,19 @@ Examples:
       const maxBlockSize = o.maxBlockSize === undefined ? undefined : intArg('--max-block-size', o.maxBlockSize, 512, 0x7fffffff);
       const badSectors = o.badSectors === undefined ? undefined : readBadSectors(o.badSectors);
       const engineOptions = parseEngineOptions({ ...o, force: false }); // serve's --force is about metadata
+      const metricsAddress = o.metrics === undefined ? undefined : metricsAddressArg(o.metrics, o.metricsAllowRemote === true);
+      // the metrics port first: a port in use is refused before the model is opened
+      let collect: () => MetricFamily[] = () => {
+        throw new Error('the model is still starting');
+      };
+      const endpoint = metricsAddress && (await metricsEndpointArg(o.metrics!, metricsAddress, () => collect()));
       const stop = catchStopSignals(); // from here on: a signal during startup stops the server once it is up
       try {
         let built: BuiltScenario | undefined;
         let growth: NodeJS.Timeout | undefined;
         if (scenarioFile !== undefined) {
-          if (o.policy !== undefined && !(POLICIES as readonly string[]).includes(o.policy)) throw new UsageError(`--policy: unknown policy '${o.policy}' (allowed: ${POLICIES.join(', ')})`);
+          if (o.policy !== undefined && !(POLICIES as readonly string[]).includes(o.policy))
+            throw new UsageError(`--policy: unknown policy '${o.policy}' (allowed: ${POLICIES.join(', ')})`);
           const scenario = scenarioFile === 'default' ? validateScenario(DEFAULT_SCENARIO, 'default scenario') : loadScenario(scenarioFile);
           built = buildScenario(scenario, { policy: o.policy as Policy | undefined });
           const b = built;
@@ -203,9 +267,12 @@ Examples:
         const stack: ModelStack = built
           ? {
               target: built.target,
-              layers: [...built.layers].filter(([, l]) => typeof l.message === 'function').map(([name, l]) => ({ name: name === 'target' ? ROOT_LAYER : name, target: l as ControlTarget })),
+              layers: [...built.layers]
+                .filter(([, l]) => typeof l.message === 'function')
+                .map(([name, l]) => ({ name: name === 'target' ? ROOT_LAYER : name, target: l as ControlTarget })),
               dustMain: built.mainDust,
               dustSpare: built.spareDust,
+              mainTop: built.layers.get('main.dust') ?? built.layers.get('main.file'),
             }
           : openModelStack({
               table: o.table!,
@@ -218,7 +285,7 @@ Examples:
               force: o.force === true,
               metadata: o.metadata,
             });
-        let serving;
+        let serving: Awaited<ReturnType<typeof serveModel>>;
         let engine: Engine | undefined;
         let dataPath = "the server's thread (--engine workers: the per-CPU engine)";
         try {
@@ -267,9 +334,16 @@ Examples:
         }
         if (o.socket !== undefined || serving.controlPath !== undefined) {
           const group = socketAccess.group === undefined ? '' : `, group ${socketAccess.group}`;
-          out.push(`  access    : sockets ${formatMode(socketAccess.mode ?? 0o600)}${group}; at most ${maxConnections} connections, handshake within ${handshakeTimeoutMs / 1000} s`);
+          out.push(
+            `  access    : sockets ${formatMode(socketAccess.mode ?? 0o600)}${group}; at most ${maxConnections} connections, handshake within ${handshakeTimeoutMs / 1000} s`,
+          );
         }
         out.push(`  data path : ${dataPath}`);
+        if (endpoint) {
+          const m = serving.metrics;
+          collect = () => m.families();
+          out.push(`  metrics   : ${endpoint.url}   (OpenMetrics; text/plain 0.0.4 to clients that ask for it)`);
+        }
         out.push(`  layers    : ${stack.layers.map((l) => `${l.name} (${l.target.targetType})`).join(', ')}`);
         out.push('Stop with Ctrl-C, SIGTERM or SIGHUP: clients are finished, the target is flushed and closed, the sockets removed.');
         process.stdout.write(`${out.join('\n')}\n`);
@@ -277,6 +351,7 @@ Examples:
         const signal = await stop.signal;
         const st = serving.nbd.stats;
         if (growth) clearInterval(growth);
+        await endpoint?.close();
         const status = await serving.stop();
         built?.close(); // the scenario's store and its temporary files
         const refusals = st.refused + st.handshakeTimeouts > 0 ? `, ${st.refused} refused (server full), ${st.handshakeTimeouts} handshake timeout(s)` : '';
@@ -284,6 +359,9 @@ Examples:
           `${signal}: stopped after ${st.connectionsTotal} connection(s), ${st.requests} request(s)${refusals}; flush ${status === 0 ? 'OK' : `failed (errno ${status})`}; target closed\n`,
         );
         if (status !== 0) process.exitCode = 1;
+      } catch (err) {
+        await endpoint?.close(); // startup failed: nothing listens any more
+        throw err;
       } finally {
         stop.dispose();
       }

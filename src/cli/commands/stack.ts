@@ -47,7 +47,9 @@ function listWords(items: string[]): string {
 export function formatBadListing(l: BadSectorListing): string[] {
   const unit = l.blockSectors === 1 ? 'sectors' : `sectors, in blocks of ${l.blockSectors}`;
   const lines = [`stack '${l.name}': ${l.layer === 'dust' ? 'dm-dust' : 'dm-linear with dm-error segments'} on ${l.device} (512-byte ${unit})`];
-  lines.push(`  kernel: ${l.kernel === null ? "unknown: this kernel's dm-dust did not return its list (it logs it: see dmesg)" : listWords(l.kernel.map(rangeText))}`);
+  lines.push(
+    `  kernel: ${l.kernel === null ? "unknown: this kernel's dm-dust did not return its list (it logs it: see dmesg)" : listWords(l.kernel.map(rangeText))}`,
+  );
   lines.push(`  state:  ${listWords(l.state.map(String))}`);
   if (l.kernel === null) return lines;
   if (l.onlyInState.length === 0 && l.onlyInKernel.length === 0) {
@@ -55,10 +57,11 @@ export function formatBadListing(l: BadSectorListing): string[] {
     return lines;
   }
   if (l.onlyInState.length > 0) {
-    const why = l.layer === 'dust' ? ': a write to a dust block takes it off the kernel\'s list' : '';
+    const why = l.layer === 'dust' ? ": a write to a dust block takes it off the kernel's list" : '';
     lines.push(`  in the state, not failed by the kernel: ${l.onlyInState.join(' ')}${why}`);
   }
-  if (l.onlyInKernel.length > 0) lines.push(`  failed by the kernel, not in the state: ${l.onlyInKernel.map(rangeText).join(' ')} (added outside remapsim stack, e.g. with dm message)`);
+  if (l.onlyInKernel.length > 0)
+    lines.push(`  failed by the kernel, not in the state: ${l.onlyInKernel.map(rangeText).join(' ')} (added outside remapsim stack, e.g. with dm message)`);
   return lines;
 }
 
@@ -127,7 +130,7 @@ still exists alone and names it: remove those by hand after checking them
     .argument('<action>', 'add, remove or list')
     .argument('[sectors...]', 'for add and remove: 512-byte sector numbers of main')
     .option('--json', 'print the listing as JSON')
-    .description("change or list the bad sectors of a live stack; add and remove save the state file again")
+    .description('change or list the bad sectors of a live stack; add and remove save the state file again')
     .addHelpText(
       'after',
       `
@@ -164,7 +167,9 @@ Examples:
     .argument('<name>', 'the stack name (`stack up --name`, or the scenario name)')
     .option('--dir <dir>', 'where `stack up` put the backing files (default: the system temp directory)')
     .option('--json', 'print what was removed as JSON')
-    .description('remove what a stack of this name left behind, without its state file: dm devices NAME-remap and NAME-bad, loop devices on DIR/NAME-main.img and DIR/NAME-spare.img, and those files')
+    .description(
+      'remove what a stack of this name left behind, without its state file: dm devices NAME-remap and NAME-bad, loop devices on DIR/NAME-main.img and DIR/NAME-spare.img, and those files',
+    )
     .addHelpText(
       'after',
       `
@@ -184,7 +189,11 @@ Examples:
         process.stdout.write(`${JSON.stringify(r)}\n`);
         return;
       }
-      const all = [...r.removedDevices.map((d) => `dm device ${d}`), ...r.detachedLoops.map((d) => `loop device ${d}`), ...r.removedFiles.map((f) => `file ${f}`)];
+      const all = [
+        ...r.removedDevices.map((d) => `dm device ${d}`),
+        ...r.detachedLoops.map((d) => `loop device ${d}`),
+        ...r.removedFiles.map((f) => `file ${f}`),
+      ];
       const lines = all.length === 0 ? [`stack '${name}': nothing left behind`] : [`stack '${name}': removed ${all.join(', ')}`];
       if (r.noDeviceMapper) lines.push(`  (no dm devices looked for: ${r.noDeviceMapper})`);
       process.stdout.write(`${lines.join('\n')}\n`);

@@ -71,7 +71,9 @@ async function servedLayers(control: string): Promise<string[]> {
 
 function kernelTarget(name: string, opts: VerbOptions): { target: DmDeviceTarget; close(): void } {
   if (opts.layer !== undefined || opts.all) {
-    throw new UsageError(`--layer and --all address the layers of a served model; '${name}' is a device-mapper device (stack dm devices and name each one instead)`);
+    throw new UsageError(
+      `--layer and --all address the layers of a served model; '${name}' is a device-mapper device (stack dm devices and name each one instead)`,
+    );
   }
   const ctl = DmControl.open();
   try {
@@ -119,13 +121,15 @@ const TARGET_HELP = 'a served model (the socket path given to `remapsim serve --
 
 /** `status --watch/--count/--format`: the named-field view of one target, sampled until Ctrl-C. */
 async function statusView(targetArg: string, opts: VerbOptions): Promise<void> {
-  if (opts.all || opts.json) throw new UsageError('--watch, --count and --format show one target: pick a layer with --layer instead of --all, and use --format json instead of --json');
+  if (opts.all || opts.json)
+    throw new UsageError('--watch, --count and --format show one target: pick a layer with --layer instead of --all, and use --format json instead of --json');
   parseStatusViewOptions(opts); // bad options are refused before the target is looked at (exit 2, as `dm status`)
   const t = resolveTarget(targetArg);
   if (t.kind === 'kernel' && opts.layer !== undefined) {
     throw new UsageError(`--layer addresses the layers of a served model; '${t.name}' is a device-mapper device (stack dm devices and name each one instead)`);
   }
-  const source = t.kind === 'kernel' ? kernelSource(t.name) : servedSource(t.control, { layer: opts.layer, label: opts.layer ? `${targetArg} ${opts.layer}` : targetArg });
+  const source =
+    t.kind === 'kernel' ? kernelSource(t.name) : servedSource(t.control, { layer: opts.layer, label: opts.layer ? `${targetArg} ${opts.layer}` : targetArg });
   await runStatusView(source, opts);
 }
 
@@ -152,7 +156,9 @@ Examples:
 Exit status (the same as \`remapsim dm status\` for a kernel device): 0 ok,
 2 bad arguments or no such device, 3 no device-mapper.`,
     );
-  addStatusViewOptions(status).action((target: string, opts: VerbOptions) => (wantsStatusView(opts) ? statusView(target, opts) : statusOrTable('status', target, opts)));
+  addStatusViewOptions(status).action((target: string, opts: VerbOptions) =>
+    wantsStatusView(opts) ? statusView(target, opts) : statusOrTable('status', target, opts),
+  );
 
   program
     .command('table')

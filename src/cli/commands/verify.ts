@@ -3,7 +3,7 @@ import { FileDevice } from '../../block/file-device.js';
 import { openTargetSpec } from '../../scenario/target-spec.js';
 import { loadScenario } from '../../scenario/load.js';
 import { Oracle, READ_CLASSES } from '../../workload/oracle.js';
-import { VerifyPattern } from '../../workload/verify-pattern.js';
+import { makeUnitPattern } from '../../workload/unit-pattern.js';
 import { loadVerifyState } from '../../workload/verify-state-file.js';
 import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
 import { addKnownBadOptions, type KnownBadCliOptions, resolveKnownBad } from '../known-bad-options.js';
@@ -64,7 +64,9 @@ Examples:
       const file = opts.target.slice('scenario:'.length);
       const sc = file === 'default' ? undefined : loadScenario(file);
       if (sc?.devices.main.path === undefined || sc.devices.spare.path === undefined) {
-        throw new UsageError("--target: a scenario's model is built anew on new files; give one whose devices.main.path and devices.spare.path name the files the run wrote, or the files themselves (file:PATH, table:'0 <sectors> remap <main> <spare>')");
+        throw new UsageError(
+          "--target: a scenario's model is built anew on new files; give one whose devices.main.path and devices.spare.path name the files the run wrote, or the files themselves (file:PATH, table:'0 <sectors> remap <main> <spare>')",
+        );
       }
     }
     const target = openTargetSpec(opts.target, { readOnly: true, directForBlockDevices: opts.direct ?? true, direct: opts.direct ?? false });
@@ -77,11 +79,23 @@ Examples:
         );
       }
       if (state.unitSize % device.logicalBlockSize !== 0) {
-        throw new UsageError(`--target: ${target.description} has ${device.logicalBlockSize}-byte logical blocks; the state's ${state.unitSize}-byte units are not whole blocks`);
+        throw new UsageError(
+          `--target: ${target.description} has ${device.logicalBlockSize}-byte logical blocks; the state's ${state.unitSize}-byte units are not whole blocks`,
+        );
       }
-      const knownBad = resolveKnownBad(opts, { path: device instanceof FileDevice ? device.name : undefined, sectors: device.sectors, description: target.description });
+      const knownBad = resolveKnownBad(opts, {
+        path: device instanceof FileDevice ? device.name : undefined,
+        sectors: device.sectors,
+        description: target.description,
+      });
       const oracle = Oracle.restore({
-        pattern: new VerifyPattern({ unitSize: state.unitSize, runId: state.runId, seed: state.seed, algorithm: state.algorithm }),
+        pattern: makeUnitPattern({
+          unitSize: state.unitSize,
+          runId: state.runId,
+          seed: state.seed,
+          algorithm: state.algorithm,
+          baseOffsetBytes: state.baseSector * 512,
+        }),
         units: state.units,
         baseSector: state.baseSector,
         saved: state.saved,
@@ -121,18 +135,25 @@ Examples:
         out.push(
           `state: ${opts.state}: run ${state.runId.toString(16).padStart(8, '0')}, ${state.units} units of ${state.unitSize} bytes from sector ${state.baseSector}, saved ${info.state.savedAt} ${state.complete ? 'at the end of the run' : 'mid-run (the run did not end after it)'}`,
         );
-        out.push(`  ${state.saved.unit.length} units written, ${durable} with a durable generation; ${state.flushes} flushes completed (${state.failedFlushes} failed)`);
+        out.push(
+          `  ${state.saved.unit.length} units written, ${durable} with a durable generation; ${state.flushes} flushes completed (${state.failedFlushes} failed)`,
+        );
         out.push(`target: ${target.description} (${info.direct ? 'direct I/O' : 'buffered I/O'})`);
         for (const src of knownBad.sources) out.push(`known bad: ${src}`);
         out.push(`checked ${state.saved.unit.length} units:`);
         for (const c of READ_CLASSES) {
           if (c === 'notWritten' || (c !== 'ok' && r.reads[c] === 0)) continue;
-          const first = c !== 'ok' && r.first[c].length > 0 ? `   first sectors: ${r.first[c].slice(0, 8).join(' ')}${r.first[c].length > 8 ? ' ...' : ''}` : '';
+          const first =
+            c !== 'ok' && r.first[c].length > 0 ? `   first sectors: ${r.first[c].slice(0, 8).join(' ')}${r.first[c].length > 8 ? ' ...' : ''}` : '';
           out.push(`  ${String(r.reads[c]).padStart(10)}  ${LABEL[c]}${first}`);
         }
         const reasons = Object.entries(r.corruptReasons);
         if (reasons.length > 0) out.push(`  corrupt because: ${reasons.map(([k, n]) => `${k} ${n}`).join(', ')}`);
-        out.push(r.findings === 0 ? 'verdict: every unit holds data the run may have left' : `verdict: ${r.findings} units lost, stale or corrupt, or unreadable without cause`);
+        out.push(
+          r.findings === 0
+            ? 'verdict: every unit holds data the run may have left'
+            : `verdict: ${r.findings} units lost, stale or corrupt, or unreadable without cause`,
+        );
         process.stdout.write(`${out.join('\n')}\n`);
       }
       process.exitCode = r.findings > 0 ? EXIT_FINDINGS : EXIT_OK;

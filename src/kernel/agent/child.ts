@@ -75,7 +75,11 @@ process.on('message', (msg: AgentCall) => {
     reply = { id: msg.id, ok: true, value: run(msg.request) };
   } catch (err) {
     const e = err as Error & { errno?: number };
-    reply = { id: msg.id, ok: false, error: { name: e.name ?? 'Error', message: e.message ?? String(err), errno: typeof e.errno === 'number' ? Math.abs(e.errno) : undefined } };
+    reply = {
+      id: msg.id,
+      ok: false,
+      error: { name: e.name ?? 'Error', message: e.message ?? String(err), errno: typeof e.errno === 'number' ? Math.abs(e.errno) : undefined },
+    };
   }
   process.send!(reply);
 });

@@ -106,11 +106,17 @@ export class KernelAgent {
   }
 
   dm<T = unknown>(method: DmMethod, args: unknown[], opts: { timeoutMs?: number } = {}): Promise<T> {
-    return this.call<T>({ op: 'dm', method, args }, { ...opts, what: `dm ${method} ${args.filter((a) => typeof a === 'string' || typeof a === 'number').join(' ')}`.trim() });
+    return this.call<T>(
+      { op: 'dm', method, args },
+      { ...opts, what: `dm ${method} ${args.filter((a) => typeof a === 'string' || typeof a === 'number').join(' ')}`.trim() },
+    );
   }
 
   buildStack(spec: StackSpec, opts: { timeoutMs?: number } = {}): Promise<StackState> {
-    return this.call<StackState>({ op: 'stack.build', spec }, { timeoutMs: opts.timeoutMs ?? Math.max(this.callTimeoutMs, 60_000), what: `building stack '${spec.name}'` });
+    return this.call<StackState>(
+      { op: 'stack.build', spec },
+      { timeoutMs: opts.timeoutMs ?? Math.max(this.callTimeoutMs, 60_000), what: `building stack '${spec.name}'` },
+    );
   }
 
   /** Gives up on the agent: it is killed (if it is stuck in the kernel it stays where it is) and the parent no longer waits for it. */

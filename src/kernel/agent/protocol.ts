@@ -6,7 +6,21 @@
 import type { StackSpec, StackState } from '../stack.js';
 
 /** DmControl's methods the agent runs, by name. */
-export type DmMethod = 'create' | 'load' | 'suspend' | 'resume' | 'remove' | 'clear' | 'info' | 'exists' | 'status' | 'table' | 'message' | 'messageReply' | 'targetVersion' | 'listDevices';
+export type DmMethod =
+  | 'create'
+  | 'load'
+  | 'suspend'
+  | 'resume'
+  | 'remove'
+  | 'clear'
+  | 'info'
+  | 'exists'
+  | 'status'
+  | 'table'
+  | 'message'
+  | 'messageReply'
+  | 'targetVersion'
+  | 'listDevices';
 
 export type AgentRequest =
   | { op: 'ping' }
