@@ -252,8 +252,8 @@ describe('dm status --watch', () => {
     const name = uniqueName('om');
     removeLater(dm, name);
     await ok('dm', 'create', name, '--table', `0 16384 dust ${loop.device} 0 512`);
-    await ok('dm', 'message', name, '0', 'addbadblock', '7');
-    await ok('dm', 'message', name, '0', 'enable');
+    dm.message(name, 0, 'addbadblock 7');
+    dm.message(name, 0, 'enable');
     const out = await ok('status', name, '--watch', '250ms', '--count', '2', '--format', 'openmetrics');
     const expositions = out.split('# EOF\n');
     assert.equal(expositions.length, 3, out);
