@@ -6,7 +6,7 @@
 import * as path from 'node:path';
 import type { JobSpec } from '../workload/job.js';
 import { statIfAny, sameFile } from '../util/file-identity.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../util/errors.js';
 
 export interface BenchTarget {
   spec: string;

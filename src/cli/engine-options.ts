@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { ScenarioEngineOptions } from '../scenario/run.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../util/errors.js';
 
 /** The per-CPU engine's options as commander gives them. */
 export interface EngineCliOptions {

@@ -10,7 +10,7 @@ import { decodeFioState, encodeFioState, FioStateError, fioStateFileName, type F
 import type { JobSpec } from '../workload/job.js';
 import { isFioFormat } from '../workload/verify-options.js';
 import { type RunResult, threadIndex } from '../workload/runner.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../util/errors.js';
 import { checkOutputPath } from './output-path.js';
 
 /** The files the run will write, checked before it starts. */

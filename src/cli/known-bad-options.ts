@@ -10,7 +10,7 @@ import { SECTOR_SIZE } from '../block/device.js';
 import { BadListError, parseBadSectorFile } from '../faults/badlist.js';
 import { KnownBadSectors } from '../faults/known-bad.js';
 import { loadStackState, StackError } from '../kernel/stack.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../util/errors.js';
 import { sameFile } from '../util/file-identity.js';
 
 export interface KnownBadCliOptions {

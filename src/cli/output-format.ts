@@ -4,7 +4,7 @@
  * where a reader expects fio's output, a note on stderr names them.
  */
 import type { FioResult } from '../stats/fio-json.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../util/errors.js';
 
 export type OutputFormat = 'normal' | 'json' | 'json+';
 const FORMATS: readonly OutputFormat[] = ['normal', 'json', 'json+'];

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describeFsError } from '../block/file-device.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../util/errors.js';
 import { statIfAny } from '../util/file-identity.js';
 
 /**

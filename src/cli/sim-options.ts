@@ -1,6 +1,6 @@
 /** Option parsing shared by `remapsim simulate` and `remapsim campaign`. */
 import { SimInputError } from '../sim/time.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../util/errors.js';
 
 /** A whole number from an option, or a UsageError naming it and its range. */
 export function intOption(text: string | undefined, name: string, lo: number, hi: number): number | undefined {

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { parseTime } from '../workload/size.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../util/errors.js';
 import { checkOutputPath } from './output-path.js';
 
 export interface VerifyStateCliOptions {

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { dmsetupLine, formatDmDeps, formatDmInfo, formatDmTarget, formatMessageReply, noReplyLine, parseDmTable } from '../../src/cli/commands/dm.js';
 import type { DmDeviceInfo } from '../../src/kernel/dm-control.js';
 import { dmMiscMinor, DmError, DmRequestError, DmUnavailableError } from '../../src/kernel/dm-control.js';
-import { UsageError } from '../../src/cli/errors.js';
+import { UsageError } from '../../src/util/errors.js';
 import { skipReason } from '../helpers/tmp.js';
 import { runInProcess as inProcess } from './in-process.js';
 

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MemoryDevice } from '../../src/block/memory-device.js';
-import { UsageError } from '../../src/cli/errors.js';
+import { UsageError } from '../../src/util/errors.js';
 import { DustDevice } from '../../src/faults/dust.js';
 import { ControlServer, collectLayers } from '../../src/nbd/control-socket.js';
 import { SafeRemapTarget } from '../../src/remap/safe-target.js';

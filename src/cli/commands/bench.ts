@@ -18,7 +18,7 @@ import { fioStateFilesToSave, loadFioStates, saveFioStates } from '../fio-state-
 import { jsonPlusNote, parseOutputFormat } from '../output-format.js';
 import { VerifyStateSaver } from '../../workload/verify-state-file.js';
 import { OK } from '../../block/device.js';
-import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
+import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../../util/errors.js';
 import { ProgressLine } from '../progress.js';
 import { addEngineOptions, type EngineCliOptions, parseEngineOptions } from '../engine-options.js';
 import { durabilityLines, fioSummaryOnly, verifyNotes } from '../run-report.js';

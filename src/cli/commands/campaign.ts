@@ -12,7 +12,7 @@ import { parseShard, shardPath } from '../../sim/campaign/shard.js';
 import { loadCampaign } from '../../sim/campaign/spec.js';
 import { formatCampaign } from '../../sim/format.js';
 import { summarize } from '../../sim/summary.js';
-import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
+import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../../util/errors.js';
 import { intOption, simInput } from '../sim-options.js';
 
 interface RunOptions {

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { formatComparison } from '../../compare/report.js';
 import { type ComparisonReport, compareLeftovers, compareScenario } from '../../compare/run.js';
 import { DmControl } from '../../kernel/dm-control.js';
-import { EXIT_ENVIRONMENT, EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
+import { EXIT_ENVIRONMENT, EXIT_FINDINGS, EXIT_OK, UsageError } from '../../util/errors.js';
 import { scenarioArg } from './stack.js';
 import { checkOutputPath } from '../output-path.js';
 

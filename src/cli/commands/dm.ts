@@ -13,7 +13,7 @@ import type { DmTargetSpec, DmTargetSpecReply } from '../../kernel/dm-ioctl-code
 import { MAX_WATCH_S, MIN_WATCH_S, parseWatchOptions, untilStopped } from '../../status/cli.js';
 import { everyInterval, inPlace, type ViewOutput } from '../../status/watch.js';
 import { libc } from '../../sys/libc.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 
 const ENXIO = 6;
 /** BLKRAGET: the block layer's read-ahead, in sectors. */

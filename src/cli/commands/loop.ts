@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { attachLoop, detachLoop, listLoops, loopDeviceInfo, type LoopDeviceInfo } from '../../kernel/loop.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 
 const UNITS: Record<string, number> = { '': 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3, t: 1024 ** 4, tib: 1024 ** 4 };
 

@@ -34,7 +34,7 @@ import {
   v4TableToJson,
 } from '../../metadata/table-json.js';
 import { readV4Copies, v4CopySectors, writeV4Copies } from '../../metadata/v4-store.js';
-import { EXIT_FINDINGS, UsageError } from '../errors.js';
+import { EXIT_FINDINGS, UsageError } from '../../util/errors.js';
 import { noteWriterHolding } from '../writer-note.js';
 
 const SHOWN_ENTRIES = 20;

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { renderReport, reportPathFor } from '../../report/html.js';
 import { ReportInputError, readResults } from '../../report/load.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 
 interface ReportOptions {
   output?: string;

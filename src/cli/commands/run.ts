@@ -9,7 +9,7 @@ import { formatFioJson } from '../../stats/fio-json.js';
 import { renderReport, reportPathFor } from '../../report/html.js';
 import { distinctLabels, runsFromJson } from '../../report/load.js';
 import { parseTime } from '../../workload/size.js';
-import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
+import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../../util/errors.js';
 import { ProgressLine } from '../progress.js';
 import { formatComparison, formatRunReport } from '../run-report.js';
 import { addEngineOptions, type EngineCliOptions, parseEngineOptions } from '../engine-options.js';

@@ -11,7 +11,7 @@ import { errnoName, formatBytes, SECTOR_SIZE } from '../../block/device.js';
 import type { BlockFinding, LatencyBucket } from '../../health/classify.js';
 import { HealthScanner, ScannerOptionError, type ScanOrder } from '../../health/scanner.js';
 import { realClock } from '../../util/clock.js';
-import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
+import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../../util/errors.js';
 import { parseByteSize } from './loop.js';
 import { noteWriterHolding } from '../writer-note.js';
 import { checkOutputPath } from '../output-path.js';

@@ -12,7 +12,7 @@ import { type BuiltScenario, buildScenario } from '../../scenario/build.js';
 import { loadScenario } from '../../scenario/load.js';
 import { POLICIES, type Policy, validateScenario } from '../../scenario/schema.js';
 import { realClock } from '../../util/clock.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 import { addEngineOptions, type EngineCliOptions, parseEngineOptions } from '../engine-options.js';
 import { Engine } from '../../engine/engine.js';
 import { SafeRemapTarget } from '../../remap/safe-target.js';

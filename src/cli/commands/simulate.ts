@@ -10,7 +10,7 @@ import { type SimOverrides, resolveSimConfig, runsOf, simSourceFromText } from '
 import { DEFAULT_SIM_SCENARIO, DEFAULT_SIM_SCENARIO_NAME } from '../../sim/default.js';
 import { formatSimulation } from '../../sim/format.js';
 import { type RunRecord, summarize } from '../../sim/summary.js';
-import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
+import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../../util/errors.js';
 import { intOption, simInput } from '../sim-options.js';
 import { registerCampaign } from './campaign.js';
 

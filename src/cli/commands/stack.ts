@@ -16,7 +16,7 @@ import { stackSpecFromScenario } from '../../scenario/stack-spec.js';
 import { DEFAULT_SCENARIO } from '../../scenario/default.js';
 import { loadScenario } from '../../scenario/load.js';
 import { type Scenario, validateScenario } from '../../scenario/schema.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 
 export function scenarioArg(file: string): Scenario {
   return file === 'default' ? validateScenario(DEFAULT_SCENARIO, 'default scenario') : loadScenario(file);

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { MessageError } from '../../control/target.js';
 import { DmControl, DmDeviceTarget } from '../../kernel/dm-control.js';
 import { ControlConnectError, type ControlRequest, type ControlResponse, controlPathFor, controlRequest } from '../../nbd/control-socket.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../../util/errors.js';
 import { printMessageReply } from './dm.js';
 import { addStatusViewOptions, parseStatusViewOptions, runStatusView, type StatusViewOptions, wantsStatusView } from '../../status/cli.js';
 import { fieldRecord, parseStatusLine } from '../../status/parse.js';

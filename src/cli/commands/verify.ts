@@ -5,7 +5,7 @@ import { loadScenario } from '../../scenario/load.js';
 import { Oracle, READ_CLASSES } from '../../workload/oracle.js';
 import { makeUnitPattern } from '../../workload/unit-pattern.js';
 import { loadVerifyState } from '../../workload/verify-state-file.js';
-import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../errors.js';
+import { EXIT_FINDINGS, EXIT_OK, UsageError } from '../../util/errors.js';
 import { addKnownBadOptions, type KnownBadCliOptions, resolveKnownBad } from '../known-bad-options.js';
 
 interface VerifyOptions extends KnownBadCliOptions {
