@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { OK } from '../src/block/device.js';
 import { FileDevice } from '../src/block/file-device.js';
 import { DustDevice } from '../src/faults/dust.js';
-import { openSafeModel } from '../src/remap/models.js';
+import { openSafeModel } from '../src/stack/models.js';
 import type { SafeDurability } from '../src/metadata/safe-store.js';
 
 const { values } = parseArgs({ options: { dir: { type: 'string' }, n: { type: 'string', default: '200' } } });

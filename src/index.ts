@@ -19,8 +19,8 @@ export { TransientErrorDevice } from './faults/transient.js';
 // remap targets and their metadata
 export { SafeRemapTarget } from './remap/safe-target.js';
 export { DmRemapV4Target } from './remap/v4-target.js';
-export { openSafeModel, openV4Model, type SafeModel, type V4Model } from './remap/models.js';
-export { openTarget, type ModelTarget } from './remap/open-target.js';
+export { openSafeModel, openV4Model, type SafeModel, type V4Model } from './stack/models.js';
+export { openTarget, type ModelTarget } from './stack/table.js';
 
 // workloads and the oracle
 export { jobFromRecord, parseJobs, loadJobs, type JobSpec } from './workload/job.js';

@@ -8,8 +8,8 @@
 import { type BlockDevice, OK } from '../../src/block/device.js';
 import type { ControlTarget } from '../../src/control/target.js';
 import { DustDevice } from '../../src/faults/dust.js';
-import { openSafeModel } from '../../src/remap/models.js';
-import { openV4Model } from '../../src/remap/models.js';
+import { openSafeModel } from '../../src/stack/models.js';
+import { openV4Model } from '../../src/stack/models.js';
 import type { SafeMetadataStore } from '../../src/metadata/safe-store.js';
 import type { V4MetadataStore } from '../../src/metadata/v4-store.js';
 import type { SafeRemapTarget } from '../../src/remap/safe-target.js';

@@ -10,8 +10,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { glibcMajorMinor } from '../kernel/mknod.js';
-import { holdersOf } from '../kernel/holders.js';
+import { glibcMajorMinor } from '../sys/dev-t.js';
+import { holdersOf } from '../sys/holders.js';
 import { type Libc, errnoText } from '../sys/libc.js';
 import { log } from '../util/log.js';
 

@@ -15,7 +15,7 @@ import { flushInterval, type JobSpec } from '../workload/job.js';
 import { Oracle, type ReadClass } from '../workload/oracle.js';
 import type { DirStats, JobRunResult, RunProgress, RunResult } from '../workload/runner.js';
 import { BufferPools, type BufferPoolStats } from './buffer-pool.js';
-import { type EngineDeviceSpec, openEngineDevice } from './device-spec.js';
+import { type EngineDeviceSpec, openEngineDevice } from '../stack/engine-device.js';
 import { assignQueues, EngineOptionError, type NumaTopology, parseNumaShape, type QueueAssignment, readTopology } from './numa.js';
 import * as P from './protocol.js';
 import { Ring } from './ring.js';

@@ -24,7 +24,7 @@ import { makeUnitPattern } from '../workload/unit-pattern.js';
 import { BufferPools, type BufferPoolsShared } from './buffer-pool.js';
 import { createIoBackend, IO_READ, IO_WRITE, type IoBackend, type IoBackendKind } from './io-backend.js';
 import { FileDevice } from '../block/file-device.js';
-import { type EngineDeviceSpec, openEngineDevice } from './device-spec.js';
+import { type EngineDeviceSpec, openEngineDevice } from '../stack/engine-device.js';
 import { pinThread } from './numa.js';
 import * as P from './protocol.js';
 import { Ring, type RingShared } from './ring.js';

@@ -1,20 +1,17 @@
 /**
- * A scenario's stochastic faults as layers and drivers, for the scenario
- * builder: call stochasticLayers() on the device below the dust layer (it
- * adds the weak-sector layer, then the transient-error layer), build the dust
- * layer on what it returns, then startStochasticFaults() with that dust
- * layer, and call advance(nowNs) as the run's clock moves.
+ * A scenario's stochastic faults as drivers: StochasticFaults starts the
+ * latent-error and weak-sector processes over a role's dust layer and its
+ * weak-sector layer (src/stack/layers.ts builds the layers), and advance(nowNs)
+ * moves them as the run's clock moves.
  *
  * The specs mirror the scenario schema's output (times in ns); field paths in
  * errors start at `field` (e.g. `faults.main`).
  */
-import type { BlockDevice } from '../block/device.js';
-import type { Clock } from '../util/clock.js';
-import { Random } from '../util/random.js';
+import type { Random } from '../util/random.js';
 import { parseLatencySpec, LatencyError } from './latency.js';
 import { type BadBlockSink, type LatentErrorCounts, type LatentErrorOptions, LatentErrorProcess, StochasticFaultError } from './stochastic.js';
-import { TransientErrorDevice } from './transient.js';
-import { WeakSectorDevice, WeakSectorProcess, type WeakShared } from './weak.js';
+import type { TransientErrorDevice } from './transient.js';
+import { type WeakSectorDevice, WeakSectorProcess } from './weak.js';
 
 export interface LatentErrorSpecLike {
   start: number;
@@ -65,77 +62,10 @@ export interface StochasticSpecs {
   transientErrors?: { probability: number; region?: { from: number; to: number } };
 }
 
-/** How another thread builds the same layers over its own copy of the device below (openStochasticLayers). */
-export interface StochasticLayersSpec {
-  weak?: { shared: WeakShared; seed: number };
-  transient?: { probability: number; region?: { from: number; to: number }; blockSectors: number; seed: number };
-}
-
+/** The stochastic layers of one role (src/stack/layers.ts builds them, below the dust layer). */
 export interface StochasticLayers {
-  /** The device to build the dust layer on. */
-  top: BlockDevice;
   weak?: WeakSectorDevice;
   transient?: TransientErrorDevice;
-  /** For engine worker threads: the weak list is shared; each thread's transient layer draws from its own seed. */
-  spec: StochasticLayersSpec;
-}
-
-/**
- * Adds the weak-sector layer (when weak sectors are configured) and the
- * transient-error layer (when configured) over `dev`. Draws one seed from
- * `random` per layer it adds, and nothing when it adds none.
- */
-export function stochasticLayers(
-  field: string,
-  specs: StochasticSpecs,
-  dev: BlockDevice,
-  opts: { clock: Clock; random: Random; blockSectors: number },
-): StochasticLayers {
-  let top = dev;
-  let weak: WeakSectorDevice | undefined;
-  let transient: TransientErrorDevice | undefined;
-  const spec: StochasticLayersSpec = {};
-  if (specs.weakSectors.length > 0) {
-    const seed = opts.random.nextU32();
-    weak = new WeakSectorDevice(top, { blockSectors: opts.blockSectors, clock: opts.clock, random: new Random(seed) });
-    top = weak;
-    spec.weak = { shared: weak.shared, seed };
-  }
-  if (specs.transientErrors) {
-    const seed = opts.random.nextU32();
-    const t = specs.transientErrors;
-    transient = new TransientErrorDevice(
-      top,
-      { probability: t.probability, region: t.region, blockSectors: opts.blockSectors, random: new Random(seed) },
-      `${field}.transientErrors`,
-    );
-    top = transient;
-    spec.transient = { probability: t.probability, region: t.region, blockSectors: opts.blockSectors, seed };
-  }
-  return { top, weak, transient, spec };
-}
-
-/**
- * In an engine worker thread: the same layers over this thread's device,
- * attached to the primary's weak list. Each thread's transient layer has its
- * own seed (the thread's queue number mixed in), so the threads do not fail
- * the same reads in lockstep.
- */
-export function openStochasticLayers(dev: BlockDevice, spec: StochasticLayersSpec, opts: { clock?: Clock; thread?: number } = {}): StochasticLayers {
-  let top = dev;
-  let weak: WeakSectorDevice | undefined;
-  let transient: TransientErrorDevice | undefined;
-  const mix = (seed: number): number => (seed ^ Math.imul((opts.thread ?? 0) + 1, 0x9e3779b1)) >>> 0;
-  if (spec.weak) {
-    weak = new WeakSectorDevice(top, { shared: spec.weak.shared, clock: opts.clock, random: new Random(mix(spec.weak.seed)) });
-    top = weak;
-  }
-  if (spec.transient) {
-    const t = spec.transient;
-    transient = new TransientErrorDevice(top, { probability: t.probability, region: t.region, blockSectors: t.blockSectors, random: new Random(mix(t.seed)) });
-    top = transient;
-  }
-  return { top, weak, transient, spec };
 }
 
 export interface StochasticSummary {
@@ -177,7 +107,7 @@ export class StochasticFaults {
     });
     specs.weakSectors.forEach((s, i) => {
       const f = `${field}.weakSectors[${i}]`;
-      if (!layers.weak) throw new StochasticFaultError(`${f}: no weak-sector layer (build it with stochasticLayers)`);
+      if (!layers.weak) throw new StochasticFaultError(`${f}: no weak-sector layer (the stack builds one when weakSectors are configured)`);
       const latency = wrap(() => parseLatencySpec(s.readLatency, `${f}.readLatency`));
       const p = new WeakSectorProcess(
         {

@@ -53,9 +53,10 @@ import {
   newDecodeDev,
   newEncodeDev,
 } from './dm-ioctl-codec.js';
-import { explainBusyTable } from './holders.js';
+import { explainBusyTable } from '../sys/holders.js';
 import { EXIT_ENVIRONMENT, EXIT_USAGE, RemapsimError } from '../util/errors.js';
-import { glibcMajorMinor, type NodeSys, nodeSys, S_IFBLK, S_IFCHR } from './mknod.js';
+import { glibcMajorMinor } from '../sys/dev-t.js';
+import { type NodeSys, nodeSys, S_IFBLK, S_IFCHR } from './mknod.js';
 
 const ENOENT = 2;
 const ENXIO = 6;

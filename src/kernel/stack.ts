@@ -31,7 +31,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { SECTOR_SIZE } from '../block/device.js';
 import { describeFsError } from '../block/file-device.js';
-import { v4MinSpare } from '../remap/min-spare.js';
+import { v4MinSpare } from '../metadata/min-spare.js';
 import { DmControl, DmError, DmUnavailableError } from './dm-control.js';
 import { type DmTargetSpec, formatTargetLine } from './dm-ioctl-codec.js';
 import { attachLoop, detachLoop, listLoops, loopDeviceInfo, LoopError } from './loop.js';

@@ -47,7 +47,7 @@ import { type ControlTarget, MessageError, TableError } from '../control/target.
 import { type Clock, realClock } from '../util/clock.js';
 import { simpleStrtoull } from '../util/kernel-parse.js';
 import { log } from '../util/log.js';
-import { type MinSpareParams, v4MinSpare } from './min-spare.js';
+import { type MinSpareParams, v4MinSpare } from '../metadata/min-spare.js';
 import { RemapTable } from '../block/remap-table.js';
 import type { TableLine } from '../control/table-line.js';
 

@@ -8,8 +8,8 @@
  * are few enough, a `circle.pt` per point; bars are `rect.bar`; map cells
  * are `rect.cell`.
  */
-import type { DeviceMapJSON, MapLayer } from './device-map.js';
-import { MAP_LAYERS } from './device-map.js';
+import type { DeviceMapJSON, MapLayer } from '../status/device-map.js';
+import { MAP_LAYERS } from '../status/device-map.js';
 import { fmtBytes, fmtCount } from './format.js';
 import {
   AXIS,

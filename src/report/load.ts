@@ -8,8 +8,8 @@ import { issuePath } from '../scenario/schema.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { MAP_LAYERS, type DeviceMapJSON } from './device-map.js';
-import type { TimelineJSON } from './timeline.js';
+import { MAP_LAYERS, type DeviceMapJSON } from '../status/device-map.js';
+import type { TimelineJSON } from '../status/timeline.js';
 
 export class ReportInputError extends Error {
   override readonly name = 'ReportInputError';

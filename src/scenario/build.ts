@@ -12,24 +12,23 @@ import { FileDevice } from '../block/file-device.js';
 import type { ControlTarget } from '../control/target.js';
 import { BadListError, checkDdrescueMapSize, ddrescueBadRanges, loadIntoDust, parseDdrescueMapfile, parseSectorList } from '../faults/badlist.js';
 import { parseBadblocksList } from '../faults/badblocks.js';
-import { DustDevice } from '../faults/dust.js';
-import { FlakeyDevice } from '../faults/flakey.js';
+import type { DustDevice } from '../faults/dust.js';
 import { BadSectorGrowth } from '../faults/growth.js';
-import { LatencyDevice, parseLatencySpec } from '../faults/latency.js';
-import { openSafeModel, openV4Model } from '../remap/models.js';
+import { openSafeModel, openV4Model } from '../stack/models.js';
 import { StochasticFaultError } from '../faults/stochastic.js';
-import { StochasticFaults, type StochasticSummary, stochasticLayers } from '../faults/stochastic-stack.js';
+import { StochasticFaults, type StochasticSummary } from '../faults/stochastic-stack.js';
 import { DetectionTracker, type HealthMonitor } from '../health/monitor.js';
 import { ScannerOptionError } from '../health/scanner.js';
 import { scenarioHealthMonitor } from '../health/scenario.js';
 import { type OpenedModel, ReloadingTarget, type RemapModel } from '../remap/reloading-target.js';
 import { SafeRemapTarget } from '../remap/safe-target.js';
-import type { EngineDeviceSpec, LayerStackSpec } from '../engine/device-spec.js';
+import type { EngineDeviceSpec } from '../stack/engine-device.js';
+import { type LayerStackSpec, openLayers } from '../stack/layers.js';
 import { type Clock, realClock } from '../util/clock.js';
 import { Random } from '../util/random.js';
 import { type DeviceSpec, type FaultLayersSpec, type Policy, type Scenario, ScenarioError } from './schema.js';
 import type { PriorContent } from '../workload/oracle.js';
-import { safeMinSpare, v4MinSpare } from '../remap/min-spare.js';
+import { safeMinSpare, v4MinSpare } from '../metadata/min-spare.js';
 import { checkFileSize, createSparseFile } from '../block/sparse-file.js';
 import { formatSize } from '../util/format-size.js';
 import { checkWorkdir, openWorkdir, type Workdir } from './workdir.js';
@@ -172,46 +171,32 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
     ): { top: BlockDevice; dust?: DustDevice; spec: LayerStackSpec } => {
       const { file, created } = openBacking(role, spec, wd);
       if (!created) reused++;
-      let dev: BlockDevice = file;
-      opened.push(dev);
-      layers.set(`${role}.file`, dev);
-      const layerSpec: LayerStackSpec = { file: { path: file.name, direct: spec.direct, logicalBlockSize: file.logicalBlockSize, sectors: file.sectors } };
-      if (!faults) return { top: dev, spec: layerSpec };
-      if (faults.latency) {
-        const l = faults.latency;
-        const parse = (t: string | undefined, f: string) => (t === undefined ? undefined : parseLatencySpec(t, `faults.${role}.latency.${f}`));
-        const seed = random.nextU32();
-        dev = new LatencyDevice(dev, {
-          read: parse(l.read, 'read'),
-          write: parse(l.write, 'write'),
-          flush: parse(l.flush, 'flush'),
-          discard: parse(l.discard, 'discard'),
-          clock,
-          random: new Random(seed),
-        });
-        layers.set(`${role}.latency`, dev);
-        layerSpec.latency = { ...l, seed };
+      opened.push(file);
+      layers.set(`${role}.file`, file);
+      const fileSpec = { path: file.name, direct: spec.direct, logicalBlockSize: file.logicalBlockSize, sectors: file.sectors };
+      if (!faults) return { top: file, spec: { file: fileSpec } };
+      // the seeds are drawn in layer order, bottom up, one per layer present
+      const blockBytes = faults.dustBlockSize ?? file.logicalBlockSize;
+      const f = faults.flakey;
+      const t = faults.transientErrors;
+      const want: LayerStackSpec = {
+        file: fileSpec,
+        latency: faults.latency && { ...faults.latency, seed: random.nextU32() },
+        flakey: f && {
+          params: [String(f.up), String(f.down), ...(f.features.length > 0 ? [String(f.features.length), ...f.features] : [])],
+          startNs: clock.nowNs(),
+          seed: random.nextU32(),
+        },
+        weak: faults.weakSectors.length > 0 ? { blockSectors: blockBytes / 512, seed: random.nextU32() } : undefined,
+        transient: t && { probability: t.probability, region: t.region, blockSectors: blockBytes / 512, seed: random.nextU32() },
+        dust: { blockSize: blockBytes },
+      };
+      const sl = openLayers(want, { clock, field: `faults.${role}`, file });
+      for (const name of ['latency', 'flakey', 'weak', 'transient', 'dust'] as const) {
+        const layer = sl[name];
+        if (layer) layers.set(`${role}.${name}`, layer as Layer);
       }
-      if (faults.flakey) {
-        const f = faults.flakey;
-        const args = [dev.name, '0', String(f.up), String(f.down), ...(f.features.length > 0 ? [String(f.features.length), ...f.features] : [])];
-        const seed = random.nextU32();
-        const flakey = FlakeyDevice.fromTable(dev, args, { clock, random: new Random(seed) });
-        dev = flakey;
-        layers.set(`${role}.flakey`, dev as Layer);
-        layerSpec.flakey = { args, startNs: flakey.startNs, seed };
-      }
-      // stochastic layers (weak sectors, then transient errors) sit right below the dust list
-      const blockBytes = faults.dustBlockSize ?? dev.logicalBlockSize;
-      const sl = stochasticLayers(`faults.${role}`, faults, dev, { clock, random, blockSectors: blockBytes / 512 });
-      dev = sl.top;
-      if (sl.weak) layers.set(`${role}.weak`, sl.weak);
-      if (sl.transient) layers.set(`${role}.transient`, sl.transient);
-      if (sl.weak || sl.transient) layerSpec.stochastic = sl.spec;
-      const dust = new DustDevice(dev, { blockSize: blockBytes });
-      dust.enable();
-      layers.set(`${role}.dust`, dust);
-      layerSpec.dust = { shared: dust.shared, blockSize: dust.blockSize };
+      const dust = sl.dust!;
       const initial = initialBadSectors(role, faults, dust.sectors);
       if (initial.length > 0) loadIntoDust(dust, initial, { wrFailCnt: faults.writeFailCount });
       for (const g of faults.growth) {
@@ -227,7 +212,7 @@ export function buildScenario(scenario: Scenario, opts: BuildOptions = {}): Buil
       if (faults.latentErrors.length > 0 || faults.weakSectors.length > 0 || sl.transient) {
         stochastic[role] = new StochasticFaults(`faults.${role}`, faults, dust, sl, random.fork(), clock.nowNs());
       }
-      return { top: dust, dust, spec: layerSpec };
+      return { top: dust, dust, spec: sl.spec };
     };
     const main = stack('main', scenario.devices.main, scenario.faults.main);
     const spare = stack('spare', scenario.devices.spare, scenario.faults.spare);

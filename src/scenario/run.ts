@@ -5,8 +5,8 @@
  * verdict and the target's remap counters.
  */
 import type { FioResult } from '../stats/fio-json.js';
-import { type DeviceMapJSON, deviceMapOf } from '../report/device-map.js';
-import { type TimelineJSON, TimelineRecorder, targetSample } from '../report/timeline.js';
+import { type DeviceMapJSON, deviceMapOf } from '../status/device-map.js';
+import { type TimelineJSON, TimelineRecorder, targetSample } from '../status/timeline.js';
 import { SafeRemapTarget } from '../remap/safe-target.js';
 import type { DmRemapV4Target } from '../remap/v4-target.js';
 import type { Clock } from '../util/clock.js';

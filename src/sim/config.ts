@@ -33,7 +33,7 @@ import { type LatencyDist, parseLatencySpec } from '../faults/latency.js';
 import { LATENT_DEFAULTS } from '../faults/stochastic.js';
 import { WEAK_DEFAULTS } from '../faults/weak.js';
 import type { LatentErrorSpecLike, WeakSectorSpecLike } from '../faults/stochastic-stack.js';
-import { safeMinSpare, v4MinSpare } from '../remap/min-spare.js';
+import { safeMinSpare, v4MinSpare } from '../metadata/min-spare.js';
 import { parseScenarioText } from '../scenario/load.js';
 import { type Policy, POLICIES, type Scenario, parseScenarioSize, validateScenario } from '../scenario/schema.js';
 import { jobFromRecord } from '../workload/job.js';

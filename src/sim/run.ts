@@ -29,7 +29,7 @@ import { sampleLatency } from '../faults/latency.js';
 import { SliceClassifier, type BlockFinding } from '../health/classify.js';
 import { DetectionTracker } from '../health/monitor.js';
 import { type HealthSample, healthScore, predictExhaustion } from '../remap/health-score.js';
-import { openSafeModel, openV4Model } from '../remap/models.js';
+import { openSafeModel, openV4Model } from '../stack/models.js';
 import { computeSafeLayout } from '../metadata/safe-format.js';
 import { defaultLogBlocks } from '../metadata/safe-store.js';
 import type { V4MetadataStore } from '../metadata/v4-store.js';

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { DeviceBusyError, DeviceOpenError, FileDevice } from '../../src/block/file-device.js';
 import { OK } from '../../src/block/device.js';
 import { TableError } from '../../src/control/target.js';
-import { openTarget } from '../../src/remap/open-target.js';
+import { openTarget } from '../../src/stack/table.js';
 import { loopUnavailable, skipReason, tmpWithUndo } from '../helpers/tmp.js';
 
 const { dir, undo } = tmpWithUndo('remapsim-claim-', afterAll);

@@ -10,7 +10,7 @@ import { DustDevice } from '../../src/faults/dust.js';
 import { LatentErrorProcess, StochasticFaultError, type LatentEvent } from '../../src/faults/stochastic.js';
 import { TransientErrorDevice } from '../../src/faults/transient.js';
 import { WeakSectorDevice, WeakSectorProcess } from '../../src/faults/weak.js';
-import { openStochasticLayers, stochasticLayers } from '../../src/faults/stochastic-stack.js';
+import { openLayers } from '../../src/stack/layers.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { Random } from '../../src/util/random.js';
 
@@ -167,15 +167,12 @@ describe('WeakSectorProcess and WeakSectorDevice', () => {
     for (const b of dust.listBadBlocks().slice(0, 50)) expect(weak.isWeak(b)).toBe(false);
   });
 
-  it("another thread's copy of the layers (openStochasticLayers) sees the same weak list", () => {
+  it("another thread's copy of the layers (openLayers on the filled-in spec) sees the same weak list", () => {
     const clock = new ManualClock();
-    const specs = {
-      latentErrors: [],
-      weakSectors: [{ start: 0, rate: 1, cluster: 1, readLatency: '5ms', failAfter: 1e9, failFraction: 1, writeFailCount: 3 }],
-      transientErrors: { probability: 0.5 },
-    };
-    const primary = stochasticLayers('faults.main', specs, new MemoryDevice({ sectors: 1 << 16 }), { clock, random: new Random(3), blockSectors: 8 });
-    const replica = openStochasticLayers(new MemoryDevice({ sectors: 1 << 16 }), primary.spec, { clock, thread: 1 });
+    const spec = { file: { path: 'unused' }, weak: { blockSectors: 8, seed: 3 }, transient: { probability: 0.5, blockSectors: 8, seed: 4 } };
+    const primary = openLayers(spec, { clock, file: new MemoryDevice({ sectors: 1 << 16 }) });
+    expect(spec.weak).not.toHaveProperty('shared');
+    const replica = openLayers(primary.spec, { clock, thread: 1, file: new MemoryDevice({ sectors: 1 << 16 }) });
     for (let b = 0; b < 500; b += 5) primary.weak!.addWeak(b, { kind: 'fixed', ns: 5e6 }); // enough to make the table grow
     expect(replica.weak!.weakCount).toBe(100);
     expect(replica.weak!.isWeak(495)).toBe(true);

@@ -9,8 +9,8 @@
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileDevice } from '../../src/block/file-device.js';
-import { DustDevice } from '../../src/faults/dust.js';
-import { StochasticFaults, stochasticLayers } from '../../src/faults/stochastic-stack.js';
+import { StochasticFaults } from '../../src/faults/stochastic-stack.js';
+import { openLayers } from '../../src/stack/layers.js';
 import { DetectionTracker } from '../../src/health/monitor.js';
 import { scenarioHealthMonitor } from '../../src/health/scenario.js';
 import { SafeRemapTarget } from '../../src/remap/safe-target.js';
@@ -55,14 +55,21 @@ function run(sc: Scenario, policy: 'safe' | 'dm-remap-v4') {
   const file = path.join(tmp.dir, `main${n++}.img`);
   FileDevice.createSparse(file, spec.size!);
   const faults = sc.faults.main!;
-  let dev = FileDevice.open(file, { logicalBlockSize: spec.logicalBlockSize }) as import('../../src/block/device.js').BlockDevice;
+  const dev = FileDevice.open(file, { logicalBlockSize: spec.logicalBlockSize });
   const blockBytes = faults.dustBlockSize ?? dev.logicalBlockSize;
-  // build.ts, in stack(), after latency and flakey, before the dust layer:
-  const sl = stochasticLayers('faults.main', faults, dev, { clock, random, blockSectors: blockBytes / 512 });
-  dev = sl.top;
-  const dust = new DustDevice(dev, { blockSize: blockBytes, log: () => {} });
-  dust.enable();
-  // ... and after the dust layer:
+  // build.ts, in stack(): the weak and transient layers (one seed each, in that order), then the dust layer
+  const t = faults.transientErrors;
+  const sl = openLayers(
+    {
+      file: { path: file },
+      weak: faults.weakSectors.length > 0 ? { blockSectors: blockBytes / 512, seed: random.nextU32() } : undefined,
+      transient: t && { probability: t.probability, region: t.region, blockSectors: blockBytes / 512, seed: random.nextU32() },
+      dust: { blockSize: blockBytes },
+    },
+    { clock, field: 'faults.main', file: dev },
+  );
+  const dust = sl.dust!;
+  // ... and over the dust layer:
   const stochastic = new StochasticFaults('faults.main', faults, dust, sl, random.fork(), clock.nowNs());
   const spareFile = path.join(tmp.dir, `spare${n++}.img`);
   FileDevice.createSparse(spareFile, sc.devices.spare.size!);

@@ -29,7 +29,8 @@ import {
   decodeTableLoad,
   newEncodeDev,
 } from '../../src/kernel/dm-ioctl-codec.js';
-import { glibcMajorMinor, nodeSys, S_IFBLK } from '../../src/kernel/mknod.js';
+import { nodeSys, S_IFBLK } from '../../src/kernel/mknod.js';
+import { glibcMajorMinor } from '../../src/sys/dev-t.js';
 import { MessageError } from '../../src/control/target.js';
 import { SysError } from '../../src/sys/libc.js';
 import { tmpDir } from '../helpers/tmp.js';

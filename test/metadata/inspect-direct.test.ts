@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FileDevice } from '../../src/block/file-device.js';
 import { attachLoop, detachLoop } from '../../src/kernel/loop.js';
 import { type V4Inspection, inspectSpare } from '../../src/metadata/inspect.js';
-import { openTarget } from '../../src/remap/open-target.js';
+import { openTarget } from '../../src/stack/table.js';
 import type { DmRemapV4Target } from '../../src/remap/v4-target.js';
 import { runInProcess } from '../cli/in-process.js';
 import { loopUnavailable, skipReason, tmpWithUndo } from '../helpers/tmp.js';

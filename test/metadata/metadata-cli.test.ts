@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileDevice } from '../../src/block/file-device.js';
-import { openTarget } from '../../src/remap/open-target.js';
+import { openTarget } from '../../src/stack/table.js';
 import type { DmRemapV4Target } from '../../src/remap/v4-target.js';
 import type { SafeRemapTarget } from '../../src/remap/safe-target.js';
 import { buildProgram } from '../../src/cli/program.js';

@@ -6,13 +6,13 @@ import { MemoryDevice } from '../../src/block/memory-device.js';
 import { DustDevice } from '../../src/faults/dust.js';
 import { v4EmptyTable } from '../../src/metadata/dm-remap-v4.js';
 import { MetadataFormatError } from '../../src/metadata/errors.js';
-import { openSafeModel, openSafeStore, safeFingerprint } from '../../src/remap/models.js';
+import { openSafeModel, openSafeStore, safeFingerprint } from '../../src/stack/models.js';
 import { probeSpare } from '../../src/metadata/probe.js';
 import { SAFE_BLOCK_SIZE, decodeLogBlock, decodeSuperblock, safeBlockSector } from '../../src/metadata/safe-format.js';
 import { SafeMetadataStore } from '../../src/metadata/safe-store.js';
 import { readSafeImage, replayImage } from '../../src/metadata/safe-image.js';
 import { writeV4Copies } from '../../src/metadata/v4-store.js';
-import { openTarget } from '../../src/remap/open-target.js';
+import { openTarget } from '../../src/stack/table.js';
 import { CountingDevice, FailingDevice } from '../../scripts/crash/crash-device.js';
 import { tmpDir } from '../helpers/tmp.js';
 

@@ -12,7 +12,7 @@ import { DustDevice } from '../../src/faults/dust.js';
 import { renderOpenMetrics, renderPrometheusText } from '../../src/metrics/exposition.js';
 import { snapshotLayers, statusFamilies } from '../../src/metrics/status-metrics.js';
 import { parseStatusLine } from '../../src/status/parse.js';
-import { sampleExposition, watchExpositions } from '../../src/status/metrics-watch.js';
+import { sampleExposition, watchExpositions } from '../../src/metrics/status-watch.js';
 import { controlTargetSource } from '../../src/status/sources.js';
 import { collectLayers, handleControlRequest } from '../../src/nbd/control-socket.js';
 import { ServedMetrics } from '../../src/metrics/served-metrics.js';

@@ -11,7 +11,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { FileDevice } from '../../src/block/file-device.js';
 import { BlockState, Cmd, CmdFlag, NbdError, Opt, Rep, ReplyFlag, type BlockStatusChunk, type ReplyChunk } from '../../src/nbd/protocol.js';
 import { BASE_ALLOCATION, HEALTH_CONTEXT, HealthFlag } from '../../src/nbd/meta-context.js';
-import { type ModelStack, openModelStack, serveModel, type Serving } from '../../src/nbd/served-model.js';
+import { type ModelStack, openModelStack, serveModel, type Serving } from '../../src/serve/served-model.js';
 import { collectLayers } from '../../src/nbd/control-socket.js';
 import { MemoryDevice } from '../../src/block/memory-device.js';
 import { DustDevice } from '../../src/faults/dust.js';

@@ -11,7 +11,7 @@ import { MemoryDevice } from '../../src/block/memory-device.js';
 import { DustDevice } from '../../src/faults/dust.js';
 import { SafeRemapTarget } from '../../src/remap/safe-target.js';
 import { collectLayers, ControlServer, controlRequest, handleControlRequest, MAX_CONTROL_LINE } from '../../src/nbd/control-socket.js';
-import { openModelStack, serveModel } from '../../src/nbd/served-model.js';
+import { openModelStack, serveModel } from '../../src/serve/served-model.js';
 import { NbdError } from '../../src/nbd/protocol.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { TestNbdClient } from './client.js';

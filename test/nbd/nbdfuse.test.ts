@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileDevice } from '../../src/block/file-device.js';
 import { controlRequest } from '../../src/nbd/control-socket.js';
-import { openModelStack, serveModel, type Serving } from '../../src/nbd/served-model.js';
+import { openModelStack, serveModel, type Serving } from '../../src/serve/served-model.js';
 import { loopUnavailable, skipReason, tmpDir } from '../helpers/tmp.js';
 import { pattern, toolVersion, until } from './serve-helpers.js';
 

@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FileDevice } from '../../src/block/file-device.js';
 import { controlRequest } from '../../src/nbd/control-socket.js';
 import { Info } from '../../src/nbd/protocol.js';
-import { exportDescription, openModelStack, serveModel } from '../../src/nbd/served-model.js';
+import { exportDescription, openModelStack, serveModel } from '../../src/serve/served-model.js';
 import { MAX_SOCKET_PATH_BYTES, parseSocketMode, resolveGroup, SocketSetupError } from '../../src/nbd/unix-socket.js';
 import { skipReason, tmpDir } from '../helpers/tmp.js';
 import { TestNbdClient } from './client.js';

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ENOENT, ENXIO, OK } from '../../src/block/device.js';
 import { FileDevice } from '../../src/block/file-device.js';
 import { TableError } from '../../src/control/target.js';
-import { openTarget } from '../../src/remap/open-target.js';
+import { openTarget } from '../../src/stack/table.js';
 import type { SafeRemapTarget } from '../../src/remap/safe-target.js';
 import { probeSpare } from '../../src/metadata/probe.js';
 import { fieldRecord, parseStatusLine } from '../../src/status/parse.js';

@@ -3,7 +3,7 @@ import { MemoryDevice } from '../../src/block/memory-device.js';
 import { EIO, EOPNOTSUPP, OK } from '../../src/block/device.js';
 import { DustDevice } from '../../src/faults/dust.js';
 import { DmRemapV4Target } from '../../src/remap/v4-target.js';
-import { v4MinSpare } from '../../src/remap/min-spare.js';
+import { v4MinSpare } from '../../src/metadata/min-spare.js';
 import { parseTableLine } from '../../src/control/table-line.js';
 import { ManualClock } from '../../src/util/clock.js';
 

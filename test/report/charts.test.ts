@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { barChart, heatmap, lineChart, reducePoints, type Series } from '../../src/report/charts.js';
-import { buildDeviceMap } from '../../src/report/device-map.js';
+import { buildDeviceMap } from '../../src/status/device-map.js';
 import { fmtBytes, fmtBytesPerSec, fmtCount, fmtNs, fmtPercentile, fmtSeconds } from '../../src/report/format.js';
 import { cdfSeries, nines, percentileSeries } from '../../src/report/html.js';
 import type { ReportRun } from '../../src/report/load.js';

@@ -15,8 +15,8 @@ import { minBlockSize } from '../../src/workload/job.js';
 import { Oracle } from '../../src/workload/oracle.js';
 import { runJobs } from '../../src/workload/runner.js';
 import { VerifyPattern } from '../../src/workload/verify-pattern.js';
-import { deviceMapOf } from '../../src/report/device-map.js';
-import { type RemapsimResultsBlock, TimelineRecorder, targetSample } from '../../src/report/timeline.js';
+import { deviceMapOf } from '../../src/status/device-map.js';
+import { type RemapsimResultsBlock, TimelineRecorder, targetSample } from '../../src/status/timeline.js';
 
 const LATENCY = { read: 'lognormal:300us,0.7', write: 'lognormal:500us,0.9' };
 

@@ -5,7 +5,7 @@
  */
 import { MemoryDevice } from '../../src/block/memory-device.js';
 import { DmRemapV4Target } from '../../src/remap/v4-target.js';
-import { runStatusView } from '../../src/status/cli.js';
+import { runStatusView } from '../../src/cli/status.js';
 import { controlTargetSource } from '../../src/status/sources.js';
 
 const args = process.argv.slice(2);

@@ -13,7 +13,7 @@ import { DustDevice } from '../../src/faults/dust.js';
 import { ControlServer, collectLayers } from '../../src/nbd/control-socket.js';
 import { SafeRemapTarget } from '../../src/remap/safe-target.js';
 import { DmRemapV4Target } from '../../src/remap/v4-target.js';
-import { parseStatusViewOptions, parseWatchInterval, runStatusView } from '../../src/status/cli.js';
+import { parseStatusViewOptions, parseWatchInterval, runStatusView } from '../../src/cli/status.js';
 import { controlTargetSource, servedSource } from '../../src/status/sources.js';
 import { everyInterval, watchStatus } from '../../src/status/watch.js';
 import { tmpDir } from '../helpers/tmp.js';

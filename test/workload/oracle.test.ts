@@ -7,7 +7,7 @@ import { ManualClock } from '../../src/util/clock.js';
 import { Random } from '../../src/util/random.js';
 import { Oracle } from '../../src/workload/oracle.js';
 import { VerifyPattern } from '../../src/workload/verify-pattern.js';
-import { openV4Model } from '../../src/remap/models.js';
+import { openV4Model } from '../../src/stack/models.js';
 import { ReloadingTarget } from '../../src/remap/reloading-target.js';
 
 const UNIT = 4096;

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { FileDevice } from '../../block/file-device.js';
-import { openTargetSpec } from '../../scenario/target-spec.js';
+import { openTargetSpec } from '../target-spec.js';
 import { POLICIES, type Policy } from '../../scenario/schema.js';
 import { formatFioJson } from '../../stats/fio-json.js';
 import { toFioResult } from '../../workload/fio-report.js';

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { formatBytes, SECTOR_SIZE } from '../../block/device.js';
 import { parseTableLine } from '../../control/table-line.js';
-import { openTarget } from '../../remap/open-target.js';
+import { openTarget } from '../../stack/table.js';
 import { DmRemapV4Target } from '../../remap/v4-target.js';
 import { SafeRemapTarget } from '../../remap/safe-target.js';
-import { v4MinSpare } from '../../remap/min-spare.js';
+import { v4MinSpare } from '../../metadata/min-spare.js';
 
 interface DeviceInfo {
   role: string;

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { DmControl, DmError, type DmDeviceInfo, type DmListedDevice, type DmMessageReply } from '../../kernel/dm-control.js';
 import type { DmTargetSpec, DmTargetSpecReply } from '../../kernel/dm-ioctl-codec.js';
-import { MAX_WATCH_S, MIN_WATCH_S, parseWatchOptions, untilStopped } from '../../status/cli.js';
+import { MAX_WATCH_S, MIN_WATCH_S, parseWatchOptions, untilStopped } from '../status.js';
 import { everyInterval, inPlace, type ViewOutput } from '../../status/watch.js';
 import { libc } from '../../sys/libc.js';
 import { UsageError } from '../../util/errors.js';

@@ -19,7 +19,7 @@ import {
   inspectionClean,
   type BlockState,
 } from '../../metadata/inspect.js';
-import { deviceIdentity, safeFingerprint } from '../../remap/models.js';
+import { deviceIdentity, safeFingerprint } from '../../stack/models.js';
 import { describeContent, probeSpare } from '../../metadata/probe.js';
 import type { DeviceFingerprint } from '../../metadata/safe-format.js';
 import { MetadataIoError, SafeMetadataStore } from '../../metadata/safe-store.js';

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { formatBytes, SECTOR_SIZE } from '../../block/device.js';
 import { BadListError, parseBadSectorFile, type SectorRange } from '../../faults/badlist.js';
-import { type ModelStack, openModelStack, serveModel } from '../../nbd/served-model.js';
+import { type ModelStack, openModelStack, serveModel } from '../../serve/served-model.js';
 import { controlPathFor, ROOT_LAYER } from '../../nbd/control-socket.js';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, MAX_HANDSHAKE_TIMEOUT_MS } from '../../nbd/connection-limiter.js';
 import { formatMode, parseSocketMode, resolveGroup, type SocketAccess, SocketSetupError, socketPathProblem } from '../../nbd/unix-socket.js';

@@ -10,7 +10,7 @@ import { DmControl, DmDeviceTarget } from '../../kernel/dm-control.js';
 import { ControlConnectError, type ControlRequest, type ControlResponse, controlPathFor, controlRequest } from '../../nbd/control-socket.js';
 import { UsageError } from '../../util/errors.js';
 import { printMessageReply } from './dm.js';
-import { addStatusViewOptions, parseStatusViewOptions, runStatusView, type StatusViewOptions, wantsStatusView } from '../../status/cli.js';
+import { addStatusViewOptions, parseStatusViewOptions, runStatusView, type StatusViewOptions, wantsStatusView } from '../status.js';
 import { fieldRecord, parseStatusLine } from '../../status/parse.js';
 import { kernelSource, servedSource } from '../../status/sources.js';
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { FileDevice } from '../../block/file-device.js';
-import { openTargetSpec } from '../../scenario/target-spec.js';
+import { openTargetSpec } from '../target-spec.js';
 import { loadScenario } from '../../scenario/load.js';
 import { Oracle, READ_CLASSES } from '../../workload/oracle.js';
 import { makeUnitPattern } from '../../workload/unit-pattern.js';

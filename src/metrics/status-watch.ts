@@ -5,10 +5,10 @@
  * serves); any other source, a kernel device-mapper device or one layer, is
  * its status line as metric families (src/metrics/status-metrics.ts).
  */
-import { renderOpenMetrics } from '../metrics/exposition.js';
-import { snapshotLayers, statusFamilies } from '../metrics/status-metrics.js';
-import type { StatusSource } from './sources.js';
-import { everyInterval, type ViewOutput } from './watch.js';
+import { renderOpenMetrics } from './exposition.js';
+import { snapshotLayers, statusFamilies } from './status-metrics.js';
+import type { StatusSource } from '../status/sources.js';
+import { everyInterval, type ViewOutput } from '../status/watch.js';
 
 export interface ExpositionWatchOptions {
   source: StatusSource;

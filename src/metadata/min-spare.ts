@@ -1,5 +1,5 @@
-import { computeSafeLayout, SAFE_BLOCK_SECTORS } from '../metadata/safe-format.js';
-import { defaultLogBlocks } from '../metadata/safe-store.js';
+import { computeSafeLayout, SAFE_BLOCK_SECTORS } from './safe-format.js';
+import { defaultLogBlocks } from './safe-store.js';
 
 /**
  * dm-remap-v4's spare-size check, in integer math exactly as its constructor

@@ -12,7 +12,7 @@ import type { ControlTarget } from '../control/target.js';
 import { SafeRemapTarget } from '../remap/safe-target.js';
 import { DmRemapV4Target } from '../remap/v4-target.js';
 import type { IoSeriesJSON } from '../stats/series.js';
-import { fieldNumber, parseStatusLine } from '../status/parse.js';
+import { fieldNumber, parseStatusLine } from './parse.js';
 import type { DeviceMapJSON } from './device-map.js';
 
 /**

@@ -7,8 +7,8 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import type { BlockDevice } from '../block/device.js';
-import { SafeRemapTarget } from './safe-target.js';
-import { DmRemapV4Target, type V4Options } from './v4-target.js';
+import { SafeRemapTarget } from '../remap/safe-target.js';
+import { DmRemapV4Target, type V4Options } from '../remap/v4-target.js';
 import { MetadataFormatError } from '../metadata/errors.js';
 import { describeContent, probeSpare } from '../metadata/probe.js';
 import type { DeviceFingerprint } from '../metadata/safe-format.js';

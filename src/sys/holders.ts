@@ -12,13 +12,18 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { DmTargetSpec } from './dm-ioctl-codec.js';
-import { glibcMajorMinor } from './mknod.js';
+import { glibcMajorMinor } from './dev-t.js';
+
+/** One target of a live device-mapper table, as far as the holder scan reads it. */
+export interface TableTarget {
+  type: string;
+  params: string;
+}
 
 /** The two DmControl calls the table scan needs. */
 export interface DmTablesView {
   listDevices(): Array<{ name: string; major: number; minor: number }>;
-  table(name: string): DmTargetSpec[];
+  table(name: string): TableTarget[];
 }
 
 export interface HolderPaths {
@@ -56,7 +61,7 @@ export function blockDeviceOf(word: string): DevNumber | undefined {
 }
 
 /** The words of a table's parameters that name block devices, in order, without repeats. */
-export function tableDevices(targets: readonly DmTargetSpec[]): Array<{ word: string; dev: DevNumber }> {
+export function tableDevices(targets: readonly TableTarget[]): Array<{ word: string; dev: DevNumber }> {
   const out: Array<{ word: string; dev: DevNumber }> = [];
   const seen = new Set<string>();
   for (const t of targets) {
@@ -94,14 +99,14 @@ export function mountsOf(dev: DevNumber, mountinfo = '/proc/self/mountinfo'): Ar
 }
 
 /** The live tables of every dm device but `exclude` (a device removed meanwhile, or without a table, is skipped). */
-export function liveTables(dm: DmTablesView, exclude?: string): Array<{ name: string; targets: DmTargetSpec[] }> {
+export function liveTables(dm: DmTablesView, exclude?: string): Array<{ name: string; targets: TableTarget[] }> {
   let devices: Array<{ name: string }> = [];
   try {
     devices = dm.listDevices();
   } catch {
     return [];
   }
-  const out: Array<{ name: string; targets: DmTargetSpec[] }> = [];
+  const out: Array<{ name: string; targets: TableTarget[] }> = [];
   for (const d of devices) {
     if (d.name === exclude) continue;
     try {
@@ -120,7 +125,7 @@ export function liveTables(dm: DmTablesView, exclude?: string): Array<{ name: st
  */
 export function holdersOf(
   dev: DevNumber,
-  tables: ReadonlyArray<{ name: string; targets: readonly DmTargetSpec[] }>,
+  tables: ReadonlyArray<{ name: string; targets: readonly TableTarget[] }>,
   opts: HolderPaths & { exclude?: string } = {},
 ): Holder[] {
   const sys = opts.sysDir ?? '/sys';
@@ -171,7 +176,7 @@ function describe(h: Holder): string {
  * names, who holds it. Holders that block a table (by-path openers, mounts)
  * come first; when none shows, the line says something else holds one.
  */
-export function explainBusyTable(dm: DmTablesView | undefined, name: string, targets: readonly DmTargetSpec[], opts: HolderPaths = {}): string {
+export function explainBusyTable(dm: DmTablesView | undefined, name: string, targets: readonly TableTarget[], opts: HolderPaths = {}): string {
   const devices = tableDevices(targets);
   const head = `device-mapper refused the table for '${name}' (EBUSY: a device it names is held)`;
   if (devices.length === 0) return `${head}; its parameters name no block device we can look up`;

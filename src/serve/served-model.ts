@@ -7,17 +7,18 @@
 import type { BlockDevice } from '../block/device.js';
 import { parseTableLine } from '../control/table-line.js';
 import { TableError } from '../control/target.js';
-import { DustDevice } from '../faults/dust.js';
+import type { DustDevice } from '../faults/dust.js';
 import { loadIntoDust, type SectorRange } from '../faults/badlist.js';
-import { exclusiveOpener, type ModelTarget, openTarget } from '../remap/open-target.js';
-import { type ControlLayer, ControlServer, collectLayers } from './control-socket.js';
+import { exclusiveOpener, type ModelTarget, openTarget } from '../stack/table.js';
+import { openLayers } from '../stack/layers.js';
+import { type ControlLayer, ControlServer, collectLayers } from '../nbd/control-socket.js';
 import { EOPNOTSUPP, formatBytes, mappedReadsOf } from '../block/device.js';
 import type { Engine } from '../engine/engine.js';
-import { EngineExecutor } from './engine-executor.js';
-import { DeviceExecutor, type IoExecutor } from './executor.js';
-import { type ListenAddress, NbdServer, type NbdServerOptions } from './server.js';
-import { type SocketAccess, SocketSetupError, socketPathProblem } from './unix-socket.js';
-import { modelBlockStatus } from './stack-extents.js';
+import { EngineExecutor } from '../nbd/engine-executor.js';
+import { DeviceExecutor, type IoExecutor } from '../nbd/executor.js';
+import { type ListenAddress, NbdServer, type NbdServerOptions } from '../nbd/server.js';
+import { type SocketAccess, SocketSetupError, socketPathProblem } from '../nbd/unix-socket.js';
+import { modelBlockStatus } from '../nbd/stack-extents.js';
 import { IoMetrics, instrumentExecutor } from '../metrics/io-metrics.js';
 import { ServedMetrics } from '../metrics/served-metrics.js';
 
@@ -74,8 +75,7 @@ export function openModelStack(opts: ModelStackOptions): ModelStack {
     const isMain = path === mainPath && wantMainDust && !dustMain;
     const isSpare = !isMain && path === sparePath && opts.dustSpare === true && !dustSpare;
     if (!isMain && !isSpare) return dev;
-    const dust = new DustDevice(dev, { blockSize, devName: path });
-    dust.enable();
+    const dust = openLayers({ file: { path }, dust: { blockSize, devName: path } }, { file: dev }).dust!;
     if (isMain) dustMain = mainTop = dust;
     else dustSpare = dust;
     return dust;

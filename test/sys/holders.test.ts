@@ -1,5 +1,5 @@
 /**
- * Who holds a block device (src/kernel/holders.ts), for the line that
+ * Who holds a block device (src/sys/holders.ts), for the line that
  * explains an EBUSY table load: the table words that name devices, a real
  * mount of a real loop device (as root), the dm devices sysfs lists as
  * holders (a tree of sysfs's shape: this host has no device-mapper; the
@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attachLoop, detachLoop, loopDeviceInfo } from '../../src/kernel/loop.js';
-import { blockDeviceOf, explainBusyTable, holdersOf, mountsOf, tableDevices } from '../../src/kernel/holders.js';
+import { blockDeviceOf, explainBusyTable, holdersOf, mountsOf, tableDevices } from '../../src/sys/holders.js';
 import { loopUnavailable, skipReason, tmpWithUndo } from '../helpers/tmp.js';
 
 const tmp = tmpWithUndo('remapsim-holders-', afterAll);
@@ -46,21 +46,19 @@ describe('holders of a block device', () => {
   it('names dm devices from sysfs holders and from live tables, without the device being loaded', () => {
     const sys = fakeSys('7:3', { 'dm-0': 'lin', 'dm-2': 'self' });
     const tables = [
-      { name: 'lin', targets: [{ start: 0, length: 8, type: 'linear', params: '7:3 0' }] },
-      { name: 'other', targets: [{ start: 0, length: 8, type: 'linear', params: '7:9 0' }] },
-      { name: 'self', targets: [{ start: 0, length: 8, type: 'linear', params: '7:3 0' }] },
+      { name: 'lin', targets: [{ type: 'linear', params: '7:3 0' }] },
+      { name: 'other', targets: [{ type: 'linear', params: '7:9 0' }] },
+      { name: 'self', targets: [{ type: 'linear', params: '7:3 0' }] },
     ];
     expect(holdersOf({ major: 7, minor: 3 }, tables, { sysDir: sys, mountinfo: '/dev/null', exclude: 'self' })).toEqual([
       { kind: 'dm-table', name: 'lin', node: 'dm-0' },
     ]);
     // a dm-table holder does not block a load: the line says something else holds the device exclusively
-    const line = explainBusyTable(undefined, 'new', [{ start: 0, length: 8, type: 'linear', params: '7:3 0' }], { sysDir: sys, mountinfo: '/dev/null' });
+    const line = explainBusyTable(undefined, 'new', [{ type: 'linear', params: '7:3 0' }], { sysDir: sys, mountinfo: '/dev/null' });
     expect(line).toBe(
       "device-mapper refused the table for 'new' (EBUSY: a device it names is held): 7:3 is not opened by path by a dm target nor mounted, so something else holds it open exclusively (O_EXCL) (device-mapper tables using it do not block a load: 7:3: the table of dm device 'lin' (dm-0) uses it, the table of dm device 'self' (dm-2) uses it)",
     );
-    expect(explainBusyTable(undefined, 'z', [{ start: 0, length: 8, type: 'zero', params: '' }])).toMatch(
-      /its parameters name no block device we can look up$/,
-    );
+    expect(explainBusyTable(undefined, 'z', [{ type: 'zero', params: '' }])).toMatch(/its parameters name no block device we can look up$/);
   });
 
   it('reads mount points from mountinfo, octal escapes undone', () => {
@@ -84,7 +82,7 @@ describe('holders of a block device', () => {
     const dev = blockDeviceOf(loop.device);
     expect(dev).toEqual({ major: info.major, minor: info.minor });
     expect(holdersOf(dev!, [])).toEqual([{ kind: 'mount', mountPoint: mnt, fsType: 'ext2' }]);
-    expect(explainBusyTable(undefined, 'new', [{ start: 0, length: 8, type: 'linear', params: `${loop.device} 0` }])).toBe(
+    expect(explainBusyTable(undefined, 'new', [{ type: 'linear', params: `${loop.device} 0` }])).toBe(
       `device-mapper refused the table for 'new' (EBUSY: a device it names is held): ${loop.device}: it is mounted on ${mnt} (ext2)`,
     );
   });

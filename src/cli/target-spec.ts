@@ -11,15 +11,15 @@ import * as fs from 'node:fs';
 import type { BlockDevice } from '../block/device.js';
 import { FileDevice } from '../block/file-device.js';
 import type { ControlTarget } from '../control/target.js';
-import { openTarget } from '../remap/open-target.js';
+import { openTarget } from '../stack/table.js';
 import { UsageError } from '../util/errors.js';
 import { createSparseFile, growFile } from '../block/sparse-file.js';
 import type { Clock } from '../util/clock.js';
-import { DEFAULT_SCENARIO } from './default.js';
-import { type BuiltScenario, buildScenario } from './build.js';
-import { loadScenario } from './load.js';
-import { type RemapSummary, remapSummary } from './run.js';
-import { type Policy, validateScenario } from './schema.js';
+import { DEFAULT_SCENARIO } from '../scenario/default.js';
+import { type BuiltScenario, buildScenario } from '../scenario/build.js';
+import { loadScenario } from '../scenario/load.js';
+import { type RemapSummary, remapSummary } from '../scenario/run.js';
+import { type Policy, validateScenario } from '../scenario/schema.js';
 import type { PriorContent } from '../workload/oracle.js';
 
 export interface OpenedTarget {

@@ -6,11 +6,11 @@
 import type { Command } from 'commander';
 import { ControlConnectError } from '../nbd/control-socket.js';
 import { UsageError } from '../util/errors.js';
-import { StatusParseError } from './parse.js';
-import { type StatusSource, StatusSourceError } from './sources.js';
-import { STATUS_FORMATS, type StatusFormat } from './view.js';
-import { type ViewOutput, watchStatus } from './watch.js';
-import { watchExpositions } from './metrics-watch.js';
+import { StatusParseError } from '../status/parse.js';
+import { type StatusSource, StatusSourceError } from '../status/sources.js';
+import { STATUS_FORMATS, type StatusFormat } from '../status/view.js';
+import { type ViewOutput, watchStatus } from '../status/watch.js';
+import { watchExpositions } from '../metrics/status-watch.js';
 
 export interface StatusViewOptions {
   watch?: string;
