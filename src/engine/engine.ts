@@ -17,7 +17,7 @@ import type { DirStats, JobRunResult, RunProgress, RunResult } from '../workload
 import { BufferPools, type BufferPoolStats } from './buffer-pool.js';
 import { type EngineDeviceSpec, openEngineDevice } from '../stack/engine-device.js';
 import { assignQueues, EngineOptionError, type NumaTopology, parseNumaShape, type QueueAssignment, readTopology } from './numa.js';
-import * as P from './protocol.js';
+import * as P from './ring-records.js';
 import { Ring } from './ring.js';
 import { createSlowPath, SlowPathServer, type SlowPathShared } from './slow-path.js';
 import type { SafeRemapTarget } from '../remap/safe-target.js';

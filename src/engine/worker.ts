@@ -26,7 +26,7 @@ import { createIoBackend, IO_READ, IO_WRITE, type IoBackend, type IoBackendKind 
 import { FileDevice } from '../block/file-device.js';
 import { type EngineDeviceSpec, openEngineDevice } from '../stack/engine-device.js';
 import { pinThread } from './numa.js';
-import * as P from './protocol.js';
+import * as P from './ring-records.js';
 import { Ring, type RingShared } from './ring.js';
 import { SlowPathClient, type SlowPathShared } from './slow-path.js';
 import { SLOW_READ_ERROR } from '../remap/safe-target.js';

@@ -27,7 +27,7 @@
 import * as net from 'node:net';
 import * as fs from 'node:fs';
 import { z } from 'zod';
-import type { BlockDevice } from '../block/device.js';
+import { type BlockDevice, EINVAL, EIO, EOPNOTSUPP } from '../block/device.js';
 import { type ControlTarget, MessageError, TableError } from '../control/target.js';
 import { log } from '../util/log.js';
 import { listenUnixSocket, type SocketAccess } from './unix-socket.js';
@@ -49,6 +49,7 @@ const MAX_ANSWER_BACKLOG = 64 * 1024;
  */
 const OVERFLOW_LINGER_MS = 1000;
 const OVERFLOW_LINGER_BYTES = 1024 * 1024;
+const ENODEV = 19;
 
 export interface ControlServerOptions {
   /** Longest request line in bytes; a longer one closes the connection. Default 64 KiB. */
@@ -126,30 +127,30 @@ export function handleControlRequest(layers: readonly ControlLayer[], raw: unkno
   const req = parsed.data;
   if (req.op === 'layers') return { ok: true, layers: layers.map((l) => ({ name: l.name, targetType: l.target.targetType })) };
   if (req.op === 'metrics') {
-    if (!metrics) return { ok: false, kind: 'RequestError', errno: 95, error: 'this server keeps no metrics' };
+    if (!metrics) return { ok: false, kind: 'RequestError', errno: EOPNOTSUPP, error: 'this server keeps no metrics' };
     try {
       return { ok: true, layer: ROOT_LAYER, targetType: layers[0]?.target.targetType ?? '', result: metrics() };
     } catch (err) {
       log.error({ err }, 'control metrics threw');
-      return { ok: false, kind: 'InternalError', errno: 5, error: `metrics failed: ${(err as Error).message}` };
+      return { ok: false, kind: 'InternalError', errno: EIO, error: `metrics failed: ${(err as Error).message}` };
     }
   }
   const name = req.layer ?? ROOT_LAYER;
   const layer = layers.find((l) => l.name === name);
-  if (!layer) return { ok: false, kind: 'RequestError', errno: 19, error: `no layer '${name}' (layers: ${layers.map((l) => l.name).join(', ')})` };
+  if (!layer) return { ok: false, kind: 'RequestError', errno: ENODEV, error: `no layer '${name}' (layers: ${layers.map((l) => l.name).join(', ')})` };
   try {
     let result: string;
     if (req.op === 'status') result = layer.target.status();
     else if (req.op === 'table') result = layer.target.table();
     else {
-      if (!req.args || req.args.length === 0) return { ok: false, kind: 'MessageError', errno: 22, error: 'message: no message words given' };
+      if (!req.args || req.args.length === 0) return { ok: false, kind: 'MessageError', errno: EINVAL, error: 'message: no message words given' };
       result = layer.target.message(req.args);
     }
     return { ok: true, layer: layer.name, targetType: layer.target.targetType, result };
   } catch (err) {
     if (err instanceof MessageError || err instanceof TableError) return { ok: false, kind: err.name, errno: err.errno, error: err.message };
     log.error({ err }, `control ${req.op} on ${name} threw`);
-    return { ok: false, kind: 'InternalError', errno: 5, error: `${req.op} on layer '${name}' failed: ${(err as Error).message}` };
+    return { ok: false, kind: 'InternalError', errno: EIO, error: `${req.op} on layer '${name}' failed: ${(err as Error).message}` };
   }
 }
 

@@ -1,4 +1,4 @@
-import { EINVAL, EIO, ENODATA, ENOSPC, EOPNOTSUPP, EROFS, type IoStatus, OK } from '../block/device.js';
+import { EDQUOT, EFBIG, EINVAL, EIO, ENODATA, ENOSPC, EOPNOTSUPP, EROFS, type IoStatus, OK } from '../block/device.js';
 import { CmdFlag, NbdError } from './constants.js';
 
 /**
@@ -31,10 +31,8 @@ export class NbdProtocolError extends Error {
 // errno values the device layer may return that device.ts does not name.
 const EPERM = 1;
 const ENOMEM = 12;
-const EFBIG = 27;
 const EOVERFLOW = 75;
 const ESHUTDOWN = 108;
-const EDQUOT = 122;
 
 /**
  * Maps a device status (0 or an errno, see src/block/device.ts) to the error
