@@ -6,14 +6,15 @@
  */
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { type BlockDevice, EIO, type LentRead, OK, SECTOR_SIZE } from '../block/device.js';
-import { decodeLatency, LatencyHistogram } from '../stats/latency.js';
+import { decodeLatency } from '../stats/latency.js';
 import { IoSeries } from '../stats/series.js';
 import { clockOrigin, realClock } from '../util/clock.js';
 import { resourceDelta } from '../util/resources.js';
 import { startWorker } from '../util/worker.js';
 import { flushInterval, type JobSpec } from '../workload/job.js';
 import { Oracle, type ReadClass } from '../workload/oracle.js';
-import type { DirStats, JobRunResult, RunProgress, RunResult } from '../workload/runner.js';
+import { type DirStats, newDirStats } from '../workload/completion.js';
+import type { JobRunResult, RunProgress, RunResult } from '../workload/runner.js';
 import { BufferPools, type BufferPoolStats } from './buffer-pool.js';
 import { type EngineDeviceSpec, openEngineDevice } from '../stack/engine-device.js';
 import { assignQueues, EngineOptionError, type NumaTopology, parseNumaShape, type QueueAssignment, readTopology } from './numa.js';
@@ -563,7 +564,7 @@ function failedLend(status: number): LentRead {
 }
 
 function mergeJob(spec: JobSpec, index: number, parts: RunDoneMessage[], measureFromNs: number, endNs: number): JobRunResult {
-  const dirs: DirStats[] = [0, 1, 2].map(() => ({ ioBytes: 0, totalIos: 0, errors: 0, clat: new LatencyHistogram() }));
+  const dirs: DirStats[] = [newDirStats(), newDirStats(), newDirStats()];
   let series: IoSeries | undefined;
   let error = 0;
   let finished = measureFromNs;

@@ -46,8 +46,8 @@ export class SlowPathClient {
     this.req = worker * STRIDE;
   }
 
-  /** Calls the main thread; `data` (if any) is copied in and, for reads, back out. */
-  call(op: number, args: ArrayLike<number>, data?: Uint8Array, copyBack = false): number {
+  /** Calls the main thread; `data` (if any) is copied in and, with `readBack` (a read), back out. */
+  call(op: number, args: ArrayLike<number>, data?: Uint8Array, readBack = false): number {
     if (data && data.length > this.data.length) throw new RangeError(`slow path: ${data.length} bytes is more than the ${this.data.length} it can carry`);
     this.args[0] = op;
     for (let i = 0; i < args.length; i++) this.args[i + 1] = args[i];
@@ -56,7 +56,7 @@ export class SlowPathClient {
     Atomics.store(this.seqs, this.req, seq);
     Atomics.notify(this.seqs, this.req, 1);
     while (Atomics.load(this.seqs, this.req + 1) !== seq) Atomics.wait(this.seqs, this.req + 1, (seq - 1) | 0, 1000);
-    if (data && copyBack) data.set(this.data.subarray(0, data.length));
+    if (data && readBack) data.set(this.data.subarray(0, data.length));
     return this.args[0];
   }
 }

@@ -96,8 +96,8 @@ export interface SafeShared {
   discardPassdown: boolean;
 }
 
-/** A slow-path call to the primary: op, numeric arguments, the request's bytes (carried both ways). */
-export type SafeSlowCall = (op: number, args: number[], data: Uint8Array | undefined) => IoStatus;
+/** A slow-path call to the primary: op, numeric arguments, the request's bytes; with `readBack`, the primary's bytes come back in them (a read). */
+export type SafeSlowCall = (op: number, args: number[], data: Uint8Array | undefined, readBack?: boolean) => IoStatus;
 
 /** Slow-path operations a replica sends to its primary. */
 export const SLOW_AFTER_WRITE_ERROR = 1;
@@ -575,7 +575,7 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
   private readMain(sector: number, buf: Uint8Array): IoStatus {
     const rc = this.main.read(sector, buf);
     if (rc === OK) return OK;
-    if (this.slow) return this.slow(SLOW_READ_ERROR, [sector / this.unit, buf.length / this.logicalBlockSize, 0], buf);
+    if (this.slow) return this.slow(SLOW_READ_ERROR, [sector / this.unit, buf.length / this.logicalBlockSize, 0], buf, true);
     return this.readMainAgain(sector, buf, rc);
   }
 

@@ -6,7 +6,8 @@
 import { buildFioResult, type DirectionInput, type FioResult, type JobInput } from '../stats/fio-json.js';
 import { DIR_READ, DIR_TRIM, DIR_WRITE, type DirIndex } from '../stats/series.js';
 import type { OracleReport } from './oracle.js';
-import type { DirStats, JobRunResult, RunResult } from './runner.js';
+import type { DirStats } from './completion.js';
+import type { JobRunResult, RunResult } from './runner.js';
 
 export interface ReportExtras {
   oracle?: OracleReport;

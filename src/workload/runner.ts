@@ -1,8 +1,8 @@
 /**
  * Runs jobs against a BlockDevice: each job's clones (numjobs) issue I/O from
- * their generators, round robin, with latency and bandwidth recorded, rate
- * limits honoured, the oracle told about every write and judging every read,
- * and fio's continue_on_error rules deciding when a job stops.
+ * their generators, round robin, with rate limits honoured and the oracle
+ * told about every write before it goes; each completion is accounted by
+ * completion.ts (latency, bandwidth, the oracle's verdict, continue_on_error).
  *
  * This is the synchronous data path: one thread, one I/O in flight at a time
  * (so iodepth has no effect here); the per-CPU engine runs the same jobs
@@ -17,17 +17,11 @@ import { IoGenerator, newIoRequest, type IoRequest } from './generator.js';
 import { flushInterval, type JobSpec } from './job.js';
 import { WorkloadSpecError } from './errors.js';
 import { Oracle, type ReadClass } from './oracle.js';
-import { continuesAfter, EILSEQ } from './continue-on-error.js';
+import { continuesAfter } from './continue-on-error.js';
+import { Completions, type DirStats, newDirStats, TOTAL_BYTES, TOTAL_ERRORS, TOTAL_IOS } from './completion.js';
 import { resourceDelta } from '../util/resources.js';
 import { FioWriteLog, fioStateStops, type FioThreadState } from './fio-verify-state.js';
 import { isFioFormat } from './verify-options.js';
-
-export interface DirStats {
-  ioBytes: number;
-  totalIos: number;
-  errors: number;
-  clat: LatencyHistogram;
-}
 
 export interface JobRunResult {
   spec: JobSpec;
@@ -136,10 +130,6 @@ interface JobState {
   flushes: FlushStats;
 }
 
-function newDir(): DirStats {
-  return { ioBytes: 0, totalIos: 0, errors: 0, clat: new LatencyHistogram() };
-}
-
 /** fio's thread index of a job's clone: every clone of the jobs before it counts. */
 export function threadIndex(jobs: readonly JobSpec[], job: number, clone: number): number {
   return jobs.slice(0, job).reduce((a, j) => a + j.numjobs, 0) + clone;
@@ -229,7 +219,7 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
       spec,
       index,
       clones,
-      dirs: [newDir(), newDir(), newDir()],
+      dirs: [newDirStats(), newDirStats(), newDirStats()],
       series: new IoSeries(t0 + spec.rampTimeUs * 1e3),
       startNs: t0,
       measureFromNs: t0 + spec.rampTimeUs * 1e3,
@@ -252,9 +242,8 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
   const progressEvery = opts.progressIntervalNs ?? 1e9;
   let nextProgress = t0 + progressEvery;
   let lastProgress = t0;
-  let totBytes = 0;
-  let totIos = 0;
-  let totErrors = 0;
+  const totals = new Float64Array(3);
+  const completions = new Completions(totals, 0, oracle);
   let lastBytes = 0;
   let lastIos = 0;
   let active = states.length;
@@ -333,8 +322,7 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
         const sector = req.offsetBytes / SECTOR_SIZE;
         if (c.view.length !== len) c.view = c.buf.subarray(0, len);
         const buf = c.view;
-        const unit0 = s.verifies ? req.offsetBytes / oracle!.unitSize : 0;
-        if (d === 1 && s.verifies) oracle!.prepareWrite(unit0, buf);
+        if (d === 1 && s.verifies) oracle!.prepareWrite(req.offsetBytes / oracle!.unitSize, buf);
         if (d === 1 && c.writeLog) c.writeLog.issued++;
         const ts = clock.nowNs();
         const rc = d === 0 ? device.read(sector, buf) : d === 1 ? device.write(sector, buf) : device.discard(sector, len / SECTOR_SIZE);
@@ -342,34 +330,10 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
         req.lengthBytes = 0;
         s.rateBytes[d] += len;
         s.rateIos[d]++;
-        const dir = s.dirs[d];
-        // as fio: a failed I/O counts as an I/O with its latency, but moves no bytes
-        const moved = rc === OK ? len : 0;
-        if (now >= s.measureFromNs) {
-          dir.clat.record(Math.max(1, Math.round(now - ts)));
-          dir.ioBytes += moved;
-          dir.totalIos++;
-          s.series.add(d, moved, now);
-        }
-        totBytes += moved;
-        totIos++;
-        let verifyFailed = false;
+        const stopWith = completions.account(s, d, req.offsetBytes, len, rc, ts, now, buf);
         if (d === 1 && rc === OK && c.writeLog) c.writeLog.complete(req.offsetBytes);
-        if (s.verifies) {
-          if (d === 0 && s.spec.verifyOnly) verifyFailed = oracle!.checkIntact(unit0, buf, rc, s.tally) > 0 && rc === OK;
-          else if (d === 0) verifyFailed = oracle!.checkRead(unit0, buf, rc, s.tally) > 0 && rc === OK;
-          else if (d === 1) oracle!.completeWrite(unit0, len / oracle!.unitSize, rc);
-          else oracle!.completeTrim(unit0, len / oracle!.unitSize, rc);
-        }
-        if (rc !== OK) {
-          dir.errors++;
-          totErrors++;
-          if (!continuesAfter(s.spec, (['read', 'write', 'trim'] as const)[d])) {
-            s.error = rc;
-            finish(s, now);
-          }
-        } else if (verifyFailed && !continuesAfter(s.spec, 'verify')) {
-          s.error = EILSEQ;
+        if (stopWith !== 0) {
+          s.error = stopWith;
           finish(s, now);
         }
         if (d === 1 && s.flushEvery > 0 && !s.done && ++c.writesSinceFlush >= s.flushEvery) {
@@ -384,7 +348,7 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
           if (opts.onFlush) opts.onFlush(frc);
           if (frc !== OK) {
             f.failed++;
-            totErrors++;
+            totals[TOTAL_ERRORS]++;
             if (!continuesAfter(s.spec, 'write')) {
               s.error = frc;
               finish(s, now);
@@ -399,12 +363,14 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
       now = clock.nowNs();
     } // else: `now` is the last completion's time
     if (opts.onProgress && now >= nextProgress) {
+      const totBytes = totals[TOTAL_BYTES];
+      const totIos = totals[TOTAL_IOS];
       opts.onProgress({
         elapsedNs: now - t0,
         totalNs,
         bytes: totBytes,
         ios: totIos,
-        errors: totErrors,
+        errors: totals[TOTAL_ERRORS],
         intervalBytes: totBytes - lastBytes,
         intervalIos: totIos - lastIos,
         intervalNs: now - lastProgress,
