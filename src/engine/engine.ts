@@ -16,12 +16,11 @@ import { Oracle, type ReadClass } from '../workload/oracle.js';
 import { type DirStats, newDirStats } from '../workload/completion.js';
 import type { JobRunResult, RunProgress, RunResult } from '../workload/runner.js';
 import { BufferPools, type BufferPoolStats } from './buffer-pool.js';
-import { type EngineDeviceSpec, openEngineDevice } from '../stack/engine-device.js';
+import { type EngineDeviceSpec, type ModelPrimary, openEngineDevice } from '../stack/engine-device.js';
 import { assignQueues, EngineOptionError, type NumaTopology, parseNumaShape, type QueueAssignment, readTopology } from './numa.js';
 import * as P from './ring-records.js';
 import { Ring } from './ring.js';
 import { createSlowPath, SlowPathServer, type SlowPathShared } from './slow-path.js';
-import type { SafeRemapTarget } from '../remap/safe-target.js';
 import type { CloneAssignment, RunDoneMessage, RunMessage, WorkerInit } from './worker.js';
 
 export interface EngineOptions {
@@ -46,7 +45,7 @@ export interface EngineOptions {
    * For a model device: the primary target (on this thread). Its rare paths
    * serve the workers' replicas; final verification passes read through it.
    */
-  primary?: SafeRemapTarget;
+  primary?: ModelPrimary;
 }
 
 export interface EngineRunOptions {

@@ -1,6 +1,7 @@
 /**
  * The on-spare metadata of the dm-remap-v4 kernel module, byte-compatible with
- * /work/shared/design/dm-remap-v4.md (which follows the module's code).
+ * the module's own structs (github amigatomte/dm-remap, commit ee8a282, the
+ * source the VM lane builds).
  *
  * One copy is a packed little-endian struct of 84,288 bytes; the module keeps
  * five copies at spare sectors 0, 256, 512, 768 and 1024. Every field of the

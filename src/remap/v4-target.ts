@@ -1,8 +1,8 @@
 /**
  * The `dm-remap-v4` policy: what the built dm-remap-v4 module does, including
- * the data it loses and the ways it hangs (see ../shared/design/dm-remap-v4.md
- * and the findings of `remapsim compare` against the loaded module, which
- * win where the two differ).
+ * the data it loses and the ways it hangs (read from its source,
+ * github amigatomte/dm-remap at commit ee8a282, and checked by `remapsim
+ * compare` against the loaded module, whose findings win where they differ).
  *
  * The module as it runs (checked against the kernel in the VM lane):
  *   - map(): a request goes whole to main, or whole to the spare when its

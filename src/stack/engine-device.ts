@@ -6,7 +6,7 @@
  * and weak-sector lists, the remap table, pending blocks, counters), with
  * the rare paths sent to the primary.
  */
-import type { BlockDevice } from '../block/device.js';
+import type { BlockDevice, IoStatus } from '../block/device.js';
 import { FileDevice } from '../block/file-device.js';
 import { SharedMemoryDevice, type SharedMemoryDeviceShared } from '../block/shared-memory-device.js';
 import { SafeRemapTarget, type SafeShared, type SafeSlowCall } from '../remap/safe-target.js';
@@ -16,6 +16,13 @@ export type EngineDeviceSpec =
   | ({ kind: 'file' } & FileSpec)
   | { kind: 'shared-memory'; shared: SharedMemoryDeviceShared }
   | { kind: 'model'; policy: 'safe'; main: LayerStackSpec; spare: LayerStackSpec; target: SafeShared; mainPath: string; sparePath: string };
+
+/** The model's target on the main thread, as the engine sees it: a device that answers its workers' slow-path calls. */
+export interface ModelPrimary extends BlockDevice {
+  /** Rows in the model's shared counters: the primary's and one per worker queue. */
+  readonly counterRowCount: number;
+  handleSlowPath(op: number, args: ArrayLike<number>, data: Uint8Array): IoStatus;
+}
 
 export interface OpenContext {
   /** The thread's counter row in the model's shared counters (queue + 1; row 0 is the primary's). */
