@@ -17,6 +17,11 @@
  *     key; a range query walks coarse then fine bits, so a request over clean
  *     space costs one or two bit tests whatever its length. Their size is
  *     fixed by the key space (<= 9 MiB in all), not by the number of entries.
+ *     A table no other thread holds makes them only when it outgrows its
+ *     first 64 slots or is shared (bitmaps over 64 KiB): until then a range
+ *     query scans those slots. The simulator loads a table over a 4 TB drive
+ *     at every reboot, mostly with a handful of entries; 9 MiB of zeroed
+ *     bitmaps each time cost two thirds of a campaign's CPU time.
  *     Slots and the fine bitmap ask for transparent huge pages (random
  *     lookups miss the TLB less: ~46 -> ~34 ns a load).
  *
@@ -49,6 +54,8 @@ const MAX_FINE_BITS = 2 ** 26;
 const MAX_COARSE_BITS = 2 ** 23;
 /** Fine chunks up to this many keys are kept exact on delete (a delete rescans its chunk). */
 const EXACT_FINE_KEYS = 4096;
+/** Summaries at most this big are made with the table; bigger ones when it outgrows MIN_CAPACITY or is shared. */
+const EAGER_SUMMARY_BYTES = 64 * 1024;
 
 // hdr Int32 slots
 const LOCK = 0;
@@ -98,15 +105,15 @@ function newSlots(capacity: number): SharedArrayBuffer {
 export class RemapTable {
   readonly keySpace: number;
   /** log2 of the keys one fine / coarse summary bit covers. */
-  readonly fineShift: number;
-  readonly coarseShift: number;
-  private readonly fineSize: number;
-  private readonly coarseSize: number;
+  fineShift: number;
+  coarseShift: number;
+  private fineSize: number;
+  private coarseSize: number;
   private readonly hdr: Int32Array;
-  private readonly fine: Int32Array;
-  private readonly coarse: Int32Array;
-  private readonly fineInv: number;
-  private readonly coarseInv: number;
+  private fine: Int32Array;
+  private coarse: Int32Array;
+  private fineInv: number;
+  private coarseInv: number;
   private readonly channelName: string;
   private channel: BroadcastChannel | undefined;
   private slotsSab: SharedArrayBuffer;
@@ -119,8 +126,10 @@ export class RemapTable {
    * Once shared, undefined: clear() scans the coarse bitmap.
    */
   private ownWords: Set<number> | undefined = new Set();
-  private readonly fineSab: SharedArrayBuffer;
-  private readonly coarseSab: SharedArrayBuffer;
+  /** False while a private table over a big key space defers its summaries (see the top). */
+  private summarized: boolean;
+  private fineSab: SharedArrayBuffer;
+  private coarseSab: SharedArrayBuffer;
   private readonly hdrSab: SharedArrayBuffer;
 
   constructor(opts: RemapTableOptions | RemapTableShared) {
@@ -140,21 +149,18 @@ export class RemapTable {
       this.channelName = `remapsim-table-${process.pid}-${Date.now()}-${channelCounter++}`;
       this.slotsSab = newSlots(MIN_CAPACITY);
       this.gen = 0;
-      const { fineShift, coarseShift } = summaryShifts(keySpace);
-      this.fineSab = new SharedArrayBuffer(Math.ceil(keySpace / 2 ** fineShift / 32) * 4);
-      adviseHugePages(this.fineSab);
-      this.coarseSab = new SharedArrayBuffer(Math.ceil(keySpace / 2 ** coarseShift / 32) * 4);
+      // deferred: one summary bit for every key, always set, so get() walks on as it would past a set bit
+      this.fineSab = this.coarseSab = new SharedArrayBuffer(4);
+      new Int32Array(this.fineSab)[0] = -1;
     }
-    const { fineShift, coarseShift } = summaryShifts(this.keySpace);
-    this.fineShift = fineShift;
-    this.coarseShift = coarseShift;
     this.hdr = new Int32Array(this.hdrSab);
     this.fine = new Int32Array(this.fineSab);
     this.coarse = new Int32Array(this.coarseSab);
-    this.fineSize = 2 ** fineShift;
-    this.coarseSize = 2 ** coarseShift;
-    this.fineInv = 2 ** -fineShift;
-    this.coarseInv = 2 ** -coarseShift;
+    this.fineShift = this.coarseShift = 0;
+    this.fineSize = this.coarseSize = 1;
+    this.fineInv = this.coarseInv = 0;
+    this.summarized = false;
+    if ('hdr' in opts || summaryBytesFor(this.keySpace) <= EAGER_SUMMARY_BYTES) this.summarize('hdr' in opts ? opts : undefined);
     this.slots = new Float64Array(this.slotsSab);
     this.capacity = this.slots.length >>> 1;
     if ('hdr' in opts) {
@@ -165,6 +171,7 @@ export class RemapTable {
 
   /** The shared memory, to hand to another thread: `new RemapTable(table.shared)` there. */
   get shared(): RemapTableShared {
+    if (!this.summarized) this.summarize();
     this.openChannel();
     if (this.hdr[GEN] !== this.gen) this.adopt();
     return {
@@ -189,9 +196,34 @@ export class RemapTable {
     return this.slotsSab.byteLength;
   }
 
-  /** Bytes of the range summaries: fixed by the key space. */
+  /** Bytes of the range summaries: fixed by the key space (0 while deferred). */
   get summaryBytes(): number {
-    return this.fineSab.byteLength + this.coarseSab.byteLength;
+    return this.summarized ? this.fineSab.byteLength + this.coarseSab.byteLength : 0;
+  }
+
+  /** Makes the summary bitmaps (or takes another thread's), setting the bits of the keys already in. */
+  private summarize(from?: RemapTableShared): void {
+    const { fineShift, coarseShift } = summaryShifts(this.keySpace);
+    if (from) {
+      this.fineSab = from.fine;
+      this.coarseSab = from.coarse;
+    } else {
+      this.fineSab = new SharedArrayBuffer(Math.ceil(this.keySpace / 2 ** fineShift / 32) * 4);
+      adviseHugePages(this.fineSab);
+      this.coarseSab = new SharedArrayBuffer(Math.ceil(this.keySpace / 2 ** coarseShift / 32) * 4);
+    }
+    this.fine = new Int32Array(this.fineSab);
+    this.coarse = new Int32Array(this.coarseSab);
+    this.fineShift = fineShift;
+    this.coarseShift = coarseShift;
+    this.fineSize = 2 ** fineShift;
+    this.coarseSize = 2 ** coarseShift;
+    this.fineInv = 2 ** -fineShift;
+    this.coarseInv = 2 ** -coarseShift;
+    this.summarized = true;
+    if (from) return;
+    const slots = this.slots;
+    if (slots) for (let i = 0; i < slots.length; i += 2) if (slots[i] >= 0) this.markSummary(slots[i]);
   }
 
   /**
@@ -244,6 +276,7 @@ export class RemapTable {
   anyInRange(from: number, count: number): boolean {
     if (this.hdr[GEN] !== this.gen) this.adopt();
     if (count <= 0) return false;
+    if (!this.summarized) return this.scanFrom(from, Math.min(from + count, this.keySpace)) !== NONE;
     // the common case on the data path: a short request over clean space, one coarse bit
     const last = from + count - 1;
     const c = Math.floor(from * this.coarseInv);
@@ -287,6 +320,7 @@ export class RemapTable {
    */
   private firstFrom(from: number, end: number, existence: boolean): number {
     if (from >= end) return NONE;
+    if (!this.summarized) return this.scanFrom(from, end);
     const fineSize = this.fineSize;
     const coarseSize = this.coarseSize;
     const exact = existence && fineSize <= EXACT_FINE_KEYS;
@@ -313,6 +347,17 @@ export class RemapTable {
       }
     }
     return NONE;
+  }
+
+  /** Without summaries: the smallest key in [from, end), from the (at most MIN_CAPACITY) slots. */
+  private scanFrom(from: number, end: number): number {
+    const slots = this.slots;
+    let best = NONE;
+    for (let i = 0; i < slots.length; i += 2) {
+      const k = slots[i];
+      if (k >= from && k < end && (best === NONE || k < best)) best = k;
+    }
+    return best;
   }
 
   /** Adds or replaces a remap. */
@@ -393,6 +438,7 @@ export class RemapTable {
    * microseconds instead of writing, and faulting in, 9 MiB of bitmaps.
    */
   private clearSummaries(): void {
+    if (!this.summarized) return;
     const coarse = this.coarse;
     const fine = this.fine;
     const perCoarse = 2 ** (this.coarseShift - this.fineShift);
@@ -562,6 +608,7 @@ export class RemapTable {
   /** A new generation sized for `live` entries at the target load, without tombstones. */
   private rebuild(live: number): void {
     const capacity = Math.max(MIN_CAPACITY, Math.ceil(live / TARGET_LOAD));
+    if (!this.summarized && capacity > MIN_CAPACITY) this.summarize();
     const sab = newSlots(capacity);
     const next = new Float64Array(sab);
     const old = this.slots;
@@ -582,6 +629,7 @@ export class RemapTable {
 
   /** Summary bits are set before the slot is written, so a reader never skips a visible key. */
   private markSummary(key: number): void {
+    if (!this.summarized) return;
     const f = Math.floor(key * this.fineInv);
     const c = Math.floor(key * this.coarseInv);
     Atomics.or(this.fine, f >>> 5, 1 << (f & 31));
@@ -590,6 +638,7 @@ export class RemapTable {
   }
 
   private clearSummaryIfEmpty(key: number): void {
+    if (!this.summarized) return;
     const fineSize = this.fineSize;
     if (fineSize > EXACT_FINE_KEYS) return; // too big to rescan: the bit stays set (still correct, only slower)
     const f = Math.floor(key * this.fineInv);
@@ -608,6 +657,11 @@ export class RemapTable {
     this.useSlots(sab, gen);
     Atomics.store(this.hdr, GEN, gen);
   }
+}
+
+function summaryBytesFor(keySpace: number): number {
+  const { fineShift, coarseShift } = summaryShifts(keySpace);
+  return (Math.ceil(keySpace / 2 ** fineShift / 32) + Math.ceil(keySpace / 2 ** coarseShift / 32)) * 4;
 }
 
 function summaryShifts(keySpace: number): { fineShift: number; coarseShift: number } {

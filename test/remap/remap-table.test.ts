@@ -11,7 +11,8 @@ function modelFirst(m: Map<number, number>, from: number, count: number): number
 }
 
 describe('RemapTable', () => {
-  it('agrees with a Map under random sets, deletes and queries', () => {
+  // 2^28 keys: summaries of 9 MiB, which a private table makes only once it outgrows 64 slots
+  it.each([6000, 2 ** 28])('agrees with a Map under random sets, deletes and queries (key space %i)', (keySpace) => {
     const op = fc.oneof(
       fc.record({ t: fc.constant('set' as const), k: fc.integer({ min: 0, max: 5000 }), v: fc.integer({ min: 0, max: 1e6 }) }),
       fc.record({ t: fc.constant('del' as const), k: fc.integer({ min: 0, max: 5000 }) }),
@@ -19,7 +20,7 @@ describe('RemapTable', () => {
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 3000 }), fc.array(fc.integer({ min: 0, max: 5100 }), { minLength: 20, maxLength: 20 }), (ops, probes) => {
-        const t = new RemapTable({ keySpace: 6000 });
+        const t = new RemapTable({ keySpace });
         const m = new Map<number, number>();
         for (const o of ops) {
           if (o.t === 'set') {
@@ -56,6 +57,28 @@ describe('RemapTable', () => {
       }),
       { numRuns: 60, seed: 0x5eed },
     );
+  });
+
+  it('a private table over a big key space defers its summaries until it outgrows its first slots or is shared', () => {
+    const few = new RemapTable({ keySpace: 2 ** 33 });
+    few.setMany([5, 2 ** 32, 77], [1, 2, 3]);
+    expect(few.summaryBytes).toBe(0);
+    expect([few.firstInRange(0, 2 ** 33), few.firstInRange(6, 2 ** 32), few.firstInRange(78, 2 ** 32 - 78)]).toEqual([5, 77, -1]);
+    expect([few.anyInRange(2 ** 32, 1), few.anyInRange(6, 71), few.get(77), few.get(78)]).toEqual([true, false, 3, -1]);
+    const shared = few.shared;
+    expect(few.summaryBytes).toBe(shared.fine.byteLength + shared.coarse.byteLength);
+    expect(few.summaryBytes).toBeGreaterThan(1 << 20);
+    const other = new RemapTable(shared);
+    expect([other.firstInRange(6, 2 ** 32), other.anyInRange(2 ** 32, 1), other.anyInRange(6, 71)]).toEqual([77, true, false]);
+    other.close();
+    few.close();
+    const many = new RemapTable({ keySpace: 2 ** 33 });
+    for (let i = 0; i < 54; i++) many.set(i * 1000, i);
+    expect(many.summaryBytes).toBe(0);
+    many.set(2 ** 33 - 1, 54); // past 64 slots' load limit: a rebuild, with summaries
+    expect(many.summaryBytes).toBeGreaterThan(1 << 20);
+    expect([many.firstInRange(1, 2 ** 33), many.firstInRange(53_001, 2 ** 33 - 53_001), many.anyInRange(53_001, 999)]).toEqual([1000, 2 ** 33 - 1, false]);
+    expect(new RemapTable({ keySpace: 6000 }).summaryBytes).toBeGreaterThan(0); // small summaries come with the table
   });
 
   it('handles sector numbers far beyond 2^48 and clustered keys', () => {
