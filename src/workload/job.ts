@@ -3,17 +3,20 @@
  * way the map was made (job file, command-line flags, a scenario record), so
  * all three give the same answers and the same messages.
  *
- * Option names, aliases, value syntax, defaults and ranges follow fio 3.33.
- * Where remapsim is stricter, it says so in the message: block sizes and
- * alignments must be multiples of the 512-byte sector (the model works in
- * sectors), and values fio would silently misread are refused. Options fio
- * knows but remapsim does not implement are errors unless the caller allows
- * them (then they are listed in `ignored`, never dropped silently).
+ * Option names, aliases, value syntax, defaults and ranges follow fio 3.33;
+ * each option's are in the table of job-options.ts, which validateJob walks
+ * before checking how the options combine. Where remapsim is stricter, it
+ * says so in the message: block sizes and alignments must be multiples of
+ * the 512-byte sector (the model works in sectors), and values fio would
+ * silently misread are refused. Options fio knows but remapsim does not
+ * implement are errors unless the caller allows them (then they are listed
+ * in `ignored`, never dropped silently).
  */
 import { SECTOR_SIZE } from '../block/device.js';
 import type { Distribution } from './distribution.js';
 import { formatIssue, OptionValueError, WorkloadSpecError, type OptionSource, type SpecIssue } from './errors.js';
 import { formatSize } from '../util/format-size.js';
+import { JOB_OPTIONS, type JobOption, type JobOptionName, type JobOptionValues } from './job-options.js';
 import {
   loadJobFile,
   makeEntry,
@@ -27,27 +30,14 @@ import {
   type OptionEntry,
   type OptionMap,
 } from './jobfile.js';
-import { lookupOption, suggestOption, SUPPORTED_OPTIONS } from './options.js';
-import { parseVerifyPatternValue, parseVerifyValue, type VerifyKind, verifyRules } from './verify-options.js';
-import {
-  DIRECTIONS,
-  parseBool,
-  parseInteger,
-  parsePerDir,
-  parseRate,
-  parseRateIops,
-  parseSize,
-  parseSizeOrPercent,
-  parseTime,
-  type Direction,
-  type KbBase,
-  type PerDir,
-  type SizeOrPercent,
-} from './size.js';
+import { lookupOption, suggestOption } from './options.js';
+import { type VerifyKind, verifyRules } from './verify-options.js';
+import { DIRECTIONS, type Direction, type KbBase, type PerDir, type SizeOrPercent } from './size.js';
 
 export type { Direction, PerDir, SizeOrPercent, KbBase } from './size.js';
 export type { Distribution } from './distribution.js';
 export type { VerifyKind } from './verify-options.js';
+export { MAX_IODEPTH, MAX_NUMJOBS } from './job-options.js';
 
 export type RwMode = 'read' | 'write' | 'trim' | 'randread' | 'randwrite' | 'randtrim' | 'rw' | 'randrw';
 
@@ -143,52 +133,8 @@ export interface ValidateOptions {
   allowUnsupported?: boolean;
 }
 
-const RW_MODES: Record<string, RwMode> = {
-  read: 'read',
-  write: 'write',
-  trim: 'trim',
-  randread: 'randread',
-  randwrite: 'randwrite',
-  randtrim: 'randtrim',
-  rw: 'rw',
-  readwrite: 'rw',
-  randrw: 'randrw',
-};
-const RW_UNSUPPORTED = ['trimwrite', 'randtrimwrite'];
-const RW_ALLOWED = 'read, write, trim, randread, randwrite, randtrim, rw, readwrite, randrw';
-
-const CONTINUE: Record<string, ContinueOnError> = {
-  none: 'none',
-  read: 'read',
-  write: 'write',
-  io: 'io',
-  verify: 'verify',
-  all: 'all',
-  '0': 'none',
-  '1': 'all',
-};
-
-const DEFAULT_BS = 4096;
-
-/**
- * iodepth's bound. fio sets none (its io_uring engine refuses more than
- * 32768 entries, IORING_MAX_ENTRIES; libaio more than fs.aio-max-nr, 65536
- * by default); here every request a clone keeps in flight holds memory.
- */
-export const MAX_IODEPTH = 65536;
-/** numjobs' bound: fio's own limit on jobs (REAL_MAX_JOBS); each clone holds a buffer of the largest block size. */
-export const MAX_NUMJOBS = 4096;
 /** Requests in flight over all jobs of a run, iodepth x numjobs summed (each holds a tag and a buffer slot). */
 export const MAX_IN_FLIGHT = 1 << 20;
-
-/** A count of at least 1 and at most `max`; the message names the limit and `why` it is there. */
-function boundedCount(text: string, option: string, max: number, why: string, kbBase: KbBase): number {
-  const n = parseInteger(text, option, Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, kbBase);
-  if (n < 1 || n > max) throw new OptionValueError(option, `${n} is out of range (allowed 1 to ${max}: ${why})`);
-  return n;
-}
-
-const supportedNames = new Set(SUPPORTED_OPTIONS.map((d) => d.name));
 
 function directionsOf(rw: RwMode): Direction[] {
   switch (rw) {
@@ -207,104 +153,6 @@ function directionsOf(rw: RwMode): Direction[] {
   }
 }
 
-const FLOAT = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
-function parseFloatStrict(text: string, option: string, what: string): number {
-  const t = text.trim();
-  if (!FLOAT.test(t)) throw new OptionValueError(option, `invalid ${what} '${t}' (expected a number)`);
-  return Number(t);
-}
-
-function parseDistribution(text: string, option: string): Distribution {
-  const parts = text.trim().split(':');
-  const kind = parts[0]!;
-  const params = parts.slice(1);
-  if (kind === 'zoned' || kind === 'zoned_abs') {
-    throw new OptionValueError(option, `'${kind}' is a fio distribution remapsim does not implement (allowed: random, zipf, pareto, normal)`);
-  }
-  if (kind === 'random') {
-    if (params.length > 0) throw new OptionValueError(option, `'random' takes no parameters, got '${text.trim()}'`);
-    return { kind: 'random' };
-  }
-  if (kind !== 'zipf' && kind !== 'pareto' && kind !== 'normal') {
-    throw new OptionValueError(
-      option,
-      `invalid distribution '${text.trim()}' (allowed: random, zipf[:theta[:center]], pareto[:h[:center]], normal[:dev[:center]])`,
-    );
-  }
-  if (params.length > 2) throw new OptionValueError(option, `too many parameters in '${text.trim()}' (at most value:center)`);
-  let center: number | undefined;
-  if (params[1] !== undefined) {
-    center = parseFloatStrict(params[1], option, 'center');
-    if (center < 0 || center > 1) throw new OptionValueError(option, `center ${center} is out of range (allowed 0 to 1)`);
-  }
-  const withCenter = <T extends object>(d: T): T => (center === undefined ? d : { ...d, center });
-  const valueText = params[0];
-  switch (kind) {
-    case 'zipf': {
-      const theta = valueText === undefined ? 1.1 : parseFloatStrict(valueText, option, 'zipf theta');
-      if (!(theta > 0) || theta === 1) throw new OptionValueError(option, `zipf theta ${theta} is out of range (allowed: greater than 0, not 1)`);
-      return withCenter({ kind: 'zipf', theta });
-    }
-    case 'pareto': {
-      const h = valueText === undefined ? 0.2 : parseFloatStrict(valueText, option, 'pareto h');
-      if (!(h > 0 && h < 1)) throw new OptionValueError(option, `pareto h ${h} is out of range (allowed: greater than 0 and less than 1)`);
-      return withCenter({ kind: 'pareto', h });
-    }
-    case 'normal': {
-      const dev = valueText === undefined ? 0 : parseFloatStrict(valueText, option, 'normal deviation');
-      if (!(dev >= 0 && dev < 100)) throw new OptionValueError(option, `normal deviation ${dev} is out of range (allowed 0 to less than 100)`);
-      return withCenter({ kind: 'normal', dev });
-    }
-  }
-}
-
-function parseBsRange(text: string, option: string, kb: KbBase): { min: number; max: number } {
-  const t = text.trim();
-  let sep = t.indexOf('-');
-  if (sep < 0) sep = t.indexOf(':');
-  if (sep < 0) throw new OptionValueError(option, `invalid range '${t}' (expected min-max, such as 1k-4k)`);
-  let a = parseSize(t.slice(0, sep), option, kb);
-  let b = parseSize(t.slice(sep + 1), option, kb);
-  if (a > b) [a, b] = [b, a];
-  if (a < 1) throw new OptionValueError(option, `block size must be at least 1 byte in '${t}'`);
-  return { min: a, max: b };
-}
-
-const BSSPLIT_MAX = 64;
-
-/** One direction of bssplit=, with fio's rules for blank or zero percentages (they share what is left). */
-function parseBsSplit(text: string, option: string, kb: KbBase): BsSplitEntry[] {
-  const t = text.trim();
-  const items = t.split(':');
-  if (items[items.length - 1] === '') items.pop();
-  if (items.length > BSSPLIT_MAX) throw new OptionValueError(option, `too many entries (at most ${BSSPLIT_MAX} per direction)`);
-  const entries: { bs: number; perc: number | undefined }[] = [];
-  for (const item of items) {
-    if (item.trim() === '') throw new OptionValueError(option, `empty entry in '${t}' (expected size/percent:size/percent)`);
-    const slash = item.indexOf('/');
-    const bs = parseSize(slash < 0 ? item : item.slice(0, slash), option, kb);
-    if (bs < 1) throw new OptionValueError(option, `block size must be at least 1 byte in '${item.trim()}'`);
-    let perc: number | undefined;
-    if (slash >= 0 && item.slice(slash + 1).trim() !== '') {
-      const p = item.slice(slash + 1).trim();
-      if (!/^\d+$/.test(p) || Number(p) > 100) throw new OptionValueError(option, `invalid percentage '${p}' in '${item.trim()}' (allowed 0 to 100)`);
-      perc = Number(p) === 0 ? undefined : Number(p);
-    }
-    entries.push({ bs, perc });
-  }
-  const given = entries.reduce((s, e) => s + (e.perc ?? 0), 0);
-  const missing = entries.filter((e) => e.perc === undefined).length;
-  if (given > 100) throw new OptionValueError(option, `percentages add up to ${given}, more than 100`);
-  const share = missing === 0 ? 0 : Math.floor((100 - given) / missing);
-  const out = entries.map((e) => ({ bs: e.bs, perc: e.perc ?? share }));
-  // fio sorts by percentage; whatever the entries leave of 100 ends up with the last (largest) one
-  out.sort((a, b) => a.perc - b.perc);
-  const total = out.reduce((s, e) => s + e.perc, 0);
-  out[out.length - 1]!.perc += 100 - total;
-  return out;
-}
-
 /** In file order (files in the order they first appear), so the messages read like the job file. */
 function sortIssues(issues: SpecIssue[]): SpecIssue[] {
   const files: string[] = [];
@@ -316,7 +164,48 @@ function sortIssues(issues: SpecIssue[]): SpecIssue[] {
     .map((x) => x.i);
 }
 
-type EntryParser<T> = (value: string, entry: OptionEntry) => T;
+/** The table in reading order: the options marked first (kb_base), then the rest as listed. */
+const READ_ORDER = (Object.keys(JOB_OPTIONS) as JobOptionName[]).sort((a, b) => Number(!!optionOf(b).first) - Number(!!optionOf(a).first));
+
+function optionOf(name: JobOptionName): JobOption<unknown> {
+  return JOB_OPTIONS[name] as JobOption<unknown>;
+}
+
+type Report = (e: OptionEntry, message: string) => void;
+
+/** One option's value as the job gives it; undefined when the entry has no usable value (the problem reported). */
+function readEntry(e: OptionEntry, def: JobOption<unknown>, kbBase: KbBase, report: Report): { value: unknown } | undefined {
+  if (e.value === null && def.kind.bare) return { value: true };
+  if (!def.kind.bare && (e.value === null || e.value === '')) {
+    report(e, 'missing value');
+    return undefined;
+  }
+  try {
+    return { value: def.kind.parse(e.value ?? '', { key: e.key, kbBase, report: (detail) => report(e, detail) }) };
+  } catch (err) {
+    if (!(err instanceof OptionValueError)) throw err;
+    report(e, err.detail);
+    return undefined;
+  }
+}
+
+/**
+ * Reads every option of the table from the job: its value, or its default
+ * when absent or invalid. `read` holds the options whose value came from the job.
+ */
+function readOptions(section: JobSection, sources: Record<string, OptionSource>, report: Report): { values: JobOptionValues; read: Set<JobOptionName> } {
+  const values: Partial<Record<JobOptionName, unknown>> = {};
+  const read = new Set<JobOptionName>();
+  for (const name of READ_ORDER) {
+    const def = optionOf(name);
+    const e = section.options.get(name);
+    if (e) sources[e.name] = e.source;
+    const got = e && readEntry(e, def, values.kb_base as KbBase, report);
+    if (got) read.add(name);
+    values[name] = got ? got.value : typeof def.default === 'function' ? def.default(section) : def.default;
+  }
+  return { values: values as JobOptionValues, read };
+}
 
 /** Validates one job's options. Throws a WorkloadSpecError listing every problem with its source. */
 export function validateJob(section: JobSection, options: ValidateOptions = {}): JobSpec {
@@ -330,41 +219,8 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
     issues.push({ source: e?.source ?? section.source, option: option ?? e?.key, message });
   };
 
-  const run = <T>(e: OptionEntry, fn: EntryParser<T>): T | undefined => {
-    sources[e.name] = e.source;
-    try {
-      return fn(e.value ?? '', e);
-    } catch (err) {
-      if (err instanceof OptionValueError) {
-        issue(e, err.detail);
-        return undefined;
-      }
-      throw err;
-    }
-  };
-
-  /** Parses a value option if set; undefined when absent or invalid (the issue is recorded). */
-  const value = <T>(name: string, fn: EntryParser<T>): T | undefined => {
-    const e = opt.get(name);
-    if (!e) return undefined;
-    if (e.value === null || e.value === '') {
-      sources[e.name] = e.source;
-      issue(e, 'missing value');
-      return undefined;
-    }
-    return run(e, fn);
-  };
-
-  const flag = (name: string): boolean | undefined => {
-    const e = opt.get(name);
-    if (!e) return undefined;
-    sources[e.name] = e.source;
-    if (e.value === null) return true;
-    return run(e, (v) => parseBool(v, e.key));
-  };
-
   for (const e of opt.values()) {
-    if (supportedNames.has(e.name)) continue;
+    if (Object.hasOwn(JOB_OPTIONS, e.name)) continue;
     const found = lookupOption(e.key);
     const engine = found.status === 'unsupported' && found.engine;
     if (options.allowUnsupported) {
@@ -380,102 +236,29 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
     );
   }
 
-  const kbBase =
-    value<KbBase>('kb_base', (v, e) => {
-      if (v === '1024') return 1024;
-      if (v === '1000') return 1000;
-      throw new OptionValueError(e.key, `invalid value '${v}' (allowed 1024 or 1000)`);
-    }) ?? 1024;
-
-  const name = value('name', (v) => v) ?? section.name;
-  const description = value('description', (v) => v);
-
-  let rw: RwMode = 'read';
-  let rwSequence = 1;
-  let rwSkipBytes = 0;
-  value('rw', (v, e) => {
-    const colon = v.indexOf(':');
-    const modeText = (colon < 0 ? v : v.slice(0, colon)).trim();
-    const mode = RW_MODES[modeText];
-    if (mode === undefined) {
-      if (RW_UNSUPPORTED.includes(modeText))
-        throw new OptionValueError(e.key, `'${modeText}' is a fio mode remapsim does not implement (allowed: ${RW_ALLOWED})`);
-      throw new OptionValueError(e.key, `invalid value '${modeText}' (allowed: ${RW_ALLOWED})`);
-    }
-    rw = mode;
-    if (colon >= 0) {
-      const post = v.slice(colon + 1);
-      if (mode.startsWith('rand')) rwSequence = parseInteger(post, e.key, 1, 2 ** 32 - 1, kbBase);
-      else rwSkipBytes = parseSize(post, e.key, kbBase);
-    }
-  });
+  const { values: o, read } = readOptions(section, sources, issue);
+  const { mode: rw, sequence: rwSequence, skip: rwSkipBytes } = o.rw;
   const random = rw.startsWith('rand');
   const directions = directionsOf(rw);
-
-  let rwmixread = 50;
-  for (const e of opt.values()) {
-    if (e.name !== 'rwmixread' && e.name !== 'rwmixwrite') continue;
-    const v = value(e.name, (t) => parseInteger(t, e.key, 0, 100, kbBase));
-    if (v !== undefined) rwmixread = e.name === 'rwmixread' ? v : 100 - v;
-  }
-
-  const positiveSize = (key: string) => (p: string) => {
-    const n = parseSize(p, key, kbBase);
-    if (n < 1) throw new OptionValueError(key, `must be at least 1 byte, got '${p.trim()}'`);
-    return n;
-  };
-  const bs = value('bs', (v, e) => parsePerDir(v, e.key, positiveSize(e.key), DEFAULT_BS)) ?? { read: DEFAULT_BS, write: DEFAULT_BS, trim: DEFAULT_BS };
-  const bsrange = value('bsrange', (v, e) => parsePerDir<{ min: number; max: number } | undefined>(v, e.key, (p) => parseBsRange(p, e.key, kbBase), undefined));
-  const bssplit = value('bssplit', (v, e) => parsePerDir<BsSplitEntry[] | undefined>(v, e.key, (p) => parseBsSplit(p, e.key, kbBase), undefined));
-  const ba = value('ba', (v, e) => parsePerDir<number | undefined>(v, e.key, positiveSize(e.key), undefined));
-
-  const iodepth =
-    value('iodepth', (v, e) => boundedCount(v, e.key, MAX_IODEPTH, "remapsim's limit, libaio's default in fio; fio's io_uring takes at most 32768", kbBase)) ??
-    1;
-  const numjobs = value('numjobs', (v, e) => boundedCount(v, e.key, MAX_NUMJOBS, "fio's own limit on jobs", kbBase)) ?? 1;
-  const sizeOpt = value('size', (v, e) => parseSizeOrPercent(v, e.key, kbBase));
-  const size = sizeOpt && sizeOpt.kind === 'bytes' && sizeOpt.bytes === 0 ? undefined : sizeOpt; // fio: size=0 means the whole device
-  const offset = value('offset', (v, e) => parseSizeOrPercent(v, e.key, kbBase)) ?? { kind: 'bytes', bytes: 0 };
-  const ioSizeOpt = value('io_size', (v, e) => parseSizeOrPercent(v, e.key, kbBase));
-  const ioSize = ioSizeOpt && ioSizeOpt.kind === 'bytes' && ioSizeOpt.bytes === 0 ? undefined : ioSizeOpt;
-  const runtimeUs = value('runtime', (v, e) => parseTime(v, e.key, 's')) ?? 0;
-  const timeBased = flag('time_based') ?? false;
-  const rampTimeUs = value('ramp_time', (v, e) => parseTime(v, e.key, 's')) ?? 0;
-  const zero = { read: 0, write: 0, trim: 0 };
-  const rate = value('rate', (v, e) => parseRate(v, e.key, kbBase)) ?? zero;
-  const rateIops = value('rate_iops', (v, e) => parseRateIops(v, e.key, kbBase)) ?? zero;
-  const distribution = value('random_distribution', (v, e) => parseDistribution(v, e.key)) ?? { kind: 'random' };
-  const randseed = value('randseed', (v, e) => parseInteger(v, e.key, 0, Number.MAX_SAFE_INTEGER, kbBase));
-  const randrepeat = value('randrepeat', (v, e) => parseBool(v, e.key)) ?? true;
-  let norandommap = flag('norandommap') ?? false;
-  const verifyPattern = value('verify_pattern', (v, e) => parseVerifyPatternValue(v, e.key));
-  const verifyOnly = flag('verify_only') ?? false;
-  const verifyStateSave = value('verify_state_save', (v, e) => parseBool(v, e.key)) ?? true;
-  const verifyStateLoad = value('verify_state_load', (v, e) => parseBool(v, e.key)) ?? false;
+  // rwmixread and rwmixwrite set the same split: the later of them in the job wins
+  const mixLast = [...opt.keys()].filter((k) => (k === 'rwmixread' || k === 'rwmixwrite') && read.has(k)).pop();
+  const rwmixread = mixLast === 'rwmixwrite' ? 100 - o.rwmixwrite : o.rwmixread;
+  const { bs, bsrange, bssplit, ba, size, offset, rate, randseed } = o;
+  const timeBased = o.time_based;
+  const runtimeUs = o.runtime;
+  const distribution = o.random_distribution;
+  let norandommap = o.norandommap;
   const rules = verifyRules({
-    verify: value('verify', (v, e) => parseVerifyValue(v, e.key)) ?? 'none',
+    verify: o.verify,
     verifySet: opt.has('verify'),
-    pattern: verifyPattern,
-    verifyOnly,
-    stateLoad: verifyStateLoad,
+    pattern: o.verify_pattern,
+    verifyOnly: o.verify_only,
+    stateLoad: o.verify_state_load,
     timeBased,
     writes: directions.includes('write'),
   });
   for (const r of rules.issues) issue(opt.get(r.option), r.message, r.option);
   const verify = rules.verify;
-  const verifyBacklog = value('verify_backlog', (v, e) => parseInteger(v, e.key, 0, Number.MAX_SAFE_INTEGER, kbBase)) ?? 0;
-  const continueOnError =
-    value<ContinueOnError>('continue_on_error', (v, e) => {
-      const c = CONTINUE[v];
-      if (c) return c;
-      throw new OptionValueError(e.key, `invalid value '${v}' (allowed: none, read, write, io, verify, all, 0, 1)`);
-    }) ?? 'none';
-  const direct = value('direct', (v, e) => parseBool(v, e.key)) ?? false;
-  const fsync = value('fsync', (v, e) => parseInteger(v, e.key, 0, 2 ** 32 - 1, kbBase)) ?? 0;
-  const fdatasync = value('fdatasync', (v, e) => parseInteger(v, e.key, 0, 2 ** 32 - 1, kbBase)) ?? 0;
-  const filename = value('filename', (v) => v);
-  const groupReporting = flag('group_reporting') ?? false;
-  const thread = flag('thread') ?? false;
 
   // Block sizes per direction: bssplit over bsrange over bs (fio's precedence).
   const blockSizes = {} as PerDir<BlockSizes>;
@@ -520,7 +303,7 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
     issue(opt.get('time_based'), 'needs a runtime (fio ignores time_based without one)');
   }
   const anyRate = DIRECTIONS.some((d) => rate[d] > 0);
-  const anyIops = DIRECTIONS.some((d) => rateIops[d] > 0);
+  const anyIops = DIRECTIONS.some((d) => o.rate_iops[d] > 0);
   if (anyRate && anyIops) issue(opt.get('rate_iops'), 'rate and rate_iops are mutually exclusive (as in fio)');
 
   if (random && !norandommap) {
@@ -539,7 +322,7 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
   if (issues.length > 0) throw new WorkloadSpecError(sortIssues(issues));
 
   const spec: JobSpec = {
-    name,
+    name: o.name,
     rw,
     random,
     directions,
@@ -548,29 +331,29 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
     rwmixread,
     blockSizes,
     blockAlign,
-    iodepth,
-    numjobs,
+    iodepth: o.iodepth,
+    numjobs: o.numjobs,
     offset,
     runtimeUs,
     timeBased,
-    rampTimeUs,
+    rampTimeUs: o.ramp_time,
     rate,
-    rateIops,
+    rateIops: o.rate_iops,
     distribution,
-    randrepeat: randseed !== undefined ? false : randrepeat,
+    randrepeat: randseed !== undefined ? false : o.randrepeat,
     norandommap,
     verify,
-    verifyOnly,
-    verifyStateSave,
-    verifyStateLoad,
-    verifyBacklog,
-    continueOnError,
-    direct,
-    fsync,
-    fdatasync,
-    groupReporting,
-    thread,
-    kbBase,
+    verifyOnly: o.verify_only,
+    verifyStateSave: o.verify_state_save,
+    verifyStateLoad: o.verify_state_load,
+    verifyBacklog: o.verify_backlog,
+    continueOnError: o.continue_on_error,
+    direct: o.direct,
+    fsync: o.fsync,
+    fdatasync: o.fdatasync,
+    groupReporting: o.group_reporting,
+    thread: o.thread,
+    kbBase: o.kb_base,
     ignored,
     notes,
     sources,
@@ -578,12 +361,12 @@ export function validateJob(section: JobSection, options: ValidateOptions = {}):
     globalOptions: Object.fromEntries([...opt.values()].filter((e) => e.global).map((e) => [e.name, e.value ?? ''])),
     source: section.source,
   };
-  if (description !== undefined) spec.description = description;
+  if (o.description !== undefined) spec.description = o.description;
   if (size !== undefined) spec.size = size;
-  if (ioSize !== undefined) spec.ioSize = ioSize;
+  if (o.io_size !== undefined) spec.ioSize = o.io_size;
   if (randseed !== undefined) spec.randseed = randseed;
-  if (filename !== undefined) spec.filename = filename;
-  if (verifyPattern !== undefined) spec.verifyPattern = verifyPattern;
+  if (o.filename !== undefined) spec.filename = o.filename;
+  if (o.verify_pattern !== undefined) spec.verifyPattern = o.verify_pattern;
   return spec;
 }
 

@@ -4,6 +4,7 @@
  * so a job file written for fio gets, for each option, one of three answers:
  * implemented, known to fio but not implemented here, or unknown.
  */
+import { JOB_OPTIONS } from './job-options.js';
 
 export type OptionKind =
   /** Takes a value. */
@@ -20,46 +21,13 @@ export interface OptionDef {
   note?: string;
 }
 
-/** The options a JobSpec is built from. */
-export const SUPPORTED_OPTIONS: readonly OptionDef[] = [
-  { name: 'name', aliases: [], kind: 'value' },
-  { name: 'description', aliases: [], kind: 'value' },
-  { name: 'rw', aliases: ['readwrite'], kind: 'value' },
-  { name: 'rwmixread', aliases: [], kind: 'value' },
-  { name: 'rwmixwrite', aliases: [], kind: 'value' },
-  { name: 'bs', aliases: ['blocksize'], kind: 'value' },
-  { name: 'bsrange', aliases: ['blocksize_range'], kind: 'value' },
-  { name: 'bssplit', aliases: [], kind: 'value' },
-  { name: 'ba', aliases: ['blockalign'], kind: 'value' },
-  { name: 'iodepth', aliases: [], kind: 'value' },
-  { name: 'numjobs', aliases: [], kind: 'value' },
-  { name: 'size', aliases: [], kind: 'value' },
-  { name: 'offset', aliases: ['fileoffset'], kind: 'value' },
-  { name: 'io_size', aliases: ['io_limit'], kind: 'value' },
-  { name: 'runtime', aliases: ['timeout'], kind: 'value' },
-  { name: 'time_based', aliases: [], kind: 'flag' },
-  { name: 'ramp_time', aliases: [], kind: 'value' },
-  { name: 'rate', aliases: [], kind: 'value' },
-  { name: 'rate_iops', aliases: [], kind: 'value' },
-  { name: 'random_distribution', aliases: [], kind: 'value' },
-  { name: 'randseed', aliases: [], kind: 'value' },
-  { name: 'randrepeat', aliases: [], kind: 'value' },
-  { name: 'norandommap', aliases: [], kind: 'flag' },
-  { name: 'verify', aliases: [], kind: 'value', note: "crc32c, xxhash: remapsim's header; md5, sha256, meta, pattern: fio's" },
-  { name: 'verify_pattern', aliases: [], kind: 'value', note: 'with md5, sha256, meta, pattern' },
-  { name: 'verify_only', aliases: [], kind: 'flag', note: "check the blocks the job's writes left" },
-  { name: 'verify_state_save', aliases: [], kind: 'value', note: "default 1: fio's state file, fio's header kinds" },
-  { name: 'verify_state_load', aliases: [], kind: 'value', note: 'with verify_only' },
-  { name: 'verify_backlog', aliases: [], kind: 'value' },
-  { name: 'continue_on_error', aliases: [], kind: 'value' },
-  { name: 'direct', aliases: [], kind: 'value' },
-  { name: 'fsync', aliases: [], kind: 'value', note: 'flush the target after every N writes of a job' },
-  { name: 'fdatasync', aliases: [], kind: 'value', note: 'the same' },
-  { name: 'filename', aliases: [], kind: 'value', note: 'the target when --target is absent' },
-  { name: 'group_reporting', aliases: [], kind: 'flag' },
-  { name: 'thread', aliases: [], kind: 'flag' },
-  { name: 'kb_base', aliases: [], kind: 'value' },
-];
+/** The options a JobSpec is built from: the names, aliases and notes of job-options.ts's table. */
+export const SUPPORTED_OPTIONS: readonly OptionDef[] = Object.entries(JOB_OPTIONS).map(([name, o]) => ({
+  name,
+  aliases: o.aliases ?? [],
+  kind: o.kind.bare ? 'flag' : 'value',
+  ...(o.note !== undefined ? { note: o.note } : {}),
+}));
 
 /** The implemented options for a help text: names (notes in parentheses), comma-separated, wrapped at `width`. */
 export function supportedOptionsText(width = 78): string {

@@ -230,6 +230,9 @@ describe('validation errors', () => {
     ]);
     expect(problems('rw=randread:0')).toEqual(['jobs.fio:2: rw: 0 is out of range (allowed 1 to 4294967295)']);
     expect(problems('kb_base=512')).toEqual(["jobs.fio:2: kb_base: invalid value '512' (allowed 1024 or 1000)"]);
+    expect(problems('continue_on_error=constructor')).toEqual([
+      "jobs.fio:2: continue_on_error: invalid value 'constructor' (allowed: none, read, write, io, verify, all, 0, 1)",
+    ]);
     expect(problems('bsrange=4k')).toEqual(["jobs.fio:2: bsrange: invalid range '4k' (expected min-max, such as 1k-4k)"]);
     expect(problems('bssplit=4k/60:8k/60')).toEqual(['jobs.fio:2: bssplit: percentages add up to 120, more than 100']);
     expect(problems('bssplit=4k/101')).toEqual(["jobs.fio:2: bssplit: invalid percentage '101' in '4k/101' (allowed 0 to 100)"]);
