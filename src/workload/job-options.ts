@@ -208,7 +208,7 @@ const rwMode: Kind<RwValue> = {
   parse: (v, c) => {
     const colon = v.indexOf(':');
     const modeText = (colon < 0 ? v : v.slice(0, colon)).trim();
-    const mode = RW_MODES[modeText];
+    const mode = Object.hasOwn(RW_MODES, modeText) ? RW_MODES[modeText] : undefined;
     if (mode === undefined) {
       if (RW_UNSUPPORTED.includes(modeText))
         throw new OptionValueError(c.key, `'${modeText}' is a fio mode remapsim does not implement (allowed: ${RW_ALLOWED})`);

@@ -29,7 +29,7 @@ export function isFioFormat(kind: VerifyKind): boolean {
 }
 
 export function parseVerifyValue(v: string, key: string): VerifyKind {
-  const k = VERIFY[v];
+  const k = Object.hasOwn(VERIFY, v) ? VERIFY[v] : undefined;
   if (k) return k;
   if (FIO_OTHERS.includes(v)) throw new OptionValueError(key, `'${v}' is a fio checksum remapsim does not implement (allowed: ${ALLOWED})`);
   if (v === 'none') throw new OptionValueError(key, `invalid value 'none' (fio spells it verify=0)`);

@@ -233,6 +233,11 @@ describe('validation errors', () => {
     expect(problems('continue_on_error=constructor')).toEqual([
       "jobs.fio:2: continue_on_error: invalid value 'constructor' (allowed: none, read, write, io, verify, all, 0, 1)",
     ]);
+    // names every JavaScript object has are not option values
+    expect(problems('rw=constructor')).toEqual([
+      "jobs.fio:2: rw: invalid value 'constructor' (allowed: read, write, trim, randread, randwrite, randtrim, rw, readwrite, randrw)",
+    ]);
+    expect(problems('verify=toString')[0]).toMatch(/^jobs\.fio:2: verify: invalid value 'toString' \(allowed: /);
     expect(problems('bsrange=4k')).toEqual(["jobs.fio:2: bsrange: invalid range '4k' (expected min-max, such as 1k-4k)"]);
     expect(problems('bssplit=4k/60:8k/60')).toEqual(['jobs.fio:2: bssplit: percentages add up to 120, more than 100']);
     expect(problems('bssplit=4k/101')).toEqual(["jobs.fio:2: bssplit: invalid percentage '101' in '4k/101' (allowed 0 to 100)"]);
