@@ -7,7 +7,7 @@
  * main thread) that submitted it. What a request is for, jobs and their
  * accounting, is the job driver's (worker.ts).
  */
-import { EINVAL, OK, SECTOR_SIZE, type BlockDevice } from '../block/device.js';
+import { EINVAL, EIO, OK, SECTOR_SIZE, type BlockDevice } from '../block/device.js';
 import { FileDevice } from '../block/file-device.js';
 import { realClock } from '../util/clock.js';
 import type { BufferPools } from './buffer-pool.js';
@@ -225,7 +225,7 @@ export class Executor {
       const base = t * P.RQ_FIELDS;
       for (let f = 0; f < P.RQ_FIELDS; f++) rec[f] = this.ioPending[base + f];
       const res = this.ioResults[i];
-      const rc = res < 0 ? -res : res === rec[P.RQ_BYTES] ? OK : 5; // a short transfer inside the device is an EIO
+      const rc = res < 0 ? -res : res === rec[P.RQ_BYTES] ? OK : EIO; // a short transfer inside the device
       this.ioFree.push(t);
       this.complete(rec, rc, this.ioFrom[t], doneNs);
     }
