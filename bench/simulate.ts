@@ -11,11 +11,15 @@
  *   "campaign-scaling"            one campaign (the same drive, both policies, a reboot every
  *                                 30 days, hourly status, transient errors: the loss-5y settings)
  *                                 with 2 worker processes vs 1: wall-clock runs per second,
- *                                 worker start-up included; the median of 3 alternating
- *                                 rounds (1 with --quick), each with the CPUs it got  >= 1.9
+ *                                 worker start-up included (the built JavaScript, as the
+ *                                 CLI runs it); the median of 3 alternating rounds (1 with
+ *                                 --quick), each with the CPUs it got                   >= 1.9
  *                                 Each round also times a plain CPU-bound loop in 1 and in 2
  *                                 processes (`machineScaling`): what this machine gave 2
- *                                 processes at the time, the ceiling of the ratio.
+ *                                 processes at the time, the ceiling of the ratio; and a
+ *                                 loop of random increments over 16 MiB
+ *                                 (`memoryBoundScaling`): what 2 processes get when they
+ *                                 wait on memory, as table loads partly do.
  * The CPU model (from /proc/cpuinfo) and the machine's load are in the JSON.
  * Usage: npm run bench:simulate [-- --json] [-- --quick]
  */
@@ -23,16 +27,20 @@ import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { campaignJob, ticketsOf } from '../src/sim/campaign/campaign.js';
-import { runPool } from '../src/sim/campaign/pool.js';
-import { type CampaignSpec, campaignFrom, pointConfigs } from '../src/sim/campaign/spec.js';
-import { simSourceFromText } from '../src/sim/config.js';
-import { toSeconds, YEAR_SECONDS } from '../src/sim/time.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { CampaignSpec } from '../src/sim/campaign/spec.js';
 import { benchArgs, emitJson } from './args.js';
 
 const args = benchArgs();
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+// the built JavaScript (the npm script builds it first), as `remapsim campaign` runs: its worker processes start
+// in a fraction of the second and a half that loading the sources through tsx takes, which a short campaign pays per process
+const built = async <T>(module: string): Promise<T> => (await import(pathToFileURL(path.join(root, 'dist', module)).href)) as T;
+const { campaignJob, ticketsOf } = await built<typeof import('../src/sim/campaign/campaign.js')>('sim/campaign/campaign.js');
+const { runPool } = await built<typeof import('../src/sim/campaign/pool.js')>('sim/campaign/pool.js');
+const { campaignFrom, pointConfigs } = await built<typeof import('../src/sim/campaign/spec.js')>('sim/campaign/spec.js');
+const { simSourceFromText } = await built<typeof import('../src/sim/config.js')>('sim/config.js');
+const { toSeconds, YEAR_SECONDS } = await built<typeof import('../src/sim/time.js')>('sim/time.js');
 const scenarioFile = path.join(root, 'examples/sim/field-4tb.yaml');
 const scenarioText = fs.readFileSync(scenarioFile, 'utf8');
 const source = simSourceFromText(scenarioText, scenarioFile);
@@ -71,11 +79,15 @@ async function timed(c: ReturnType<typeof campaign>, jobs: number): Promise<{ wa
   return { wallS: Number(process.hrtime.bigint() - t0) / 1e9, cpuS: cpuMs / 1000, runs, lost };
 }
 
+const CPU_LOOP = 'let x = 0; for (let i = 0; i < 1.5e8; i++) x = (x + i * 7) % 1000003; if (x < 0) console.log(x);';
+/** Random increments over 16 MiB, more than a CPU's cache: what 2 processes get when each waits on memory. */
+const MEMORY_LOOP =
+  'const a = new Int32Array(1 << 22); let x = 1, s = 0; for (let i = 0; i < 6e7; i++) { x = (Math.imul(x, 1103515245) + 12345) >>> 0; s += a[x % a.length]++; } if (s === 0.5) console.log(s);';
+
 const round = (x: number, d = 3): number => Number(x.toPrecision(d + 2));
 
 /** Wall seconds for `n` processes that each spin the same CPU-bound loop at once: what the machine gives 2 processes now. */
-async function spin(n: number): Promise<number> {
-  const loop = 'let x = 0; for (let i = 0; i < 1.5e8; i++) x = (x + i * 7) % 1000003; if (x < 0) console.log(x);';
+async function spin(n: number, loop = CPU_LOOP): Promise<number> {
   const t0 = process.hrtime.bigint();
   await Promise.all(
     Array.from({ length: n }, () => new Promise<void>((resolve, reject) => execFile(process.execPath, ['-e', loop], (err) => (err ? reject(err) : resolve())))),
@@ -101,7 +113,7 @@ log(
 // 2. campaign scaling: 2 worker processes vs 1 on the same campaign, in alternating rounds (the median ratio
 //    of each round's pair), so that a change in what else the machine runs weighs on both sides alike
 const rounds = args.quick ? 1 : 3;
-const scaleRuns = args.quick ? 60 : 200;
+const scaleRuns = args.quick ? 60 : 500;
 const scaling = campaign(
   'scaling',
   scaleRuns,
@@ -111,26 +123,29 @@ const scaling = campaign(
 log(
   `campaign-scaling: ${scaling.totalRuns} runs (safe and dm-remap-v4, reboot every 30 d, hourly status, transient errors 2/y), ${rounds} rounds of 1 then 2 worker processes`,
 );
-const perRound: Array<{ one: Awaited<ReturnType<typeof timed>>; two: Awaited<ReturnType<typeof timed>>; ratio: number; machine: number }> = [];
+const perRound: Array<{ one: Awaited<ReturnType<typeof timed>>; two: Awaited<ReturnType<typeof timed>>; ratio: number; machine: number; memory: number }> = [];
 for (let r = 0; r < rounds; r++) {
   const one = await timed(scaling, 1);
   const two = await timed(scaling, 2);
   const ratio = one.wallS / two.wallS;
   // the same CPU-bound loop in 1 and in 2 processes: the most 2 processes could gain on this machine right now
   const machine = (2 * (await spin(1))) / (await spin(2));
-  perRound.push({ one, two, ratio, machine });
+  // and a loop that waits on memory, as the runs' table loads partly do
+  const memory = (2 * (await spin(1, MEMORY_LOOP))) / (await spin(2, MEMORY_LOOP));
+  perRound.push({ one, two, ratio, machine, memory });
   // the CPUs the runs got: CPU time over wall time (2 processes can only reach 2 where nothing else runs)
   log(
-    `  round ${r + 1}: 1 process ${one.wallS.toFixed(2)} s (${(one.cpuS / one.wallS).toFixed(2)} CPUs busy), 2 processes ${two.wallS.toFixed(2)} s (${(two.cpuS / two.wallS).toFixed(2)} CPUs busy): x${ratio.toFixed(3)}; a plain CPU loop x${machine.toFixed(3)}`,
+    `  round ${r + 1}: 1 process ${one.wallS.toFixed(2)} s (${(one.cpuS / one.wallS).toFixed(2)} CPUs busy), 2 processes ${two.wallS.toFixed(2)} s (${(two.cpuS / two.wallS).toFixed(2)} CPUs busy): x${ratio.toFixed(3)}; a plain CPU loop x${machine.toFixed(3)}, a memory-bound loop x${memory.toFixed(3)}`,
   );
 }
 const median = [...perRound].sort((a, b) => a.ratio - b.ratio)[Math.floor(perRound.length / 2)]!;
 const machineMedian = perRound.map((x) => x.machine).sort((a, b) => a - b)[Math.floor(perRound.length / 2)]!;
+const memoryMedian = perRound.map((x) => x.memory).sort((a, b) => a - b)[Math.floor(perRound.length / 2)]!;
 const scale = median.ratio;
 const rate1 = median.one.runs / median.one.wallS;
 const rate2 = median.two.runs / median.two.wallS;
 log(
-  `  median x${scale.toFixed(3)}: ${rate1.toFixed(2)} runs/s with 1 process, ${rate2.toFixed(2)} with 2 (target >= 1.9; worker start-up included); a plain CPU loop x${machineMedian.toFixed(3)} on this machine meanwhile`,
+  `  median x${scale.toFixed(3)}: ${rate1.toFixed(2)} runs/s with 1 process, ${rate2.toFixed(2)} with 2 (target >= 1.9; worker start-up included); a plain CPU loop x${machineMedian.toFixed(3)}, a memory-bound loop x${memoryMedian.toFixed(3)} on this machine meanwhile`,
 );
 const cpu = cpuModel();
 log(`CPU ${cpu}, ${os.availableParallelism()} CPUs, load ${os.loadavg()[0].toFixed(2)}`);
@@ -152,9 +167,11 @@ if (args.json) {
     scaling: {
       runs: scaling.totalRuns,
       machineScaling: round(machineMedian),
+      memoryBoundScaling: round(memoryMedian),
       rounds: perRound.map((x) => ({
         ratio: round(x.ratio),
         machineScaling: round(x.machine),
+        memoryBoundScaling: round(x.memory),
         oneProcess: { wallSeconds: round(x.one.wallS), cpuSeconds: round(x.one.cpuS) },
         twoProcesses: { wallSeconds: round(x.two.wallS), cpuSeconds: round(x.two.cpuS) },
       })),
