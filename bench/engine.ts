@@ -9,6 +9,16 @@
  *                                iodepth 32 direct=1                                     >= 0.8
  *   "model-overhead-1e6"         the model in the path (safe policy, 1e6 remaps) vs the plain
  *                                file, same job                                          >= 0.85
+ *   "rand-read-4k-qd32-vs-fio-io_uring"  the 2-worker 4k job vs fio ioengine=io_uring
+ *                                iodepth=32 numjobs=2, page cache (fio's best engine for it)
+ *   "null-4k-qd32-vs-fio-null"   the same job with no I/O at all: 2 workers on a null device
+ *                                vs fio ioengine=null numjobs=2 (each tool's own overhead)
+ * fio gets its best settings for each job: page-aligned buffers (iomem_align=4096),
+ * invalidate=0 (the page cache stays warm), no random map.
+ * The JSON also breaks a 4 KiB read's time on one worker down (issue 21): the I/O and
+ * the model measured by removing them from the real run (a null device; the plain file
+ * instead of the model), the generator, accounting, clock reads and ring traffic timed
+ * alone; and the machine (CPU, kernel, fio, node).
  * Each figure is the median of 5 alternating rounds (1 with --quick); the
  * JSON's `rounds` holds every run.
  * Usage: npm run bench:engine [-- --json] [-- --quick]
@@ -22,7 +32,9 @@ import { SafeRemapTarget } from '../src/remap/safe-target.js';
 import { Random } from '../src/util/random.js';
 import { jobFromRecord } from '../src/workload/job.js';
 import { benchArgs, emitJson } from './args.js';
+import { partCosts } from './engine-parts.js';
 import { fioMissing, runFio } from './fio.js';
+import { machineInfo } from './machine.js';
 
 const args = benchArgs();
 const RUNTIME_S = args.quick ? 2 : 3;
@@ -119,7 +131,8 @@ function median(xs: number[]): number {
 try {
   fillAndWarm();
   const rand = { rw: 'randread', bs: '4k', iodepth: 32, numjobs: 2, norandommap: 1 };
-  const fioCommon = { filename: file, runtime: RUNTIME_S, time_based: 1, name: 'fio', invalidate: 0, group_reporting: 1 };
+  const fioCommon = { filename: file, runtime: RUNTIME_S, time_based: 1, name: 'fio', invalidate: 0, group_reporting: 1, iomem_align: 4096 };
+  const nullDevice = { kind: 'null' as const, sectors: FILE_BYTES / 512 };
   const overhead = modelOverhead(rand);
   // Other tenants of this 2-CPU machine move results by tens of percent within a minute: every
   // pair runs once per round, rounds alternate, and each figure is the median of its rounds.
@@ -127,6 +140,11 @@ try {
     one: [] as number[],
     two: [] as number[],
     fioRand: [] as number[],
+    fioUring: [] as number[],
+    oneSync: [] as number[],
+    nullOne: [] as number[],
+    nullTwo: [] as number[],
+    fioNull: [] as number[],
     seq: [] as number[],
     fioSeq: [] as number[],
     direct: [] as number[],
@@ -139,6 +157,13 @@ try {
       r.one.push((await ours({ queues: 1 }, rand)).iops);
       r.two.push((await ours({ queues: 2 }, rand)).iops);
       r.fioRand.push(runFio({ ...fioCommon, ioengine: 'psync', rw: 'randread', bs: '4k', numjobs: 2, norandommap: 1, randrepeat: 0 }).iops);
+      r.oneSync.push((await ours({ queues: 1, io: 'js' }, rand)).iops);
+      r.nullOne.push((await ours({ queues: 1, device: nullDevice }, rand)).iops);
+      r.nullTwo.push((await ours({ queues: 2, device: nullDevice }, rand)).iops);
+      r.fioNull.push(
+        runFio({ ...fioCommon, size: '1g', ioengine: 'null', rw: 'randread', bs: '4k', iodepth: 32, numjobs: 2, norandommap: 1, randrepeat: 0 }).iops,
+      );
+      r.fioUring.push(runFio({ ...fioCommon, ioengine: 'io_uring', rw: 'randread', bs: '4k', iodepth: 32, numjobs: 2, norandommap: 1, randrepeat: 0 }).iops);
       r.seq.push((await ours({ queues: 2 }, { rw: 'read', bs: '1M', iodepth: 4, numjobs: 2 })).bw);
       r.fioSeq.push(runFio({ ...fioCommon, ioengine: 'psync', rw: 'read', bs: '1M', numjobs: 2 }).bw);
       r.direct.push((await ours({ queues: 2, direct: true }, { rw: 'randread', bs: '4k', iodepth: 32, norandommap: 1 })).iops);
@@ -159,7 +184,38 @@ try {
     { name: 'seq-read-1m-vs-fio', ours: median(r.seq) / MiB, theirs: median(r.fioSeq) / MiB, unit: 'MiB/s' },
     { name: 'direct-rand-read-4k-qd32', ours: median(r.direct), theirs: median(r.fioDirect), unit: 'IOPS' },
     { name: 'model-overhead-1e6', ours: median(r.model), theirs: median(r.plain), unit: 'IOPS (model vs plain file)' },
+    { name: 'rand-read-4k-qd32-vs-fio-io_uring', ours: two, theirs: median(r.fioUring), unit: 'IOPS' },
+    { name: 'null-4k-qd32-vs-fio-null', ours: median(r.nullTwo), theirs: median(r.fioNull), unit: 'IOPS (no I/O)' },
   ].map((c) => ({ ...c, ours: Math.round(c.ours), theirs: Math.round(c.theirs), ratio: round(c.ours / c.theirs) }));
+  // ns per I/O on one worker (the 2-worker model pair counts per worker)
+  const perIo = 1e9 / median(r.one);
+  const perIoSync = 1e9 / median(r.oneSync);
+  const noIo = 1e9 / median(r.nullOne);
+  const parts = partCosts(rand, FILE_BYTES);
+  const breakdown = {
+    job: '4k random reads, iodepth 32, numjobs 2, page cache; ns per I/O on one worker',
+    perIoNs: Math.round(perIo),
+    perIoHow: 'the engine as it runs by default: reads of a plain file go to io_uring, 32 at a time',
+    perIoSyncNs: Math.round(perIoSync),
+    perIoSyncHow: 'the same with io=js: one pread(2) per read, each request through the queue ring',
+    removed: {
+      preadNs: Math.round(perIoSync - noIo),
+      preadHow: 'the io=js run vs the same run on a null device (no I/O): pread(2) from the page cache, and the copy',
+      ioUringSavesNs: Math.round(perIoSync - perIo),
+      modelAndTableNs: Math.round(2e9 / median(r.model) - 2e9 / median(r.plain)),
+      modelHow: 'model-overhead-1e6: the safe model with 1e6 remaps vs the plain file, 2 workers, per worker',
+    },
+    alone: {
+      generatorNs: round(parts.generatorNs, 1),
+      accountingNs: round(parts.accountingNs, 1),
+      clockReadNs: round(parts.clockReadNs, 1),
+      ringPushPopNs: round(parts.ringPushPopNs, 1),
+      how: 'each timed alone over 3e6 calls; per I/O: one generator call, one accounting, one clock reading per completion batch and per refill round, one ring trip for a request that waits in a queue (none when it goes straight to io_uring)',
+    },
+    noIoNs: Math.round(noIo),
+    restNs: Math.round(noIo - parts.generatorNs - parts.accountingNs - parts.clockReadNs - parts.ringPushPopNs),
+    restHow: 'the null-device run less the generator, accounting, one clock reading and one ring trip: the engine loop, buffers, tags, the device call',
+  };
   const rounds = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.map((x) => Math.round(x))]));
   if (!args.json) {
     console.log(
@@ -168,7 +224,11 @@ try {
     for (const c of comparisons)
       console.log(`${c.name.padEnd(27)} ours ${String(c.ours).padStart(9)}  theirs ${String(c.theirs).padStart(9)}  ${c.unit.padEnd(22)} ratio ${c.ratio}`);
   }
-  if (args.json) emitJson({ comparisons, rounds, load: round(os.loadavg()[0], 2) });
+  if (!args.json)
+    console.log(
+      `a 4k read on one worker: ${breakdown.perIoNs} ns (${breakdown.perIoSyncNs} ns with one pread each, of which pread ${breakdown.removed.preadNs} ns; ${breakdown.noIoNs} ns with no I/O); the model ${breakdown.removed.modelAndTableNs} ns more; alone: generator ${breakdown.alone.generatorNs} ns, accounting ${breakdown.alone.accountingNs} ns, a clock reading ${breakdown.alone.clockReadNs} ns, a ring trip ${breakdown.alone.ringPushPopNs} ns`,
+    );
+  if (args.json) emitJson({ comparisons, breakdown, machine: machineInfo(), rounds });
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
 }

@@ -30,6 +30,7 @@ import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { CampaignSpec } from '../src/sim/campaign/spec.js';
 import { benchArgs, emitJson } from './args.js';
+import { cpuModel, machineInfo } from './machine.js';
 
 const args = benchArgs();
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -49,16 +50,6 @@ const TARGET_DRIVE_YEARS = 1000;
 function log(line: string): void {
   // with --json, stdout's last line is the JSON: the rest goes to stderr
   (args.json ? process.stderr : process.stdout).write(`${line}\n`);
-}
-
-function cpuModel(): string {
-  try {
-    const m = /^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'));
-    if (m) return m[1]!.trim();
-  } catch {
-    // not Linux: what node says
-  }
-  return os.cpus()[0]?.model ?? 'unknown';
 }
 
 function campaign(name: string, runs: number, set: CampaignSpec['set'], sweep: CampaignSpec['sweep'] = {}) {
@@ -176,8 +167,6 @@ if (args.json) {
         twoProcesses: { wallSeconds: round(x.two.wallS), cpuSeconds: round(x.two.cpuS) },
       })),
     },
-    cpu,
-    cpus: os.availableParallelism(),
-    load: round(os.loadavg()[0], 2),
+    ...machineInfo(),
   });
 }

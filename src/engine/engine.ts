@@ -378,7 +378,7 @@ export class Engine {
   private wake(queue: number): void {
     const i = P.wakeIndex(queue);
     Atomics.add(this.control, i, 1);
-    Atomics.notify(this.control, i, 1);
+    if (Atomics.load(this.control, P.sleepIndex(queue, this.sqs.length)) !== 0) Atomics.notify(this.control, i, 1);
   }
 
   /**

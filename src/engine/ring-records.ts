@@ -50,6 +50,15 @@ export function wakeIndex(queue: number): number {
   return CT_WAKE0 + (queue === MAIN_OWNER ? 0 : queue + 1);
 }
 
+/**
+ * A queue's sleep flag, after the futex words: 1 while its thread may be in
+ * Atomics.wait. A waker bumps the futex word always and calls notify only
+ * when the flag is up (notify takes a lock every thread shares).
+ */
+export function sleepIndex(queue: number, queues: number): number {
+  return CT_WAKE0 + queues + 1 + queue;
+}
+
 export function controlInts(queues: number): number {
-  return CT_WAKE0 + queues + 1;
+  return CT_WAKE0 + 2 * queues + 1;
 }

@@ -8,6 +8,7 @@
  */
 import type { BlockDevice, IoStatus } from '../block/device.js';
 import { FileDevice } from '../block/file-device.js';
+import { NullDevice } from '../block/null-device.js';
 import { SharedMemoryDevice, type SharedMemoryDeviceShared } from '../block/shared-memory-device.js';
 import { SafeRemapTarget, type SafeShared, type SafeSlowCall } from '../remap/safe-target.js';
 import { type FileSpec, type LayerStackSpec, openLayers } from './layers.js';
@@ -15,6 +16,8 @@ import { type FileSpec, type LayerStackSpec, openLayers } from './layers.js';
 export type EngineDeviceSpec =
   | ({ kind: 'file' } & FileSpec)
   | { kind: 'shared-memory'; shared: SharedMemoryDeviceShared }
+  /** No data moved (fio's ioengine=null): what a job costs without its I/O. */
+  | { kind: 'null'; sectors: number }
   | { kind: 'model'; policy: 'safe'; main: LayerStackSpec; spare: LayerStackSpec; target: SafeShared; mainPath: string; sparePath: string };
 
 /** The model's target on the main thread, as the engine sees it: a device that answers its workers' slow-path calls. */
@@ -45,6 +48,8 @@ export function openEngineDevice(spec: EngineDeviceSpec, ctx: OpenContext = { ro
       };
     case 'shared-memory':
       return { device: new SharedMemoryDevice(spec.shared) };
+    case 'null':
+      return { device: new NullDevice(spec.sectors) };
     case 'model': {
       if (!ctx.slow) throw new Error('a model device needs a slow path to its primary');
       const main = openLayers(spec.main, { thread: ctx.row });
