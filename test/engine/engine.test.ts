@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FileDevice } from '../../src/block/file-device.js';
+import { NullDevice } from '../../src/block/null-device.js';
 import { SharedMemoryDevice } from '../../src/block/shared-memory-device.js';
 import { Engine } from '../../src/engine/engine.js';
 import { SafeRemapTarget } from '../../src/remap/safe-target.js';
@@ -63,6 +64,25 @@ describe('the engine', () => {
     const st = e.stats();
     expect(st.queues.reduce((a, q) => a + q.executed, 0)).toBe(2048);
     expect(st.queues[1].stolen).toBeGreaterThan(0); // queue 1 had no clone of its own: it only stole
+  });
+
+  it("runs a job on a null device (fio's ioengine=null): no data moves, and every buffer slot is back in the pool after the run", async () => {
+    const e = await Engine.start({ device: { kind: 'null', sectors: 1 << 15 }, queues: 2, force: true, pin: false });
+    engines.push(e);
+    const r = await e.runJobs([jobFromRecord({ name: 'n', rw: 'randread', bs: '4k', iodepth: 16, numjobs: 2, io_size: 20_000 * 4096 })]);
+    expect(r.jobs[0].error).toBe(0);
+    expect(r.jobs[0].read.totalIos).toBe(40_000);
+    const pools = e.stats().pools;
+    // a queue keeps the slots it used between its requests during a run, and gives them back at its end
+    expect(pools.nodes.reduce((a, n) => a + n.inUse, 0)).toBe(0);
+    // and asks the shared pool for a slot only when it holds none: at most once per request it keeps in flight
+    expect(pools.nodes.reduce((a, n) => a + n.allocations, 0)).toBeLessThanOrEqual(2 * 16);
+    expect(() => new NullDevice(0)).toThrow(RangeError);
+    const dev = new NullDevice(8);
+    const buf = new Uint8Array(4096).fill(7);
+    expect([dev.read(0, buf), dev.write(0, buf), dev.flush(), dev.discard(0, 8)]).toEqual([0, 0, 0, 0]);
+    expect(buf.every((b) => b === 7)).toBe(true);
+    expect(() => dev.read(1, buf)).toThrow(/beyond the device end/);
   });
 
   it('completes each of 1e6 requests exactly once across two queues (none lost, none twice)', async () => {
