@@ -18,6 +18,7 @@ import { jobFromRecord } from '../src/workload/job.js';
 import { runJobs } from '../src/workload/runner.js';
 import { benchArgs, emitJson } from './args.js';
 import { fioMissing, runFio } from './fio.js';
+import { machineInfo } from './machine.js';
 
 const args = benchArgs();
 const missing = fioMissing();
@@ -109,7 +110,7 @@ try {
         `${c.name.padEnd(18)} remapsim ${String(c.ours).padStart(8)} ${c.unit.padEnd(6)}  fio psync ${String(c.theirs).padStart(8)} ${c.unit.padEnd(6)}  ratio ${c.ratio}`,
       );
   }
-  if (args.json) emitJson({ comparisons, rounds, load: os.loadavg()[0] });
+  if (args.json) emitJson({ comparisons, machine: machineInfo(), rounds });
 } finally {
   fs.rmSync(dir, { recursive: true, force: true });
 }
