@@ -56,13 +56,15 @@ async function engine(queues: number, sectors = 1 << 15): Promise<{ e: Engine; d
 
 describe('the engine', () => {
   it('runs a size-based job to completion: every block once, across queues', async () => {
-    const { e } = await engine(2);
-    const r = await e.runJobs([jobFromRecord({ name: 'w', rw: 'randwrite', bs: '4k', iodepth: 32, size: '8m' })]);
-    expect(r.jobs[0].write.totalIos).toBe(2048);
-    expect(r.jobs[0].write.ioBytes).toBe(8 << 20);
+    // big enough that the idle queue wakes while queue 0 still has a backlog, however busy the machine (queue 0 runs
+    // 16 requests a round: a small job can end before queue 1 is scheduled)
+    const { e } = await engine(2, 1 << 18);
+    const r = await e.runJobs([jobFromRecord({ name: 'w', rw: 'randwrite', bs: '4k', iodepth: 32, size: '128m' })]);
+    expect(r.jobs[0].write.totalIos).toBe(32768);
+    expect(r.jobs[0].write.ioBytes).toBe(128 << 20);
     expect(r.jobs[0].error).toBe(0);
     const st = e.stats();
-    expect(st.queues.reduce((a, q) => a + q.executed, 0)).toBe(2048);
+    expect(st.queues.reduce((a, q) => a + q.executed, 0)).toBe(32768);
     expect(st.queues[1].stolen).toBeGreaterThan(0); // queue 1 had no clone of its own: it only stole
   });
 
