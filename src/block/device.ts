@@ -192,14 +192,3 @@ export function checkIo(dev: Pick<BlockDevice, 'name' | 'sectors' | 'logicalBloc
   checkRequest(dev, sector, count);
   return count;
 }
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(v >= 100 ? 0 : 1)} ${units[i]}`;
-}

@@ -36,7 +36,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { createRequire } from 'node:module';
 import { markAligned, unmarkAligned, PAGE_SIZE } from '../block/aligned.js';
-import { formatBytes } from '../block/device.js';
+import { formatBytes } from '../util/format-size.js';
 import { type Libc, libc } from '../sys/libc.js';
 import { EngineOptionError, threadAffinity, type NumaTopology } from './numa.js';
 

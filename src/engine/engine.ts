@@ -376,9 +376,7 @@ export class Engine {
   }
 
   private wake(queue: number): void {
-    const i = P.wakeIndex(queue);
-    Atomics.add(this.control, i, 1);
-    if (Atomics.load(this.control, P.sleepIndex(queue, this.sqs.length)) !== 0) Atomics.notify(this.control, i, 1);
+    P.wake(this.control, queue, this.sqs.length);
   }
 
   /**

@@ -116,9 +116,7 @@ export class Executor {
   }
 
   wake(queue: number): void {
-    const i = P.wakeIndex(queue);
-    Atomics.add(this.control, i, 1);
-    if (queue === P.MAIN_OWNER || Atomics.load(this.control, P.sleepIndex(queue, this.sqs.length)) !== 0) Atomics.notify(this.control, i, 1);
+    P.wake(this.control, queue, this.sqs.length);
   }
 
   close(): void {

@@ -59,6 +59,13 @@ export function sleepIndex(queue: number, queues: number): number {
   return CT_WAKE0 + queues + 1 + queue;
 }
 
+/** Tells `queue` (or the main thread) its rings have work: the futex word always, notify only while it sleeps (the main thread's waitAsync has no flag). */
+export function wake(control: Int32Array, queue: number, queues: number): void {
+  const i = wakeIndex(queue);
+  Atomics.add(control, i, 1);
+  if (queue === MAIN_OWNER || Atomics.load(control, sleepIndex(queue, queues)) !== 0) Atomics.notify(control, i, 1);
+}
+
 export function controlInts(queues: number): number {
   return CT_WAKE0 + 2 * queues + 1;
 }

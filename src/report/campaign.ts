@@ -14,6 +14,9 @@ const POLICY_COLORS: Record<string, string> = { safe: '#2f7d4a', 'dm-remap-v4': 
 const OTHER_COLORS = ['#4c78a8', '#f58518', '#54a24b', '#b279a2', '#e45756', '#72b7b2', '#9d755d', '#bab0ac', '#17becf', '#bcbd22'];
 const YEAR = 365.25 * 86400;
 
+/** Three significant digits, without trailing zeros. */
+const sig3 = (v: number): string => String(Number(v.toPrecision(3)));
+
 function colorOf(name: string, i: number): string {
   return POLICY_COLORS[name] ?? OTHER_COLORS[i % OTHER_COLORS.length]!;
 }
@@ -96,7 +99,7 @@ function lossCurves(s: CampaignSummary): string {
       `<figure class="run"><figcaption>${esc(row.label || 'all runs')}</figcaption>${lineChart({
         kind: 'loss-curve',
         title: `P(loss by t): ${row.label}`,
-        x: { title: 'years', format: (v) => String(Number(v.toPrecision(3))), min: 0 },
+        x: { title: 'years', format: sig3, min: 0 },
         y: { title: 'P(loss seen by t)', format: pct, min: 0, max: 1 },
         series,
         width: 420,
@@ -124,7 +127,7 @@ function exhaustionChart(s: CampaignSummary): string {
   return lineChart({
     kind: 'exhaustion',
     title: 'Time to spare exhaustion',
-    x: { title: 'years', format: (v) => String(Number(v.toPrecision(3))), min: 0, max: s.horizonSeconds / YEAR },
+    x: { title: 'years', format: sig3, min: 0, max: s.horizonSeconds / YEAR },
     y: { title: 'share of runs out of spare', format: pct, min: 0, max: 1 },
     series,
     width: 760,
@@ -148,7 +151,7 @@ function errorsChart(s: CampaignSummary): string {
     categories: rows,
     series,
     valueTitle: 'errors per TB-year',
-    format: (v) => String(Number(v.toPrecision(3))),
+    format: sig3,
   });
 }
 
@@ -166,7 +169,7 @@ function healthChart(s: CampaignSummary): string {
   return lineChart({
     kind: 'health',
     title: 'Mean health score over time',
-    x: { title: 'years', format: (v) => String(Number(v.toPrecision(3))), min: 0 },
+    x: { title: 'years', format: sig3, min: 0 },
     y: { title: 'health score (mean of runs)', format: (v) => String(v), min: 0, max: 100 },
     series,
     width: 760,
@@ -198,7 +201,7 @@ function table(s: CampaignSummary): string {
       iv(g.lossByHorizon.unreadable),
       iv(g.exhaustion.share),
       g.exhaustion.quantiles ? years(g.exhaustion.quantiles.p50) : '-',
-      `${Number(g.errorsPerTBYear.point.toPrecision(3))} <span class="ci">[${Number(g.errorsPerTBYear.lo.toPrecision(3))}, ${Number(g.errorsPerTBYear.hi.toPrecision(3))}]</span>`,
+      `${sig3(g.errorsPerTBYear.point)} <span class="ci">[${sig3(g.errorsPerTBYear.lo)}, ${sig3(g.errorsPerTBYear.hi)}]</span>`,
       String(g.means.remaps),
       g.detection.userFirstShare ? iv(g.detection.userFirstShare) : '-',
       iv(g.restartsStopped),

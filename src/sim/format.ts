@@ -1,7 +1,7 @@
 /**
  * Campaign and simulation summaries as text for a terminal. Pure.
  */
-import { formatBytes } from '../block/device.js';
+import { formatBytes, formatDecimalBytes } from '../util/format-size.js';
 import type { SimConfig } from './config.js';
 import { formatRate } from './rates.js';
 import type { SimRunResult } from './result.js';
@@ -30,7 +30,7 @@ export function describeConfig(cfg: SimConfig): string {
   const f = cfg.faults.main;
   const parts = [
     cfg.policy,
-    `${formatDecimal(cfg.main.sectors * 512)} drive`,
+    `${formatDecimalBytes(cfg.main.sectors * 512)} drive`,
     `spare ${formatBytes(cfg.spare.sectors * 512)}`,
     `${num(w.iops)} IOPS (${Math.round(w.readFraction * 100)}% reads, ${formatBytes(w.bs)}, ${w.pattern.kind === 'zipf' ? `zipf ${w.pattern.theta}` : 'uniform'}${w.idle.length > 0 ? ', idle periods' : ''})`,
   ];
@@ -44,17 +44,6 @@ export function describeConfig(cfg: SimConfig): string {
   if (cfg.target.statusEvery !== undefined) parts.push(`status every ${formatSeconds(toSeconds(cfg.target.statusEvery))}`);
   parts.push(`${formatSeconds(toSeconds(cfg.horizon))} horizon`);
   return parts.join(', ');
-}
-
-function formatDecimal(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1000 && i < units.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${Number(v.toPrecision(3))} ${units[i]}`;
 }
 
 /** What one group of runs showed, a few lines. */

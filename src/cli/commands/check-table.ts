@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { formatBytes, SECTOR_SIZE } from '../../block/device.js';
+import { SECTOR_SIZE } from '../../block/device.js';
+import { formatBytes } from '../../util/format-size.js';
 import { parseTableLine } from '../../control/table-line.js';
 import { openTarget } from '../../stack/table.js';
 import { DmRemapV4Target } from '../../remap/v4-target.js';

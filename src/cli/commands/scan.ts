@@ -7,7 +7,8 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { FileDevice } from '../../block/file-device.js';
-import { errnoName, formatBytes, SECTOR_SIZE } from '../../block/device.js';
+import { errnoName, SECTOR_SIZE } from '../../block/device.js';
+import { formatBytes } from '../../util/format-size.js';
 import type { BlockFinding, LatencyBucket } from '../../health/classify.js';
 import { HealthScanner, ScannerOptionError, type ScanOrder } from '../../health/scanner.js';
 import { realClock } from '../../util/clock.js';

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
-import { formatBytes, SECTOR_SIZE } from '../../block/device.js';
+import { SECTOR_SIZE } from '../../block/device.js';
+import { formatBytes } from '../../util/format-size.js';
 import { BadListError, parseBadSectorFile, type SectorRange } from '../../faults/badlist.js';
 import { type ModelStack, openModelStack, serveModel } from '../../serve/served-model.js';
 import { controlPathFor, ROOT_LAYER } from '../../nbd/control-socket.js';
