@@ -38,8 +38,11 @@ export function readBlocks(dev: BlockDevice, sector: number, count: number, bloc
   return out;
 }
 
-export function readBlock(dev: BlockDevice, sector: number, blockBytes: number): Uint8Array | null {
-  return readBlocks(dev, sector, 1, blockBytes)[0];
+/** One block, as readBlocks reads it; into `into` (blockBytes long) when given, a buffer to reuse. */
+export function readBlock(dev: BlockDevice, sector: number, blockBytes: number, into?: Uint8Array): Uint8Array | null {
+  if (!into) return readBlocks(dev, sector, 1, blockBytes)[0];
+  if (sector + blockBytes / SECTOR_SIZE > dev.sectors) return null;
+  return dev.read(sector, into) === OK ? into : null;
 }
 
 /** Writes `bytes` at `sector`; a range past the device end fails with EIO instead of throwing. */

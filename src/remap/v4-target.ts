@@ -55,6 +55,8 @@ export const V4_TARGET_NAME = 'dm-remap-v4';
 export const V4_STATUS_VERSION = 'v4.0-phase1.4';
 const CACHE_SLOTS = 256;
 const HEALTH_INTERVAL_NS = 300e9;
+/** Sectors the health work's scan position moves each run. */
+const HEALTH_SCAN_STEP = 1024;
 const MAX_HOTSPOTS = 32;
 const MIN_MAIN_SECTORS = 2048;
 const EEXIST = 17;
@@ -496,15 +498,23 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
   private runHealthIfDue(): void {
     if (!this.deviceActive || this.healthMutexHeld) return;
     const now = this.clock.nowNs();
-    while (now >= this.nextHealthRunNs) {
-      this.nextHealthRunNs += HEALTH_INTERVAL_NS;
-      this.healthScore = this.computeHealthScore();
-      this.scanProgress += 1024;
-      if (this.scanProgress >= this.sectors) {
-        this.scanProgress = 0;
-        this.healthScans++;
-        log.info(`Health scan completed. Health score: ${this.healthScore}/100, hotspots: ${this.hotspots.length}`);
-      }
+    if (now < this.nextHealthRunNs) return;
+    // every run that fell due since the last call at once: nothing between them changes the score, and
+    // the scan position steps by 1024 sectors a run, back to 0 (one scan more) once it passes the end
+    const runs = Math.floor((now - this.nextHealthRunNs) / HEALTH_INTERVAL_NS) + 1;
+    this.nextHealthRunNs += runs * HEALTH_INTERVAL_NS;
+    this.healthScore = this.computeHealthScore();
+    const toEnd = Math.max(1, Math.ceil((this.sectors - this.scanProgress) / HEALTH_SCAN_STEP));
+    if (runs < toEnd) {
+      this.scanProgress += runs * HEALTH_SCAN_STEP;
+      return;
+    }
+    const perScan = Math.max(1, Math.ceil(this.sectors / HEALTH_SCAN_STEP));
+    const scans = 1 + Math.floor((runs - toEnd) / perScan);
+    this.scanProgress = ((runs - toEnd) % perScan) * HEALTH_SCAN_STEP;
+    for (let i = 0; i < scans; i++) {
+      this.healthScans++;
+      log.info(`Health scan completed. Health score: ${this.healthScore}/100, hotspots: ${this.hotspots.length}`);
     }
   }
 

@@ -118,6 +118,9 @@ export class SimRun {
   private world: World | undefined;
   private v4Store: V4MetadataStore | undefined;
   private v4Seq = 0n;
+  /** The dm-remap-v4 store's 128 KiB blocks, handed from each table load to the next. */
+  private readonly v4Blocks: Uint8Array[] = [];
+  private classifier: SliceClassifier | undefined;
   private v4TickEv: SimEvent<Ev> | undefined;
   private faultEv: SimEvent<Ev> | undefined;
   private lastStatusAt: VTime = 0n;
@@ -443,9 +446,10 @@ export class SimRun {
         spareOverheadPercent: cfg.target.spareOverheadPercent,
         nowSeconds: () => EPOCH_SECONDS + toSeconds(this.clock.now),
         nextSequence: () => ++this.v4Seq,
+        blockPool: this.v4Blocks,
       });
       this.v4Store = m.store;
-      return { target: m.target };
+      return { target: m.target, closeStore: () => m.store.close() };
     }
     if (cfg.target.restartEvery !== undefined) {
       // restarts replay the table from the spare: the real metadata store
@@ -458,10 +462,18 @@ export class SimRun {
     return { target: new SafeRemapTarget({ main, spare, mainPath: 'main', sparePath: 'spare', reservedSectors: l.start, reservedEndSectors: l.end }) };
   }
 
-  /** The scanner's slice reader over main: it times reads by the virtual time the layers slept (a weak block is a slow one). */
-  private newClassifier(m: SafeRemapTarget): SliceClassifier {
+  /**
+   * The scanner's slice reader over main: it times reads by the virtual time the layers slept (a weak block is a
+   * slow one). One per run: it keeps nothing between slices but its buffer, and every table loaded has the same unit.
+   */
+  private classifierFor(m: SafeRemapTarget): SliceClassifier {
     const sc = this.cfg.scanner!;
-    return new SliceClassifier(this.main.top, { clock: this.clock.inRequest, blockSectors: m.unit, slowNs: sc.slowNs, retries: sc.retries }, sc.sliceBytes);
+    this.classifier ??= new SliceClassifier(
+      this.main.top,
+      { clock: this.clock.inRequest, blockSectors: m.unit, slowNs: sc.slowNs, retries: sc.retries },
+      sc.sliceBytes,
+    );
+    return this.classifier;
   }
 
   private materialize(): World {
@@ -472,7 +484,7 @@ export class SimRun {
     this.world = w;
     const m = this.model()!;
     const sc = this.cfg.scanner;
-    if (sc && m instanceof SafeRemapTarget) w.classifier = this.newClassifier(m);
+    if (sc && m instanceof SafeRemapTarget) w.classifier = this.classifierFor(m);
     // loaded at the last restart: the status calls since then happened to it
     this.lastStatusAt = this.lastLoadAt;
     this.applyStatus();
@@ -537,7 +549,7 @@ export class SimRun {
       const m = this.model();
       if (m instanceof DmRemapV4Target) m.runDueWork();
       if (this.world.classifier === undefined && this.cfg.scanner && m instanceof SafeRemapTarget) {
-        this.world.classifier = this.newClassifier(m);
+        this.world.classifier = this.classifierFor(m);
       }
       this.afterTargetOp();
     }

@@ -251,4 +251,23 @@ describe('dm-remap-v4 messages', () => {
     t.statusTokens(); // takes the mutex (and prints the defaults)
     expect(t.statusTokens().slice(23, 25)).toEqual(['40', '12']);
   });
+
+  it('runs the health work that fell due while nobody looked as if it had run every 300 s', () => {
+    // a main of 5,000 sectors: the scan position wraps every 5 runs
+    const stepped = setup(5000);
+    const jumped = setup(5000);
+    let seed = 7;
+    for (let k = 0; k < 40; k++) {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      const ns = (seed % 4000) * 1e9; // 0 to 66 minutes: none, one or many runs due
+      jumped.clock.advance(ns);
+      jumped.t.runDueWork();
+      for (let left = ns; left > 0; left -= Math.min(left, 300e9)) {
+        stepped.clock.advance(Math.min(left, 300e9));
+        stepped.t.runDueWork();
+      }
+      expect(jumped.t.messageText(['health'])).toBe(stepped.t.messageText(['health']));
+    }
+    expect(jumped.t.messageText(['health'])).toMatch(/scan_count=[1-9]\d+ /);
+  });
 });
