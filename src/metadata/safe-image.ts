@@ -18,7 +18,7 @@ import {
   safeBlockSector,
 } from './safe-format.js';
 import { type ReplayResult, replay } from './safe-replay.js';
-import { readBlocks } from './spare-io.js';
+import { type ReadBuffers, readBlocks } from './spare-io.js';
 
 type Maybe = Uint8Array | null;
 
@@ -38,10 +38,10 @@ export interface SafeImage {
 
 /**
  * Reads the superblocks, the checkpoint blocks each valid superblock names and
- * both logs. Throws MetadataFormatError 'unformatted' (both superblocks blank)
+ * both logs (into `buffers`' memory when given). Throws MetadataFormatError 'unformatted' (both superblocks blank)
  * or 'no-valid-superblock'.
  */
-export function readSafeImage(spare: BlockDevice): SafeImage {
+export function readSafeImage(spare: BlockDevice, buffers?: ReadBuffers): SafeImage {
   const superblocks = readSafeSuperblocks(spare);
   const decoded: SafeImage['decoded'] = {};
   const superblockProblems: SafeImage['superblockProblems'] = {};
@@ -72,11 +72,12 @@ export function readSafeImage(spare: BlockDevice): SafeImage {
     for (const area of AREAS) {
       if (checkpoint[area][slot].length >= sb.checkpointBlocks) continue;
       const at = safeBlockSector(sb.layout, area, { region: 'checkpoint', slot, index: 0 });
-      checkpoint[area][slot] = readBlocks(spare, at, sb.checkpointBlocks, SAFE_BLOCK_SIZE);
+      checkpoint[area][slot] = readBlocks(spare, at, sb.checkpointBlocks, SAFE_BLOCK_SIZE, buffers);
     }
   }
   const logs = { A: [] as Maybe[], B: [] as Maybe[] };
-  for (const area of AREAS) logs[area] = readBlocks(spare, safeBlockSector(layout, area, { region: 'log', index: 0 }), layout.logBlocks, SAFE_BLOCK_SIZE);
+  for (const area of AREAS)
+    logs[area] = readBlocks(spare, safeBlockSector(layout, area, { region: 'log', index: 0 }), layout.logBlocks, SAFE_BLOCK_SIZE, buffers);
   return { spareSectors: spare.sectors, superblocks, decoded, superblockProblems, layout, checkpoint, log: logs };
 }
 

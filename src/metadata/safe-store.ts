@@ -73,7 +73,7 @@ import {
   safeBlockSector,
 } from './safe-format.js';
 import { type ReplayResult, applyRecords } from './safe-replay.js';
-import { writeBlock } from './spare-io.js';
+import { type ReadBuffers, writeBlock } from './spare-io.js';
 import { type SafeImage, type SafeRecovery, type SafeRepairAction, describeRepairAction, planSafeRepair, readSafeImage, replayImage } from './safe-image.js';
 
 /** An I/O error of the spare while reading or writing metadata. */
@@ -101,6 +101,8 @@ export interface SafeStoreOptions {
 export interface SafeStoreOpenOptions extends SafeStoreOptions {
   /** The main device the metadata must belong to. */
   fingerprint: DeviceFingerprint;
+  /** Memory to read the checkpoints and logs into; given back when open returns (nothing keeps a block of them). */
+  readBuffers?: ReadBuffers;
 }
 
 export interface SafeStoreFormatOptions extends SafeStoreOptions {
@@ -222,7 +224,16 @@ export class SafeMetadataStore implements RemapJournal {
    * recovery needs one.
    */
   static open(spare: BlockDevice, opts: SafeStoreOpenOptions): SafeMetadataStore {
-    const image = readSafeImage(spare);
+    const image = readSafeImage(spare, opts.readBuffers);
+    try {
+      return SafeMetadataStore.recover(spare, image, opts);
+    } finally {
+      if (opts.readBuffers)
+        for (const area of AREAS) opts.readBuffers.giveBack([...image.checkpoint[area][0], ...image.checkpoint[area][1], ...image.log[area]]);
+    }
+  }
+
+  private static recover(spare: BlockDevice, image: SafeImage, opts: SafeStoreOpenOptions): SafeMetadataStore {
     const result = replayImage(image, opts.fingerprint);
     const decoded = AREAS.flatMap((a) => (image.decoded[a] ? [image.decoded[a] as SafeSuperblock] : []));
     const store = new SafeMetadataStore(

@@ -9,13 +9,42 @@ import { type BlockDevice, type IoStatus, EIO, OK, SECTOR_SIZE } from '../block/
 const MAX_READ = 1 << 20;
 
 /**
+ * Memory for readBlocks to read into instead of new memory, where the same
+ * metadata is read again and again (a simulated run loads its table every
+ * month): the caller gives back what it read once it holds no block of it.
+ */
+export class ReadBuffers {
+  private readonly free: Uint8Array[] = [];
+
+  take(bytes: number): Uint8Array {
+    const i = this.free.findIndex((b) => b.byteLength === bytes);
+    return i < 0 ? new Uint8Array(bytes) : this.free.splice(i, 1)[0]!;
+  }
+
+  give(buf: Uint8Array): void {
+    if (this.free.length < MAX_FREE) this.free.push(buf);
+  }
+
+  /** Gives back the memory under blocks that readBlocks returned (all of one call's, or whole blocks). */
+  giveBack(blocks: ReadonlyArray<Uint8Array | null>): void {
+    // each read's memory starts with its first block
+    for (const b of blocks) if (b !== null && b.byteOffset === 0) this.give(b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b.buffer));
+  }
+}
+
+/** Buffers a ReadBuffers keeps at most (the five dm-remap-v4 copies, the safe store's two logs and checkpoints). */
+const MAX_FREE = 16;
+
+/**
  * Reads `count` blocks of `blockBytes` bytes starting at `sector`. Blocks past
  * the device end, and blocks whose read fails, are null. A failed multi-block
- * read is retried block by block, so one bad sector costs one block.
+ * read is retried block by block, so one bad sector costs one block. With
+ * `buffers`, the memory comes from there.
  */
-export function readBlocks(dev: BlockDevice, sector: number, count: number, blockBytes: number): Array<Uint8Array | null> {
+export function readBlocks(dev: BlockDevice, sector: number, count: number, blockBytes: number, buffers?: ReadBuffers): Array<Uint8Array | null> {
   const out: Array<Uint8Array | null> = [];
   if (count <= 0) return out;
+  const alloc = (bytes: number): Uint8Array => (buffers ? buffers.take(bytes) : new Uint8Array(bytes));
   const blockSectors = blockBytes / SECTOR_SIZE;
   const perRead = Math.max(1, Math.floor(MAX_READ / blockBytes));
   for (let first = 0; first < count; first += perRead) {
@@ -23,13 +52,18 @@ export function readBlocks(dev: BlockDevice, sector: number, count: number, bloc
     const at = sector + first * blockSectors;
     const inside = Math.max(0, Math.min(n, Math.floor((dev.sectors - at) / blockSectors)));
     if (inside > 0) {
-      const buf = new Uint8Array(inside * blockBytes);
+      const buf = alloc(inside * blockBytes);
       if (dev.read(at, buf) === OK) {
         for (let i = 0; i < inside; i++) out.push(buf.subarray(i * blockBytes, (i + 1) * blockBytes));
       } else {
+        buffers?.give(buf);
         for (let i = 0; i < inside; i++) {
-          const one = new Uint8Array(blockBytes);
-          out.push(dev.read(at + i * blockSectors, one) === OK ? one : null);
+          const one = alloc(blockBytes);
+          if (dev.read(at + i * blockSectors, one) === OK) out.push(one);
+          else {
+            buffers?.give(one);
+            out.push(null);
+          }
         }
       }
     }
@@ -38,11 +72,8 @@ export function readBlocks(dev: BlockDevice, sector: number, count: number, bloc
   return out;
 }
 
-/** One block, as readBlocks reads it; into `into` (blockBytes long) when given, a buffer to reuse. */
-export function readBlock(dev: BlockDevice, sector: number, blockBytes: number, into?: Uint8Array): Uint8Array | null {
-  if (!into) return readBlocks(dev, sector, 1, blockBytes)[0];
-  if (sector + blockBytes / SECTOR_SIZE > dev.sectors) return null;
-  return dev.read(sector, into) === OK ? into : null;
+export function readBlock(dev: BlockDevice, sector: number, blockBytes: number): Uint8Array | null {
+  return readBlocks(dev, sector, 1, blockBytes)[0];
 }
 
 /** Writes `bytes` at `sector`; a range past the device end fails with EIO instead of throwing. */

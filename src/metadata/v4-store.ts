@@ -38,7 +38,7 @@ import {
   encodeV4Copy,
   v4EmptyTable,
 } from './dm-remap-v4.js';
-import { readBlock, readBlocks, roundToBlocks, writeBlock } from './spare-io.js';
+import { type ReadBuffers, readBlocks, roundToBlocks, writeBlock } from './spare-io.js';
 
 /** dm-bufio's block size for the module's client: one copy per 128 KiB block. */
 export const V4_BUFIO_BLOCK_BYTES = 131072;
@@ -71,12 +71,8 @@ export interface V4StoreOptions {
   nowSeconds?: () => number;
   /** The module-wide sequence counter: returns the next number. Default: one counter per process, as one module load. */
   nextSequence?: () => bigint;
-  /**
-   * Blocks to load into: close() leaves the store's 128 KiB blocks here, and
-   * the next store opened with the same list (a reload) reads into them
-   * instead of taking new memory.
-   */
-  blockPool?: Uint8Array[];
+  /** Memory to load into: close() gives the store's 128 KiB blocks back, for the next store's load (a reload). */
+  readBuffers?: ReadBuffers;
 }
 
 export function toCodecEntry(e: TargetEntry): V4RemapEntry {
@@ -113,7 +109,7 @@ export class V4MetadataStore implements V4MetadataSink {
   private nextTimerNs: number | undefined;
   private readonly nowSeconds: () => number;
   private readonly nextSequence: () => bigint;
-  private readonly blockPool: Uint8Array[] | undefined;
+  private readonly readBuffers: ReadBuffers | undefined;
 
   private constructor(spare: BlockDevice, found: V4Choice, current: V4Metadata, initialized: boolean, buffers: Array<Uint8Array | null>, opts: V4StoreOptions) {
     this.spare = spare;
@@ -124,23 +120,19 @@ export class V4MetadataStore implements V4MetadataSink {
     this.readOnly = opts.readOnly ?? false;
     this.nowSeconds = opts.nowSeconds ?? (() => Date.now() / 1000);
     this.nextSequence = opts.nextSequence ?? (() => ++moduleSequence);
-    this.blockPool = opts.blockPool;
+    this.readBuffers = opts.readBuffers;
   }
 
-  /** The target is gone: the blocks go to the block pool, if the store has one, for the next load. */
+  /** The target is gone (after destroy()): the blocks go back to the store's read buffers, if it has any, for the next load. */
   close(): void {
-    if (!this.blockPool) return;
-    for (let i = 0; i < this.buffers.length; i++) {
-      const b = this.buffers[i];
-      if (b && b.byteLength === V4_BUFIO_BLOCK_BYTES) this.blockPool.push(b);
-      this.buffers[i] = null;
-    }
+    this.readBuffers?.giveBack(this.buffers);
+    this.buffers.fill(null);
   }
 
   /** Loads the table as the module does when its target is constructed (the deferred metadata read). */
   static open(spare: BlockDevice, mainSectors: number, opts: V4StoreOptions = {}): V4MetadataStore {
     const now = Math.floor((opts.nowSeconds ?? (() => Date.now() / 1000))());
-    const blocks = V4_COPY_SECTORS.map((s) => readBufioBlock(spare, s, opts.blockPool));
+    const blocks = V4_COPY_SECTORS.map((s) => readBufioBlock(spare, s, opts.readBuffers));
     const found = chooseBestCopy(
       blocks.map((b) => (b === null ? null : b.subarray(0, Math.min(b.length, v4CopyIoBytes(spare.logicalBlockSize))))),
       now,
@@ -249,11 +241,8 @@ function withHead(block: Uint8Array, head: Uint8Array): Uint8Array {
 }
 
 /** One 128 KiB dm-bufio block at `sector`, or null when it cannot be read (past the spare's end: the module's read fails). */
-function readBufioBlock(spare: BlockDevice, sector: number, pool: Uint8Array[] | undefined): Uint8Array | null {
-  const into = pool?.pop();
-  const block = readBlock(spare, sector, V4_BUFIO_BLOCK_BYTES, into);
-  if (block === null && into) pool!.push(into);
-  return block;
+function readBufioBlock(spare: BlockDevice, sector: number, buffers: ReadBuffers | undefined): Uint8Array | null {
+  return readBlocks(spare, sector, 1, V4_BUFIO_BLOCK_BYTES, buffers)[0];
 }
 
 /**

@@ -33,6 +33,7 @@ import { openSafeModel, openV4Model } from '../stack/models.js';
 import { computeSafeLayout } from '../metadata/safe-format.js';
 import { defaultLogBlocks } from '../metadata/safe-store.js';
 import type { V4MetadataStore } from '../metadata/v4-store.js';
+import { ReadBuffers } from '../metadata/spare-io.js';
 import { type OpenedModel, ReloadingTarget, type RemapModel } from '../remap/reloading-target.js';
 import { SafeRemapTarget } from '../remap/safe-target.js';
 import { DmRemapV4Target } from '../remap/v4-target.js';
@@ -118,8 +119,8 @@ export class SimRun {
   private world: World | undefined;
   private v4Store: V4MetadataStore | undefined;
   private v4Seq = 0n;
-  /** The dm-remap-v4 store's 128 KiB blocks, handed from each table load to the next. */
-  private readonly v4Blocks: Uint8Array[] = [];
+  /** Memory for the metadata reads of each table load, handed from one load to the next. */
+  private readonly readBuffers = new ReadBuffers();
   private classifier: SliceClassifier | undefined;
   private v4TickEv: SimEvent<Ev> | undefined;
   private faultEv: SimEvent<Ev> | undefined;
@@ -446,14 +447,14 @@ export class SimRun {
         spareOverheadPercent: cfg.target.spareOverheadPercent,
         nowSeconds: () => EPOCH_SECONDS + toSeconds(this.clock.now),
         nextSequence: () => ++this.v4Seq,
-        blockPool: this.v4Blocks,
+        readBuffers: this.readBuffers,
       });
       this.v4Store = m.store;
       return { target: m.target, closeStore: () => m.store.close() };
     }
     if (cfg.target.restartEvery !== undefined) {
       // restarts replay the table from the spare: the real metadata store
-      const m = openSafeModel(main, spare, { mainPath: 'main', sparePath: 'spare' });
+      const m = openSafeModel(main, spare, { mainPath: 'main', sparePath: 'spare', readBuffers: this.readBuffers });
       return { target: m.target, closeStore: () => m.store.close() };
     }
     // no restart: the table never needs reading back, so its records stay in memory; the layout (and so the

@@ -14,6 +14,7 @@ import { describeContent, probeSpare } from '../metadata/probe.js';
 import type { DeviceFingerprint } from '../metadata/safe-format.js';
 import { type SafeDurability, SafeMetadataStore } from '../metadata/safe-store.js';
 import { type V4StoreOptions, V4MetadataStore } from '../metadata/v4-store.js';
+import type { ReadBuffers } from '../metadata/spare-io.js';
 
 export interface SafeStoreChoice {
   /**
@@ -30,6 +31,8 @@ export interface SafeStoreChoice {
   identity?: string;
   readOnly?: boolean;
   durability?: SafeDurability;
+  /** Memory for the store's reads (SafeStoreOpenOptions.readBuffers). */
+  readBuffers?: ReadBuffers;
   /** Format options. */
   logBlocks?: number;
   checkpointSlotBlocks?: number;
@@ -83,7 +86,7 @@ export function openSafeStore(
   }
   let store: SafeMetadataStore;
   try {
-    store = SafeMetadataStore.open(spare, { fingerprint, durability: opts.durability, readOnly: opts.readOnly });
+    store = SafeMetadataStore.open(spare, { fingerprint, durability: opts.durability, readOnly: opts.readOnly, readBuffers: opts.readBuffers });
   } catch (e) {
     if (e instanceof MetadataFormatError && opts.force && !opts.readOnly) return { store: format(true), formatted: true };
     if (e instanceof MetadataFormatError) {

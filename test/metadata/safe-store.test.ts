@@ -10,6 +10,7 @@ import { openSafeModel, openSafeStore, safeFingerprint } from '../../src/stack/m
 import { probeSpare } from '../../src/metadata/probe.js';
 import { SAFE_BLOCK_SIZE, decodeLogBlock, decodeSuperblock, safeBlockSector } from '../../src/metadata/safe-format.js';
 import { SafeMetadataStore } from '../../src/metadata/safe-store.js';
+import { ReadBuffers } from '../../src/metadata/spare-io.js';
 import { readSafeImage, replayImage } from '../../src/metadata/safe-image.js';
 import { writeV4Copies } from '../../src/metadata/v4-store.js';
 import { openTarget } from '../../src/stack/table.js';
@@ -171,6 +172,36 @@ describe('safe store: recovery', () => {
     const third = SafeMetadataStore.open(spare, { fingerprint: safeFingerprint(main) });
     expect(third.remaps.get(4)).toBe(again.target.lookup(4));
     expect(third.recovery?.result.tornTail).toBe(false);
+  });
+
+  it('reads into the memory the last open gave back, and recovers the same table, repairs included', () => {
+    const { main, spare } = devices();
+    const m = openSafeModel(main, spare, { logBlocks: 8 });
+    remapBlocks(m.target, main, [5, 6, 9]);
+    const logB = safeBlockSector(m.store.layout, 'B', { region: 'log', index: 1 });
+    const b = new Uint8Array(SAFE_BLOCK_SIZE);
+    spare.read(logB, b);
+    b[40] ^= 0x40;
+    spare.write(logB, b);
+    const readBuffers = new ReadBuffers();
+    const taken: Uint8Array[] = [];
+    const take = readBuffers.take.bind(readBuffers);
+    readBuffers.take = (bytes) => {
+      const t = take(bytes);
+      taken.push(t);
+      return t;
+    };
+    const fp = { fingerprint: safeFingerprint(main) };
+    const plain = SafeMetadataStore.open(spare, { ...fp, readOnly: true });
+    const first = SafeMetadataStore.open(spare, { ...fp, readOnly: true, readBuffers });
+    const firstTaken = new Set(taken.splice(0));
+    expect(firstTaken.size).toBeGreaterThanOrEqual(2); // both logs, and the checkpoints
+    const second = SafeMetadataStore.open(spare, { ...fp, readBuffers });
+    expect(new Set(taken.splice(0))).toEqual(firstTaken);
+    for (const s of [first, second]) expect(sortedRemaps(s.remaps)).toEqual(sortedRemaps(plain.remaps));
+    expect(first.recovery?.actions).toEqual(plain.recovery?.actions);
+    expect(second.recovery?.applied).toBe(true);
+    expect(SafeMetadataStore.open(spare, { ...fp, readOnly: true }).recovery?.actions).toEqual([]);
   });
 
   it('repairs a corrupt superblock, checkpoint block and log block from the good copy', () => {

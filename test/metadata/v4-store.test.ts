@@ -7,6 +7,7 @@ import { DustDevice } from '../../src/faults/dust.js';
 import { V4_COPY_SECTORS, V4_MAGIC, V4_MAX_REMAPS, chooseBestCopy, decodeV4Copy } from '../../src/metadata/dm-remap-v4.js';
 import { openV4Model } from '../../src/stack/models.js';
 import { V4MetadataStore, readV4Copies, v4CopySectors } from '../../src/metadata/v4-store.js';
+import { ReadBuffers } from '../../src/metadata/spare-io.js';
 import { openTarget } from '../../src/stack/table.js';
 import type { DmRemapV4Target } from '../../src/remap/v4-target.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -173,32 +174,42 @@ describe('dm-remap-v4 store: load and write as the module does, through dm-bufio
     expect(chooseBestCopy(readV4Copies(spare), NOW).best!.metadata.entries.map((x) => Number(x.originalSector))).toEqual([1, 2]);
   });
 
-  it('a reload reads into the blocks the last store left in the block pool, and loads the same table', () => {
+  it('a reload reads into the blocks the last store gave back, and loads the same table', () => {
     const { spare } = devices();
-    const blockPool: Uint8Array[] = [];
+    const readBuffers = new ReadBuffers();
+    const taken: Uint8Array[] = [];
+    const take = readBuffers.take.bind(readBuffers);
+    readBuffers.take = (bytes) => {
+      const b = take(bytes);
+      taken.push(b);
+      return b;
+    };
     const e = (o: number) => ({ originalSector: o, spareSector: 0, timeNs: 0, errorCount: 1, pending: true });
-    const first = V4MetadataStore.open(spare, MAIN, { nowSeconds: now, nextSequence: counter(), blockPool });
+    const first = V4MetadataStore.open(spare, MAIN, { nowSeconds: now, nextSequence: counter(), readBuffers });
     first.writeTable([e(7), e(9)]);
     first.destroy();
     first.close();
-    expect(blockPool).toHaveLength(5);
-    const kept = new Set(blockPool);
-    const second = V4MetadataStore.open(spare, MAIN, { nowSeconds: now, blockPool });
-    expect(blockPool).toHaveLength(0);
+    const firstBlocks = new Set(taken.splice(0));
+    expect(firstBlocks.size).toBe(5);
+    const second = V4MetadataStore.open(spare, MAIN, { nowSeconds: now, readBuffers });
+    expect(new Set(taken.splice(0))).toEqual(firstBlocks);
     expect(second.restoredEntries().map((x) => x.originalSector)).toEqual([7, 9]);
     // the second store writes through the reused blocks, and what it wrote is what a fresh load finds
     second.writeTable([e(7), e(9), e(11)]);
     second.destroy();
     second.close();
-    expect(new Set(blockPool)).toEqual(kept);
-    expect(V4MetadataStore.open(spare, MAIN, { nowSeconds: now }).restoredEntries().map((x) => x.originalSector)).toEqual([7, 9, 11]);
-    // a block that cannot be read goes back to the pool, and the copy counts as unreadable
+    expect(
+      V4MetadataStore.open(spare, MAIN, { nowSeconds: now })
+        .restoredEntries()
+        .map((x) => x.originalSector),
+    ).toEqual([7, 9, 11]);
+    // a copy that cannot be read counts as unreadable, and its memory goes back for the next read
     const dust = new DustDevice(spare, { log: () => {} });
     dust.enable();
     dust.addBadBlock(V4_COPY_SECTORS[2]);
-    const third = V4MetadataStore.open(dust, MAIN, { nowSeconds: now, blockPool });
-    expect(blockPool).toHaveLength(1);
+    const third = V4MetadataStore.open(dust, MAIN, { nowSeconds: now, readBuffers });
     expect(third.restoredEntries()).toHaveLength(3);
+    expect(new Set(taken.splice(0))).toEqual(firstBlocks);
   });
 
   it('a spare too small for the five 128 KiB blocks: the blocks past its end are neither read nor written', () => {
