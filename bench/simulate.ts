@@ -10,14 +10,13 @@
  *                                 against the target, as the JSON's `against` says.
  *   "campaign-scaling"            the campaign of the issue's question, examples/sim/loss-5y.yaml
  *                                 (18 points: both policies, spares of 1, 8 and 64 MiB, scans
- *                                 weekly, monthly or never), at 100 runs a point (5 with --quick)
- *                                 instead of its 200, with 2 worker processes vs 1: wall-clock
- *                                 runs per second, worker start-up included (the built
- *                                 JavaScript, as the CLI runs it); the median of 3 alternating
- *                                 rounds (1 with --quick), each with the CPUs it got    >= 1.9
+ *                                 weekly, monthly or never; 200 runs a point, 5 with --quick),
+ *                                 with 2 worker processes vs 1: wall-clock runs per second,
+ *                                 worker start-up included (the built JavaScript, as the CLI
+ *                                 runs it); the median of 3 alternating rounds (1 with
+ *                                 --quick), each with the CPUs it got                   >= 1.9
  *                                 Each process pays its start-up and V8's warm-up (about 0.4 s
- *                                 and 1-1.5 CPU-s), which an 8-second campaign (1,000 runs of
- *                                 one point) would weigh far above what a real one does.
+ *                                 and 1-1.5 CPU-s), so a shorter campaign scales less.
  *                                 Each round also times a plain CPU-bound loop in 1 and in 2
  *                                 processes (`machineScaling`): what this machine gave 2
  *                                 processes at the time, the ceiling of the ratio; and a
@@ -110,7 +109,7 @@ log(
 const rounds = args.quick ? 1 : 3;
 const lossFile = path.join(root, 'examples/sim/loss-5y.yaml');
 const loss = loadCampaign(lossFile);
-const runsPerPoint = args.quick ? 5 : 100;
+const runsPerPoint = args.quick ? 5 : loss.spec.runs;
 const scaling = campaignFrom(
   { ...loss.spec, runs: runsPerPoint },
   loss.source,

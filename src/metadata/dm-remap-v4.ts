@@ -259,10 +259,11 @@ export interface V4Encoded {
  * field comes from `meta` (build it with v4Metadata() for the module's
  * defaults). `active remaps` = min(entries, 2048): the first 2048 entries are
  * kept, the rest reported in `dropped`. Out-of-range values throw
- * MetadataValueError naming the field.
+ * MetadataValueError naming the field. `into` (at least V4_STRUCT_SIZE
+ * bytes): memory to encode into, for a caller that copies the bytes at once.
  */
-export function encodeV4Copy(meta: V4Metadata): V4Encoded {
-  const b = new Uint8Array(V4_STRUCT_SIZE);
+export function encodeV4Copy(meta: V4Metadata, into?: Uint8Array): V4Encoded {
+  const b = into ? into.fill(0, 0, V4_STRUCT_SIZE).subarray(0, V4_STRUCT_SIZE) : new Uint8Array(V4_STRUCT_SIZE);
   const dv = view(b);
   dv.setUint32(O.magic, V4_MAGIC, true);
   dv.setUint32(O.version, V4_VERSION, true);

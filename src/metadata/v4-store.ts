@@ -163,7 +163,7 @@ export class V4MetadataStore implements V4MetadataSink {
     this.current = { ...this.current, sequence: this.nextSequence(), timestamp: BigInt(Math.floor(this.nowSeconds())), copyIndex: 0, entries: kept };
     this.stats.tableWrites++;
     if (this.readOnly) return;
-    const encoded = encodeV4Copy(this.current).bytes;
+    const encoded = encodeV4Copy(this.current, encodeScratch()).bytes;
     for (let i = 0; i < this.buffers.length; i++) {
       this.buffers[i] ??= new Uint8Array(V4_BUFIO_BLOCK_BYTES); // a block the load could not read: a new buffer
       this.buffers[i]!.set(encoded);
@@ -185,7 +185,7 @@ export class V4MetadataStore implements V4MetadataSink {
   writebackAt(i: number): void {
     const table = this.unwrittenTables[i];
     if (!table || this.readOnly) return;
-    const encoded = encodeV4Copy(table).bytes;
+    const encoded = encodeV4Copy(table, encodeScratch()).bytes;
     this.writeBuffers(this.buffers.map((b) => (b === null ? null : withHead(b, encoded))));
     this.unwrittenTables = this.unwrittenTables.slice(i + 1);
     this.dirty = this.unwrittenTables.length > 0;
@@ -232,6 +232,13 @@ export class V4MetadataStore implements V4MetadataSink {
       this.writeback();
     }
   }
+}
+
+let scratch: Uint8Array | undefined;
+/** Memory to encode a table into that is copied at once (into the buffers): one per thread, not one per write. */
+function encodeScratch(): Uint8Array {
+  scratch ??= new Uint8Array(V4_STRUCT_SIZE);
+  return scratch;
 }
 
 function withHead(block: Uint8Array, head: Uint8Array): Uint8Array {

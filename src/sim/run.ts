@@ -89,8 +89,9 @@ function streams(seed: number): { faults: Random; spareFaults: Random; io: Rando
   };
 }
 
-export function simulateRun(cfg: SimConfig, seed: number): SimRunResult {
-  const run = new SimRun(cfg, seed);
+/** One run. `readBuffers`: memory for the metadata reads, kept from run to run by a caller that makes many. */
+export function simulateRun(cfg: SimConfig, seed: number, readBuffers = new ReadBuffers()): SimRunResult {
+  const run = new SimRun(cfg, seed, readBuffers);
   try {
     return run.run();
   } finally {
@@ -119,8 +120,6 @@ export class SimRun {
   private world: World | undefined;
   private v4Store: V4MetadataStore | undefined;
   private v4Seq = 0n;
-  /** Memory for the metadata reads of each table load, handed from one load to the next. */
-  private readonly readBuffers = new ReadBuffers();
   private classifier: SliceClassifier | undefined;
   private v4TickEv: SimEvent<Ev> | undefined;
   private faultEv: SimEvent<Ev> | undefined;
@@ -159,6 +158,8 @@ export class SimRun {
   constructor(
     private readonly cfg: SimConfig,
     seed: number,
+    /** Memory for the metadata reads of each table load, handed from one load to the next. */
+    private readonly readBuffers: ReadBuffers,
   ) {
     this.rnd = streams(seed);
     const w = cfg.workload;

@@ -193,6 +193,16 @@ describe('dm-remap-v4 metadata: layout', () => {
     expect(firstDiff(encodeV4Copy(r.metadata).bytes, bytes)).toBe(-1);
   });
 
+  it('encodes into given memory exactly as into new memory, whatever that memory held', () => {
+    const meta = distinctMetadata();
+    const into = new Uint8Array(V4_STRUCT_SIZE + 512).fill(0xee);
+    const e = encodeV4Copy(meta, into);
+    expect(e.bytes.buffer).toBe(into.buffer);
+    expect(e.bytes.length).toBe(V4_STRUCT_SIZE);
+    expect(firstDiff(e.bytes, encodeV4Copy(meta).bytes)).toBe(-1);
+    expect(e.checksum).toBe(encodeV4Copy(meta).checksum);
+  });
+
   it('the empty table carries the fixed values the module writes', () => {
     const meta = v4EmptyTable({ mainSectors: 204800, spareSectors: 40960, timestamp: NOW });
     const { bytes } = encodeV4Copy(meta);

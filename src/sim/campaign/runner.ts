@@ -5,6 +5,7 @@
 import type { SimOverrides, SimSource } from '../config.js';
 import { resolveSimConfig, type SimConfig } from '../config.js';
 import { simulateRun } from '../run.js';
+import { ReadBuffers } from '../../metadata/spare-io.js';
 import type { RunRecord } from '../summary.js';
 import { setHugePageAdvice } from '../../sys/huge-pages.js';
 import { SECTOR_SIZE } from '../../block/device.js';
@@ -27,6 +28,8 @@ export interface RunTicket {
 
 export class BatchRunner {
   private readonly configs: SimConfig[];
+  /** The metadata reads' memory, from one run to the next. */
+  private readonly readBuffers = new ReadBuffers();
 
   constructor(private readonly job: CampaignJob) {
     // the simulator makes many short-lived, sparse tables: huge pages would cost a zeroed 2 MiB page per table
@@ -37,7 +40,7 @@ export class BatchRunner {
   /** One run's record, as a results-file line. */
   line(t: RunTicket): string {
     const cfg = this.configs[t.point]!;
-    const result = simulateRun(cfg, t.seed);
+    const result = simulateRun(cfg, t.seed, this.readBuffers);
     const record: RunRecord = {
       campaign: this.job.campaign,
       name: this.job.name,
