@@ -8,7 +8,9 @@
  *   "direct-rand-read-4k-qd32"   O_DIRECT 4k random reads, iodepth 32 vs fio io_uring
  *                                iodepth 32 direct=1                                     >= 0.8
  *   "model-overhead-1e6"         the model in the path (safe policy, 1e6 remaps) vs the plain
- *                                file, same job                                          >= 0.85
+ *                                file, same job, the engine's default io (io_uring: the
+ *                                model's reads go as planned pieces)                     >= 0.85
+ *   "model-overhead-1e6-sync"    the same pair with io=js (one pread per piece)
  *   "rand-read-4k-qd32-vs-fio-io_uring"  the 2-worker 4k job vs fio ioengine=io_uring
  *                                iodepth=32 numjobs=2, page cache (fio's best engine for it)
  *   "null-4k-qd32-vs-fio-null"   the same job with no I/O at all: 2 workers on a null device
@@ -77,7 +79,10 @@ const MODEL_MAIN_BYTES = 64 * 2 ** 30; // sparse: the 1e6 remaps are spread over
 const REMAPS = 1_000_000;
 
 /** The safe model with 1e6 remaps over a 64 GiB main whose first 1 GiB is `file`'s data, and the same job on the plain main; `measure` runs one pair. */
-function modelOverhead(job: Record<string, string | number>): { measure: () => Promise<{ model: number; plain: number }>; close: () => void } {
+function modelOverhead(job: Record<string, string | number>): {
+  measure: () => Promise<{ model: number; plain: number; modelSync: number; plainSync: number }>;
+  close: () => void;
+} {
   const mainFile = path.join(dir, 'model-main.img');
   const spareFile = path.join(dir, 'model-spare.img');
   fs.copyFileSync(file, mainFile);
@@ -94,7 +99,7 @@ function modelOverhead(job: Record<string, string | number>): { measure: () => P
     restored: { remaps: sorted.map((k, i) => [k, 2048 + i]), cursor: 2048 + REMAPS },
   });
   const run = async (device: EngineOptions['device'], extra: Partial<EngineOptions>): Promise<number> => {
-    const e = await Engine.start({ device, queues: 2, pin: true, io: 'js', ...extra });
+    const e = await Engine.start({ device, queues: 2, pin: true, ...extra });
     try {
       const r = await e.runJobs([jobFromRecord({ name: 'ours', ...job, size: '1g', runtime: RUNTIME_S, time_based: 1 })]);
       return r.jobs[0].read.totalIos / (r.jobs[0].runtimeNs / 1e9);
@@ -102,23 +107,24 @@ function modelOverhead(job: Record<string, string | number>): { measure: () => P
       await e.close();
     }
   };
+  const model: EngineOptions['device'] = {
+    kind: 'model',
+    policy: 'safe',
+    main: { file: { path: mainFile } },
+    spare: { file: { path: spareFile } },
+    target: primary.shared,
+    mainPath: mainFile,
+    sparePath: spareFile,
+  };
+  const plain: EngineOptions['device'] = { kind: 'file', path: mainFile };
   return {
-    measure: async () => {
-      const model = await run(
-        {
-          kind: 'model',
-          policy: 'safe',
-          main: { file: { path: mainFile } },
-          spare: { file: { path: spareFile } },
-          target: primary.shared,
-          mainPath: mainFile,
-          sparePath: spareFile,
-        },
-        { primary },
-      );
-      const plain = await run({ kind: 'file', path: mainFile }, {});
-      return { model, plain };
-    },
+    // the engine as it runs by default (reads of both go to io_uring, the model's as planned pieces), and with io=js
+    measure: async () => ({
+      model: await run(model, { primary }),
+      plain: await run(plain, {}),
+      modelSync: await run(model, { primary, io: 'js' }),
+      plainSync: await run(plain, { io: 'js' }),
+    }),
     close: () => primary.close(),
   };
 }
@@ -151,6 +157,8 @@ try {
     fioDirect: [] as number[],
     model: [] as number[],
     plain: [] as number[],
+    modelSync: [] as number[],
+    plainSync: [] as number[],
   };
   try {
     for (let k = 0; k < ROUNDS; k++) {
@@ -171,6 +179,8 @@ try {
       const o = await overhead.measure();
       r.model.push(o.model);
       r.plain.push(o.plain);
+      r.modelSync.push(o.modelSync);
+      r.plainSync.push(o.plainSync);
       if (!args.json) console.log(`round ${k + 1} of ${ROUNDS} done`);
     }
   } finally {
@@ -184,6 +194,7 @@ try {
     { name: 'seq-read-1m-vs-fio', ours: median(r.seq) / MiB, theirs: median(r.fioSeq) / MiB, unit: 'MiB/s' },
     { name: 'direct-rand-read-4k-qd32', ours: median(r.direct), theirs: median(r.fioDirect), unit: 'IOPS' },
     { name: 'model-overhead-1e6', ours: median(r.model), theirs: median(r.plain), unit: 'IOPS (model vs plain file)' },
+    { name: 'model-overhead-1e6-sync', ours: median(r.modelSync), theirs: median(r.plainSync), unit: 'IOPS (model vs plain file, io=js)' },
     { name: 'rand-read-4k-qd32-vs-fio-io_uring', ours: two, theirs: median(r.fioUring), unit: 'IOPS' },
     { name: 'null-4k-qd32-vs-fio-null', ours: median(r.nullTwo), theirs: median(r.fioNull), unit: 'IOPS (no I/O)' },
   ].map((c) => ({ ...c, ours: Math.round(c.ours), theirs: Math.round(c.theirs), ratio: round(c.ours / c.theirs) }));
@@ -203,7 +214,7 @@ try {
       preadHow: 'the io=js run vs the same run on a null device (no I/O): pread(2) from the page cache, and the copy',
       ioUringSavesNs: Math.round(perIoSync - perIo),
       modelAndTableNs: Math.round(2e9 / median(r.model) - 2e9 / median(r.plain)),
-      modelHow: 'model-overhead-1e6: the safe model with 1e6 remaps vs the plain file, 2 workers, per worker',
+      modelHow: 'model-overhead-1e6: the safe model with 1e6 remaps vs the plain file, 2 workers, io_uring, per worker',
     },
     alone: {
       generatorNs: round(parts.generatorNs, 1),

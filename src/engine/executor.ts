@@ -9,6 +9,7 @@
  */
 import { EINVAL, EIO, OK, SECTOR_SIZE, type BlockDevice } from '../block/device.js';
 import { FileDevice } from '../block/file-device.js';
+import { type PlannedReads, READ_AGAIN, READ_PLAN_PIECES, ReadPlan, plannedReadsOf } from '../block/read-plan.js';
 import { realClock } from '../util/clock.js';
 import type { BufferPools } from './buffer-pool.js';
 import { createIoBackend, IO_READ, IO_WRITE, type IoBackend, type IoBackendKind } from './io-backend.js';
@@ -49,12 +50,26 @@ export class Executor {
   private readonly own: OwnCompletions;
   private readonly rq = new Float64Array(P.RQ_FIELDS);
   private readonly cq = new Float64Array(P.CQ_FIELDS);
-  /** io_uring (or batch) for plain files: several requests in flight at once. */
+  /**
+   * io_uring (or batch) for plain files, and for a model's reads it can plan
+   * (PlannedReads): several requests in flight at once. A request in flight
+   * has a row; each of its pieces (one for a plain file) is an operation
+   * tagged row * READ_PLAN_PIECES + piece.
+   */
   private readonly io: IoBackend | undefined;
   private readonly fd: number;
+  private planner: PlannedReads | undefined;
+  private readonly plan = new ReadPlan();
+  /** Operations a request may need at once. */
+  private readonly maxPieces: number;
   private readonly ioPending: Float64Array;
   private readonly ioFrom: Int32Array;
   private readonly ioFree: number[] = [];
+  private readonly rowLeft: Int32Array;
+  private readonly rowStatus: Int32Array;
+  private readonly rowSeq: Float64Array;
+  private readonly rowSpareRuns: Int32Array;
+  private readonly pieceBytes: Int32Array;
   private readonly ioTags: Uint32Array;
   private readonly ioResults: Int32Array;
 
@@ -70,16 +85,24 @@ export class Executor {
     this.device = opts.device;
     this.own = own;
     const plainFile = this.device instanceof FileDevice;
-    this.io = plainFile && opts.io !== 'js' ? createIoBackend(opts.io, { depth: opts.ioDepth }) : undefined;
-    if (this.io && this.io.kind === 'js') {
+    this.planner = plainFile ? undefined : plannedReadsOf(this.device);
+    this.io = (plainFile || this.planner) && opts.io !== 'js' ? createIoBackend(opts.io, { depth: opts.ioDepth }) : undefined;
+    if (this.io && (this.io.kind === 'js' || (this.planner && this.io.depth < READ_PLAN_PIECES))) {
       this.io.close();
       this.io = undefined;
     }
+    if (!this.io) this.planner = undefined;
     this.fd = plainFile ? (this.device as FileDevice).fileDescriptor : -1;
+    this.maxPieces = this.planner ? READ_PLAN_PIECES : 1;
     const depth = this.io?.depth ?? 0;
     this.ioPending = new Float64Array(depth * P.RQ_FIELDS);
     this.ioFrom = new Int32Array(depth);
     for (let t = depth - 1; t >= 0; t--) this.ioFree.push(t);
+    this.rowLeft = new Int32Array(depth);
+    this.rowStatus = new Int32Array(depth);
+    this.rowSeq = new Float64Array(depth);
+    this.rowSpareRuns = new Int32Array(depth);
+    this.pieceBytes = new Int32Array(depth * READ_PLAN_PIECES);
     this.ioTags = new Uint32Array(depth);
     this.ioResults = new Int32Array(depth);
   }
@@ -125,28 +148,46 @@ export class Executor {
 
   /** Queues this queue's own request on its io backend now; false when it has to wait (queue full, or an op that runs synchronously). */
   private issueDirect(rq: Float64Array, io: IoBackend): boolean {
-    if (io.inFlight >= io.depth) return false;
-    const op = rq[P.RQ_OP];
-    const bytes = rq[P.RQ_BYTES];
-    if ((op !== P.OP_READ && op !== P.OP_WRITE) || (rq[P.RQ_FLAGS] & P.FLAG_FUA) !== 0 || rq[P.RQ_SECTOR] + bytes / SECTOR_SIZE > this.device.sectors)
-      return false;
-    this.ioSubmit(rq, this.q);
-    return true;
+    return io.inFlight + this.maxPieces <= io.depth && this.ioSubmit(rq, this.q);
   }
 
-  /** Hands a read or write to the io backend; its completion comes back through executeBatch. */
-  private ioSubmit(rq: Float64Array, from: number): void {
+  /**
+   * Hands a request to the io backend, whose completion comes back through
+   * executeBatch: a plain file's read or write, or a model's read as its
+   * plan's pieces. False, with nothing submitted, for a request that runs
+   * synchronously (a trim, a flush, a FUA write, a model's write, a read the
+   * model cannot plan, one past the end). The backend has room for maxPieces.
+   */
+  private ioSubmit(rq: Float64Array, from: number): boolean {
+    const op = rq[P.RQ_OP];
+    const bytes = rq[P.RQ_BYTES];
+    const sector = rq[P.RQ_SECTOR];
+    if ((op !== P.OP_READ && op !== P.OP_WRITE) || (rq[P.RQ_FLAGS] & P.FLAG_FUA) !== 0 || sector + bytes / SECTOR_SIZE > this.device.sectors) return false;
+    const planner = this.planner;
+    if (planner && (op !== P.OP_READ || !planner.planRead(sector, bytes / SECTOR_SIZE, this.plan))) return false;
     const t = this.ioFree.pop()!;
     this.ioPending.set(rq, t * P.RQ_FIELDS);
     this.ioFrom[t] = from;
-    const bytes = rq[P.RQ_BYTES];
-    this.io!.submit(
-      rq[P.RQ_OP] === P.OP_READ ? IO_READ : IO_WRITE,
-      this.fd,
-      rq[P.RQ_SECTOR] * SECTOR_SIZE,
-      this.pools.view(rq[P.RQ_SLOT]).subarray(0, bytes),
-      t,
-    );
+    this.rowStatus[t] = OK;
+    const buf = this.pools.view(rq[P.RQ_SLOT]);
+    const io = this.io!;
+    const tag0 = t * READ_PLAN_PIECES;
+    if (!planner) {
+      this.rowLeft[t] = 1;
+      this.pieceBytes[tag0] = bytes;
+      io.submit(op === P.OP_READ ? IO_READ : IO_WRITE, this.fd, sector * SECTOR_SIZE, buf.subarray(0, bytes), tag0);
+      return true;
+    }
+    const plan = this.plan;
+    this.rowLeft[t] = plan.pieces;
+    this.rowSeq[t] = plan.seq;
+    this.rowSpareRuns[t] = plan.spareRuns;
+    for (let i = 0; i < plan.pieces; i++) {
+      const at = plan.at[i];
+      this.pieceBytes[tag0 + i] = plan.bytes[i];
+      io.submit(IO_READ, plan.fd[i], plan.offset[i], buf.subarray(at, at + plan.bytes[i]), tag0 + i);
+    }
+    return true;
   }
 
   /** Takes a request: ours first, else one from the queue that has the most waiting. Returns the queue it came from, or -1. */
@@ -204,18 +245,13 @@ export class Executor {
     const io = this.io!;
     const rq = this.rq;
     let submitted = false;
-    while (io.inFlight < io.depth) {
+    while (io.inFlight + this.maxPieces <= io.depth) {
       const from = this.popRequest(rq);
       if (from < 0) break;
-      const op = rq[P.RQ_OP];
-      const bytes = rq[P.RQ_BYTES];
-      const inRange = rq[P.RQ_SECTOR] + bytes / SECTOR_SIZE <= this.device.sectors;
-      if ((op !== P.OP_READ && op !== P.OP_WRITE) || (rq[P.RQ_FLAGS] & P.FLAG_FUA) !== 0 || !inRange) {
+      if (!this.ioSubmit(rq, from)) {
+        const inRange = rq[P.RQ_SECTOR] + rq[P.RQ_BYTES] / SECTOR_SIZE <= this.device.sectors;
         this.complete(rq, inRange ? this.runSync(rq) : EINVAL, from);
-        submitted = true;
-        continue;
       }
-      this.ioSubmit(rq, from);
       submitted = true;
     }
     if (io.inFlight === 0) return submitted;
@@ -228,13 +264,23 @@ export class Executor {
     const rec = this.rq;
     const doneNs = n > 0 ? realClock.nowNs() : 0; // one reading for the whole batch of completions
     for (let i = 0; i < n; i++) {
-      const t = this.ioTags[i];
+      const tag = this.ioTags[i];
+      const t = (tag / READ_PLAN_PIECES) | 0;
+      const res = this.ioResults[i];
+      const rc = res < 0 ? -res : res === this.pieceBytes[tag] ? OK : EIO; // a short transfer inside the device
+      if (rc !== OK && this.rowStatus[t] === OK) this.rowStatus[t] = rc;
+      if (--this.rowLeft[t] > 0) continue;
       const base = t * P.RQ_FIELDS;
       for (let f = 0; f < P.RQ_FIELDS; f++) rec[f] = this.ioPending[base + f];
-      const res = this.ioResults[i];
-      const rc = res < 0 ? -res : res === rec[P.RQ_BYTES] ? OK : EIO; // a short transfer inside the device
       this.ioFree.push(t);
-      this.complete(rec, rc, this.ioFrom[t], doneNs);
+      let status = this.rowStatus[t];
+      if (this.planner) {
+        this.plan.seq = this.rowSeq[t];
+        this.plan.spareRuns = this.rowSpareRuns[t];
+        const done = this.planner.plannedReadDone(this.plan, status);
+        status = done === READ_AGAIN ? this.runSync(rec) : done;
+      }
+      this.complete(rec, status, this.ioFrom[t], doneNs);
     }
     return submitted || n > 0;
   }

@@ -42,6 +42,7 @@ import {
   mappedReadsOf,
 } from '../block/device.js';
 import { FileDevice } from '../block/file-device.js';
+import { type PlannedReads, READ_AGAIN, type ReadPlan } from '../block/read-plan.js';
 import { type ControlTarget, MessageError, TableError } from '../control/target.js';
 import { kstrtoull } from '../util/kernel-parse.js';
 import { log } from '../util/log.js';
@@ -172,7 +173,7 @@ const SHORT_RUN_WALK = 16;
 
 const C: Readonly<Record<CounterName, number>> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>;
 
-export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget {
+export class SafeRemapTarget implements BlockDevice, MappedReads, PlannedReads, ControlTarget {
   readonly targetType = SAFE_TARGET_NAME;
   readonly name: string;
   readonly sectors: number;
@@ -196,6 +197,8 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
   private readonly slow: SafeSlowCall | undefined;
   /** Main is a regular file read through the page cache (no faults, no media to spare): see read(). */
   private readonly readThrough: boolean;
+  /** Main and spare are both page-cached files: planRead() can hand out their descriptors. */
+  readonly canPlanReads: boolean;
   /** [0]: the move sequence, shared by the primary and its replicas. */
   private readonly moves: Int32Array;
   private readonly condition: StoreCondition;
@@ -257,6 +260,7 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     this.condition = new StoreCondition(replica?.shared.condition);
     this.cond = this.condition.words;
     this.readThrough = main instanceof FileDevice && main.pageCached;
+    this.canPlanReads = this.readThrough && spare instanceof FileDevice && spare.pageCached;
     this.cursor = this.spareFirstBlock;
     if (opts.restored) {
       const keys: number[] = [];
@@ -349,6 +353,42 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, ControlTarget 
     if (seq < 0 || this.main.read(sector, buf) !== OK) return this.readRuns(b0, nb, buf, false);
     const rc = this.readRuns(b0, nb, buf, true);
     return this.movedSince(seq) ? this.readRuns(b0, nb, buf, false) : rc;
+  }
+
+  /**
+   * read() for a caller that moves the bytes itself (PlannedReads): main's
+   * runs and the spare's remapped runs as pieces on the files' descriptors.
+   * False (read() it instead): no plannable devices, a request not in whole
+   * blocks, too many runs, a move under way.
+   */
+  planRead(sector: number, count: number, plan: ReadPlan): boolean {
+    if (!this.canPlanReads || sector % this.unit !== 0 || count % this.unit !== 0 || count <= 0 || sector + count > this.sectors) return false;
+    const seq = this.seqBefore();
+    if (seq < 0) return false;
+    plan.pieces = 0;
+    plan.seq = seq;
+    plan.spareRuns = 0;
+    const b0 = sector / this.unit;
+    const nb = count / this.unit;
+    const bs = this.logicalBlockSize;
+    const mainFd = (this.main as FileDevice).fileDescriptor;
+    if (!this.remapTable.anyInRange(b0, nb)) return plan.add(mainFd, b0 * bs, 0, nb * bs);
+    const spareFd = (this.spare as FileDevice).fileDescriptor;
+    let fits = true;
+    this.forEachRun(b0, nb, (first, n, spareFirst) => {
+      const remapped = spareFirst >= 0;
+      if (remapped) plan.spareRuns++;
+      fits &&= plan.add(remapped ? spareFd : mainFd, (remapped ? spareFirst : first) * bs, (first - b0) * bs, n * bs);
+    });
+    return fits;
+  }
+
+  plannedReadDone(plan: ReadPlan, status: IoStatus): IoStatus | typeof READ_AGAIN {
+    // a failed piece takes read()'s error handling; a move meanwhile may have sent a run elsewhere
+    if (status !== OK || this.movedSince(plan.seq)) return READ_AGAIN;
+    this.c[C.reads]++;
+    this.c[C.remappedReads] += plan.spareRuns;
+    return OK;
   }
 
   /** read() run by run (`overSpareOnly`: main's runs are in `buf` already). */
