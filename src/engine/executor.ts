@@ -2,8 +2,9 @@
  * The executing half of an engine queue: takes requests off the submission
  * rings (its own queue's first; when that is empty, one from the queue that
  * has backed up most: work stealing) and runs them on the device,
- * synchronously or, for a plain file, through an io backend (io_uring) with
- * several in flight. Each completion goes to the ring of the queue (or the
+ * synchronously or through an io backend (io_uring) with several in flight:
+ * a plain file's reads and writes, and the reads of a model that plans them
+ * (block/read-plan.ts). Each completion goes to the ring of the queue (or the
  * main thread) that submitted it. What a request is for, jobs and their
  * accounting, is the job driver's (worker.ts).
  */
@@ -58,7 +59,7 @@ export class Executor {
    */
   private readonly io: IoBackend | undefined;
   private readonly fd: number;
-  private planner: PlannedReads | undefined;
+  private readonly planner: PlannedReads | undefined;
   private readonly plan = new ReadPlan();
   /** Operations a request may need at once. */
   private readonly maxPieces: number;
@@ -85,13 +86,14 @@ export class Executor {
     this.device = opts.device;
     this.own = own;
     const plainFile = this.device instanceof FileDevice;
-    this.planner = plainFile ? undefined : plannedReadsOf(this.device);
-    this.io = (plainFile || this.planner) && opts.io !== 'js' ? createIoBackend(opts.io, { depth: opts.ioDepth }) : undefined;
-    if (this.io && (this.io.kind === 'js' || (this.planner && this.io.depth < READ_PLAN_PIECES))) {
-      this.io.close();
-      this.io = undefined;
+    const planner = plainFile ? undefined : plannedReadsOf(this.device);
+    let io = (plainFile || planner) && opts.io !== 'js' ? createIoBackend(opts.io, { depth: opts.ioDepth }) : undefined;
+    if (io && (io.kind === 'js' || (planner && io.depth < READ_PLAN_PIECES))) {
+      io.close();
+      io = undefined;
     }
-    if (!this.io) this.planner = undefined;
+    this.io = io;
+    this.planner = io ? planner : undefined;
     this.fd = plainFile ? (this.device as FileDevice).fileDescriptor : -1;
     this.maxPieces = this.planner ? READ_PLAN_PIECES : 1;
     const depth = this.io?.depth ?? 0;

@@ -193,6 +193,20 @@ describe('dm-remap-v4 metadata: layout', () => {
     expect(firstDiff(encodeV4Copy(r.metadata).bytes, bytes)).toBe(-1);
   });
 
+  it('chooses among copies that repeat one another as among copies decoded one by one', () => {
+    const meta = distinctMetadata();
+    const a = encodeV4Copy(meta).bytes;
+    const b = encodeV4Copy({ ...meta, sequence: meta.sequence + 1n }).bytes;
+    const copies = [a, a.slice(), b, null, a.slice(), b.slice()];
+    const c = chooseBestCopy(copies, NOW);
+    copies.forEach((x, i) => {
+      if (x !== null) expect(c.results[i]).toEqual(decodeV4Copy(x, NOW));
+    });
+    expect(c.results[3]).toMatchObject({ valid: false, reason: 'unreadable' });
+    expect(c.best?.index).toBe(2);
+    expect(c.rewrite).toEqual([0, 1, 3, 4]);
+  });
+
   it('encodes into given memory exactly as into new memory, whatever that memory held', () => {
     const meta = distinctMetadata();
     const into = new Uint8Array(V4_STRUCT_SIZE + 512).fill(0xee);
