@@ -13,7 +13,7 @@
  *                                 weekly, monthly or never; 200 runs a point, 5 with --quick),
  *                                 with 2 worker processes vs 1: wall-clock runs per second,
  *                                 worker start-up included (the built JavaScript, as the CLI
- *                                 runs it); the median of 3 alternating rounds (1 with
+ *                                 runs it); the median of 5 alternating rounds (1 with
  *                                 --quick), each with the CPUs it got                   >= 1.9
  *                                 Each process pays its start-up and V8's warm-up (about 0.4 s
  *                                 and 1-1.5 CPU-s), so a shorter campaign scales less.
@@ -106,7 +106,7 @@ log(
 
 // 2. campaign scaling: 2 worker processes vs 1 on the same campaign, in alternating rounds (the median ratio
 //    of each round's pair), so that a change in what else the machine runs weighs on both sides alike
-const rounds = args.quick ? 1 : 3;
+const rounds = args.quick ? 1 : 5;
 const lossFile = path.join(root, 'examples/sim/loss-5y.yaml');
 const loss = loadCampaign(lossFile);
 const runsPerPoint = args.quick ? 5 : loss.spec.runs;
