@@ -1,8 +1,23 @@
 /** Running real fio from a bench: availability and one job's numbers. */
-import { spawnSync } from 'node:child_process';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 
+/**
+ * fio, bounded: killed after `timeoutS` seconds (fio's nbd engine spins at
+ * full CPU for ever when its server dies), its output capped. Throws when it
+ * was killed or its output overflowed; the caller checks the exit status.
+ */
+export function spawnFio(args: string[], timeoutS: number): SpawnSyncReturns<string> {
+  const r = spawnSync('fio', args, { encoding: 'utf8', maxBuffer: 64 << 20, timeout: timeoutS * 1000, killSignal: 'SIGKILL' });
+  if (r.signal !== null || r.error !== undefined) {
+    const why = r.error && (r.error as NodeJS.ErrnoException).code !== 'ETIMEDOUT' ? r.error.message : `killed after ${timeoutS} s`;
+    throw new Error(`fio ${args.filter((a) => a.startsWith('--name=') || a.startsWith('--ioengine=')).join(' ')}: ${why}`);
+  }
+  return r;
+}
+
+/** Why fio cannot run here, or undefined. */
 export function fioMissing(): string | undefined {
-  const r = spawnSync('fio', ['--version'], { encoding: 'utf8' });
+  const r = spawnSync('fio', ['--version'], { encoding: 'utf8', timeout: 10_000 });
   return r.status === 0 ? undefined : 'fio is not installed (apt-get install fio)';
 }
 
@@ -17,7 +32,8 @@ export interface FioNumbers {
 /** Runs one fio job (fio option names without the leading dashes) and returns the read or write side. */
 export function runFio(options: Record<string, string | number>, dir: 'read' | 'write' = 'read'): FioNumbers {
   const args = ['--output-format=json', ...Object.entries(options).map(([k, v]) => `--${k}=${v}`)];
-  const r = spawnSync('fio', args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  // a time-based job runs for its runtime; a minute more is a fio that hangs
+  const r = spawnFio(args, (Number(options.runtime) || 60) + 60);
   if (r.status !== 0) throw new Error(`fio failed (${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   const json = JSON.parse(r.stdout.slice(r.stdout.indexOf('{')));
   const jobs = json.jobs as Array<Record<string, { bw_bytes: number; iops: number; clat_ns: { percentile?: Record<string, number> } }>>;

@@ -23,7 +23,7 @@ export function cpuModel(): string {
 }
 
 export function machineInfo(): MachineInfo {
-  const fio = spawnSync('fio', ['--version'], { encoding: 'utf8' });
+  const fio = spawnSync('fio', ['--version'], { encoding: 'utf8', timeout: 10_000 });
   return {
     cpu: cpuModel(),
     cpus: os.availableParallelism(),

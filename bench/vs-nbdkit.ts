@@ -20,6 +20,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchArgs, emitJson } from './args.js';
+import { spawnFio } from './fio.js';
 
 const args = benchArgs(process.argv.slice(2), ['--engine']);
 const ENGINE = args.flags.has('--engine');
@@ -30,9 +31,9 @@ function missingTool(): string | undefined {
     ['fio', '--version'],
     ['nbdkit', '--version'],
   ]) {
-    if (spawnSync(cmd, [arg], { encoding: 'utf8' }).status !== 0) return `${cmd} is not installed`;
+    if (spawnSync(cmd, [arg], { encoding: 'utf8', timeout: 10_000 }).status !== 0) return `${cmd} is not installed`;
   }
-  const engines = spawnSync('fio', ['--enghelp'], { encoding: 'utf8' }).stdout ?? '';
+  const engines = spawnSync('fio', ['--enghelp'], { encoding: 'utf8', timeout: 10_000 }).stdout ?? '';
   if (!/\bnbd\b/.test(engines)) return 'this fio has no nbd engine (it needs libnbd at build time)';
   return undefined;
 }
@@ -140,8 +141,7 @@ interface Sample {
 function fio(sock: string, pid: number, rw: string, bs: string, qd: number, runtime: number): Sample {
   const out = path.join(dir, 'fio.json');
   const cpu0 = cpuSeconds(pid);
-  const r = spawnSync(
-    'fio',
+  const r = spawnFio(
     [
       '--name=bench',
       '--ioengine=nbd',
@@ -157,7 +157,7 @@ function fio(sock: string, pid: number, rw: string, bs: string, qd: number, runt
       '--output-format=json',
       `--output=${out}`,
     ],
-    { encoding: 'utf8' },
+    runtime + 60,
   );
   if (r.status !== 0) throw new Error(`fio failed (${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   const cpu = cpuSeconds(pid) - cpu0;

@@ -10,7 +10,7 @@ import { openSafeModel, openSafeStore, safeFingerprint } from '../../src/stack/m
 import { probeSpare } from '../../src/metadata/probe.js';
 import { SAFE_BLOCK_SIZE, decodeLogBlock, decodeSuperblock, safeBlockSector } from '../../src/metadata/safe-format.js';
 import { SafeMetadataStore } from '../../src/metadata/safe-store.js';
-import { ReadBuffers } from '../../src/metadata/spare-io.js';
+import { watchedReadBuffers } from '../helpers/read-buffers.js';
 import { readSafeImage, replayImage } from '../../src/metadata/safe-image.js';
 import { writeV4Copies } from '../../src/metadata/v4-store.js';
 import { openTarget } from '../../src/stack/table.js';
@@ -183,14 +183,7 @@ describe('safe store: recovery', () => {
     spare.read(logB, b);
     b[40] ^= 0x40;
     spare.write(logB, b);
-    const readBuffers = new ReadBuffers();
-    const taken: Uint8Array[] = [];
-    const take = readBuffers.take.bind(readBuffers);
-    readBuffers.take = (bytes) => {
-      const t = take(bytes);
-      taken.push(t);
-      return t;
-    };
+    const { readBuffers, taken } = watchedReadBuffers();
     const fp = { fingerprint: safeFingerprint(main) };
     const plain = SafeMetadataStore.open(spare, { ...fp, readOnly: true });
     const first = SafeMetadataStore.open(spare, { ...fp, readOnly: true, readBuffers });

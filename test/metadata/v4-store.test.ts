@@ -7,7 +7,7 @@ import { DustDevice } from '../../src/faults/dust.js';
 import { V4_COPY_SECTORS, V4_MAGIC, V4_MAX_REMAPS, chooseBestCopy, decodeV4Copy } from '../../src/metadata/dm-remap-v4.js';
 import { openV4Model } from '../../src/stack/models.js';
 import { V4MetadataStore, readV4Copies, v4CopySectors } from '../../src/metadata/v4-store.js';
-import { ReadBuffers } from '../../src/metadata/spare-io.js';
+import { watchedReadBuffers } from '../helpers/read-buffers.js';
 import { openTarget } from '../../src/stack/table.js';
 import type { DmRemapV4Target } from '../../src/remap/v4-target.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -176,14 +176,7 @@ describe('dm-remap-v4 store: load and write as the module does, through dm-bufio
 
   it('a reload reads into the blocks the last store gave back, and loads the same table', () => {
     const { spare } = devices();
-    const readBuffers = new ReadBuffers();
-    const taken: Uint8Array[] = [];
-    const take = readBuffers.take.bind(readBuffers);
-    readBuffers.take = (bytes) => {
-      const b = take(bytes);
-      taken.push(b);
-      return b;
-    };
+    const { readBuffers, taken } = watchedReadBuffers();
     const e = (o: number) => ({ originalSector: o, spareSector: 0, timeNs: 0, errorCount: 1, pending: true });
     const first = V4MetadataStore.open(spare, MAIN, { nowSeconds: now, nextSequence: counter(), readBuffers });
     first.writeTable([e(7), e(9)]);

@@ -62,7 +62,7 @@ describe('results files', () => {
     const r = spawnSync(
       'fio',
       ['--name=t', `--filename=${data}`, '--size=4m', '--rw=randrw', '--bs=4k', '--ioengine=psync', '--runtime=300ms', '--time_based', '--output-format=json'],
-      { encoding: 'utf8' },
+      { encoding: 'utf8', timeout: 60_000 },
     );
     expect(r.status).toBe(0);
     const file = path.join(tmp.dir, 'fio.json');

@@ -345,7 +345,7 @@ function fioIologs(jobs: Record<string, string[]>): Record<string, IoRequest[]> 
   try {
     const args = ['--output=/dev/null'];
     for (const [name, opts] of Object.entries(jobs)) args.push(`--name=${name}`, '--ioengine=null', ...opts, `--write_iolog=${path.join(dir, name)}.log`);
-    execFileSync('fio', args, { stdio: 'ignore' });
+    execFileSync('fio', args, { stdio: 'ignore', timeout: 60_000 });
     const out: Record<string, IoRequest[]> = {};
     for (const name of Object.keys(jobs)) {
       out[name] = fs

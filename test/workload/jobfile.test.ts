@@ -248,7 +248,7 @@ describe.skipIf(!fioAvailable())('against the installed fio', () => {
       for (const [what, text] of cases) {
         const file = path.join(dir, 'case.fio');
         fs.writeFileSync(file, text);
-        const fio = spawnSync('fio', ['--parse-only', 'case.fio'], { cwd: dir, env, stdio: 'ignore' });
+        const fio = spawnSync('fio', ['--parse-only', 'case.fio'], { cwd: dir, env, stdio: 'ignore', timeout: 60_000 });
         let ours = true;
         try {
           parseJobs(text, { file, env });

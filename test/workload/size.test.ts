@@ -142,7 +142,7 @@ function fioAvailable(): boolean {
 function fioParsed(opt: string, values: readonly string[]): number[] {
   const args = ['--debug=parse', '--parse-only'];
   values.forEach((v, i) => args.push(`--name=j${i}`, `--${opt}=${v}`));
-  const out = execFileSync('fio', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync('fio', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 60_000 });
   const results: number[] = [];
   let waiting = false;
   for (const line of out.split('\n')) {

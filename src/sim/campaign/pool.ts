@@ -90,6 +90,7 @@ export async function runPool(job: CampaignJob, tickets: readonly RunTicket[], o
   let next = 0;
   const batchSize = (): number => Math.max(1, Math.min(32, Math.ceil((tickets.length - next) / (jobs * 8))));
   const { path, execArgv } = workerModule();
+  const workerArgv = jobs >= availableParallelism() ? [...execArgv, ...BUSY_MACHINE_FLAGS] : execArgv;
   const children: ChildProcess[] = [];
   try {
     await new Promise<void>((resolve, reject) => {
@@ -112,7 +113,7 @@ export async function runPool(job: CampaignJob, tickets: readonly RunTicket[], o
       };
       for (let i = 0; i < jobs; i++) {
         const child = fork(path, [], {
-          execArgv: jobs >= availableParallelism() ? [...execArgv, ...BUSY_MACHINE_FLAGS] : execArgv,
+          execArgv: workerArgv,
           env: { MALLOC_MMAP_THRESHOLD_: '1048576', ...process.env },
           stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
           serialization: 'advanced',
