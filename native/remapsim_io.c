@@ -2,7 +2,8 @@
  * remapsim_io: the optional native fast path of the engine's data plane,
  * loaded with koffi by src/engine/native-io.ts.
  *
- *  - rs_batch: n synchronous pread/pwrite/fdatasync calls in one FFI call.
+ *  - rs_batch: n synchronous pread/pwrite/fdatasync calls in one FFI call;
+ *    rs_batch_timed also reads the clock around each (the runner's reads).
  *  - rs_queue: a queue of up to `depth` operations that either runs as a
  *    synchronous batch (mode 0) or goes through an io_uring (mode 1), so a
  *    single worker thread can keep `depth` O_DIRECT reads in flight.
@@ -29,9 +30,10 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
-#define RS_ABI_VERSION 1
+#define RS_ABI_VERSION 2
 #define RS_MAX_DEPTH 4096
 
 #ifndef IORING_SETUP_SUBMIT_ALL
@@ -96,6 +98,29 @@ static int32_t run_one(const struct rs_op *o)
 int rs_batch(const struct rs_op *ops, uint32_t n, int32_t *res)
 {
 	for (uint32_t i = 0; i < n; i++) res[i] = run_one(&ops[i]);
+	return (int)n;
+}
+
+static double since(int64_t origin_s, int64_t origin_ns)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)((int64_t)ts.tv_sec - origin_s) * 1e9 + (double)((int64_t)ts.tv_nsec - origin_ns);
+}
+
+/*
+ * rs_batch with a CLOCK_MONOTONIC reading before the first op (t[0]) and after
+ * each (t[i + 1]), in ns since the origin, computed as the JavaScript clock
+ * computes it from process.hrtime(): one op is in flight at a time, as in
+ * rs_batch, and each keeps its own start and end. Returns n.
+ */
+int rs_batch_timed(const struct rs_op *ops, uint32_t n, int32_t *res, double *t, int64_t origin_s, int64_t origin_ns)
+{
+	t[0] = since(origin_s, origin_ns);
+	for (uint32_t i = 0; i < n; i++) {
+		res[i] = run_one(&ops[i]);
+		t[i + 1] = since(origin_s, origin_ns);
+	}
 	return (int)n;
 }
 

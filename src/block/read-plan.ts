@@ -3,13 +3,18 @@
  * bytes itself, all pieces at once (the engine's io_uring), instead of calling
  * read(): a remap target hands out where each run of the request lives.
  */
-import type { IoStatus } from './device.js';
+import { EIO, type IoStatus, OK } from './device.js';
 
 /** Pieces a plan holds at most; a request with more runs is read() instead. */
 export const READ_PLAN_PIECES = 8;
 
 /** plannedReadDone(): the read has to be done again through read(). */
 export const READ_AGAIN = -1;
+
+/** A piece's status from its result (bytes moved, or -errno): a short transfer inside a file is EIO. */
+export function pieceStatus(result: number, bytes: number): IoStatus {
+  return result < 0 ? -result : result === bytes ? OK : EIO;
+}
 
 /** Piece i: `bytes[i]` bytes at `offset[i]` of the file `fd[i]`, into the request's buffer at `at[i]`. */
 export class ReadPlan {

@@ -348,6 +348,7 @@ export class Engine {
       startedAt,
       elapsedNs: end - t0,
       cpu: resourceDelta(usage0, usage1),
+      batchedReads: 0, // the runner's mechanism; the engine's workers have their own io backends
       jobs: jobs.map((spec, i) => mergeJob(spec, i, parts, measureFromNs[i], endNs[i])),
     };
   }

@@ -8,9 +8,9 @@
  * main thread) that submitted it. What a request is for, jobs and their
  * accounting, is the job driver's (worker.ts).
  */
-import { EINVAL, EIO, OK, SECTOR_SIZE, type BlockDevice } from '../block/device.js';
+import { EINVAL, OK, SECTOR_SIZE, type BlockDevice } from '../block/device.js';
 import { FileDevice } from '../block/file-device.js';
-import { type PlannedReads, READ_AGAIN, READ_PLAN_PIECES, ReadPlan, plannedReadsOf } from '../block/read-plan.js';
+import { type PlannedReads, pieceStatus, READ_AGAIN, READ_PLAN_PIECES, ReadPlan, plannedReadsOf } from '../block/read-plan.js';
 import { realClock } from '../util/clock.js';
 import type { BufferPools } from './buffer-pool.js';
 import { createIoBackend, IO_READ, IO_WRITE, type IoBackend, type IoBackendKind } from './io-backend.js';
@@ -269,7 +269,7 @@ export class Executor {
       const tag = this.ioTags[i];
       const t = (tag / READ_PLAN_PIECES) | 0;
       const res = this.ioResults[i];
-      const rc = res < 0 ? -res : res === this.pieceBytes[tag] ? OK : EIO; // a short transfer inside the device
+      const rc = pieceStatus(res, this.pieceBytes[tag]);
       if (rc !== OK && this.rowStatus[t] === OK) this.rowStatus[t] = rc;
       if (--this.rowLeft[t] > 0) continue;
       const base = t * P.RQ_FIELDS;

@@ -13,11 +13,12 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { clockOriginParts } from '../util/clock.js';
 
 const require = createRequire(import.meta.url);
 
 /** Must match RS_ABI_VERSION in native/remapsim_io.c. */
-export const NATIVE_ABI_VERSION = 1;
+export const NATIVE_ABI_VERSION = 2;
 /** Largest queue depth the library accepts. */
 export const NATIVE_MAX_DEPTH = 4096;
 /** 32-bit words per operation record (struct rs_op). */
@@ -81,6 +82,12 @@ export interface NativeIo {
   pointerSeenByC(buf: Uint8Array): number;
   /** rs_batch: runs n records from `table` (OP_WORDS words each; any Uint32Array, read during the call only) synchronously; results into `results`. */
   batch(table: Uint32Array, n: number, results: Int32Array): number;
+  /**
+   * rs_batch_timed: as batch, one op after another, with `times[0]` the clock
+   * before the first and `times[i + 1]` after op i, in the data path's clock
+   * (realClock's nanoseconds).
+   */
+  batchTimed(table: Uint32Array, n: number, results: Int32Array, times: Float64Array): number;
   /** rs_queue_open: a queue, or the errno why not (EINVAL, ENOMEM, or io_uring_setup's: ENOSYS, EPERM, ...). */
   queueOpen(depth: number, mode: number, flags: number): { queue: QueueHandle } | { errno: number };
   queueViews(q: QueueHandle): QueueViews;
@@ -135,6 +142,9 @@ function bind(libPath: string): NativeIo {
   }
   const rsAddress = lib.func('uint64_t rs_address(const void *p)');
   const rsBatch = lib.func('int rs_batch(const void *ops, uint32_t n, _Inout_ int32_t *res)');
+  const rsBatchTimed = lib.func(
+    'int rs_batch_timed(const void *ops, uint32_t n, _Inout_ int32_t *res, _Inout_ double *t, int64_t origin_s, int64_t origin_ns)',
+  );
   const rsQueueOpen = lib.func('void *rs_queue_open(uint32_t depth, int mode, uint32_t flags, _Out_ int32_t *err)');
   const rsQueueOps = lib.func('void *rs_queue_ops(void *q)');
   const rsQueueCompUd = lib.func('void *rs_queue_comp_ud(void *q)');
@@ -155,6 +165,12 @@ function bind(libPath: string): NativeIo {
       if (n > results.length || n * OP_WORDS > table.length)
         throw new RangeError(`batch of ${n} ops does not fit its table (${table.length / OP_WORDS}) or results (${results.length})`);
       return rsBatch(table, n, results) as number;
+    },
+    batchTimed(table, n, results, times) {
+      if (n > results.length || n * OP_WORDS > table.length || n + 1 > times.length)
+        throw new RangeError(`batch of ${n} ops does not fit its table (${table.length / OP_WORDS}), results (${results.length}) or times (${times.length})`);
+      const [s, ns] = clockOriginParts();
+      return rsBatchTimed(table, n, results, times, s, ns) as number;
     },
     queueOpen(depth, mode, flags) {
       const err = [0];

@@ -25,6 +25,11 @@ export function clockOrigin(): bigint {
   return origin;
 }
 
+/** The origin as [seconds, nanoseconds], as realClock subtracts it from a process.hrtime() reading (native code computing the same clock). */
+export function clockOriginParts(): [number, number] {
+  return [originS, originNs];
+}
+
 /** In a worker thread: count from the main thread's origin (CLOCK_MONOTONIC is the same in every thread). */
 export function adoptClockOrigin(o: bigint): void {
   origin = o;

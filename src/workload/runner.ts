@@ -22,6 +22,7 @@ import { Completions, type DirStats, newDirStats, TOTAL_BYTES, TOTAL_ERRORS, TOT
 import { resourceDelta } from '../util/resources.js';
 import { FioWriteLog, fioStateStops, type FioThreadState } from './fio-verify-state.js';
 import { isFioFormat } from './verify-options.js';
+import { ReadBatch } from './read-batch.js';
 
 export interface JobRunResult {
   spec: JobSpec;
@@ -80,6 +81,12 @@ export interface RunJobsOptions {
   stop?: AbortSignal;
   /** verify_state_load: per job, per clone, the state a verify_only pass stops at. */
   loadedStates?: ReadonlyArray<ReadonlyArray<FioThreadState> | undefined>;
+  /**
+   * 'auto' (the default): a job that only reads, from a device that plans its
+   * reads, reads in native batches (read-batch.ts) when the native library is
+   * built; 'js': every I/O is a call of the device.
+   */
+  io?: 'auto' | 'js';
 }
 
 export interface RunResult {
@@ -88,6 +95,8 @@ export interface RunResult {
   jobs: JobRunResult[];
   /** Resources the process used during the run. */
   cpu: { userMs: number; systemMs: number; ctx: number; majf: number; minf: number };
+  /** Reads made in native batches (read-batch.ts) rather than by calls of the device. */
+  batchedReads: number;
 }
 
 interface Clone {
@@ -104,6 +113,8 @@ interface Clone {
   /** verify_only with verify_state_load: where the replay stops, and the verify reads made so far. */
   stopState?: FioThreadState;
   verifyReads: number;
+  /** This clone's reads in native batches, when it only reads from a device that plans them. */
+  reads?: ReadBatch;
 }
 
 interface JobState {
@@ -178,6 +189,10 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
 
   const states: JobState[] = opts.jobs.map((spec, index) => {
     const clones: Clone[] = [];
+    const verifies = spec.verify !== 'none' && oracle !== undefined;
+    const limited = (['read', 'write', 'trim'] as const).some((d) => spec.rate[d] > 0 || spec.rateIops[d] > 0);
+    const batches =
+      opts.io !== 'js' && clock === realClock && spec.directions.length === 1 && spec.directions[0] === 'read' && !verifies && !spec.verifyOnly && !limited;
     const maxBs = Math.max(...spec.directions.map((d) => spec.blockSizes[d].max));
     for (let c = 0; c < spec.numjobs; c++) {
       const seed = opts.seed === undefined ? undefined : (opts.seed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
@@ -199,10 +214,10 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
         writeLog: saves ? new FioWriteLog(spec.iodepth) : undefined,
         stopState: opts.loadedStates?.[index]?.[c],
         verifyReads: 0,
+        reads: batches ? ReadBatch.of(device, buf) : undefined,
       });
     }
     const runtimeNs = spec.runtimeUs > 0 ? spec.runtimeUs * 1e3 : spec.timeBased ? defaultRuntime : 0;
-    const verifies = spec.verify !== 'none' && oracle !== undefined;
     if (verifies) {
       for (const d of spec.directions) {
         const bs = spec.blockSizes[d];
@@ -228,7 +243,7 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
       done: false,
       verifies,
       tally: verifies ? Oracle.emptyTally() : undefined,
-      limited: (['read', 'write', 'trim'] as const).some((d) => spec.rate[d] > 0 || spec.rateIops[d] > 0),
+      limited,
       rateBytes: [0, 0, 0],
       rateIos: [0, 0, 0],
       finishedNs: t0,
@@ -247,6 +262,7 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
   let lastBytes = 0;
   let lastIos = 0;
   let active = states.length;
+  let batchedReads = 0;
 
   const finish = (s: JobState, now: number): void => {
     if (s.done) return;
@@ -291,6 +307,29 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
       for (const c of s.clones) {
         if (c.done || s.done) continue;
         const req = c.req;
+        const reads = c.reads;
+        if (reads !== undefined) {
+          const more = reads.run(c.gen, req, s.endNs);
+          for (let i = 0; i < reads.count; i++) {
+            const len = reads.lengthBytes[i];
+            s.rateBytes[0] += len;
+            s.rateIos[0]++;
+            const stopWith = completions.account(s, 0, reads.offsetBytes[i], len, reads.status[i], reads.startNs[i], reads.endNs[i], c.buf);
+            if (stopWith !== 0) {
+              s.error = stopWith;
+              finish(s, reads.endNs[i]);
+              break;
+            }
+          }
+          batchedReads += reads.native;
+          issued++;
+          now = reads.lastNs;
+          if (!more) {
+            c.done = true;
+            if (s.clones.every((x) => x.done)) finish(s, now);
+          }
+          continue;
+        }
         if (req.lengthBytes === 0 && !c.gen.next(req)) {
           c.done = true;
           if (s.clones.every((x) => x.done)) finish(s, now);
@@ -387,6 +426,7 @@ function* runWith(opts: RunJobsOptions, aligned: AlignedBuffer[], sliceNs: numbe
     startedAt,
     elapsedNs: end - t0,
     cpu: resourceDelta(usage0, usage1),
+    batchedReads,
     jobs: states.map((s) => ({
       spec: s.spec,
       error: s.error,

@@ -8,6 +8,7 @@ import { toFioResult } from '../../workload/fio-report.js';
 import { resolveRegion } from '../../workload/generator.js';
 import { checkInFlight, flushInterval, jobsFromArgv, minBlockSize } from '../../workload/job.js';
 import { Oracle } from '../../workload/oracle.js';
+import { READ_BATCH } from '../../workload/read-batch.js';
 import { flushAfterRun, flushBeforeRun, type RunResult, runDurability, runJobsYielding } from '../../workload/runner.js';
 import { Engine, type EngineStats } from '../../engine/engine.js';
 import { newRunId, type VerifyAlgorithm } from '../../workload/verify-pattern.js';
@@ -226,7 +227,7 @@ async function bench(args: string[], opts: BenchOptions, stop: AbortSignal): Pro
     const fio = toFioResult(run, { oracle: verify, remap: target.remapSummary?.(), plus: outputFormat === 'json+' });
     const dataPath = engineStats
       ? `engine, ${engineStats.queues.length} queue(s) on ${engineStats.topology}, io ${[...new Set(engineStats.queues.map((q) => q.io))].join('/')}`
-      : `one thread (sync${engineOptions !== undefined || syncWhy !== '--engine sync' ? `: ${syncWhy}` : ''})`;
+      : `one thread (sync${engineOptions !== undefined || syncWhy !== '--engine sync' ? `: ${syncWhy}` : ''})${run.batchedReads > 0 ? `, ${run.batchedReads} reads in native batches of up to ${READ_BATCH}` : ''}`;
     fio.remapsim = {
       target: target.description,
       dataPath,
