@@ -351,6 +351,7 @@ export class RemapTable {
 
   /** Without summaries: the smallest key in [from, end), from the (at most MIN_CAPACITY) slots. */
   private scanFrom(from: number, end: number): number {
+    if (this.hdr[LIVE] === 0) return NONE; // a new device's table: no scan of its empty slots
     const slots = this.slots;
     let best = NONE;
     for (let i = 0; i < slots.length; i += 2) {

@@ -87,7 +87,9 @@ export class Executor {
     this.own = own;
     const plainFile = this.device instanceof FileDevice;
     const planner = plainFile ? undefined : plannedReadsOf(this.device);
-    let io = (plainFile || planner) && opts.io !== 'js' ? createIoBackend(opts.io, { depth: opts.ioDepth }) : undefined;
+    // a model's request takes up to READ_PLAN_PIECES ops: room for ioDepth single-piece reads and one more whole plan
+    const opDepth = planner ? opts.ioDepth + READ_PLAN_PIECES - 1 : opts.ioDepth;
+    let io = (plainFile || planner) && opts.io !== 'js' ? createIoBackend(opts.io, { depth: opDepth }) : undefined;
     if (io && (io.kind === 'js' || (planner && io.depth < READ_PLAN_PIECES))) {
       io.close();
       io = undefined;

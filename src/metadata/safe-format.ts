@@ -301,8 +301,9 @@ function requireZero(b: Uint8Array, from: number, to: number, what: string): voi
 }
 
 /** True for a block of zeros (never written). */
-export function isBlankBlock(bytes: Uint8Array): boolean {
-  return allZero(bytes, 0, bytes.length);
+/** Whether the first `length` bytes (all of them by default) are zero. */
+export function isBlankBlock(bytes: Uint8Array, length = bytes.length): boolean {
+  return allZero(bytes, 0, Math.min(length, bytes.length));
 }
 
 export function setU64(dv: DataView, offset: number, value: number): void {
@@ -310,7 +311,8 @@ export function setU64(dv: DataView, offset: number, value: number): void {
 }
 
 function blockInput(bytes: unknown, what: string): Uint8Array {
-  return requireBytes(bytes, SAFE_BLOCK_SIZE, what).subarray(0, SAFE_BLOCK_SIZE);
+  const b = requireBytes(bytes, SAFE_BLOCK_SIZE, what);
+  return b.length === SAFE_BLOCK_SIZE ? b : b.subarray(0, SAFE_BLOCK_SIZE);
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });

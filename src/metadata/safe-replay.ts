@@ -138,7 +138,7 @@ export function replay(
     try {
       valid.push({ area, sb: decodeSuperblock(bytes, area) });
     } catch (e) {
-      if (bytes.length >= SAFE_BLOCK_SIZE && isBlankBlock(bytes.subarray(0, SAFE_BLOCK_SIZE))) blank++;
+      if (bytes.length >= SAFE_BLOCK_SIZE && isBlankBlock(bytes, SAFE_BLOCK_SIZE)) blank++;
       problems.push({ area, region: 'superblock', index: 0, problem: describe(e) });
     }
   }
@@ -320,9 +320,13 @@ function loadCheckpoint(sb: SafeSuperblock, blocks: PerArea<readonly [ReadonlyAr
 
 type LogCopy = { kind: 'valid'; block: LogBlock; bytes: Uint8Array } | { kind: 'absent'; why: string } | { kind: 'damaged'; why: string };
 
+// every open checks each log slot's two copies, most of them never written: one answer for all of those
+const UNREADABLE: LogCopy = Object.freeze({ kind: 'absent', why: 'unreadable' });
+const BLANK: LogCopy = Object.freeze({ kind: 'absent', why: 'blank' });
+
 function checkLogCopy(bytes: Maybe, sb: SafeSuperblock, slot: number, units: { first: number; end: number }, mainBlocks: number): LogCopy {
-  if (!(bytes instanceof Uint8Array)) return { kind: 'absent', why: 'unreadable' };
-  if (bytes.length >= SAFE_BLOCK_SIZE && isBlankBlock(bytes.subarray(0, SAFE_BLOCK_SIZE))) return { kind: 'absent', why: 'blank' };
+  if (!(bytes instanceof Uint8Array)) return UNREADABLE;
+  if (bytes.length >= SAFE_BLOCK_SIZE && isBlankBlock(bytes, SAFE_BLOCK_SIZE)) return BLANK;
   let blk: LogBlock;
   try {
     blk = decodeLogBlock(bytes);
@@ -343,7 +347,7 @@ function checkLogCopy(bytes: Maybe, sb: SafeSuperblock, slot: number, units: { f
       return { kind: 'damaged', why: `cursor ${r.cursor} is outside the data region [${units.first}, ${units.end}]` };
     }
   }
-  return { kind: 'valid', block: blk, bytes: bytes.subarray(0, SAFE_BLOCK_SIZE) };
+  return { kind: 'valid', block: blk, bytes: bytes.length === SAFE_BLOCK_SIZE ? bytes : bytes.subarray(0, SAFE_BLOCK_SIZE) };
 }
 
 /** Applies log records to a state, in order: the one replay rule, shared with the store's own appends. */
