@@ -6,7 +6,9 @@
  *
  * This is the synchronous data path: one thread, one I/O in flight at a time
  * (so iodepth has no effect here); the per-CPU engine runs the same jobs
- * across worker threads with real queue depth.
+ * across worker threads with real queue depth. A job that only reads, from a
+ * remap target over page-cached files, hands its reads to the native library
+ * up to 32 at a time (read-batch.ts), still one after another.
  */
 import { type BlockDevice, errnoName, OK, SECTOR_SIZE } from '../block/device.js';
 import { type AlignedBuffer, allocAligned } from '../block/aligned.js';
