@@ -26,7 +26,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type AlignedBuffer, allocAligned } from '../src/block/aligned.js';
 import { createIoBackend, IO_READ, type IoBackend } from '../src/engine/io-backend.js';
-import { nativeIoStatus } from '../src/engine/native-io.js';
+import { nativeIoStatus } from '../src/sys/native-io.js';
 import { Random } from '../src/util/random.js';
 import { benchArgs, emitJson } from './args.js';
 import { fioMissing, runFio } from './fio.js';

@@ -1,6 +1,6 @@
 /*
  * remapsim_io: the optional native fast path of the engine's data plane,
- * loaded with koffi by src/engine/native-io.ts.
+ * loaded with koffi by src/sys/native-io.ts.
  *
  *  - rs_batch: n synchronous pread/pwrite/fdatasync calls in one FFI call;
  *    rs_batch_timed also reads the clock around each (the runner's reads).

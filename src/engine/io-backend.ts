@@ -5,7 +5,7 @@
  *  - 'js': fs.readSync / fs.writeSync / fs.fdatasyncSync. Always available.
  *    Each submit runs at once (depth 1); its completion is returned by the
  *    next poll.
- *  - 'native': the C library in native/ (see native-io.ts). Up to `depth`
+ *  - 'native': the C library in native/ (see sys/native-io.ts). Up to `depth`
  *    operations are staged; flush/poll/waitAtLeast hand them to an io_uring
  *    (so `depth` O_DIRECT reads are really in flight at once) or, where
  *    io_uring cannot be set up, run them as one synchronous batch.
@@ -39,7 +39,7 @@ import {
   type QueueHandle,
   QUEUE_MODE_BATCH,
   QUEUE_MODE_URING,
-} from './native-io.js';
+} from '../sys/native-io.js';
 
 export const IO_READ = 0;
 export const IO_WRITE = 1;

@@ -9,7 +9,7 @@
  */
 import { type BlockDevice, OK, SECTOR_SIZE } from '../block/device.js';
 import { type PlannedReads, pieceStatus, READ_AGAIN, READ_PLAN_PIECES, ReadPlan, plannedReadsOf } from '../block/read-plan.js';
-import { encodeOp, type NativeIo, nativeIoStatus, OP_WORDS } from '../engine/native-io.js';
+import { encodeOp, type NativeIo, nativeIoStatus, OP_WORDS } from '../sys/native-io.js';
 import { libc } from '../sys/libc.js';
 import { realClock } from '../util/clock.js';
 import type { IoGenerator, IoRequest } from './generator.js';

@@ -242,7 +242,7 @@ describe('the engine on a file', () => {
       expect(await e.submit('read', s, out)).toBe(0);
       expect(out).toEqual(data.subarray((s - 128) * 512, (s - 128 + n) * 512));
     }
-    const { nativeIoStatus } = await import('../../src/engine/native-io.js');
+    const { nativeIoStatus } = await import('../../src/sys/native-io.js');
     const mech = e.stats().queues.map((q) => q.io);
     if (nativeIoStatus().available) expect(mech.every((m) => m.startsWith('native:'))).toBe(true);
     else expect(mech).toEqual(['sync', 'sync']);

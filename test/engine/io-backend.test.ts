@@ -23,7 +23,7 @@ import {
   OP_WORDS,
   QUEUE_MODE_URING,
   resetNativeIo,
-} from '../../src/engine/native-io.js';
+} from '../../src/sys/native-io.js';
 import { skipReason } from '../helpers/tmp.js';
 
 const EBADF = 9;

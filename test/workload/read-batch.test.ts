@@ -3,7 +3,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { allocAligned } from '../../src/block/aligned.js';
 import { OK } from '../../src/block/device.js';
 import { FileDevice } from '../../src/block/file-device.js';
-import { nativeIoStatus } from '../../src/engine/native-io.js';
+import { nativeIoStatus } from '../../src/sys/native-io.js';
 import { SafeRemapTarget } from '../../src/remap/safe-target.js';
 import { IoGenerator, newIoRequest } from '../../src/workload/generator.js';
 import { jobFromRecord } from '../../src/workload/job.js';
