@@ -556,15 +556,9 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
    * the defaults) and releases it when it is held (showing the real values).
    */
   statusTokens(): string[] {
-    this.runHealthIfDue();
-    let health = 100;
-    let hotspots = 0;
-    const release = this.healthMutexHeld;
-    if (release) {
-      health = this.healthScore;
-      hotspots = this.hotspots.length;
-    }
-    this.healthMutexHeld = true;
+    const release = this.beginStatus();
+    const health = release ? this.healthScore : 100;
+    const hotspots = release ? this.hotspots.length : 0;
     const avg = this.ioOperations > 0 ? Math.floor(this.totalMapTimeNs / this.ioOperations) : 0;
     const lookups = this.cacheHits + this.cacheMisses;
     const hitRate = lookups > 0 ? Math.floor((this.cacheHits * 100) / lookups) : 0;
@@ -599,13 +593,28 @@ export class DmRemapV4Target implements BlockDevice, ControlTarget {
       'operational',
       'real',
     ].map(String);
-    if (release) {
-      // the work that waited for the mutex runs after this call has printed its line
-      this.healthMutexHeld = false;
-      this.runQueue();
-      this.runHealthIfDue();
-    }
+    if (release) this.endStatus();
     return tokens;
+  }
+
+  /** What a status call does to the target, without its line (the simulator's periodic status). */
+  pollStatus(): void {
+    if (this.beginStatus()) this.endStatus();
+  }
+
+  /** A status call's start: due health work, then the health mutex. True when the call releases it at its end. */
+  private beginStatus(): boolean {
+    this.runHealthIfDue();
+    const release = this.healthMutexHeld;
+    this.healthMutexHeld = true;
+    return release;
+  }
+
+  /** The work that waited for the mutex runs after the call has printed its line. */
+  private endStatus(): void {
+    this.healthMutexHeld = false;
+    this.runQueue();
+    this.runHealthIfDue();
   }
 
   status(): string {

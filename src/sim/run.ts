@@ -505,8 +505,7 @@ export class SimRun {
     const m = this.model();
     if (k <= 0 || !(m instanceof DmRemapV4Target)) return; // the safe target's status changes nothing
     const calls = k <= 2 ? k : 2 + (k % 2);
-    const t = this.world!.reloading ?? m;
-    for (let i = 0; i < calls; i++) t.status();
+    for (let i = 0; i < calls; i++) m.pollStatus();
   }
 
   private afterTargetOp(): void {

@@ -56,15 +56,36 @@ export function gammaP(a: number, x: number): number {
   return Math.max(0, 1 - Math.exp(lead) * h);
 }
 
+// A simulation campaign asks for a few hundred (p, a) pairs tens of thousands of times (70 per
+// run of loss-5y, ~6 us each): the answers are kept, p first (a handful of confidence levels).
+const quantiles = new Map<number, Map<number, number>>();
+const KEPT_LEVELS = 16;
+const KEPT_SHAPES = 4096;
+
 /** x with P(a, x) = p: the p-quantile of Gamma(shape a, scale 1). */
 export function gammaQuantile(p: number, a: number): number {
   if (!(p >= 0 && p <= 1)) throw new RangeError(`gammaQuantile: p must be in [0, 1], got ${p}`);
   if (p === 0) return 0;
   if (p === 1) return Infinity;
+  let byShape = quantiles.get(p);
+  if (byShape === undefined) {
+    if (quantiles.size >= KEPT_LEVELS) quantiles.clear();
+    byShape = new Map();
+    quantiles.set(p, byShape);
+  }
+  const known = byShape.get(a);
+  if (known !== undefined) return known;
+  const x = bisectGammaQuantile(p, a);
+  if (byShape.size >= KEPT_SHAPES) byShape.clear();
+  byShape.set(a, x);
+  return x;
+}
+
+function bisectGammaQuantile(p: number, a: number): number {
   let lo = 0;
   let hi = Math.max(1, a);
   while (gammaP(a, hi) < p) hi *= 2;
-  // bisection to full double precision (a few dozen steps; this is not a hot path)
+  // bisection to full double precision (a few dozen steps)
   for (let i = 0; i < 200; i++) {
     const mid = (lo + hi) / 2;
     if (mid === lo || mid === hi) break;

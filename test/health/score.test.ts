@@ -35,6 +35,17 @@ describe('special functions', () => {
     expect(2 * gammaQuantile(0.95, 5)).toBeCloseTo(18.307, 3); // chi2(10), 95%
   });
 
+  it('keeps quantiles by level and shape: asked again, in any order and past what it keeps, each answer is its own', () => {
+    const pairs: Array<[number, number]> = [];
+    for (let a = 1; a <= 5000; a += 1.25) pairs.push([0.025, a], [0.975, a], [0.025, a + 0.5]);
+    const first = pairs.map(([p, a]) => gammaQuantile(p, a));
+    for (let i = pairs.length - 1; i >= 0; i -= 97) {
+      const [p, a] = pairs[i]!;
+      expect(gammaQuantile(p, a)).toBe(first[i]);
+      expect(gammaP(a, first[i]!)).toBeCloseTo(p, 9);
+    }
+  });
+
   it("Garwood's exact Poisson interval matches the published table", () => {
     const zero = poissonRateInterval(0, 1, 0.95);
     expect(zero.lo).toBe(0);
