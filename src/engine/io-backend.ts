@@ -39,12 +39,12 @@ import {
   type QueueHandle,
   QUEUE_MODE_BATCH,
   QUEUE_MODE_URING,
+  IO_FDATASYNC,
+  IO_READ,
+  IO_WRITE,
 } from '../sys/native-io.js';
 
-export const IO_READ = 0;
-export const IO_WRITE = 1;
-/** fdatasync(2) of the fd; the buffer and offset are ignored. */
-export const IO_FDATASYNC = 2;
+export { IO_FDATASYNC, IO_READ, IO_WRITE };
 export type IoOp = typeof IO_READ | typeof IO_WRITE | typeof IO_FDATASYNC;
 
 export type IoBackendKind = 'js' | 'native' | 'auto';

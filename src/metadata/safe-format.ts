@@ -300,8 +300,7 @@ function requireZero(b: Uint8Array, from: number, to: number, what: string): voi
   if (!allZero(b, from, to)) throw bad(`${what}: reserved bytes ${from}..${to - 1} are not zero`);
 }
 
-/** True for a block of zeros (never written). */
-/** Whether the first `length` bytes (all of them by default) are zero. */
+/** True for a block of zeros (never written): its first `length` bytes, all of them by default. */
 export function isBlankBlock(bytes: Uint8Array, length = bytes.length): boolean {
   return allZero(bytes, 0, Math.min(length, bytes.length));
 }

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { clockOriginParts } from '../util/clock.js';
+import { clockOriginNanos, clockOriginSeconds } from '../util/clock.js';
 
 const require = createRequire(import.meta.url);
 
@@ -23,6 +23,12 @@ export const NATIVE_ABI_VERSION = 2;
 export const NATIVE_MAX_DEPTH = 4096;
 /** 32-bit words per operation record (struct rs_op). */
 export const OP_WORDS = 8;
+
+/** An operation record's op (RS_OP_* in native/remapsim_io.c). */
+export const IO_READ = 0;
+export const IO_WRITE = 1;
+/** fdatasync(2) of the fd; the buffer and offset are ignored. */
+export const IO_FDATASYNC = 2;
 
 export const QUEUE_MODE_BATCH = 0;
 export const QUEUE_MODE_URING = 1;
@@ -162,15 +168,12 @@ function bind(libPath: string): NativeIo {
       return Number(rsAddress(buf));
     },
     batch(table, n, results) {
-      if (n > results.length || n * OP_WORDS > table.length)
-        throw new RangeError(`batch of ${n} ops does not fit its table (${table.length / OP_WORDS}) or results (${results.length})`);
+      checkBatch(table, n, results, n);
       return rsBatch(table, n, results) as number;
     },
     batchTimed(table, n, results, times) {
-      if (n > results.length || n * OP_WORDS > table.length || n + 1 > times.length)
-        throw new RangeError(`batch of ${n} ops does not fit its table (${table.length / OP_WORDS}), results (${results.length}) or times (${times.length})`);
-      const [s, ns] = clockOriginParts();
-      return rsBatchTimed(table, n, results, times, s, ns) as number;
+      checkBatch(table, n, results, times.length - 1);
+      return rsBatchTimed(table, n, results, times, clockOriginSeconds(), clockOriginNanos()) as number;
     },
     queueOpen(depth, mode, flags) {
       const err = [0];
@@ -197,6 +200,14 @@ function bind(libPath: string): NativeIo {
       rsQueueClose(q.ptr);
     },
   };
+}
+
+/** Refuses a batch of `n` ops that its table, results or (timed) clock readings cannot hold. */
+function checkBatch(table: Uint32Array, n: number, results: Int32Array, timesFor: number): void {
+  if (n > results.length || n * OP_WORDS > table.length || n > timesFor)
+    throw new RangeError(
+      `batch of ${n} ops does not fit its table (${table.length / OP_WORDS} ops), results (${results.length}) or clock readings (${timesFor + 1})`,
+    );
 }
 
 /**

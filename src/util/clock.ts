@@ -25,9 +25,13 @@ export function clockOrigin(): bigint {
   return origin;
 }
 
-/** The origin as [seconds, nanoseconds], as realClock subtracts it from a process.hrtime() reading (native code computing the same clock). */
-export function clockOriginParts(): [number, number] {
-  return [originS, originNs];
+/** The origin's seconds and nanoseconds, as realClock subtracts them from a process.hrtime() reading (for native code computing the same clock). */
+export function clockOriginSeconds(): number {
+  return originS;
+}
+
+export function clockOriginNanos(): number {
+  return originNs;
 }
 
 /** In a worker thread: count from the main thread's origin (CLOCK_MONOTONIC is the same in every thread). */

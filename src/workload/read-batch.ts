@@ -9,15 +9,13 @@
  */
 import { type BlockDevice, OK, SECTOR_SIZE } from '../block/device.js';
 import { type PlannedReads, pieceStatus, READ_AGAIN, READ_PLAN_PIECES, ReadPlan, plannedReadsOf } from '../block/read-plan.js';
-import { encodeOp, type NativeIo, nativeIoStatus, OP_WORDS } from '../sys/native-io.js';
+import { encodeOp, IO_READ, type NativeIo, nativeIoStatus, OP_WORDS } from '../sys/native-io.js';
 import { libc } from '../sys/libc.js';
 import { realClock } from '../util/clock.js';
 import type { IoGenerator, IoRequest } from './generator.js';
 
 /** Reads planned and made per native call. */
 export const READ_BATCH = 32;
-
-const IO_READ = 0; // RS_OP_READ
 
 export class ReadBatch {
   /** The batch's completed reads, in order: `count` of them. */
@@ -78,13 +76,12 @@ export class ReadBatch {
         more = false;
         break;
       }
-      const sector = req.offsetBytes / SECTOR_SIZE;
-      const count = req.lengthBytes / SECTOR_SIZE;
-      req.lengthBytes = 0;
-      this.offsetBytes[n] = sector * SECTOR_SIZE;
-      this.lengthBytes[n] = count * SECTOR_SIZE;
+      this.offsetBytes[n] = req.offsetBytes;
+      this.lengthBytes[n] = req.lengthBytes;
       const plan = this.plans[n];
-      if (!this.planner.planRead(sector, count, plan)) {
+      const planned = this.planner.planRead(req.offsetBytes / SECTOR_SIZE, req.lengthBytes / SECTOR_SIZE, plan);
+      req.lengthBytes = 0;
+      if (!planned) {
         unplanned = true; // read() it after the batch, in its turn
         break;
       }
