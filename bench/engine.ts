@@ -80,7 +80,7 @@ const REMAPS = 1_000_000;
 
 /** The safe model with 1e6 remaps over a 64 GiB main whose first 1 GiB is `file`'s data, and the same job on the plain main; `measure` runs one pair. */
 function modelOverhead(job: Record<string, string | number>): {
-  measure: () => Promise<{ model: number; plain: number; modelSync: number; plainSync: number }>;
+  measure: (round: number) => Promise<{ model: number; plain: number; modelSync: number; plainSync: number }>;
   close: () => void;
 } {
   const mainFile = path.join(dir, 'model-main.img');
@@ -118,13 +118,22 @@ function modelOverhead(job: Record<string, string | number>): {
   };
   const plain: EngineOptions['device'] = { kind: 'file', path: mainFile };
   return {
-    // the engine as it runs by default (reads of both go to io_uring, the model's as planned pieces), and with io=js
-    measure: async () => ({
-      model: await run(model, { primary }),
-      plain: await run(plain, {}),
-      modelSync: await run(model, { primary, io: 'js' }),
-      plainSync: await run(plain, { io: 'js' }),
-    }),
+    // the engine as it runs by default (reads of both go to io_uring, the model's as planned pieces), and with io=js;
+    // which of a pair runs first alternates by round (the run after another runs measurably slower or faster here)
+    measure: async (round: number) => {
+      const pair = async (io: EngineOptions['io']): Promise<[number, number]> => {
+        const extra = io ? { io } : {};
+        if (round % 2 === 1) {
+          const p = await run(plain, extra);
+          return [await run(model, { primary, ...extra }), p];
+        }
+        const m = await run(model, { primary, ...extra });
+        return [m, await run(plain, extra)];
+      };
+      const [modelIops, plainIops] = await pair(undefined);
+      const [modelSync, plainSync] = await pair('js');
+      return { model: modelIops, plain: plainIops, modelSync, plainSync };
+    },
     close: () => primary.close(),
   };
 }
@@ -176,7 +185,7 @@ try {
       r.fioSeq.push(runFio({ ...fioCommon, ioengine: 'psync', rw: 'read', bs: '1M', numjobs: 2 }).bw);
       r.direct.push((await ours({ queues: 2, direct: true }, { rw: 'randread', bs: '4k', iodepth: 32, norandommap: 1 })).iops);
       r.fioDirect.push(runFio({ ...fioCommon, ioengine: 'io_uring', rw: 'randread', bs: '4k', iodepth: 32, direct: 1, norandommap: 1, randrepeat: 0 }).iops);
-      const o = await overhead.measure();
+      const o = await overhead.measure(k);
       r.model.push(o.model);
       r.plain.push(o.plain);
       r.modelSync.push(o.modelSync);

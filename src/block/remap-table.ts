@@ -254,6 +254,25 @@ export class RemapTable {
     }
   }
 
+  /**
+   * Bit i set when key from + i (count <= 32) lies in a chunk the fine
+   * summary marks: the only keys of a short range that can be remapped. A
+   * short range's chunks share a word or two of the summary, so one access
+   * spares a slot lookup (a cache miss in a big table) for each clean key.
+   * Every bit without summaries.
+   */
+  markedMask(from: number, count: number): number {
+    if (this.hdr[GEN] !== this.gen) this.adopt();
+    if (!this.summarized) return count >= 32 ? -1 : (1 << count) - 1;
+    const fine = this.fine;
+    let mask = 0;
+    for (let i = 0; i < count; i++) {
+      const f = Math.floor((from + i) * this.fineInv);
+      if ((fine[f >>> 5] & (1 << (f & 31))) !== 0) mask |= 1 << i;
+    }
+    return mask;
+  }
+
   has(key: number): boolean {
     return this.get(key) >= 0;
   }

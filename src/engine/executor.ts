@@ -14,6 +14,7 @@ import { type PlannedReads, pieceStatus, READ_AGAIN, READ_PLAN_PIECES, ReadPlan,
 import { realClock } from '../util/clock.js';
 import type { BufferPools } from './buffer-pool.js';
 import { createIoBackend, IO_READ, IO_WRITE, type IoBackend, type IoBackendKind } from './io-backend.js';
+import { NATIVE_MAX_DEPTH } from '../sys/native-io.js';
 import * as P from './ring-records.js';
 import type { Ring } from './ring.js';
 
@@ -87,8 +88,9 @@ export class Executor {
     this.own = own;
     const plainFile = this.device instanceof FileDevice;
     const planner = plainFile ? undefined : plannedReadsOf(this.device);
-    // a model's request takes up to READ_PLAN_PIECES ops: room for ioDepth single-piece reads and one more whole plan
-    const opDepth = planner ? opts.ioDepth + READ_PLAN_PIECES - 1 : opts.ioDepth;
+    // a model's request takes up to READ_PLAN_PIECES ops: room for ioDepth whole plans (as far as the backend goes, and
+    // at least one), so that split reads do not fill it early and send the queue's next requests through its ring
+    const opDepth = planner ? Math.max(opts.ioDepth + READ_PLAN_PIECES - 1, Math.min(NATIVE_MAX_DEPTH, opts.ioDepth * READ_PLAN_PIECES)) : opts.ioDepth;
     let io = (plainFile || planner) && opts.io !== 'js' ? createIoBackend(opts.io, { depth: opDepth }) : undefined;
     if (io && (io.kind === 'js' || (planner && io.depth < READ_PLAN_PIECES))) {
       io.close();

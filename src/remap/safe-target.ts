@@ -169,7 +169,7 @@ export interface HealthProvider {
 export type MigrateResult = 'remapped' | 'already-remapped' | 'unreadable' | 'spare-full' | 'failed';
 
 /** Requests of up to this many blocks are split by looking each block up (above: walking the range summaries). */
-const SHORT_RUN_WALK = 16;
+const SHORT_RUN_WALK = 16; // at most 32: markedMask answers in one int
 
 const C: Readonly<Record<CounterName, number>> = Object.fromEntries(COUNTERS.map((n, i) => [n, i])) as Record<CounterName, number>;
 
@@ -515,11 +515,12 @@ export class SafeRemapTarget implements BlockDevice, MappedReads, PlannedReads, 
     const table = this.remapTable;
     const end = b0 + nb;
     if (nb <= SHORT_RUN_WALK) {
-      // a short request: one lookup per block, in order (a range walk would look some up twice)
+      // a short request: one lookup per block the summary marks, in order (a range walk would look some up twice)
+      const marked = table.markedMask(b0, nb);
       let runStart = b0;
-      let runSpare = table.get(b0);
+      let runSpare = (marked & 1) !== 0 ? table.get(b0) : -1;
       for (let k = b0 + 1; k < end; k++) {
-        const v = table.get(k);
+        const v = (marked & (1 << (k - b0))) !== 0 ? table.get(k) : -1;
         if (runSpare < 0 ? v < 0 : v === runSpare + (k - runStart)) continue;
         fn(runStart, k - runStart, runSpare);
         runStart = k;

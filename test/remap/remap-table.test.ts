@@ -51,6 +51,8 @@ describe('RemapTable', () => {
           ]) {
             expect(t.anyInRange(from, count)).toBe(modelFirst(m, from, count) >= 0);
           }
+          const marked = t.markedMask(p, 16);
+          for (let i = 0; i < 16; i++) if (m.has(p + i)) expect((marked >>> i) & 1).toBe(1);
         }
         const snap = t.snapshot();
         expect(Array.from(snap.keys)).toEqual([...m.keys()].sort((a, b) => a - b));
@@ -79,6 +81,17 @@ describe('RemapTable', () => {
     expect(many.summaryBytes).toBeGreaterThan(1 << 20);
     expect([many.firstInRange(1, 2 ** 33), many.firstInRange(53_001, 2 ** 33 - 53_001), many.anyInRange(53_001, 999)]).toEqual([1000, 2 ** 33 - 1, false]);
     expect(new RemapTable({ keySpace: 6000 }).summaryBytes).toBeGreaterThan(0); // small summaries come with the table
+  });
+
+  it("marks a short range's keys whose summary chunk holds a remap, and no others", () => {
+    const t = new RemapTable({ keySpace: 2 ** 18 }); // one key a chunk, summaries made at once
+    t.set(1003, 7);
+    t.set(1010, 8);
+    expect(t.markedMask(1000, 8)).toBe(1 << 3);
+    expect(t.markedMask(1000, 16)).toBe((1 << 3) | (1 << 10));
+    expect(t.markedMask(2000, 16)).toBe(0);
+    t.delete(1003);
+    expect(t.markedMask(1000, 8)).toBe(0);
   });
 
   it('handles sector numbers far beyond 2^48 and clustered keys', () => {
